@@ -1,0 +1,107 @@
+/**
+ * The agent's wire protocol: the one source of truth for every request and response shape on
+ * port 7600. The agent validates what it receives with these schemas and the master parses what it
+ * gets back with the same ones; neither side re-declares them.
+ */
+import { z } from 'zod';
+
+export const DEFAULT_AGENT_PORT = 7600;
+
+export const STRATEGIES = ['docker', 'venv', 'native'] as const;
+export const StrategySchema = z.enum(STRATEGIES);
+export type Strategy = z.infer<typeof StrategySchema>;
+
+export const ExecutionMethodSchema = z.enum(['auto', ...STRATEGIES]);
+export type ExecutionMethod = z.infer<typeof ExecutionMethodSchema>;
+
+export const TaskKindSchema = z.enum(['shell', 'python']);
+export type TaskKind = z.infer<typeof TaskKindSchema>;
+
+/** Limits both sides agree on. */
+export const LIMITS = {
+  /** Largest request body the agent accepts (413 beyond). */
+  maxBodyBytes: 256 * 1024,
+  /** Largest command or python source accepted. */
+  maxCommandChars: 64 * 1024,
+  /** Combined stdout+stderr kept per execution (`truncated: true` beyond). */
+  maxOutputBytes: 1024 * 1024,
+  defaultTimeoutS: 60,
+  maxTimeoutS: 3600,
+} as const;
+
+export const VersionFieldsSchema = z.object({
+  branch: z.string(),
+  commit: z.string(),
+  version: z.string(),
+  deployed_at: z.string(),
+});
+export type VersionFields = z.infer<typeof VersionFieldsSchema>;
+
+/** GET /api/version */
+export const VersionResponseSchema = VersionFieldsSchema;
+export type VersionResponse = z.infer<typeof VersionResponseSchema>;
+
+export const ExecutionMethodsSchema = z.object({
+  docker: z.boolean(),
+  venv: z.boolean(),
+  native: z.boolean(),
+});
+export type ExecutionMethods = z.infer<typeof ExecutionMethodsSchema>;
+
+/** GET /api/health */
+export const HealthResponseSchema = VersionFieldsSchema.extend({
+  status: z.literal('ok'),
+  dirty: z.boolean().optional(),
+  uptime_s: z.number().nonnegative(),
+  hostname: z.string(),
+  node_version: z.string(),
+  python_version: z.string().nullable(),
+  execution_methods: ExecutionMethodsSchema,
+  /** The installer strategy that put this agent in place (null when started by hand). */
+  install_strategy: StrategySchema.nullable(),
+  update_pending: z.boolean(),
+  update_failed: z.boolean(),
+});
+export type HealthResponse = z.infer<typeof HealthResponseSchema>;
+
+/** POST /api/execute (Bearer). Unknown keys are rejected so a typo is a 400 naming the field. */
+export const ExecuteRequestSchema = z
+  .object({
+    command: z.string().min(1, 'must not be empty').max(LIMITS.maxCommandChars),
+    kind: TaskKindSchema.default('shell'),
+    method: ExecutionMethodSchema.default('auto'),
+    working_dir: z.string().min(1).max(4096).optional(),
+    timeout_s: z.number().positive().max(LIMITS.maxTimeoutS).default(LIMITS.defaultTimeoutS),
+  })
+  .strict();
+export type ExecuteRequest = z.input<typeof ExecuteRequestSchema>;
+export type ParsedExecuteRequest = z.output<typeof ExecuteRequestSchema>;
+
+export const ExecuteResponseSchema = z.object({
+  success: z.boolean(),
+  output: z.string(),
+  error: z.string().nullable(),
+  exit_code: z.number().int().nullable(),
+  method: StrategySchema,
+  duration_ms: z.number().nonnegative(),
+  truncated: z.boolean(),
+});
+export type ExecuteResponse = z.infer<typeof ExecuteResponseSchema>;
+
+/** POST /api/restart (Bearer) answers 202 with this, then restarts detached. */
+export const RestartResponseSchema = z.object({ status: z.literal('restarting') });
+export type RestartResponse = z.infer<typeof RestartResponseSchema>;
+
+/** Every non-2xx answer. `field` names the offending field on a 400 schema violation. */
+export const ErrorResponseSchema = z.object({
+  error: z.string(),
+  field: z.string().optional(),
+});
+export type ErrorResponse = z.infer<typeof ErrorResponseSchema>;
+
+export const ROUTES = {
+  health: '/api/health',
+  version: '/api/version',
+  execute: '/api/execute',
+  restart: '/api/restart',
+} as const;

@@ -1,0 +1,58 @@
+/**
+ * Secret scrubbing for anything that leaves the process as text: build logs, command output kept in
+ * logs, error messages, Telegram messages. Known secret values are replaced verbatim; well-known
+ * secret shapes (private keys, GIT_TOKEN=…, bearer headers, GitHub tokens) are replaced by pattern.
+ */
+export const REDACTED = '***';
+
+const PATTERNS: RegExp[] = [
+  /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g,
+  /\b((?:[A-Z0-9_]*_)?(?:TOKEN|SECRET|PASSWORD|PASSPHRASE|API_KEY))=("[^"]*"|'[^']*'|\S+)/g,
+  /(Bearer\s+)[A-Za-z0-9._~+/=-]+/gi,
+  /\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})\b/g,
+  /\b(\d{6,12}:[A-Za-z0-9_-]{30,})\b/g, // Telegram bot tokens
+];
+
+export class Redactor {
+  private readonly secrets: string[];
+
+  constructor(secrets: Iterable<string | undefined | null> = []) {
+    // Longest first, so a secret that contains another is replaced whole.
+    this.secrets = [...new Set([...secrets].filter((s): s is string => typeof s === 'string' && s.length >= 4))]
+      .sort((a, b) => b.length - a.length);
+  }
+
+  with(...more: Array<string | undefined | null>): Redactor {
+    return new Redactor([...this.secrets, ...more]);
+  }
+
+  text(input: string): string {
+    let out = input;
+    for (const s of this.secrets) out = out.split(s).join(REDACTED);
+    out = out.replace(PATTERNS[0], REDACTED);
+    out = out.replace(PATTERNS[1], (_m, k: string) => `${k}=${REDACTED}`);
+    out = out.replace(PATTERNS[2], (_m, p: string) => `${p}${REDACTED}`);
+    out = out.replace(PATTERNS[3], REDACTED);
+    out = out.replace(PATTERNS[4], REDACTED);
+    return out;
+  }
+
+  /** Deep copy of a JSON-like value with every string scrubbed. */
+  value<T>(input: T): T {
+    if (typeof input === 'string') return this.text(input) as unknown as T;
+    if (Array.isArray(input)) return input.map((v) => this.value(v)) as unknown as T;
+    if (input && typeof input === 'object') {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(input as Record<string, unknown>)) out[k] = this.value(v);
+      return out as T;
+    }
+    return input;
+  }
+}
+
+/** Secrets D8 knows about from the environment, for a default redactor. */
+export function environmentSecrets(env: NodeJS.ProcessEnv = process.env): string[] {
+  return ['D8_AGENT_TOKEN', 'D8_SSH_PRIVATE_KEY', 'TELEGRAM_TOKEN', 'GIT_TOKEN', 'GITHUB_TOKEN', 'PULUMI_CONFIG_PASSPHRASE']
+    .map((k) => env[k])
+    .filter((v): v is string => !!v);
+}

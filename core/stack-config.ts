@@ -1,0 +1,298 @@
+/**
+ * The fleet's stack config (`d8:` namespace of Pulumi.<stack>.yaml): the one zod schema that the
+ * Pulumi program, the direct deployer, the master daemon and the CLI all validate with.
+ * Secrets may also come from the environment, which wins, so nothing here needs a Pulumi CLI.
+ */
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import crypto from 'crypto';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { DEFAULT_AGENT_PORT, STRATEGIES, StrategySchema } from './protocol';
+import { d8Home, ensurePrivateDir } from './paths';
+
+export const CONFIG_NAMESPACE = 'd8';
+export const LOCAL_HOST = 'local';
+
+export const AutoUpdatePolicySchema = z.enum(['auto', 'approve', 'off']);
+export type AutoUpdatePolicy = z.infer<typeof AutoUpdatePolicySchema>;
+
+const port = z.number({ invalid_type_error: 'must be a port number' }).int('must be an integer')
+  .min(1, 'must be between 1 and 65535').max(65535, 'must be between 1 and 65535');
+
+export const SlaveConfigSchema = z.object({
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lowercase letters, digits and dashes (a URN-safe name)'),
+  /** A hostname or IP reachable over SSH, or `local` for the master itself (no SSH). */
+  host: z.string().min(1, 'must not be empty'),
+  user: z.string().min(1).optional(),
+  sshPort: port.default(22),
+  agentPort: port.default(DEFAULT_AGENT_PORT),
+  /** Address the master uses for the agent's HTTP API (default: `host`, or 127.0.0.1 for local). */
+  agentHost: z.string().min(1).optional(),
+  strategies: z.array(StrategySchema, { invalid_type_error: `must be a list of ${STRATEGIES.join(', ')}` })
+    .nonempty('must name at least one strategy')
+    .refine((s) => new Set(s).size === s.length, 'must not repeat a strategy')
+    .default([...STRATEGIES]),
+  autoUpdate: AutoUpdatePolicySchema.optional(),
+  /** A known_hosts-style public host key; when set, the SSH connection checks it. */
+  hostKey: z.string().min(1).optional(),
+}).strict();
+export type SlaveConfigInput = z.input<typeof SlaveConfigSchema>;
+
+export const FleetConfigSchema = z.object({
+  slaves: z.array(SlaveConfigSchema).default([]),
+  autoUpdate: AutoUpdatePolicySchema.default('auto'),
+  checkIntervalSeconds: z.number().positive().max(86400).default(30),
+  agentToken: z.string().optional(),
+  sshPrivateKey: z.string().optional(),
+  sshKeyPath: z.string().optional(),
+  telegramToken: z.string().optional(),
+  /** One id, or a comma-separated list. */
+  telegramChatIds: z.union([z.string(), z.number(), z.array(z.union([z.string(), z.number()]))]).optional(),
+  /** `ssh://user@host` of a swarm manager: the agent runs as a global docker service instead. */
+  swarm: z.string().regex(/^ssh:\/\/[^@\s]+@[^\s]+$/, 'must look like ssh://user@host').optional(),
+  /** pip requirements installed for python tasks (the bundle's requirements.txt). */
+  requirements: z.array(z.string().min(1)).default([]),
+  installAttempts: z.number().int().min(1).max(10).default(3),
+  installDelaySeconds: z.number().min(0).max(600).default(10),
+  /** Base image for the docker strategy (must exist on the slave or be pullable there). */
+  baseImage: z.string().min(1).optional(),
+}).strict();
+
+export type FleetConfigInput = z.input<typeof FleetConfigSchema>;
+
+export interface SlaveConfig {
+  name: string;
+  host: string;
+  local: boolean;
+  user: string;
+  sshPort: number;
+  agentPort: number;
+  agentHost: string;
+  strategies: Array<(typeof STRATEGIES)[number]>;
+  autoUpdate: AutoUpdatePolicy;
+  hostKey?: string;
+}
+
+export interface FleetConfig {
+  stack: string;
+  slaves: SlaveConfig[];
+  autoUpdate: AutoUpdatePolicy;
+  checkIntervalSeconds: number;
+  agentToken?: string;
+  sshPrivateKey?: string;
+  sshKeyPath?: string;
+  telegramToken?: string;
+  telegramChatIds: string[];
+  swarm?: string;
+  requirements: string[];
+  installAttempts: number;
+  installDelaySeconds: number;
+  baseImage?: string;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string, readonly key?: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function keyOf(pathParts: Array<string | number>, raw: Record<string, unknown>): string {
+  let key = `${CONFIG_NAMESPACE}:${String(pathParts[0] ?? '')}`;
+  const slaves = raw.slaves as Array<{ name?: unknown }> | undefined;
+  for (let i = 1; i < pathParts.length; i++) {
+    const p = pathParts[i];
+    if (typeof p === 'number') {
+      key += `[${p}]`;
+      if (i === 1 && pathParts[0] === 'slaves' && slaves?.[p] && typeof slaves[p].name === 'string') {
+        key += ` (${slaves[p].name as string})`;
+      }
+    } else key += `.${p}`;
+  }
+  return key;
+}
+
+const MIN_TOKEN_LENGTH = 24;
+/** Tokens that appear in docs and examples; an agent with one of these is an open door. */
+export const WELL_KNOWN_TOKENS = new Set([
+  'changeme', 'change-me', 'secret', 'token', 'password', 'default', 'd8-token', 'd8_token',
+  'your-token-here', 'CHANGE_ME_TO_A_LONG_RANDOM_TOKEN', 'd8-default-token-change-me',
+]);
+
+/** Why a token is unacceptable, or null when it is fine. Shared by the agent and the config. */
+export function weakTokenReason(token: string | undefined): string | null {
+  if (!token) return 'no token is set';
+  if (token.length < MIN_TOKEN_LENGTH) return `the token is only ${token.length} characters; at least ${MIN_TOKEN_LENGTH} are required`;
+  if (WELL_KNOWN_TOKENS.has(token) || WELL_KNOWN_TOKENS.has(token.toLowerCase())) return 'the token is a well-known default';
+  if (new Set(token).size < 6) return 'the token is too repetitive to be random';
+  return null;
+}
+
+export interface ResolveOptions {
+  stack: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Validates the raw `d8:` values (keys without the namespace) and applies defaults and environment
+ * overrides. Throws ConfigError naming the key (and the slave) on the first problem.
+ */
+export function resolveFleetConfig(raw: Record<string, unknown>, opts: ResolveOptions): FleetConfig {
+  const env = opts.env ?? process.env;
+  const parsed = FleetConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue.code === 'unrecognized_keys'
+      ? keyOf(issue.path, raw) + (issue.path.length ? '.' : '') + issue.keys.join(', ')
+      : keyOf(issue.path, raw);
+    const msg = issue.code === 'unrecognized_keys' ? 'is not a known key' : issue.message;
+    throw new ConfigError(`stack ${opts.stack}: ${where.replace(/:$/, ':<root>')} ${msg}`, where);
+  }
+  const c = parsed.data;
+  const seen = new Map<string, number>();
+  c.slaves.forEach((s, i) => {
+    if (seen.has(s.name)) {
+      throw new ConfigError(`stack ${opts.stack}: d8:slaves[${i}].name "${s.name}" is used twice (also slaves[${seen.get(s.name)}])`, `d8:slaves[${i}].name`);
+    }
+    seen.set(s.name, i);
+  });
+
+  const envOr = (k: string, v: string | undefined) => (env[k] && env[k]!.trim() !== '' ? env[k] : v);
+  const sshPrivateKey = envOr('D8_SSH_PRIVATE_KEY', c.sshPrivateKey);
+  const sshKeyPath = envOr('D8_SSH_KEY_PATH', c.sshKeyPath);
+  const chat = envOr('TELEGRAM_CHAT_ID', c.telegramChatIds === undefined ? undefined : String(
+    Array.isArray(c.telegramChatIds) ? c.telegramChatIds.join(',') : c.telegramChatIds));
+
+  const slaves: SlaveConfig[] = c.slaves.map((s, i) => {
+    const local = s.host === LOCAL_HOST;
+    if (!local && !sshPrivateKey && !sshKeyPath && !c.swarm) {
+      throw new ConfigError(
+        `stack ${opts.stack}: d8:slaves[${i}] (${s.name}) is a remote host but no SSH key is configured: ` +
+        'set d8:sshKeyPath, the secret d8:sshPrivateKey, or D8_SSH_KEY_PATH / D8_SSH_PRIVATE_KEY', 'd8:sshKeyPath');
+    }
+    if (!local && !s.user) {
+      throw new ConfigError(`stack ${opts.stack}: d8:slaves[${i}] (${s.name}).user is required for a remote host`, `d8:slaves[${i}].user`);
+    }
+    return {
+      name: s.name,
+      host: s.host,
+      local,
+      user: s.user ?? os.userInfo().username,
+      sshPort: s.sshPort,
+      agentPort: s.agentPort,
+      agentHost: s.agentHost ?? (local ? '127.0.0.1' : s.host),
+      strategies: [...s.strategies],
+      autoUpdate: s.autoUpdate ?? c.autoUpdate,
+      hostKey: s.hostKey,
+    };
+  });
+  const agentPorts = new Map<string, string>();
+  for (const s of slaves) {
+    const k = `${s.agentHost}:${s.agentPort}`;
+    if (agentPorts.has(k)) {
+      throw new ConfigError(`stack ${opts.stack}: d8:slaves (${s.name}).agentPort ${s.agentPort} on ${s.agentHost} is already used by ${agentPorts.get(k)}`, 'd8:slaves.agentPort');
+    }
+    agentPorts.set(k, s.name);
+  }
+
+  return {
+    stack: opts.stack,
+    slaves,
+    autoUpdate: c.autoUpdate,
+    checkIntervalSeconds: c.checkIntervalSeconds,
+    agentToken: envOr('D8_AGENT_TOKEN', c.agentToken),
+    sshPrivateKey,
+    sshKeyPath: sshKeyPath ? expandHome(sshKeyPath) : undefined,
+    telegramToken: envOr('TELEGRAM_TOKEN', c.telegramToken),
+    telegramChatIds: chat ? chat.split(',').map((x) => x.trim()).filter(Boolean) : [],
+    swarm: c.swarm,
+    requirements: c.requirements,
+    installAttempts: c.installAttempts,
+    installDelaySeconds: c.installDelaySeconds,
+    baseImage: c.baseImage,
+  };
+}
+
+function expandHome(p: string): string {
+  return p.startsWith('~/') ? path.join(os.homedir(), p.slice(2)) : p;
+}
+
+/** Pulumi stores a secret as `{ secure: "…" }`; without the Pulumi CLI we cannot decrypt it. */
+function isEncryptedSecret(v: unknown): boolean {
+  return !!v && typeof v === 'object' && 'secure' in (v as Record<string, unknown>);
+}
+
+/** The `d8:` values of a stack file, namespace stripped; encrypted secrets are left out. */
+export function readStackFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read stack file ${file}: ${(err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = YAML.parse(text);
+  } catch (err) {
+    throw new ConfigError(`stack file ${file} is not valid YAML: ${(err as Error).message}`);
+  }
+  const config = (doc && typeof doc === 'object' ? (doc as Record<string, unknown>).config : undefined) ?? {};
+  if (typeof config !== 'object' || Array.isArray(config)) throw new ConfigError(`stack file ${file}: "config" must be a mapping`);
+  const raw: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(config as Record<string, unknown>)) {
+    if (!k.startsWith(`${CONFIG_NAMESPACE}:`) || isEncryptedSecret(v)) continue;
+    raw[k.slice(CONFIG_NAMESPACE.length + 1)] = v;
+  }
+  return raw;
+}
+
+export function stackFilePath(repoDir: string, stack: string): string {
+  return path.join(repoDir, `Pulumi.${stack}.yaml`);
+}
+
+/** Loads Pulumi.<stack>.yaml from `repoDir` and resolves it; the `dev` stack gets a generated token. */
+export function loadFleetConfig(repoDir: string, stack: string, env: NodeJS.ProcessEnv = process.env): FleetConfig {
+  const file = stackFilePath(repoDir, stack);
+  if (!fs.existsSync(file)) {
+    throw new ConfigError(`no stack file for stack "${stack}": ${file} does not exist (create it, or pick a stack with --stack)`);
+  }
+  const config = resolveFleetConfig(readStackFile(file), { stack, env });
+  if (!config.agentToken && stack === 'dev') config.agentToken = devAgentToken(env);
+  return config;
+}
+
+/** The dev stack's agent token: generated on first use, kept in D8_HOME with mode 0600. */
+export function devAgentToken(env: NodeJS.ProcessEnv = process.env): string {
+  const dir = ensurePrivateDir(d8Home(env));
+  const file = path.join(dir, 'dev-agent-token');
+  try {
+    const existing = fs.readFileSync(file, 'utf8').trim();
+    if (!weakTokenReason(existing)) return existing;
+  } catch {
+    /* first use */
+  }
+  const token = crypto.randomBytes(32).toString('base64url');
+  fs.writeFileSync(file, token + '\n', { mode: 0o600 });
+  fs.chmodSync(file, 0o600);
+  return token;
+}
+
+/** The agent token or a ConfigError that says where to set it. */
+export function requireAgentToken(config: FleetConfig): string {
+  const reason = weakTokenReason(config.agentToken);
+  if (reason) {
+    throw new ConfigError(`stack ${config.stack}: agent token unusable (${reason}): set the secret d8:agentToken ` +
+      '(`pulumi config set --secret d8:agentToken …`) or D8_AGENT_TOKEN', 'd8:agentToken');
+  }
+  return config.agentToken!;
+}
+
+export function findSlave(config: FleetConfig, name: string): SlaveConfig {
+  const slave = config.slaves.find((s) => s.name === name);
+  if (!slave) {
+    throw new ConfigError(`stack ${config.stack} has no slave named "${name}" (it has: ${config.slaves.map((s) => s.name).join(', ') || 'none'})`);
+  }
+  return slave;
+}

@@ -1,0 +1,12 @@
+/** Test tiers: unit and integration always run; system (sshd, docker), pulumi (mocks) and engine
+ *  (real pulumi CLI) need infrastructure and say how to enable it when it is missing (see tests/support/tier.ts). */
+const tier = (name) => ({
+  displayName: name,
+  testMatch: [`<rootDir>/tests/${name}/**/*.test.ts`],
+  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, tsconfig: '<rootDir>/tests/tsconfig.json' }] },
+  testEnvironment: 'node',
+});
+module.exports = {
+  projects: ['unit', 'integration', 'pulumi', 'system', 'engine'].map(tier),
+  testTimeout: 120000,
+};
