@@ -1,0 +1,51 @@
+/**
+ * How a bundle is placed on a slave and how install.sh / uninstall.sh are invoked. The Pulumi
+ * program, the direct deployer and the bootstrap script all build their command lines here, so the
+ * system tests exercise exactly what `pulumi up` runs. The token never appears: install.sh reads it
+ * from stdin (first line).
+ */
+import type { Strategy } from '../../core/protocol';
+
+/** Bundles live under the slave user's home, one directory per bundle hash. */
+export const REMOTE_BUNDLE_ROOT = '.d8-agent/bundles';
+
+export function remoteBundleDir(bundleHash: string): string {
+  return `${REMOTE_BUNDLE_ROOT}/${bundleHash.slice(0, 16)}`;
+}
+
+export interface InstallInvocation {
+  /** Bundle directory on the slave (relative paths are relative to the user's home). */
+  bundleDir: string;
+  strategies: Strategy[];
+  attempts: number;
+  delaySeconds: number;
+  agentPort: number;
+  /** Base image for the docker strategy. */
+  baseImage?: string;
+  /** Seconds to wait for /api/health to report the bundle's commit after each install. */
+  healthTimeoutSeconds?: number;
+}
+
+const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** `cd`-independent: works from any working directory of an SSH session (which starts in $HOME). */
+function inHome(dir: string): string {
+  return dir.startsWith('/') ? q(dir) : `"$HOME"/${q(dir)}`;
+}
+
+export function installCommand(inv: InstallInvocation): string {
+  const args = [
+    `--strategies ${q(inv.strategies.join(','))}`,
+    `--attempts ${inv.attempts}`,
+    `--delay ${inv.delaySeconds}`,
+    `--port ${inv.agentPort}`,
+    '--token-stdin',
+  ];
+  if (inv.baseImage) args.push(`--base-image ${q(inv.baseImage)}`);
+  if (inv.healthTimeoutSeconds !== undefined) args.push(`--health-timeout ${inv.healthTimeoutSeconds}`);
+  return `sh ${inHome(inv.bundleDir)}/install.sh ${args.join(' ')}`;
+}
+
+export function uninstallCommand(bundleDir: string, agentPort: number): string {
+  return `sh ${inHome(bundleDir)}/uninstall.sh --port ${agentPort}`;
+}
