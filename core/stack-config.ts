@@ -52,6 +52,8 @@ export const FleetConfigSchema = z.object({
   telegramChatIds: z.union([z.string(), z.number(), z.array(z.union([z.string(), z.number()]))]).optional(),
   /** `ssh://user@host` of a swarm manager: the agent runs as a global docker service instead. */
   swarm: z.string().regex(/^ssh:\/\/[^@\s]+@[^\s]+$/, 'must look like ssh://user@host').optional(),
+  /** Swarm mode: registry repository the agent image is pushed to (e.g. registry.lan:5000/d8-agent). */
+  swarmImage: z.string().regex(/^[a-z0-9][a-z0-9._:/-]*$/, 'must be an image repository without a tag, e.g. registry.lan:5000/d8-agent').optional(),
   /** pip requirements installed for python tasks (the bundle's requirements.txt). */
   requirements: z.array(z.string().min(1)).default([]),
   installAttempts: z.number().int().min(1).max(10).default(3),
@@ -86,6 +88,7 @@ export interface FleetConfig {
   telegramToken?: string;
   telegramChatIds: string[];
   swarm?: string;
+  swarmImage?: string;
   requirements: string[];
   installAttempts: number;
   installDelaySeconds: number;
@@ -196,6 +199,17 @@ export function resolveFleetConfig(raw: Record<string, unknown>, opts: ResolveOp
     }
     agentPorts.set(k, s.name);
   }
+  if (c.swarm) {
+    // One global service publishes one port on every node.
+    const first = slaves[0];
+    const odd = slaves.findIndex((s) => s.agentPort !== first.agentPort);
+    if (odd >= 0) {
+      throw new ConfigError(`stack ${opts.stack}: d8:slaves[${odd}] (${slaves[odd].name}).agentPort ${slaves[odd].agentPort} differs from ${first.name}'s ${first.agentPort}: ` +
+        'in swarm mode (d8:swarm) every node publishes the same agent port', `d8:slaves[${odd}].agentPort`);
+    }
+  } else if (c.swarmImage) {
+    throw new ConfigError(`stack ${opts.stack}: d8:swarmImage is only used in swarm mode: set d8:swarm too, or remove it`, 'd8:swarmImage');
+  }
 
   return {
     stack: opts.stack,
@@ -208,6 +222,7 @@ export function resolveFleetConfig(raw: Record<string, unknown>, opts: ResolveOp
     telegramToken: envOr('TELEGRAM_TOKEN', c.telegramToken),
     telegramChatIds: chat ? chat.split(',').map((x) => x.trim()).filter(Boolean) : [],
     swarm: c.swarm,
+    swarmImage: c.swarmImage,
     requirements: c.requirements,
     installAttempts: c.installAttempts,
     installDelaySeconds: c.installDelaySeconds,

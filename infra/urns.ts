@@ -32,3 +32,41 @@ export function slaveUrns(stack: string, slave: string, opts: { local: boolean; 
     install: child(opts.local ? LOCAL_COMMAND_TYPE : REMOTE_COMMAND_TYPE, names.install),
   };
 }
+
+/** Swarm mode: one SwarmAgent component (not one per slave) owns the global docker service. */
+export const SWARM_AGENT_TYPE = 'd8:fleet:SwarmAgent';
+export const DOCKER_PROVIDER_TYPE = 'pulumi:providers:docker';
+export const DOCKER_IMAGE_TYPE = 'docker:index/image:Image';
+export const DOCKER_SECRET_TYPE = 'docker:index/secret:Secret';
+export const DOCKER_SERVICE_TYPE = 'docker:index/service:Service';
+
+export const swarmResourceNames = () => ({
+  component: 'swarm',
+  provider: 'swarm-docker',
+  image: 'swarm-image',
+  token: 'swarm-token',
+  service: 'swarm-service',
+});
+
+export interface SwarmUrns {
+  component: string;
+  provider: string;
+  image: string;
+  token: string;
+  service: string;
+}
+
+/** URNs of the swarm-mode resources; a deploy of any swarm slave targets `service` (and `image`). */
+export function swarmUrns(stack: string, opts: { project?: string } = {}): SwarmUrns {
+  const project = opts.project ?? PROJECT_NAME;
+  const names = swarmResourceNames();
+  const base = `urn:pulumi:${stack}::${project}::`;
+  const child = (type: string, name: string) => `${base}${SWARM_AGENT_TYPE}$${type}::${name}`;
+  return {
+    component: `${base}${SWARM_AGENT_TYPE}::${names.component}`,
+    provider: child(DOCKER_PROVIDER_TYPE, names.provider),
+    image: child(DOCKER_IMAGE_TYPE, names.image),
+    token: child(DOCKER_SECRET_TYPE, names.token),
+    service: child(DOCKER_SERVICE_TYPE, names.service),
+  };
+}

@@ -1,7 +1,19 @@
 import type { Command } from 'commander';
 import { registerVersion } from './version';
+import { registerMaster } from './master';
+import { registerStatus } from './status';
+import { registerRetry } from './retry';
+import { registerExec } from './exec';
+import { registerRequests } from './requests';
+import { registerAgent } from './agent';
+import { registerUp } from './up';
+import { registerBundle } from './bundle';
+import { registerBootstrapScript } from './bootstrap-script';
 
 /** Every `d8` subcommand; add one line per command module. */
 export const COMMANDS: Array<(program: Command) => void> = [
   registerVersion,
+  registerMaster, registerStatus, registerRetry, registerExec, registerRequests,
+  registerAgent,
+  registerUp, registerBundle, registerBootstrapScript,
 ];

@@ -1,0 +1,459 @@
+#!/bin/sh
+# D8 Fleet agent installer. POSIX sh (tested with dash); runs on the slave as the SSH user, from the
+# bundle directory it was shipped in (see agent/bundle/build.ts and agent/install/command.ts).
+#
+#   sh install.sh [--strategies docker,venv,native] [--attempts 3] [--delay 10] [--port 7600]
+#                 (--token-stdin | --token-file FILE) [--base-image IMAGE] [--health-timeout 30]
+#
+# Tries each strategy in order, each up to --attempts times with --delay seconds between attempts.
+# An attempt succeeds only when http://127.0.0.1:PORT/api/health reports this bundle's commit and
+# the strategy being tried. Before every attempt, and after a failed one, what that strategy left is
+# removed, and before the first attempt any agent already installed on PORT is stopped, so re-runs
+# replace the running agent and two agents never fight for the port.
+#
+# The token is read from the first line of stdin (or copied from a file) into a 0600 file; it never
+# appears in argv, the environment of a process, a log or this script's output.
+#
+# Output: progress lines "[d8-install] ..." on stderr; exactly one line on stdout, the JSON result
+# of core/install-result.ts: {"ok":..,"strategy":..,"attempts":[..]}. Exit 0 only on success.
+set -u
+umask 077
+
+# fd 3 = the caller's stderr, for progress lines while an attempt's own output goes to its log.
+# Every process that outlives this script must close it (3>&-), or it holds the SSH channel open.
+exec 3>&2
+
+STRATEGIES=docker,venv,native
+ATTEMPTS=3
+DELAY=10
+PORT=7600
+TOKEN_SOURCE=
+TOKEN_FILE_ARG=
+BASE_IMAGE=d8-base:bookworm
+HEALTH_TIMEOUT=30
+
+ATTEMPTS_JSON=
+WINNER=
+
+progress() { printf '[d8-install] %s\n' "$*" >&3; }
+
+json_escape() {
+  tr -d '\000-\010\013-\037' | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e "s/$(printf '\t')/\\\\t/g" |
+    awk 'BEGIN { ORS = "" } { if (NR > 1) print "\\n"; print }'
+}
+
+result_and_exit() { # $1 = exit code
+  if [ -n "$WINNER" ]; then ok=true; strat="\"$WINNER\""; else ok=false; strat=null; fi
+  printf '{"ok":%s,"strategy":%s,"attempts":[%s]}\n' "$ok" "$strat" "$ATTEMPTS_JSON"
+  exit "$1"
+}
+
+usage_error() {
+  progress "error: $*"
+  result_and_exit 2
+}
+
+is_uint() { case "$1" in '' | *[!0-9]*) return 1 ;; *) return 0 ;; esac; }
+
+# `shift 2` with one argument left would end a non-interactive dash: check first.
+value() { [ "$1" -ge 2 ] || usage_error "$2 needs a value"; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --strategies) value $# "$1"; STRATEGIES=$2; shift 2 ;;
+    --attempts) value $# "$1"; ATTEMPTS=$2; shift 2 ;;
+    --delay) value $# "$1"; DELAY=$2; shift 2 ;;
+    --port) value $# "$1"; PORT=$2; shift 2 ;;
+    --token-stdin) TOKEN_SOURCE=stdin; shift ;;
+    --token-file) value $# "$1"; TOKEN_SOURCE=file; TOKEN_FILE_ARG=$2; shift 2 ;;
+    --base-image) value $# "$1"; BASE_IMAGE=$2; shift 2 ;;
+    --health-timeout) value $# "$1"; HEALTH_TIMEOUT=$2; shift 2 ;;
+    -h | --help) sed -n '2,19p' "$0" >&2; exit 0 ;;
+    *) usage_error "unknown argument: $1 (see --help)" ;;
+  esac
+done
+
+is_uint "$ATTEMPTS" && [ "$ATTEMPTS" -ge 1 ] || usage_error "--attempts must be a whole number >= 1, not '$ATTEMPTS'"
+is_uint "$DELAY" || usage_error "--delay must be a whole number of seconds, not '$DELAY'"
+is_uint "$HEALTH_TIMEOUT" && [ "$HEALTH_TIMEOUT" -ge 1 ] || usage_error "--health-timeout must be a whole number >= 1"
+is_uint "$PORT" && [ "$PORT" -ge 1 ] && [ "$PORT" -le 65535 ] || usage_error "--port must be 1-65535, not '$PORT'"
+[ -n "$BASE_IMAGE" ] || usage_error "--base-image must not be empty"
+for s in $(printf '%s' "$STRATEGIES" | tr ',' ' '); do
+  case "$s" in docker | venv | native) ;; *) usage_error "unknown strategy '$s' (use docker, venv, native)" ;; esac
+done
+[ -n "$(printf '%s' "$STRATEGIES" | tr -d ', ')" ] || usage_error "--strategies is empty"
+[ -n "$TOKEN_SOURCE" ] || usage_error "no token: pass --token-stdin (token on the first line of stdin) or --token-file FILE"
+[ -n "${HOME:-}" ] && [ -d "$HOME" ] || usage_error "HOME is not set to a directory"
+
+BUNDLE_DIR=$(cd "$(dirname "$0")" && pwd) || usage_error "cannot find the bundle directory"
+STATE_DIR=$HOME/.d8-agent
+RUN_DIR=$STATE_DIR/agent-$PORT
+TOKEN_FILE=$STATE_DIR/agent-token-$PORT
+PID_FILE=$STATE_DIR/agent-$PORT.pid
+VENV_DIR=$STATE_DIR/venv
+LOG_DIR=$STATE_DIR/logs
+CONTAINER=d8-agent-$PORT
+UNIT=d8-agent-$PORT.service
+
+for f in agent.js version_info.json requirements.txt Dockerfile; do
+  [ -f "$BUNDLE_DIR/$f" ] || usage_error "bundle $BUNDLE_DIR is incomplete: $f is missing"
+done
+COMMIT=$(sed -n 's/.*"commit"[[:space:]]*:[[:space:]]*"\([0-9a-f]\{40\}\)".*/\1/p' "$BUNDLE_DIR/version_info.json" | head -n 1)
+[ -n "$COMMIT" ] || usage_error "$BUNDLE_DIR/version_info.json has no 40-hex commit"
+HASH=$(head -n 1 "$BUNDLE_DIR/BUNDLE_HASH" 2>/dev/null | cut -c1-16)
+[ -n "$HASH" ] || HASH=$(printf '%s' "$COMMIT" | cut -c1-16)
+IMAGE=d8-agent:$HASH
+
+mkdir -p "$STATE_DIR" "$LOG_DIR" && chmod 700 "$STATE_DIR" || usage_error "cannot create $STATE_DIR"
+
+# --- the token -----------------------------------------------------------------------------------
+if [ "$TOKEN_SOURCE" = stdin ]; then
+  TOKEN=
+  IFS= read -r TOKEN || [ -n "$TOKEN" ] || usage_error "--token-stdin: stdin was empty"
+  TOKEN=$(printf '%s' "$TOKEN" | tr -d '\r')
+  [ -n "$TOKEN" ] || usage_error "--token-stdin: the first line of stdin is empty"
+  (umask 077 && printf '%s\n' "$TOKEN" >"$TOKEN_FILE.tmp") && mv -f "$TOKEN_FILE.tmp" "$TOKEN_FILE" ||
+    usage_error "cannot write $TOKEN_FILE"
+  unset TOKEN
+else
+  [ -r "$TOKEN_FILE_ARG" ] || usage_error "--token-file: cannot read '$TOKEN_FILE_ARG'"
+  [ -s "$TOKEN_FILE_ARG" ] || usage_error "--token-file: '$TOKEN_FILE_ARG' is empty"
+  if [ "$TOKEN_FILE_ARG" != "$TOKEN_FILE" ]; then
+    (umask 077 && head -n 1 "$TOKEN_FILE_ARG" | tr -d '\r' >"$TOKEN_FILE.tmp") && mv -f "$TOKEN_FILE.tmp" "$TOKEN_FILE" ||
+      usage_error "cannot write $TOKEN_FILE"
+  fi
+fi
+chmod 600 "$TOKEN_FILE"
+
+# --- helpers -------------------------------------------------------------------------------------
+now_ms() {
+  t=$(date +%s%N 2>/dev/null)
+  case "$t" in *[!0-9]* | '') echo "$(($(date +%s) * 1000))" ;; *) echo "$((t / 1000000))" ;; esac
+}
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+HEALTH_URL=http://127.0.0.1:$PORT/api/health
+http_get() { # prints the body of $1 or fails
+  if have curl; then curl -fsS --max-time 3 "$1" 2>/dev/null
+  elif have wget; then wget -qO- -T 3 "$1" 2>/dev/null
+  elif have node; then node -e 'setTimeout(()=>process.exit(1),3000).unref();require("http").get(process.argv[1],(r)=>{let b="";r.on("data",(d)=>b+=d);r.on("end",()=>{process.stdout.write(b);process.exit(r.statusCode===200?0:1)})}).on("error",()=>process.exit(1))' "$1" 2>/dev/null
+  elif have python3; then python3 -c 'import sys,urllib.request;sys.stdout.write(urllib.request.urlopen(sys.argv[1],timeout=3).read().decode())' "$1" 2>/dev/null
+  else return 127
+  fi
+}
+
+json_has() { # $1 = body, $2 = key, $3 = string value
+  printf '%s' "$1" | grep -Eq "\"$2\"[[:space:]]*:[[:space:]]*\"$3\""
+}
+
+node_ok() {
+  have node || { echo "node is not on PATH ($PATH)"; return 1; }
+  v=$(node -e 'process.stdout.write(process.versions.node)' 2>&1) || { echo "node does not run: $v"; return 1; }
+  major=${v%%.*}
+  is_uint "$major" && [ "$major" -ge 18 ] || { echo "node $v is too old: the agent needs node >= 18"; return 1; }
+  NODE=$(command -v node)
+}
+
+has_requirements() { grep -q '^[[:space:]]*[^#[:space:]]' "$BUNDLE_DIR/requirements.txt"; }
+
+systemd_user_ok() {
+  have systemctl || return 1
+  systemctl --user show-environment >/dev/null 2>&1 || return 1
+  # Without lingering, the user's systemd (and the agent with it) stops when the SSH session ends.
+  have loginctl || return 1
+  [ "$(loginctl show-user "$(id -un)" -p Linger --value 2>/dev/null)" = yes ] ||
+    loginctl enable-linger "$(id -un)" >/dev/null 2>&1
+}
+
+systemd_system_ok() { [ "$(id -u)" -eq 0 ] && [ -d /run/systemd/system ] && have systemctl; }
+
+# The agent's own files live outside the bundle (which is pruned on the next deploy).
+prepare_run_dir() {
+  rm -rf "$RUN_DIR" && mkdir -p "$RUN_DIR" &&
+    cp "$BUNDLE_DIR/agent.js" "$BUNDLE_DIR/version_info.json" "$BUNDLE_DIR/requirements.txt" "$RUN_DIR/"
+}
+
+pid_is_agent() { # $1 = pid
+  [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
+  [ -r "/proc/$1/cmdline" ] || return 0
+  tr '\000' ' ' <"/proc/$1/cmdline" | grep -q "agent-$PORT/agent.js"
+}
+
+stop_pidfile_agent() {
+  [ -f "$PID_FILE" ] || return 0
+  pid=$(cat "$PID_FILE" 2>/dev/null)
+  if pid_is_agent "$pid"; then
+    kill -TERM "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+    i=0
+    while pid_is_agent "$pid" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    pid_is_agent "$pid" && { kill -KILL "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null; }
+  fi
+  rm -f "$PID_FILE"
+}
+
+stop_user_unit() {
+  [ -f "$HOME/.config/systemd/user/$UNIT" ] || return 0
+  systemctl --user disable --now "$UNIT" >/dev/null 2>&1
+  rm -f "$HOME/.config/systemd/user/$UNIT"
+  systemctl --user daemon-reload >/dev/null 2>&1
+  return 0
+}
+
+stop_system_unit() {
+  [ "$(id -u)" -eq 0 ] && [ -f "/etc/systemd/system/$UNIT" ] || return 0
+  systemctl disable --now "$UNIT" >/dev/null 2>&1
+  rm -f "/etc/systemd/system/$UNIT"
+  systemctl daemon-reload >/dev/null 2>&1
+  return 0
+}
+
+docker_usable() { have docker && docker info >/dev/null 2>&1; }
+
+stop_container() {
+  docker_usable || return 0
+  docker rm -f "$CONTAINER" >/dev/null 2>&1
+  return 0
+}
+
+# Starts "$@" detached: own session, all three fds redirected, fd 3 closed. Records the pid.
+start_detached() {
+  : >"$RUN_DIR/agent.log"
+  setsid "$@" </dev/null >>"$RUN_DIR/agent.log" 2>&1 3>&- &
+  echo $! >"$PID_FILE"
+}
+
+write_unit() { # $1 = file, $2 = strategy, $3 = python, $4 = WantedBy
+  cat >"$1" <<EOF
+[Unit]
+Description=D8 Fleet agent on port $PORT ($2 strategy)
+After=network-online.target
+
+[Service]
+ExecStart=$NODE $RUN_DIR/agent.js
+Environment=D8_AGENT_PORT=$PORT
+Environment=D8_AGENT_TOKEN_FILE=$TOKEN_FILE
+Environment=D8_INSTALL_STRATEGY=$2
+Environment=D8_VERSION_FILE=$RUN_DIR/version_info.json
+Environment=D8_PYTHON=$3
+Environment=D8_VENV_DIR=$VENV_DIR
+Environment=PATH=$PATH
+WorkingDirectory=$RUN_DIR
+Restart=always
+RestartSec=3
+StandardOutput=append:$RUN_DIR/agent.log
+StandardError=append:$RUN_DIR/agent.log
+
+[Install]
+WantedBy=$4
+EOF
+}
+
+# Runs the agent for strategy $1 with python $2: user unit, system unit or setsid.
+launch_agent() {
+  if [ "$1" = native ] && systemd_system_ok; then
+    echo "supervisor: systemd system unit $UNIT"
+    write_unit "/etc/systemd/system/$UNIT" "$1" "$2" multi-user.target && chmod 644 "/etc/systemd/system/$UNIT" &&
+      systemctl daemon-reload && systemctl enable --now "$UNIT" 3>&-
+    SUPERVISOR=system-unit
+  elif systemd_user_ok; then
+    echo "supervisor: systemd user unit $UNIT"
+    mkdir -p "$HOME/.config/systemd/user" && write_unit "$HOME/.config/systemd/user/$UNIT" "$1" "$2" default.target &&
+      systemctl --user daemon-reload && systemctl --user enable --now "$UNIT" 3>&-
+    SUPERVISOR=user-unit
+  else
+    echo "supervisor: none usable (no systemd), detaching with setsid"
+    start_detached env D8_AGENT_PORT="$PORT" D8_AGENT_TOKEN_FILE="$TOKEN_FILE" D8_INSTALL_STRATEGY="$1" \
+      D8_VERSION_FILE="$RUN_DIR/version_info.json" D8_PYTHON="$2" D8_VENV_DIR="$VENV_DIR" \
+      "$NODE" "$RUN_DIR/agent.js"
+    SUPERVISOR=setsid
+  fi
+}
+
+# Is the agent we just started still alive? (a crashed agent fails the attempt at once)
+agent_alive() { # $1 = strategy
+  case "$SUPERVISOR" in
+    docker) [ "$(docker inspect -f '{{.State.Running}}' "$CONTAINER" 2>/dev/null)" = true ] ;;
+    user-unit) case "$(systemctl --user show -p ActiveState --value "$UNIT" 2>/dev/null)" in active | activating) ;; *) return 1 ;; esac ;;
+    system-unit) case "$(systemctl show -p ActiveState --value "$UNIT" 2>/dev/null)" in active | activating) ;; *) return 1 ;; esac ;;
+    setsid) pid_is_agent "$(cat "$PID_FILE" 2>/dev/null)" ;;
+    *) return 0 ;;
+  esac
+}
+
+agent_log_tail() {
+  case "$SUPERVISOR" in
+    docker) docker logs --tail 20 "$CONTAINER" 2>&1 ;;
+    *) tail -n 20 "$RUN_DIR/agent.log" 2>/dev/null ;;
+  esac
+}
+
+wait_health() { # $1 = strategy
+  deadline=$(($(date +%s) + HEALTH_TIMEOUT))
+  body=
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    if body=$(http_get "$HEALTH_URL"); then
+      if json_has "$body" commit "$COMMIT" && json_has "$body" install_strategy "$1"; then
+        echo "health: $HEALTH_URL reports commit $COMMIT, install_strategy $1"
+        return 0
+      fi
+    fi
+    if ! agent_alive "$1"; then
+      echo "the agent exited during startup; its last output:"
+      agent_log_tail
+      return 1
+    fi
+    sleep 0.3
+  done
+  echo "timed out after ${HEALTH_TIMEOUT}s waiting for $HEALTH_URL to report commit $COMMIT ($1)"
+  [ -n "$body" ] && echo "last answer: $(printf '%s' "$body" | cut -c1-400)"
+  echo "agent output:"
+  agent_log_tail
+  return 1
+}
+
+# --- strategies ----------------------------------------------------------------------------------
+# Exit code 127 means "not available on this host" (a tool is missing): retried like any failure,
+# but without the delay, since waiting does not make a missing binary appear.
+
+cleanup_docker() {
+  stop_container
+  [ "${1:-}" = failed ] && docker_usable && docker rmi -f "$IMAGE" >/dev/null 2>&1
+  return 0
+}
+
+install_docker() {
+  have docker || { echo "docker: not installed"; return 127; }
+  out=$(docker info 2>&1 >/dev/null) || { echo "docker: the engine is not usable by $(id -un): $(printf '%s' "$out" | tail -n 2)"; return 127; }
+  if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+    echo "base image $BASE_IMAGE is not on this host; trying to pull it"
+    docker pull "$BASE_IMAGE" || {
+      echo "docker: base image $BASE_IMAGE is unavailable (build it with scripts/docker-base-image.sh, or set d8:baseImage)"
+      return 127
+    }
+  fi
+  progress "docker: building image $IMAGE from $BASE_IMAGE"
+  docker build --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$IMAGE" "$BUNDLE_DIR" || { echo "docker build failed"; return 1; }
+  progress "docker: starting container $CONTAINER"
+  SUPERVISOR=docker
+  docker run -d --name "$CONTAINER" --restart unless-stopped --network host \
+    --label d8.agent=1 --label "d8.agent.port=$PORT" \
+    -v "$TOKEN_FILE:/run/d8/agent-token:ro" \
+    -e D8_AGENT_TOKEN_FILE=/run/d8/agent-token -e "D8_AGENT_PORT=$PORT" -e D8_INSTALL_STRATEGY=docker \
+    "$IMAGE" 3>&- || { echo "docker run failed"; return 1; }
+}
+
+cleanup_venv() {
+  stop_user_unit
+  stop_pidfile_agent
+  # A venv that failed to build is removed; a good one is kept, so a redeploy does not rebuild it.
+  [ "${1:-}" = failed ] && [ ! -x "$VENV_DIR/bin/python" ] && rm -rf "$VENV_DIR"
+  return 0
+}
+
+install_venv() {
+  msg=$(node_ok) || { echo "venv: $msg"; return 127; }
+  node_ok >/dev/null
+  have python3 || { echo "venv: python3 is not on PATH"; return 127; }
+  if ! "$VENV_DIR/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    progress "venv: creating $VENV_DIR"
+    rm -rf "$VENV_DIR"
+    python3 -m venv "$VENV_DIR" || { echo "venv: 'python3 -m venv' failed (on Debian/Ubuntu: apt-get install python3-venv)"; rm -rf "$VENV_DIR"; return 1; }
+  fi
+  if has_requirements && ! cmp -s "$BUNDLE_DIR/requirements.txt" "$VENV_DIR/.d8-requirements"; then
+    progress "venv: pip install -r requirements.txt"
+    "$VENV_DIR/bin/python" -m pip install -r "$BUNDLE_DIR/requirements.txt" || { echo "venv: pip install failed"; return 1; }
+    cp "$BUNDLE_DIR/requirements.txt" "$VENV_DIR/.d8-requirements"
+  fi
+  prepare_run_dir || { echo "venv: cannot write $RUN_DIR"; return 1; }
+  progress "venv: starting the agent"
+  launch_agent venv "$VENV_DIR/bin/python"
+}
+
+cleanup_native() {
+  stop_system_unit
+  stop_user_unit
+  stop_pidfile_agent
+  return 0
+}
+
+install_native() {
+  msg=$(node_ok) || { echo "native: $msg"; return 127; }
+  node_ok >/dev/null
+  have python3 || { echo "native: python3 is not on PATH"; return 127; }
+  PY=$(command -v python3)
+  if has_requirements; then
+    progress "native: pip install --user -r requirements.txt"
+    if ! out=$(python3 -m pip install --user -r "$BUNDLE_DIR/requirements.txt" 2>&1); then
+      echo "$out"
+      # Debian 12+ marks the system python externally managed (PEP 668); native means we accept that.
+      case "$out" in *externally-managed*)
+        python3 -m pip install --user --break-system-packages -r "$BUNDLE_DIR/requirements.txt" || { echo "native: pip install --user failed"; return 1; } ;;
+      *) echo "native: pip install --user failed"; return 1 ;;
+      esac
+    fi
+  fi
+  prepare_run_dir || { echo "native: cannot write $RUN_DIR"; return 1; }
+  progress "native: starting the agent"
+  launch_agent native "$PY"
+}
+
+stop_everything() {
+  stop_container
+  stop_system_unit
+  stop_user_unit
+  stop_pidfile_agent
+}
+
+# --- main ----------------------------------------------------------------------------------------
+progress "bundle $HASH, commit $COMMIT, port $PORT, strategies $STRATEGIES, $ATTEMPTS attempt(s) each"
+stop_everything
+
+for s in $(printf '%s' "$STRATEGIES" | tr ',' ' '); do
+  n=1
+  while [ "$n" -le "$ATTEMPTS" ]; do
+    progress "$s attempt $n/$ATTEMPTS: starting"
+    log=$LOG_DIR/install-$s-$n.log
+    started=$(now_ms)
+    SUPERVISOR=
+    "cleanup_$s" >/dev/null 2>&1
+    {
+      if busy=$(http_get "$HEALTH_URL"); then
+        echo "port $PORT is already in use by a process this installer did not start: $(printf '%s' "$busy" | cut -c1-200)"
+        echo "stop it, or give this slave another agentPort"
+        rc=98
+      else
+        "install_$s"
+        rc=$?
+        [ "$rc" -eq 0 ] && { progress "$s attempt $n/$ATTEMPTS: waiting for /api/health"; wait_health "$s"; rc=$?; }
+      fi
+      echo "$rc" >"$log.rc"
+    } >"$log" 2>&1
+    rc=$(cat "$log.rc" 2>/dev/null || echo 1)
+    rm -f "$log.rc"
+    secs=$(awk -v a="$started" -v b="$(now_ms)" 'BEGIN { printf "%.3f", (b - a) / 1000 }')
+    tail_json=$(tail -n 15 "$log" | cut -c1-300 | json_escape)
+    [ -n "$ATTEMPTS_JSON" ] && ATTEMPTS_JSON="$ATTEMPTS_JSON,"
+    if [ "$rc" -eq 0 ]; then
+      ATTEMPTS_JSON="$ATTEMPTS_JSON{\"strategy\":\"$s\",\"attempt\":$n,\"ok\":true,\"exit_code\":0,\"stderr_tail\":\"$tail_json\",\"seconds\":$secs}"
+      WINNER=$s
+      progress "$s attempt $n/$ATTEMPTS: ok in ${secs}s: the agent answers on port $PORT"
+      # Older bundles are no longer needed (the running agent has its own copy).
+      for d in "$STATE_DIR"/bundles/*; do
+        [ -d "$d" ] && [ "$(cd "$d" && pwd)" != "$BUNDLE_DIR" ] && rm -rf "$d"
+      done
+      result_and_exit 0
+    fi
+    ATTEMPTS_JSON="$ATTEMPTS_JSON{\"strategy\":\"$s\",\"attempt\":$n,\"ok\":false,\"exit_code\":$rc,\"stderr_tail\":\"$tail_json\",\"seconds\":$secs}"
+    progress "$s attempt $n/$ATTEMPTS: failed (exit $rc) after ${secs}s:"
+    tail -n 3 "$log" | sed 's/^/[d8-install]   | /' >&3
+    "cleanup_$s" failed >/dev/null 2>&1
+    if [ "$n" -lt "$ATTEMPTS" ] && [ "$rc" -ne 127 ] && [ "$DELAY" -gt 0 ]; then
+      progress "$s: retrying in ${DELAY}s"
+      sleep "$DELAY"
+    fi
+    n=$((n + 1))
+  done
+done
+
+progress "every strategy failed ($STRATEGIES): see the attempts above and $LOG_DIR"
+result_and_exit 1

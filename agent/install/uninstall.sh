@@ -1,0 +1,92 @@
+#!/bin/sh
+# D8 Fleet agent uninstaller. POSIX sh; runs on the slave as the user that installed the agent.
+#
+#   sh uninstall.sh [--port 7600 | --all]
+#
+# Removes every trace of every strategy for the agent on PORT (or for every agent with --all):
+# docker containers and d8-agent images, systemd user/system units, the setsid-detached process,
+# and ~/.d8-agent (kept only while another port's agent is still installed there).
+# Prints one progress line per thing removed on stderr; exit 0 when nothing is left.
+set -u
+
+PORT=7600
+ALL=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --port) [ $# -ge 2 ] || { echo "[d8-uninstall] --port needs a value" >&2; exit 2; }; PORT=$2; shift 2 ;;
+    --all) ALL=1; shift ;;
+    -h | --help) sed -n '2,9p' "$0" >&2; exit 0 ;;
+    *) echo "[d8-uninstall] unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+case "$PORT" in '' | *[!0-9]*) echo "[d8-uninstall] --port must be a number" >&2; exit 2 ;; esac
+
+STATE_DIR=$HOME/.d8-agent
+say() { printf '[d8-uninstall] %s\n' "$*" >&2; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+if [ -n "$ALL" ]; then
+  PORTS=$(ls "$STATE_DIR" 2>/dev/null | sed -n 's/^agent-\([0-9][0-9]*\)$/\1/p; s/^agent-\([0-9][0-9]*\)\.pid$/\1/p; s/^agent-token-\([0-9][0-9]*\)$/\1/p' | sort -u)
+  [ -n "$PORTS" ] || PORTS=$PORT
+else
+  PORTS=$PORT
+fi
+
+pid_is_agent() { # $1 = pid, $2 = port
+  [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
+  [ -r "/proc/$1/cmdline" ] || return 0
+  tr '\000' ' ' <"/proc/$1/cmdline" | grep -q "agent-$2/agent.js"
+}
+
+remove_port() { # $1 = port
+  p=$1
+  unit=d8-agent-$p.service
+  if have docker && docker info >/dev/null 2>&1; then
+    for c in $(docker ps -aq --filter "label=d8.agent.port=$p"); do
+      docker rm -f "$c" >/dev/null 2>&1 && say "removed container $c (port $p)"
+    done
+  fi
+  if [ -f "$HOME/.config/systemd/user/$unit" ]; then
+    systemctl --user disable --now "$unit" >/dev/null 2>&1
+    rm -f "$HOME/.config/systemd/user/$unit"
+    systemctl --user daemon-reload >/dev/null 2>&1
+    say "removed user unit $unit"
+  fi
+  if [ "$(id -u)" -eq 0 ] && [ -f "/etc/systemd/system/$unit" ]; then
+    systemctl disable --now "$unit" >/dev/null 2>&1
+    rm -f "/etc/systemd/system/$unit"
+    systemctl daemon-reload >/dev/null 2>&1
+    say "removed system unit $unit"
+  fi
+  pidfile=$STATE_DIR/agent-$p.pid
+  if [ -f "$pidfile" ]; then
+    pid=$(cat "$pidfile" 2>/dev/null)
+    if pid_is_agent "$pid" "$p"; then
+      kill -TERM "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+      i=0
+      while pid_is_agent "$pid" "$p" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+      pid_is_agent "$pid" "$p" && { kill -KILL "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null; }
+      say "stopped agent process $pid (port $p)"
+    fi
+  fi
+  rm -rf "$STATE_DIR/agent-$p" "$STATE_DIR/agent-$p.pid" "$STATE_DIR/agent-token-$p"
+}
+
+for p in $PORTS; do remove_port "$p"; done
+
+# Images are shared by every port of this docker engine: remove those no container uses any more.
+if have docker && docker info >/dev/null 2>&1; then
+  for img in $(docker images --format '{{.Repository}}:{{.Tag}}' 'd8-agent'); do
+    docker rmi "$img" >/dev/null 2>&1 && say "removed image $img"
+  done
+fi
+
+left=$(ls "$STATE_DIR" 2>/dev/null | grep -E '^agent-[0-9]+(\.pid)?$' || true)
+if [ -d "$STATE_DIR" ]; then
+  if [ -z "$left" ]; then
+    rm -rf "$STATE_DIR" && say "removed $STATE_DIR"
+  else
+    say "kept $STATE_DIR: other agents are installed there ($(echo "$left" | tr '\n' ' '))"
+  fi
+fi
+exit 0

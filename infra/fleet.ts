@@ -1,0 +1,114 @@
+/**
+ * The fleet program as a function: `createFleet(config, bundle)` declares one SlaveHost per slave
+ * (or, with `d8:swarm`, one SwarmAgent), so tests and the Automation API build it with any config.
+ * Everything that can be wrong with the config is checked before the first resource is declared.
+ */
+import fs from 'fs';
+import * as pulumi from '@pulumi/pulumi';
+import type { types } from '@pulumi/command';
+import type { Strategy } from '../core/protocol';
+import { DEFAULT_AGENT_PORT } from '../core/protocol';
+import { ConfigError, requireAgentToken, type FleetConfig, type SlaveConfig } from '../core/stack-config';
+import type { BundleRef } from './bundle-ref';
+import { agentEndpoint, SlaveHost } from './slave-host';
+import { slaveConnection, sshPrivateKeyMaterial } from './ssh-connection';
+import { SwarmAgent } from './swarm-agent';
+import { swarmResourceNames } from './urns';
+
+/** Seconds one install attempt of one strategy may take (a docker build on a Raspberry Pi included). */
+export const ATTEMPT_BUDGET_SECONDS = 300;
+
+export interface CreateFleetOptions {
+  /** Overrides the install time limit derived from strategies × attempts. */
+  installTimeoutSeconds?: number;
+  /** Options given to every top-level component (e.g. `transformations`, `protect`). */
+  resourceOptions?: pulumi.ComponentResourceOptions;
+}
+
+export interface SlaveOutput {
+  endpoint: string;
+  strategy: Strategy | null;
+  mode: 'ssh' | 'local' | 'swarm';
+}
+
+export interface Fleet {
+  /** One SlaveHost per slave, by name (empty in swarm mode). */
+  hosts: Record<string, SlaveHost>;
+  swarm?: SwarmAgent;
+  /** The stack outputs: every slave's endpoint and winning strategy, and the release deployed. */
+  outputs: {
+    slaves: pulumi.Output<Record<string, SlaveOutput>>;
+    commit: string;
+    bundleHash: string;
+    swarmService?: pulumi.Output<string>;
+  };
+}
+
+/** The install time limit for one slave: every strategy may use every attempt, plus the delays. */
+export function installTimeoutSeconds(slave: SlaveConfig, config: Pick<FleetConfig, 'installAttempts' | 'installDelaySeconds'>): number {
+  const runs = slave.strategies.length * config.installAttempts;
+  return Math.ceil(runs * (ATTEMPT_BUDGET_SECONDS + config.installDelaySeconds));
+}
+
+interface SlavePlan {
+  slave: SlaveConfig;
+  connection?: types.input.remote.ConnectionArgs;
+  installTimeoutSeconds: number;
+}
+
+/** Validates what resolveFleetConfig cannot (key files, host keys, the token) and prepares each slave. */
+function planSlaves(config: FleetConfig, opts: CreateFleetOptions): SlavePlan[] {
+  if (opts.installTimeoutSeconds !== undefined && (!Number.isInteger(opts.installTimeoutSeconds) || opts.installTimeoutSeconds < 1)) {
+    throw new RangeError(`installTimeoutSeconds must be a positive integer (got ${opts.installTimeoutSeconds})`);
+  }
+  const needsKey = config.slaves.some((s) => !s.local);
+  const privateKey = needsKey ? pulumi.secret(sshPrivateKeyMaterial(config)) : undefined;
+  return config.slaves.map((slave, i) => ({
+    slave,
+    connection: slave.local ? undefined : slaveConnection(config.stack, slave, i, privateKey!),
+    installTimeoutSeconds: opts.installTimeoutSeconds ?? installTimeoutSeconds(slave, config),
+  }));
+}
+
+export function createFleet(config: FleetConfig, bundle: BundleRef, opts: CreateFleetOptions = {}): Fleet {
+  const token = pulumi.secret(requireAgentToken(config));
+  const common = { commit: bundle.versionInfo.commit, bundleHash: bundle.hash };
+
+  if (config.swarm) {
+    if (config.sshKeyPath && !fs.existsSync(config.sshKeyPath)) {
+      throw new ConfigError(`stack ${config.stack}: d8:sshKeyPath ${config.sshKeyPath} does not exist (swarm mode passes it to ssh for ${config.swarm})`, 'd8:sshKeyPath');
+    }
+    const swarm = new SwarmAgent(swarmResourceNames().component, {
+      manager: config.swarm,
+      bundle,
+      token,
+      agentPort: config.slaves[0]?.agentPort ?? DEFAULT_AGENT_PORT,
+      sshKeyPath: config.sshKeyPath,
+      baseImage: config.baseImage,
+      imageRepository: config.swarmImage,
+    }, opts.resourceOptions);
+    const slaves = Object.fromEntries(config.slaves.map((s) => [s.name, { endpoint: agentEndpoint(s), strategy: 'docker' as const, mode: 'swarm' as const }]));
+    return { hosts: {}, swarm, outputs: { ...common, slaves: pulumi.output(slaves), swarmService: swarm.service.name } };
+  }
+
+  const plans = planSlaves(config, opts);
+  const hosts: Record<string, SlaveHost> = {};
+  for (const plan of plans) {
+    // Top-level (no parent): the URNs must stay exactly what infra/urns.ts computes.
+    hosts[plan.slave.name] = new SlaveHost(plan.slave.name, {
+      slave: plan.slave,
+      bundle,
+      token,
+      connection: plan.connection,
+      installAttempts: config.installAttempts,
+      installDelaySeconds: config.installDelaySeconds,
+      installTimeoutSeconds: plan.installTimeoutSeconds,
+      baseImage: config.baseImage,
+    }, opts.resourceOptions);
+  }
+  const slaves = pulumi.all(Object.fromEntries(Object.entries(hosts).map(([name, h]) => [name,
+    pulumi.all([h.endpoint, h.strategy]).apply(([endpoint, strategy]) => ({
+      endpoint, strategy, mode: (h.local ? 'local' : 'ssh') as SlaveOutput['mode'],
+    }))])));
+  return { hosts, outputs: { ...common, slaves } };
+}

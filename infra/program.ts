@@ -1,0 +1,85 @@
+/**
+ * The Pulumi program (`pulumi up` runs it through infra/index.js): reads the `d8:` stack config,
+ * validates it with the shared schema (core/stack-config.ts), builds the agent bundle and declares
+ * the fleet. Returns the stack outputs.
+ */
+import * as pulumi from '@pulumi/pulumi';
+import { z } from 'zod';
+import { BundleBuildError, buildBundle, readBundle } from '../agent/bundle/build';
+import { NotAGitCheckoutError, VersionFileError } from '../core/version-info';
+import {
+  CONFIG_NAMESPACE, ConfigError, devAgentToken, FleetConfigSchema, resolveFleetConfig, type FleetConfig,
+} from '../core/stack-config';
+import type { BundleRef } from './bundle-ref';
+import { createFleet, type CreateFleetOptions } from './fleet';
+
+/** Keys whose schema is a plain string: their value is kept verbatim (never JSON-parsed). */
+function isStringKey(key: string): boolean {
+  let t: z.ZodTypeAny | undefined = (FleetConfigSchema.shape as Record<string, z.ZodTypeAny>)[key];
+  while (t instanceof z.ZodOptional || t instanceof z.ZodDefault || t instanceof z.ZodEffects) {
+    t = t instanceof z.ZodEffects ? t.innerType() : t._def.innerType;
+  }
+  return t instanceof z.ZodString;
+}
+
+/**
+ * Every `d8:` key of the stack, namespace stripped. The CLI hands objects, lists and numbers over as
+ * JSON text: those are parsed (text that is not JSON stays text, so zod names the key and the type).
+ * Secret values are plain here; the program wraps everything derived from them in pulumi.secret.
+ */
+export function rawStackConfig(all: Record<string, string> = pulumi.runtime.allConfig()): Record<string, unknown> {
+  const cfg = new pulumi.Config(CONFIG_NAMESPACE);
+  const raw: Record<string, unknown> = {};
+  for (const fullKey of Object.keys(all).sort()) {
+    if (!fullKey.startsWith(`${CONFIG_NAMESPACE}:`)) continue;
+    const key = fullKey.slice(CONFIG_NAMESPACE.length + 1);
+    if (isStringKey(key)) {
+      raw[key] = cfg.get(key);
+      continue;
+    }
+    try {
+      raw[key] = cfg.getObject<unknown>(key);
+    } catch {
+      raw[key] = cfg.get(key);
+    }
+  }
+  return raw;
+}
+
+/** The stack's fleet config; environment overrides apply, and the dev stack gets its generated token. */
+export function readFleetConfig(env: NodeJS.ProcessEnv = process.env): FleetConfig {
+  const stack = pulumi.getStack();
+  const config = resolveFleetConfig(rawStackConfig(), { stack, env });
+  if (!config.agentToken && stack === 'dev') config.agentToken = devAgentToken(env);
+  return config;
+}
+
+/** D8_BUNDLE_DIR names a prebuilt bundle (e.g. the master's); otherwise one is built from this checkout. */
+async function fleetBundle(config: FleetConfig, env: NodeJS.ProcessEnv): Promise<BundleRef> {
+  const prebuilt = env.D8_BUNDLE_DIR?.trim();
+  if (prebuilt) {
+    const bundle = readBundle(prebuilt);
+    void pulumi.log.info(`using the prebuilt agent bundle ${bundle.dir} (commit ${bundle.versionInfo.commit.slice(0, 7)})`);
+    return bundle;
+  }
+  void pulumi.log.info('building the agent bundle from this checkout');
+  const bundle = await buildBundle({ requirements: config.requirements });
+  void pulumi.log.info(`agent bundle ${bundle.hash.slice(0, 16)} for commit ${bundle.versionInfo.commit.slice(0, 7)}${bundle.versionInfo.dirty ? ' (dirty tree)' : ''}`);
+  return bundle;
+}
+
+/** Runs the program; a bad config becomes a one-line error (RunError: no stack trace). */
+export async function program(env: NodeJS.ProcessEnv = process.env, fleetOptions: CreateFleetOptions = {}): Promise<Record<string, unknown>> {
+  try {
+    const config = readFleetConfig(env);
+    const bundle = await fleetBundle(config, env);
+    const fleet = createFleet(config, bundle, fleetOptions);
+    return { ...fleet.outputs };
+  } catch (err) {
+    // Errors the user fixes from the message alone: no stack trace.
+    if (err instanceof ConfigError || err instanceof BundleBuildError || err instanceof NotAGitCheckoutError || err instanceof VersionFileError) {
+      throw new pulumi.RunError((err as Error).message);
+    }
+    throw err;
+  }
+}

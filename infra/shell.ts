@@ -1,0 +1,48 @@
+/**
+ * Shell snippets the Pulumi program runs around the installer. The installer invocation itself comes
+ * from agent/install/command.ts (shared with the direct deployer and the system tests); this file
+ * only adds what surrounds it: a time limit, and the local bundle copy for `host: local`.
+ */
+
+/** Single-quotes `s` for POSIX sh. */
+export const shQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** A path relative to the user's home (as remoteBundleDir returns) as a shell word that works from any cwd. */
+export function homePath(dir: string): string {
+  return dir.startsWith('/') ? shQuote(dir) : `"$HOME"/${shQuote(dir)}`;
+}
+
+/** Seconds between SIGTERM and SIGKILL when a time limit is hit. */
+export const KILL_AFTER_SECONDS = 30;
+
+/**
+ * Runs `command` under coreutils/busybox `timeout`, so a hung installer (a health check that never
+ * passes, a stuck `docker build`) cannot hold `pulumi up` forever.
+ */
+export function withTimeout(command: string, seconds: number): string {
+  if (!Number.isInteger(seconds) || seconds < 1) throw new RangeError(`timeout must be a positive integer of seconds (got ${seconds})`);
+  return `timeout -k ${KILL_AFTER_SECONDS} ${seconds} ${command}`;
+}
+
+/**
+ * Copies a local bundle directory into `destDir` (relative to $HOME), replacing what was there.
+ * Staged next to the destination and renamed, so an interrupted copy never leaves half a bundle
+ * where install.sh would run it.
+ */
+export function localCopyCommand(srcDir: string, destDir: string): string {
+  const dest = homePath(destDir);
+  const staging = homePath(`${destDir}.partial`);
+  return [
+    'set -e',
+    `mkdir -p "$(dirname ${dest})"`,
+    `rm -rf ${staging}`,
+    `cp -R ${shQuote(srcDir)} ${staging}`,
+    `rm -rf ${dest}`,
+    `mv ${staging} ${dest}`,
+  ].join('; ');
+}
+
+/** Removes a bundle directory copied by localCopyCommand. */
+export function localRemoveCommand(destDir: string): string {
+  return `rm -rf ${homePath(destDir)}`;
+}

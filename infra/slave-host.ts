@@ -1,0 +1,126 @@
+/**
+ * SlaveHost: one slave of the fleet. Two children, named by infra/urns.ts so the master can target
+ * them: `<slave>-bundle` puts the agent bundle on the host, `<slave>-install` runs install.sh (and
+ * uninstall.sh on delete) exactly as agent/install/command.ts builds the command lines.
+ */
+import * as pulumi from '@pulumi/pulumi';
+import * as command from '@pulumi/command';
+import { installCommand, remoteBundleDir, uninstallCommand } from '../agent/install/command';
+import { parseInstallOutput, InstallOutputError } from '../core/install-result';
+import type { Strategy } from '../core/protocol';
+import type { SlaveConfig } from '../core/stack-config';
+import type { BundleRef } from './bundle-ref';
+import { localCopyCommand, localRemoveCommand, withTimeout } from './shell';
+import { SLAVE_HOST_TYPE, slaveResourceNames } from './urns';
+
+/** How long uninstall.sh may take (stop the service, remove the container or venv). */
+export const UNINSTALL_TIMEOUT_SECONDS = 300;
+/** Extra seconds the engine waits beyond the shell `timeout`, so the shell limit always fires first. */
+const ENGINE_GRACE_SECONDS = 120;
+
+export interface SlaveHostArgs {
+  slave: SlaveConfig;
+  bundle: BundleRef;
+  /** The agent token; reaches the installer only through stdin. */
+  token: pulumi.Output<string>;
+  /** Remote slaves: the SSH connection (undefined for `host: local`). */
+  connection?: command.types.input.remote.ConnectionArgs;
+  installAttempts: number;
+  installDelaySeconds: number;
+  installTimeoutSeconds: number;
+  baseImage?: string;
+}
+
+/** Parses install.sh's stdout into the winning strategy; a garbled result is a warning, not a crash. */
+export function winningStrategy(slave: string, stdout: string, resource?: pulumi.Resource): Strategy | null {
+  try {
+    return parseInstallOutput(stdout).strategy;
+  } catch (err) {
+    if (!(err instanceof InstallOutputError)) throw err;
+    void pulumi.log.warn(`${slave}: cannot read the winning strategy: ${err.message}`, resource);
+    return null;
+  }
+}
+
+/** Where the master reaches a slave's agent (IPv6 literals bracketed). */
+export function agentEndpoint(slave: Pick<SlaveConfig, 'agentHost' | 'agentPort'>): string {
+  const host = slave.agentHost.includes(':') ? `[${slave.agentHost}]` : slave.agentHost;
+  return `http://${host}:${slave.agentPort}`;
+}
+
+export class SlaveHost extends pulumi.ComponentResource {
+  readonly bundle: command.remote.CopyToRemote | command.local.Command;
+  readonly install: command.remote.Command | command.local.Command;
+  /** `http://<agentHost>:<agentPort>`, where the master reaches the agent. */
+  readonly endpoint: pulumi.Output<string>;
+  /** The strategy that won (docker, venv or native), from install.sh's JSON result. */
+  readonly strategy: pulumi.Output<Strategy | null>;
+  /** `host: local`: local commands on the master, no SSH. */
+  readonly local: boolean;
+
+  constructor(name: string, args: SlaveHostArgs, opts: pulumi.ComponentResourceOptions = {}) {
+    super(SLAVE_HOST_TYPE, name, {}, opts);
+    const { slave, bundle } = args;
+    this.local = slave.local;
+    const names = slaveResourceNames(name);
+    const bundleDir = remoteBundleDir(bundle.hash);
+    // Only these two change with a release; every other input is stable, so a new commit means
+    // "replace the install" and nothing else.
+    const triggers = [bundle.versionInfo.commit, bundle.hash];
+
+    const install = installCommand({
+      bundleDir,
+      strategies: slave.strategies,
+      attempts: args.installAttempts,
+      delaySeconds: args.installDelaySeconds,
+      agentPort: slave.agentPort,
+      baseImage: args.baseImage,
+    });
+    const installArgs = {
+      create: withTimeout(install, args.installTimeoutSeconds),
+      delete: withTimeout(uninstallCommand(bundleDir, slave.agentPort), UNINSTALL_TIMEOUT_SECONDS),
+      // install.sh reads the token from its first stdin line: never argv, env or a log.
+      stdin: pulumi.secret(pulumi.interpolate`${args.token}\n`),
+      // The command provider never logs stdin; stdout/stderr carry install.sh's progress and result.
+      logging: 'stdoutAndStderr' as const,
+      triggers,
+    };
+    const installOpts: pulumi.CustomResourceOptions = {
+      parent: this,
+      deleteBeforeReplace: true,
+      additionalSecretOutputs: ['stdin'],
+      // A change of port or strategies must uninstall the old agent, not install a second one.
+      replaceOnChanges: ['create', 'delete'],
+      customTimeouts: {
+        create: `${args.installTimeoutSeconds + ENGINE_GRACE_SECONDS}s`,
+        update: `${args.installTimeoutSeconds + ENGINE_GRACE_SECONDS}s`,
+        delete: `${UNINSTALL_TIMEOUT_SECONDS + ENGINE_GRACE_SECONDS}s`,
+      },
+    };
+
+    if (slave.local) {
+      this.bundle = new command.local.Command(names.bundle, {
+        create: localCopyCommand(bundle.dir, bundleDir),
+        delete: localRemoveCommand(bundleDir),
+        logging: 'stdoutAndStderr',
+        triggers,
+      }, { parent: this });
+      this.install = new command.local.Command(names.install, installArgs, { ...installOpts, dependsOn: [this.bundle] });
+    } else {
+      if (!args.connection) throw new Error(`SlaveHost ${name}: a remote slave needs an SSH connection`);
+      this.bundle = new command.remote.CopyToRemote(names.bundle, {
+        connection: args.connection,
+        // The trailing slash copies the directory's content into remotePath (not a subdirectory).
+        source: new pulumi.asset.FileArchive(`${bundle.dir.replace(/\/+$/, '')}/`),
+        remotePath: bundleDir,
+        triggers,
+      }, { parent: this });
+      this.install = new command.remote.Command(names.install, { ...installArgs, connection: args.connection },
+        { ...installOpts, dependsOn: [this.bundle] });
+    }
+
+    this.endpoint = pulumi.output(agentEndpoint(slave));
+    this.strategy = this.install.stdout.apply((out) => winningStrategy(name, out ?? '', this));
+    this.registerOutputs({ endpoint: this.endpoint, strategy: this.strategy });
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * HTTP client for the agents (GET /api/health, POST /api/restart, POST /api/execute): axios with
+ * axios-retry (3 attempts, exponential backoff), keep-alive sockets, a per-attempt timeout and an
+ * overall deadline per call, so one slow slave costs at most `deadlineMs` and never blocks others.
+ * Every answer is parsed with the protocol's zod schemas.
+ */
+import http from 'http';
+import axios, { AxiosError, type AxiosInstance } from 'axios';
+import axiosRetry, { exponentialDelay } from 'axios-retry';
+import {
+  ExecuteRequestSchema, ExecuteResponseSchema, HealthResponseSchema, RestartResponseSchema, ROUTES,
+  type ExecuteRequest, type ExecuteResponse, type HealthResponse,
+} from '../core/protocol';
+import type { SlaveConfig } from '../core/stack-config';
+
+export interface AgentClientOptions {
+  /** Attempts per check, the first included. */
+  attempts?: number;
+  attemptTimeoutMs?: number;
+  /** Hard cap for a whole call including retries. */
+  deadlineMs?: number;
+  /** Base of the exponential retry delay. */
+  retryDelayMs?: number;
+  maxSockets?: number;
+}
+
+export type HealthResult =
+  | { ok: true; health: HealthResponse; latencyMs: number }
+  /** `reachable`: the agent answered HTTP (so /api/restart may help); otherwise the host or port is down. */
+  | { ok: false; error: string; reachable: boolean; latencyMs: number };
+
+export class AgentCallError extends Error {
+  constructor(message: string, readonly status: number | null) {
+    super(message);
+    this.name = 'AgentCallError';
+  }
+}
+
+export const agentBaseUrl = (s: Pick<SlaveConfig, 'agentHost' | 'agentPort'>): string => {
+  const host = s.agentHost.includes(':') && !s.agentHost.startsWith('[') ? `[${s.agentHost}]` : s.agentHost;
+  return `http://${host}:${s.agentPort}`;
+};
+
+function describe(err: unknown): { msg: string; reachable: boolean } {
+  if (err instanceof AxiosError) {
+    if (err.response) {
+      const body = err.response.data as { error?: unknown } | undefined;
+      const detail = body && typeof body === 'object' && typeof body.error === 'string' ? `: ${body.error}` : '';
+      return { msg: `HTTP ${err.response.status}${detail}`, reachable: true };
+    }
+    if (err.code === 'ERR_CANCELED') return { msg: 'deadline exceeded', reachable: false };
+    if (err.code === 'ECONNABORTED' || err.code === 'ETIMEDOUT') return { msg: `timeout (${err.message})`, reachable: false };
+    return { msg: err.code ? `${err.code}` : err.message, reachable: false };
+  }
+  return { msg: (err as Error).message ?? String(err), reachable: false };
+}
+
+export class AgentClient {
+  private readonly http: AxiosInstance;
+  private readonly attempts: number;
+  private readonly deadlineMs: number;
+  private readonly httpAgent: http.Agent;
+
+  constructor(opts: AgentClientOptions = {}) {
+    this.attempts = opts.attempts ?? 3;
+    this.deadlineMs = opts.deadlineMs ?? 5000;
+    const retryDelayMs = opts.retryDelayMs ?? 100;
+    this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 4, timeout: 60_000 });
+    this.http = axios.create({ timeout: opts.attemptTimeoutMs ?? 2000, httpAgent: this.httpAgent, proxy: false, maxRedirects: 0 });
+    axiosRetry(this.http, {
+      retries: this.attempts - 1,
+      shouldResetTimeout: true,
+      retryDelay: (n, e) => exponentialDelay(n, e, retryDelayMs),
+      retryCondition: (e) => {
+        if (e.code === 'ERR_CANCELED') return false;
+        if (e.config?.method && e.config.method.toLowerCase() !== 'get') return false;
+        return !e.response || e.response.status >= 500 || e.response.status === 429;
+      },
+    });
+  }
+
+  close(): void {
+    this.httpAgent.destroy();
+  }
+
+  async health(slave: Pick<SlaveConfig, 'agentHost' | 'agentPort'>): Promise<HealthResult> {
+    const started = Date.now();
+    try {
+      const r = await this.http.get(agentBaseUrl(slave) + ROUTES.health, { signal: AbortSignal.timeout(this.deadlineMs) });
+      const parsed = HealthResponseSchema.safeParse(r.data);
+      if (!parsed.success) {
+        const i = parsed.error.issues[0];
+        return { ok: false, error: `invalid /api/health answer: ${i.path.join('.') || '(root)'} ${i.message}`, reachable: true, latencyMs: Date.now() - started };
+      }
+      return { ok: true, health: parsed.data, latencyMs: Date.now() - started };
+    } catch (err) {
+      const d = describe(err);
+      return { ok: false, error: d.msg, reachable: d.reachable, latencyMs: Date.now() - started };
+    }
+  }
+
+  async restart(slave: Pick<SlaveConfig, 'agentHost' | 'agentPort'>, token: string): Promise<void> {
+    try {
+      const r = await this.http.post(agentBaseUrl(slave) + ROUTES.restart, {}, {
+        headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(this.deadlineMs),
+      });
+      RestartResponseSchema.parse(r.data);
+    } catch (err) {
+      const d = describe(err);
+      throw new AgentCallError(`restart refused: ${d.msg}`, err instanceof AxiosError ? err.response?.status ?? null : null);
+    }
+  }
+
+  async execute(slave: Pick<SlaveConfig, 'agentHost' | 'agentPort'>, token: string, task: ExecuteRequest): Promise<ExecuteResponse> {
+    const body = ExecuteRequestSchema.parse(task);
+    try {
+      const r = await this.http.post(agentBaseUrl(slave) + ROUTES.execute, body, {
+        headers: { authorization: `Bearer ${token}` },
+        timeout: (body.timeout_s + 30) * 1000,
+        maxContentLength: 8 * 1024 * 1024,
+      });
+      return ExecuteResponseSchema.parse(r.data);
+    } catch (err) {
+      const d = describe(err);
+      throw new AgentCallError(`execute failed: ${d.msg}`, err instanceof AxiosError ? err.response?.status ?? null : null);
+    }
+  }
+}

@@ -1,0 +1,44 @@
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import type { Command } from 'commander';
+import { buildBundle } from '../../../agent/bundle/build';
+import { bootstrapScript, writeBootstrapScript } from '../../../agent/bundle/bootstrap';
+import { repoRoot } from '../../../core/paths';
+import { findSlave, requireAgentToken } from '../../../core/stack-config';
+import { loadStack } from './up';
+
+interface Opts { output?: string; stack: string; dir?: string; master?: string; force?: boolean }
+
+export function registerBootstrapScript(program: Command): void {
+  program
+    .command('bootstrap-script <slave>')
+    .description('write one self-contained install script (bundle embedded, token filled in, mode 0700) for a slave the master cannot SSH into')
+    .option('-o, --output <file>', 'where to write it', undefined)
+    .option('-s, --stack <stack>', 'stack the slave belongs to', 'dev')
+    .option('--dir <dir>', 'directory with Pulumi.<stack>.yaml')
+    .option('--master <address>', 'the master\'s address, printed by the script for the operator (default: this host name)')
+    .option('--force', 'overwrite an existing output file')
+    .addHelpText('after', `
+Copy the script to the slave by any means (USB stick, scp from elsewhere) and run it there as the
+user the agent should run as:  sh ./install-<slave>.sh
+It holds the agent token: keep it private and delete it after use.`)
+    .action(async (name: string, o: Opts) => {
+      const { config } = loadStack(o.stack, o.dir);
+      const slave = findSlave(config, name);
+      const token = requireAgentToken(config);
+      const file = path.resolve(o.output ?? `install-${slave.name}.sh`);
+      if (fs.existsSync(file) && !o.force) throw new Error(`${file} already exists: pass --force to overwrite it, or -o another file`);
+      if (o.force) fs.rmSync(file, { force: true });
+      process.stderr.write(`building the agent bundle…\n`);
+      const bundle = await buildBundle({ repoDir: repoRoot(), requirements: config.requirements });
+      const script = bootstrapScript({
+        bundle, slave, stack: config.stack, token, master: o.master ?? os.hostname(),
+        attempts: config.installAttempts, delaySeconds: config.installDelaySeconds, baseImage: config.baseImage,
+      });
+      writeBootstrapScript(file, script);
+      process.stdout.write(`${file}\n`);
+      process.stderr.write(`wrote ${file} (mode 0700, ${(script.length / 1024).toFixed(0)} KiB, commit ${bundle.versionInfo.commit.slice(0, 7)}): ` +
+        `copy it to ${slave.host === 'local' ? 'the slave' : slave.host} and run \`sh ${path.basename(file)}\` there as the agent's user; it contains the agent token\n`);
+    });
+}

@@ -1,0 +1,77 @@
+import { Command, Option } from 'commander';
+import { openStore } from '../../store';
+import { fail } from '../fleet-context';
+import { RequestError } from '../../requests/service';
+import { PRIORITIES, REQUEST_STATUSES, REQUEST_TYPES, type HumanRequest, type RequestStatus } from '../../requests/schema';
+
+function line(r: HumanRequest): string {
+  const cost = r.estimated_cost !== null ? ` · ${r.estimated_cost}` : '';
+  return `${r.id}  ${r.status.padEnd(9)}  ${r.priority.padEnd(6)}  ${r.type.padEnd(18)}  ${r.title}${cost}`;
+}
+
+function details(r: HumanRequest): string {
+  return [
+    `${r.id} · ${r.type} · ${r.status} · priority ${r.priority}`,
+    r.title,
+    r.description ? `\n${r.description}\n` : '',
+    r.estimated_cost !== null ? `estimated cost: ${r.estimated_cost}` : '',
+    `created by ${r.created_by} at ${r.created_at}; updated ${r.updated_at}${r.resolved_at ? `; resolved ${r.resolved_at}` : ''}`,
+    r.action ? `on approval: ${r.action.kind} ${r.action.slave}${r.action.target_commit ? ` to ${r.action.target_commit.slice(0, 7)}` : ''}` : '',
+    r.notes ? `notes:\n${r.notes}` : '',
+  ].filter(Boolean).join('\n') + '\n';
+}
+
+/** Opens the store, runs `fn`, prints its result; errors become a message and exit code 1. */
+function withStore(json: boolean | undefined, fn: (s: ReturnType<typeof openStore>) => HumanRequest | HumanRequest[]): void {
+  let store;
+  try {
+    store = openStore();
+  } catch (err) {
+    return fail(err, 2);
+  }
+  try {
+    const r = fn(store);
+    if (json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+    else if (Array.isArray(r)) process.stdout.write(r.length ? r.map(line).join('\n') + '\n' : 'no requests\n');
+    else process.stdout.write(details(r));
+  } catch (err) {
+    fail(err, err instanceof RequestError && err.code === 'not_found' ? 4 : 1);
+  } finally {
+    store.close();
+  }
+}
+
+export function registerRequests(program: Command): void {
+  const req = program.command('requests').description('human requests: decisions and chores the master (or you) asked a person for');
+  req.command('list', { isDefault: true })
+    .description('list requests (default: the open ones, PENDING and POSTPONED)')
+    .option('--all', 'every request')
+    .addOption(new Option('--status <status>', 'only this status').choices([...REQUEST_STATUSES]))
+    .option('--json', 'JSON output')
+    .action((o: { all?: boolean; status?: RequestStatus; json?: boolean }) =>
+      withStore(o.json, (s) => s.requests.list(o.status ? { status: o.status } : o.all ? {} : { open: true })));
+  req.command('show <id>').description('show one request').option('--json', 'JSON output')
+    .action((id: string, o: { json?: boolean }) => withStore(o.json, (s) => s.requests.get(id)));
+  req.command('create')
+    .description('file a new request (PENDING); it is announced like any alert')
+    .addOption(new Option('--type <type>', 'request type').choices([...REQUEST_TYPES]).makeOptionMandatory())
+    .requiredOption('--title <title>', 'one line')
+    .option('--description <text>', 'details', '')
+    .addOption(new Option('--priority <p>', 'priority').choices([...PRIORITIES]).default('normal'))
+    .option('--cost <amount>', 'estimated cost')
+    .option('--created-by <who>', 'who asks', 'cli')
+    .option('--json', 'JSON output')
+    .action((o: { type: string; title: string; description: string; priority: string; cost?: string; createdBy: string; json?: boolean }) =>
+      withStore(o.json, (s) => {
+        const cost = o.cost === undefined ? null : Number(o.cost);
+        if (cost !== null && !(cost >= 0)) throw new RequestError(`--cost must be a non-negative number, not "${o.cost}"`, 'invalid');
+        return s.requests.create({ type: o.type as never, title: o.title, description: o.description, priority: o.priority as never, estimated_cost: cost, created_by: o.createdBy });
+      }));
+  const decide = (name: 'approve' | 'reject' | 'postpone' | 'complete', what: string, arg: string) =>
+    req.command(`${name} <id> [${arg}...]`).description(what).option('--json', 'JSON output')
+      .action((id: string, words: string[], o: { json?: boolean }) => withStore(o.json, (s) => s.requests[name](id, words.join(' ') || undefined)));
+  decide('approve', 'approve a PENDING/POSTPONED request (an update request then runs the update)', 'note');
+  decide('reject', 'reject a request', 'reason');
+  decide('postpone', 'postpone a request', 'note');
+  decide('complete', 'mark an APPROVED request done', 'note');
+}

@@ -1,0 +1,69 @@
+import type { Command } from 'commander';
+import { shortCommit } from '../../../core/version-info';
+import { openFleet, fail, DEFAULT_STACK } from '../fleet-context';
+import { FleetControl, type FleetStatus, type SlaveStatus } from '../../control';
+
+const ICON: Record<string, string> = { healthy: '✅', version_mismatch: '⚠️ ', pending: '⏳', dead: '🔴', unknown: '❔' };
+
+function ago(iso: string | null, now = Date.now()): string {
+  if (!iso) return 'never';
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (s < 90) return `${s}s ago`;
+  if (s < 5400) return `${Math.round(s / 60)}m ago`;
+  if (s < 129600) return `${Math.round(s / 3600)}h ago`;
+  return `${Math.round(s / 86400)}d ago`;
+}
+
+export function formatStatus(st: FleetStatus): string {
+  const d = st.master.daemon;
+  const lines = [
+    `stack ${st.stack} · master ${shortCommit(st.master.commit)}${st.master.branch ? ` (${st.master.branch})` : ''} · ` +
+      (d.running ? `daemon running (pid ${d.pid}, engine ${d.engine ?? '?'})` : `no daemon running${d.heartbeat_at ? ` (last heartbeat ${ago(d.heartbeat_at)})` : ''}`),
+  ];
+  const w = Math.max(4, ...st.slaves.map((s) => s.name.length));
+  for (const s of st.slaves) lines.push(slaveLine(s, w));
+  if (st.slaves.length === 0) lines.push('(no slaves in d8:slaves)');
+  const extras = [st.open_requests ? `${st.open_requests} open human request(s): d8 requests list` : '', st.pending_alerts ? `${st.pending_alerts} alert(s) waiting for delivery` : ''].filter(Boolean);
+  if (extras.length) lines.push(extras.join(' · '));
+  return lines.join('\n') + '\n';
+}
+
+function slaveLine(s: SlaveStatus, w: number): string {
+  const marker = s.state === 'version_mismatch' ? ` [≠ ${shortCommit(s.commit)} ${s.drift}]` : '';
+  const parts = [
+    `${ICON[s.state] ?? '  '} ${s.name.padEnd(w)}`,
+    `${s.state}${marker}`.padEnd(34),
+    (s.state === 'version_mismatch' ? '' : shortCommit(s.commit)).padEnd(7),
+    (s.strategy ?? '-').padEnd(6),
+    `last seen ${ago(s.last_seen)}`.padEnd(20),
+    s.endpoint,
+  ];
+  let line = parts.join('  ');
+  if (s.last_error && s.state !== 'healthy') line += `\n   ${' '.repeat(w)}last error: ${s.last_error}`;
+  return line;
+}
+
+export function registerStatus(program: Command): void {
+  program
+    .command('status')
+    .description("show every slave's state, commit, strategy and last contact (reads the master's store; works while it runs)")
+    .option('-s, --stack <stack>', 'stack', DEFAULT_STACK)
+    .option('--repo <dir>', 'repository with the stack files (default: this checkout)')
+    .option('--json', 'print { master: { commit }, slaves: [{ name, state, drift, commit, strategy, last_seen, last_error }] }')
+    .action((opts: { stack: string; repo?: string; json?: boolean }) => {
+      let ctx;
+      try {
+        ctx = openFleet(opts);
+      } catch (err) {
+        return fail(err, 2);
+      }
+      try {
+        const st = new FleetControl({ config: ctx.config, store: ctx.store, repoDir: ctx.repoDir }).status();
+        process.stdout.write(opts.json ? JSON.stringify(st, null, 2) + '\n' : formatStatus(st));
+      } catch (err) {
+        fail(err);
+      } finally {
+        ctx.close();
+      }
+    });
+}

@@ -1,0 +1,61 @@
+/** What every fleet command needs: the repo, the stack's config, the store, a logger. */
+import path from 'path';
+import { createLogger, type Logger } from '../../core/logger';
+import { repoRoot } from '../../core/paths';
+import { loadFleetConfig, type FleetConfig } from '../../core/stack-config';
+import { openStore, type Store } from '../store';
+import type { ControlKind, ControlResult } from '../store/commands';
+import { FleetControl } from '../control';
+import { chooseEngine, createDeployer, type EngineChoice } from '../deploy/select';
+import { DeployCoordinator } from '../deploy/coordinator';
+import { MasterVersion } from '../master-version';
+import { Supervisor } from '../daemon/supervisor';
+import { tuningFromEnv } from '../daemon/tuning';
+
+export interface FleetOptions {
+  stack?: string;
+  repo?: string;
+}
+
+export interface FleetContext {
+  repoDir: string;
+  config: FleetConfig;
+  store: Store;
+  logger: Logger;
+  close(): void;
+}
+
+export const DEFAULT_STACK = 'dev';
+
+export function openFleet(opts: FleetOptions, loggerName = 'd8'): FleetContext {
+  const repoDir = opts.repo ? path.resolve(opts.repo) : repoRoot();
+  const config = loadFleetConfig(repoDir, opts.stack ?? DEFAULT_STACK);
+  const secrets = [config.agentToken, config.sshPrivateKey, config.telegramToken].filter((s): s is string => !!s);
+  const logger = createLogger({ name: loggerName, secrets });
+  const store = openStore(undefined, secrets);
+  return { repoDir, config, store, logger, close: () => store.close() };
+}
+
+/** FleetControl for a CLI process: actions go to the running daemon, or run here when there is none. */
+export function cliControl(ctx: FleetContext, engine: EngineChoice = 'auto'): FleetControl {
+  const runLocally = async (kind: ControlKind, slave: string): Promise<ControlResult> => {
+    const chosen = chooseEngine(engine);
+    ctx.logger.info({ engine: chosen.engine, why: chosen.why }, `no master daemon runs for stack ${ctx.config.stack}: acting from this process with the ${chosen.engine} engine`);
+    const deployer = await createDeployer(chosen.engine, { config: ctx.config, repoDir: ctx.repoDir, logger: ctx.logger }, process.env.D8_DEPLOYER_MODULE);
+    const version = new MasterVersion(ctx.repoDir, ctx.logger);
+    const deploys = new DeployCoordinator(ctx.config.stack, deployer, ctx.store.deploys, ctx.logger);
+    const sup = new Supervisor({ config: ctx.config, store: ctx.store, version, deploys, logger: ctx.logger, tuning: tuningFromEnv(), repoDir: ctx.repoDir });
+    try {
+      return kind === 'retry' ? await sup.retry(slave) : await sup.forceUpdate(slave);
+    } finally {
+      sup.close();
+    }
+  };
+  return new FleetControl({ config: ctx.config, store: ctx.store, repoDir: ctx.repoDir, runLocally });
+}
+
+/** Prints an error the user can act on and sets a failing exit code. */
+export function fail(err: unknown, code = 1): void {
+  process.stderr.write(`d8: ${(err as Error).message ?? String(err)}\n`);
+  process.exitCode = code;
+}

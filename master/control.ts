@@ -1,0 +1,165 @@
+/**
+ * FleetControl: the one facade the CLI and the Telegram bot call. Reads come from the store (so
+ * they work while a daemon runs elsewhere); actions go to the supervisor when we are inside the
+ * daemon, to the running daemon through the store's control_commands when there is one (it owns
+ * the deploy locks), or run in this process when no daemon runs.
+ */
+import type { FleetConfig, SlaveConfig } from '../core/stack-config';
+import { findSlave, requireAgentToken } from '../core/stack-config';
+import type { ExecuteRequest, ExecuteResponse } from '../core/protocol';
+import { gitHead } from '../core/version-info';
+import type { Store } from './store';
+import type { ControlKind, ControlResult } from './store/commands';
+import type { SlaveRecord } from './store/slaves';
+import { MasterVersion } from './master-version';
+import { AgentClient } from './agent-client';
+import type { Supervisor } from './daemon/supervisor';
+import type { RequestService } from './requests/service';
+import type { SlaveState } from './checker/state-machine';
+import type { Drift } from './checker/drift';
+
+export class SlaveNotHealthyError extends Error {
+  constructor(readonly slave: string, readonly state: SlaveState) {
+    super(`${slave} is ${state}, not healthy: tasks only run on healthy slaves (see \`d8 status\`, or \`d8 retry ${slave}\`)`);
+    this.name = 'SlaveNotHealthyError';
+  }
+}
+
+export class ControlTimeoutError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ControlTimeoutError';
+  }
+}
+
+export interface SlaveStatus {
+  name: string;
+  host: string;
+  endpoint: string;
+  state: SlaveState;
+  drift: Drift;
+  commit: string | null;
+  branch: string | null;
+  strategy: string | null;
+  last_seen: string | null;
+  last_check: string | null;
+  last_error: string | null;
+  failures: number;
+  breaker: string;
+  auto_update: string;
+}
+
+export interface FleetStatus {
+  stack: string;
+  master: { commit: string | null; branch: string | null; daemon: { running: boolean; pid: number | null; heartbeat_at: string | null; engine: string | null } };
+  slaves: SlaveStatus[];
+  pending_alerts: number;
+  open_requests: number;
+}
+
+export interface FleetControlOptions {
+  config: FleetConfig;
+  store: Store;
+  repoDir: string;
+  /** Set inside the daemon. */
+  supervisor?: Supervisor;
+  /** Without a daemon: runs a retry/update in this process. */
+  runLocally?: (kind: ControlKind, slave: string) => Promise<ControlResult>;
+  /** How long the CLI waits for the daemon to answer a command. */
+  commandTimeoutMs?: number;
+}
+
+export class FleetControl {
+  constructor(private readonly o: FleetControlOptions) {}
+
+  get requests(): RequestService {
+    return this.o.store.requests;
+  }
+
+  /** A daemon counts as running when its pid lives and it beat within three intervals (at least 90 s). */
+  daemonRunning(): boolean {
+    if (this.o.supervisor) return true;
+    return this.o.store.master.isRunning(this.o.config.stack, Math.max(90_000, this.o.config.checkIntervalSeconds * 3000));
+  }
+
+  status(): FleetStatus {
+    const { config, store } = this.o;
+    const info = store.master.get(config.stack);
+    const running = this.daemonRunning();
+    let commit = running && info ? info.commit : null;
+    let branch = running && info ? info.branch : null;
+    if (!commit) {
+      try { commit = gitHead(this.o.repoDir); } catch { commit = MasterVersion.read(this.o.repoDir)?.commit ?? info?.commit ?? null; }
+      branch = MasterVersion.read(this.o.repoDir)?.branch ?? info?.branch ?? null;
+    }
+    const rows = new Map(store.slaves.list(config.stack).map((r) => [r.name, r]));
+    const slaves = config.slaves.map((s) => toStatus(s, rows.get(s.name)));
+    return {
+      stack: config.stack,
+      master: { commit, branch, daemon: { running, pid: running ? info?.pid ?? null : null, heartbeat_at: info?.heartbeat_at ?? null, engine: info?.engine ?? null } },
+      slaves,
+      pending_alerts: store.outbox.pendingCount(),
+      open_requests: store.requests.list({ open: true }).length,
+    };
+  }
+
+  retry(slave: string): Promise<ControlResult> {
+    return this.command('retry', slave);
+  }
+
+  update(slave: string): Promise<ControlResult> {
+    return this.command('update', slave);
+  }
+
+  private async command(kind: ControlKind, name: string): Promise<ControlResult> {
+    findSlave(this.o.config, name);
+    if (this.o.supervisor) return kind === 'retry' ? this.o.supervisor.retry(name) : this.o.supervisor.forceUpdate(name);
+    if (this.daemonRunning()) {
+      const id = this.o.store.commands.enqueue(this.o.config.stack, kind, name);
+      const deadline = Date.now() + (this.o.commandTimeoutMs ?? 30 * 60_000);
+      for (;;) {
+        const c = this.o.store.commands.get(id);
+        if (c?.status === 'done' && c.result) return c.result;
+        if (Date.now() > deadline) throw new ControlTimeoutError(`the daemon did not finish "${kind} ${name}" in time (command ${id}); see \`d8 status\` and the daemon's log`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    if (!this.o.runLocally) throw new Error(`no master daemon runs for stack ${this.o.config.stack} and this caller cannot ${kind} locally`);
+    return this.o.runLocally(kind, name);
+  }
+
+  /** Runs a task on a slave; refuses one that is not healthy. */
+  async execute(name: string, task: ExecuteRequest): Promise<ExecuteResponse> {
+    const slave = findSlave(this.o.config, name);
+    const rec = this.o.store.slaves.get(this.o.config.stack, name);
+    const state = rec?.state ?? 'unknown';
+    if (state !== 'healthy') throw new SlaveNotHealthyError(name, state);
+    const token = requireAgentToken(this.o.config);
+    const client = this.o.supervisor?.client ?? new AgentClient();
+    try {
+      return await client.execute(slave, token, task);
+    } finally {
+      if (!this.o.supervisor) client.close();
+    }
+  }
+
+  /** A healthy slave for a task: the one seen most recently with the fewest failures, or null. */
+  findAvailableSlave(filter?: (s: SlaveConfig) => boolean): SlaveConfig | null {
+    const rows = this.o.store.slaves.list(this.o.config.stack).filter((r) => r.state === 'healthy');
+    rows.sort((a, b) => (b.last_seen ?? '').localeCompare(a.last_seen ?? ''));
+    for (const r of rows) {
+      const s = this.o.config.slaves.find((x) => x.name === r.name);
+      if (s && (!filter || filter(s))) return s;
+    }
+    return null;
+  }
+}
+
+function toStatus(s: SlaveConfig, r: SlaveRecord | undefined): SlaveStatus {
+  return {
+    name: s.name, host: s.host, endpoint: `${s.agentHost}:${s.agentPort}`,
+    state: r?.state ?? 'unknown', drift: r?.drift ?? 'unknown', commit: r?.commit ?? null, branch: r?.branch ?? null,
+    strategy: r?.strategy ?? null, last_seen: r?.last_seen ?? null, last_check: r?.last_check ?? null, last_error: r?.last_error ?? null,
+    failures: r?.failures ?? 0, breaker: r?.breaker ?? 'closed', auto_update: s.autoUpdate,
+  };
+}

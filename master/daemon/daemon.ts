@@ -1,0 +1,138 @@
+/**
+ * The long-running master: a sweep every interval, control commands (d8 retry / update from the
+ * CLI) picked up from the store within a second, the alert dispatcher, and a clean stop on SIGTERM:
+ * the loop stops, an in-flight deploy may finish within the grace period or is marked interrupted,
+ * the process exits 0.
+ */
+import type { Logger } from '../../core/logger';
+import type { FleetConfig } from '../../core/stack-config';
+import { shortCommit } from '../../core/version-info';
+import type { Store } from '../store';
+import type { Deployer } from '../deploy/deployer';
+import { DeployCoordinator } from '../deploy/coordinator';
+import { MasterVersion } from '../master-version';
+import { AlertDispatcher } from '../notify/dispatcher';
+import type { Notifier } from '../notify/notifier';
+import { Supervisor, type SweepSummary } from './supervisor';
+import type { Tuning } from './tuning';
+
+export interface DaemonOptions {
+  config: FleetConfig;
+  store: Store;
+  deployer: Deployer;
+  notifier: Notifier;
+  logger: Logger;
+  tuning: Tuning;
+  repoDir: string;
+  intervalMs: number;
+  once?: boolean;
+}
+
+export class MasterDaemon {
+  readonly supervisor: Supervisor;
+  readonly deploys: DeployCoordinator;
+  readonly version: MasterVersion;
+  private readonly dispatcher: AlertDispatcher;
+  private stopped = false;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private controlTimer: NodeJS.Timeout | null = null;
+  private sweeping: Promise<SweepSummary | null> | null = null;
+  private stopPromise: Promise<void> | null = null;
+
+  constructor(private readonly o: DaemonOptions) {
+    this.version = new MasterVersion(o.repoDir, o.logger);
+    this.deploys = new DeployCoordinator(o.config.stack, o.deployer, o.store.deploys, o.logger);
+    this.supervisor = new Supervisor({ config: o.config, store: o.store, version: this.version, deploys: this.deploys, logger: o.logger, tuning: o.tuning, repoDir: o.repoDir });
+    this.dispatcher = new AlertDispatcher(o.store.outbox, o.notifier, o.logger);
+  }
+
+  get stack(): string {
+    return this.o.config.stack;
+  }
+
+  async start(): Promise<void> {
+    const { store, config, logger } = this.o;
+    const reaped = store.deploys.reapOrphans(this.stack);
+    if (reaped) logger.warn({ count: reaped }, 'deploys left running by a previous master were marked interrupted');
+    store.commands.failStale(this.stack, 'the master restarted while this command ran; run it again');
+    const v = this.version.current;
+    store.master.started(this.stack, v.commit, v.branch, this.deploys.engine);
+    logger.info({ stack: this.stack, slaves: config.slaves.map((s) => s.name), interval_s: this.o.intervalMs / 1000, engine: this.deploys.engine, store: store.file, commit: v.commit },
+      `master ${shortCommit(v.commit)} supervising ${config.slaves.length} slave(s) of stack ${this.stack} every ${this.o.intervalMs / 1000}s`);
+    this.dispatcher.start();
+    if (this.o.once) {
+      await this.runSweep();
+      await this.supervisor.settle(this.o.tuning.stopGraceMs);
+      await this.dispatcher.drain();
+      return;
+    }
+    this.controlTimer = setInterval(() => this.pollControl(), this.o.tuning.controlPollMs);
+    this.scheduleSweep(0);
+  }
+
+  private scheduleSweep(delay: number): void {
+    if (this.stopped) return;
+    this.sweepTimer = setTimeout(async () => {
+      const started = Date.now();
+      await this.runSweep();
+      this.scheduleSweep(Math.max(0, this.o.intervalMs - (Date.now() - started)));
+    }, delay);
+  }
+
+  private async runSweep(): Promise<SweepSummary | null> {
+    this.sweeping = (async () => {
+      try {
+        const s = await this.supervisor.sweep();
+        this.o.logger.debug({ ...s }, 'sweep done');
+        return s;
+      } catch (err) {
+        this.o.logger.error({ err: (err as Error).message }, 'sweep failed (the next one runs on schedule)');
+        return null;
+      }
+    })();
+    const r = await this.sweeping;
+    this.sweeping = null;
+    return r;
+  }
+
+  private pollControl(): void {
+    if (this.stopped) return;
+    let cmds;
+    try {
+      cmds = this.o.store.commands.claim(this.stack);
+    } catch (err) {
+      this.o.logger.warn({ err: (err as Error).message }, 'cannot read control commands');
+      return;
+    }
+    for (const c of cmds) {
+      this.o.logger.info({ command: c.kind, slave: c.slave, id: c.id }, `control: ${c.kind} ${c.slave}`);
+      const run = c.kind === 'retry' ? this.supervisor.retry(c.slave) : this.supervisor.forceUpdate(c.slave);
+      void run
+        .catch((err) => ({ ok: false, action: 'none', message: (err as Error).message }))
+        .then((r) => this.o.store.commands.finish(c.id, r));
+    }
+  }
+
+  /** Stops the loop; in-flight deploys finish within the grace period or are marked interrupted. */
+  stop(reason: string): Promise<void> {
+    if (this.stopPromise) return this.stopPromise;
+    this.stopPromise = (async () => {
+      this.stopped = true;
+      this.o.logger.info({ reason }, 'stopping');
+      if (this.sweepTimer) clearTimeout(this.sweepTimer);
+      if (this.controlTimer) clearInterval(this.controlTimer);
+      this.supervisor.stop();
+      if (this.sweeping) await this.sweeping;
+      const d = await this.deploys.drain(this.o.tuning.stopGraceMs);
+      if (d.interrupted.length) this.o.logger.warn({ slaves: d.interrupted }, 'deploys still running at stop were marked interrupted');
+      await this.supervisor.settle(Math.min(5000, this.o.tuning.stopGraceMs));
+      await this.dispatcher.drain();
+      await this.dispatcher.stop();
+      await this.o.notifier.close?.();
+      this.o.store.master.stopped(this.stack);
+      this.supervisor.close();
+      this.o.logger.info('stopped');
+    })();
+    return this.stopPromise;
+  }
+}

@@ -1,0 +1,367 @@
+/**
+ * The direct deployer: puts the agent on a slave without a Pulumi CLI. For one slave:
+ *   up to date?  → GET /api/health already reports the bundle's commit: nothing to do (unless force)
+ *   connect      → node-ssh (key auth, optional host key pinning) or a local shell for `host: local`
+ *   preflight    → who and what the host is (home, node, python3, docker), recorded in the build log
+ *   upload       → the bundle into ~/.d8-agent/bundles/<hash16> (skipped when already there)
+ *   install      → install.sh with the token on stdin; its progress lines are streamed as progress
+ *   verify       → the master itself reaches GET /api/health and sees the bundle's commit
+ * Every deploy writes a build log (secrets replaced by ***). Deploys of one slave are serialized.
+ */
+import fs from 'fs';
+import path from 'path';
+import { buildBundle, BUNDLE_HASH_FILE, type BundleInfo } from '../../../agent/bundle/build';
+import { installCommand, remoteBundleDir, uninstallCommand } from '../../../agent/install/command';
+import { parseInstallOutput, InstallOutputError, type InstallAttempt, type InstallResult } from '../../../core/install-result';
+import type { Logger } from '../../../core/logger';
+import { repoRoot } from '../../../core/paths';
+import type { Strategy } from '../../../core/protocol';
+import { environmentSecrets, Redactor } from '../../../core/redact';
+import { requireAgentToken, type FleetConfig, type SlaveConfig } from '../../../core/stack-config';
+import { gitHead } from '../../../core/version-info';
+import { BuildLog } from '../build-log';
+import type { Deployer, DeployOptions, DeployResult } from '../deployer';
+import { RemoteCommandError, SlaveConnectError } from './errors';
+import { fetchHealth, waitForCommit } from './health';
+import { LocalShell, SshShell, type SlaveShell } from './shell';
+
+export type DeployPhase = 'bundle' | 'check' | 'connect' | 'preflight' | 'upload' | 'install' | 'verify' | 'done';
+
+export interface DeployProgress {
+  slave: string;
+  phase: DeployPhase;
+  message: string;
+}
+
+export interface DirectDeployerOptions {
+  config: FleetConfig;
+  /** Repository the bundle is built from (default: this checkout). */
+  repoDir?: string;
+  logger?: Logger;
+  /** For D8_HOME (build logs) and secrets to scrub (default: process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** A prebuilt bundle, or a provider; default: built from repoDir, rebuilt when git HEAD moves. */
+  bundle?: BundleInfo | (() => Promise<BundleInfo>);
+  onProgress?: (p: DeployProgress) => void;
+  /** install.sh --health-timeout (seconds per attempt). */
+  healthTimeoutSeconds?: number;
+  connectTimeoutMs?: number;
+  /** Upper bound for the whole install.sh run (default 20 min: docker builds can be slow). */
+  installTimeoutMs?: number;
+  /** How long the master polls /api/health after a successful install. */
+  verifyTimeoutMs?: number;
+}
+
+export interface UninstallResult {
+  slave: string;
+  ok: boolean;
+  output: string;
+  error: string | null;
+}
+
+const PREFLIGHT = [
+  'printf "home=%s\\nuser=%s\\nos=%s\\n" "$HOME" "$(id -un)" "$(uname -sm)"',
+  'for t in sh node python3 docker curl systemctl; do printf "%s=%s\\n" "$t" "$(command -v "$t" || echo missing)"; done',
+  'printf "node_version=%s\\n" "$(node --version 2>&1 | head -n 1)"',
+  'printf "python_version=%s\\n" "$(python3 --version 2>&1 | head -n 1)"',
+  'printf "docker_engine=%s\\n" "$(docker info --format "{{.ServerVersion}}" 2>&1 | head -n 1)"',
+].join('; ');
+
+function parseFacts(stdout: string): Record<string, string> {
+  const facts: Record<string, string> = {};
+  for (const line of stdout.split('\n')) {
+    const i = line.indexOf('=');
+    if (i > 0) facts[line.slice(0, i)] = line.slice(i + 1).trim();
+  }
+  return facts;
+}
+
+function factsSummary(f: Record<string, string>): string {
+  const node = f.node === 'missing' ? 'no node' : `node ${f.node_version ?? '?'}`;
+  const py = f.python3 === 'missing' ? 'no python3' : (f.python_version ?? 'python3');
+  const docker = f.docker === 'missing' ? 'no docker' : /^\d/.test(f.docker_engine ?? '') ? `docker ${f.docker_engine}` : 'docker (not usable by this user)';
+  return `${f.user ?? '?'} on ${f.os ?? '?'}: ${node}, ${py}, ${docker}`;
+}
+
+const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+
+export class DirectDeployer implements Deployer {
+  readonly engine = 'direct' as const;
+  private readonly queues = new Map<string, Promise<unknown>>();
+  private cachedBundle: { head: string | null; bundle: Promise<BundleInfo> } | null = null;
+
+  constructor(private readonly opts: DirectDeployerOptions) {}
+
+  private get env(): NodeJS.ProcessEnv {
+    return this.opts.env ?? process.env;
+  }
+
+  private progress(slave: string, phase: DeployPhase, message: string): void {
+    this.opts.onProgress?.({ slave, phase, message });
+    this.opts.logger?.debug({ slave, phase }, message);
+  }
+
+  /** The bundle this deployer installs (built once per git HEAD unless one was given). */
+  bundle(): Promise<BundleInfo> {
+    const given = this.opts.bundle;
+    if (typeof given === 'function') return given();
+    if (given) return Promise.resolve(given);
+    const repoDir = this.opts.repoDir ?? repoRoot();
+    let head: string | null = null;
+    try {
+      head = gitHead(repoDir);
+    } catch { /* not a checkout: build once */ }
+    if (!this.cachedBundle || (head !== null && this.cachedBundle.head !== head)) {
+      const bundle = buildBundle({ repoDir, requirements: this.opts.config.requirements });
+      bundle.catch(() => { if (this.cachedBundle?.bundle === bundle) this.cachedBundle = null; });
+      this.cachedBundle = { head, bundle };
+    }
+    return this.cachedBundle.bundle;
+  }
+
+  deploy(slave: SlaveConfig, opts: DeployOptions): Promise<DeployResult> {
+    return this.serialized(slave.name, () => this.deployNow(slave, opts));
+  }
+
+  uninstall(slave: SlaveConfig): Promise<UninstallResult> {
+    return this.serialized(slave.name, () => this.uninstallNow(slave));
+  }
+
+  private serialized<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.queues.get(name) ?? Promise.resolve();
+    const run = prev.catch(() => undefined).then(fn);
+    this.queues.set(name, run);
+    void run.finally(() => { if (this.queues.get(name) === run) this.queues.delete(name); }).catch(() => undefined);
+    return run;
+  }
+
+  private loadKey(slave: SlaveConfig): { key: string; description: string } {
+    const c = this.opts.config;
+    if (c.sshPrivateKey) return { key: c.sshPrivateKey, description: '(from D8_SSH_PRIVATE_KEY / d8:sshPrivateKey)' };
+    if (c.sshKeyPath) {
+      try {
+        return { key: fs.readFileSync(c.sshKeyPath, 'utf8'), description: c.sshKeyPath };
+      } catch (err) {
+        throw new SlaveConnectError(`${slave.name}: cannot read the SSH key ${c.sshKeyPath} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): ` +
+          'point D8_SSH_KEY_PATH or d8:sshKeyPath at a readable private key', 'key');
+      }
+    }
+    throw new SlaveConnectError(`${slave.name}: no SSH key configured: set D8_SSH_KEY_PATH, D8_SSH_PRIVATE_KEY or d8:sshKeyPath`, 'key');
+  }
+
+  private redactorFor(token: string | undefined): Redactor {
+    const c = this.opts.config;
+    let keyText: string | undefined;
+    try {
+      keyText = c.sshPrivateKey ?? (c.sshKeyPath ? fs.readFileSync(c.sshKeyPath, 'utf8') : undefined);
+    } catch { /* unreadable key: nothing to scrub */ }
+    return new Redactor([token, keyText, c.telegramToken, ...environmentSecrets(this.env)]);
+  }
+
+  private async open(slave: SlaveConfig): Promise<SlaveShell> {
+    if (slave.local) return new LocalShell();
+    const { key, description } = this.loadKey(slave);
+    return SshShell.connect({
+      name: slave.name,
+      host: slave.host,
+      port: slave.sshPort,
+      user: slave.user,
+      privateKey: key,
+      keyDescription: description,
+      hostKey: slave.hostKey,
+      readyTimeoutMs: this.opts.connectTimeoutMs ?? 10000,
+    });
+  }
+
+  /** Runs preflight and puts the bundle on the slave; returns the bundle's absolute dir there. */
+  private async stage(slave: SlaveConfig, shell: SlaveShell, bundle: BundleInfo, log: BuildLog): Promise<string> {
+    this.progress(slave.name, 'preflight', `checking ${shell.where}`);
+    const pre = await shell.exec(PREFLIGHT, { timeoutMs: 60000 });
+    log.record({ command: 'preflight: user, home, node, python3, docker', success: pre.code === 0, stdout: pre.stdout, stderr: pre.stderr, exit_code: pre.code });
+    const facts = parseFacts(pre.stdout);
+    if (pre.code !== 0 || !facts.home?.startsWith('/')) {
+      throw new RemoteCommandError(`${slave.name}: preflight failed on ${shell.where} (exit ${pre.code}): ${pre.stderr.trim().split('\n').pop() ?? 'no output'} ` +
+        '(the login shell must be a POSIX sh-compatible shell)', pre.code);
+    }
+    this.progress(slave.name, 'preflight', factsSummary(facts));
+
+    const dir = `${facts.home}/${remoteBundleDir(bundle.hash)}`;
+    const have = await shell.exec(`cat ${q(`${dir}/${BUNDLE_HASH_FILE}`)} 2>/dev/null`, { timeoutMs: 30000 });
+    if (have.stdout.trim() === bundle.hash) {
+      log.record({ command: `upload bundle to ${dir} (already there)`, success: true, stdout: '', stderr: '', exit_code: 0 });
+      this.progress(slave.name, 'upload', `bundle ${bundle.hash.slice(0, 16)} already on the slave`);
+      return dir;
+    }
+    this.progress(slave.name, 'upload', `uploading bundle ${bundle.hash.slice(0, 16)} to ${dir}`);
+    const mk = await shell.exec(`mkdir -p ${q(dir)} && chmod 700 "$HOME/.d8-agent" && rm -f ${q(`${dir}/${BUNDLE_HASH_FILE}`)}`, { timeoutMs: 30000 });
+    if (mk.code !== 0) {
+      log.record({ command: `mkdir -p ${dir}`, success: false, stdout: mk.stdout, stderr: mk.stderr, exit_code: mk.code });
+      throw new RemoteCommandError(`${slave.name}: cannot create ${dir}: ${mk.stderr.trim()}`, mk.code);
+    }
+    const started = Date.now();
+    // BUNDLE_HASH last: a bundle dir with BUNDLE_HASH is a complete upload.
+    const files = bundle.files.filter((f) => f !== BUNDLE_HASH_FILE).map((f) => ({ local: path.join(bundle.dir, f), remote: `${dir}/${f}` }));
+    await shell.upload(files);
+    await shell.upload([{ local: path.join(bundle.dir, BUNDLE_HASH_FILE), remote: `${dir}/${BUNDLE_HASH_FILE}` }]);
+    log.record({ command: `upload bundle to ${dir}`, success: true, stdout: `${bundle.files.join(' ')} in ${Date.now() - started} ms`, stderr: '', exit_code: 0 });
+    return dir;
+  }
+
+  private async deployNow(slave: SlaveConfig, opts: DeployOptions): Promise<DeployResult> {
+    const t0 = Date.now();
+    const c = this.opts.config;
+    let token: string | undefined;
+    let tokenError: string | null = null;
+    try {
+      token = requireAgentToken(c);
+    } catch (err) {
+      tokenError = (err as Error).message;
+    }
+    const redactor = this.redactorFor(token);
+    const log = new BuildLog({ name: slave.name, host: slave.host }, 'direct', opts.reason, redactor);
+    let shell: SlaveShell | null = null;
+    let bundle: BundleInfo | null = null;
+    let result: InstallResult | null = null;
+    let status: 'success' | 'failed' | 'up_to_date' = 'failed';
+    let strategy: Strategy | null = null;
+    let attempts: InstallAttempt[] = [];
+    let commit: string | null = null;
+    let error: string | null = null;
+    try {
+      if (tokenError) throw new Error(tokenError);
+      bundle = await this.bundle();
+      const b = bundle;
+      this.progress(slave.name, 'bundle', `bundle ${b.hash.slice(0, 16)} (commit ${b.versionInfo.commit.slice(0, 7)}${b.versionInfo.dirty ? ', dirty tree' : ''})`);
+
+      if (!opts.force && !b.versionInfo.dirty) {
+        const probe = await fetchHealth(slave.agentHost, slave.agentPort, 2000);
+        log.record({
+          command: `GET http://${slave.agentHost}:${slave.agentPort}/api/health (already up to date?)`,
+          success: probe.ok, stdout: probe.ok ? JSON.stringify(probe.health) : '', stderr: probe.ok ? '' : probe.error, exit_code: null,
+        });
+        if (probe.ok && probe.health.commit === b.versionInfo.commit && !probe.health.dirty) {
+          status = 'up_to_date';
+          strategy = probe.health.install_strategy;
+          commit = probe.health.commit;
+          this.progress(slave.name, 'done', `already runs ${commit.slice(0, 7)} (${strategy ?? 'unknown strategy'}): nothing to do (use force to redeploy)`);
+          return this.finish(slave, log, { status, strategy, attempts, commit, error, bundle: b, t0 });
+        }
+      }
+
+      this.progress(slave.name, 'connect', slave.local ? 'running on this machine (host: local)' : `connecting to ${slave.user}@${slave.host}:${slave.sshPort}`);
+      const connectStarted = new Date().toISOString();
+      try {
+        shell = await this.open(slave);
+        log.record({ command: slave.local ? 'local shell' : `ssh ${slave.user}@${slave.host} -p ${slave.sshPort}`, success: true, stdout: '', stderr: '', exit_code: 0, timestamp: connectStarted });
+      } catch (err) {
+        log.record({ command: `ssh ${slave.user}@${slave.host} -p ${slave.sshPort}`, success: false, stdout: '', stderr: (err as Error).message, exit_code: null, timestamp: connectStarted });
+        throw err;
+      }
+      const dir = await this.stage(slave, shell, b, log);
+
+      const cmd = installCommand({
+        bundleDir: dir,
+        strategies: slave.strategies,
+        attempts: c.installAttempts,
+        delaySeconds: c.installDelaySeconds,
+        agentPort: slave.agentPort,
+        baseImage: c.baseImage,
+        healthTimeoutSeconds: this.opts.healthTimeoutSeconds,
+      });
+      this.progress(slave.name, 'install', `install.sh --strategies ${slave.strategies.join(',')} (${c.installAttempts} attempt(s) each)`);
+      const installStarted = new Date().toISOString();
+      const run = await shell.exec(cmd, {
+        stdin: `${token}\n`,
+        timeoutMs: this.opts.installTimeoutMs ?? 20 * 60 * 1000,
+        onStderrLine: (line) => {
+          const m = /^\[d8-install\] (.*)$/.exec(line);
+          if (m) this.progress(slave.name, 'install', redactor.text(m[1]));
+        },
+      });
+      log.record({ command: cmd, success: run.code === 0, stdout: run.stdout, stderr: run.stderr, exit_code: run.code, timestamp: installStarted });
+      try {
+        result = parseInstallOutput(run.stdout);
+      } catch (err) {
+        if (!(err instanceof InstallOutputError)) throw err;
+        const tail = run.stderr.trim().split('\n').slice(-3).join(' | ');
+        throw new RemoteCommandError(`${slave.name}: install.sh exited ${run.code} without its JSON result (${err.message})${tail ? `: ${tail}` : ''}`, run.code);
+      }
+      attempts = result.attempts;
+      strategy = result.strategy;
+      if (!result.ok) {
+        const last = result.attempts[result.attempts.length - 1];
+        const lastLine = last?.stderr_tail.trim().split('\n').pop() ?? '';
+        throw new RemoteCommandError(`${slave.name}: every strategy failed (${slave.strategies.join(', ')}; ${result.attempts.length} attempts)` +
+          (last ? `; last: ${last.strategy} attempt ${last.attempt} exited ${last.exit_code}${lastLine ? `: ${lastLine}` : ''}` : ''), run.code);
+      }
+
+      this.progress(slave.name, 'verify', `checking http://${slave.agentHost}:${slave.agentPort}/api/health from the master`);
+      const probe = await waitForCommit(slave.agentHost, slave.agentPort, b.versionInfo.commit, this.opts.verifyTimeoutMs ?? 15000);
+      log.record({
+        command: `GET http://${slave.agentHost}:${slave.agentPort}/api/health`,
+        success: probe.ok && probe.health.commit === b.versionInfo.commit,
+        stdout: probe.ok ? JSON.stringify(probe.health) : '', stderr: probe.ok ? '' : probe.error, exit_code: null,
+      });
+      if (!probe.ok) {
+        throw new RemoteCommandError(`${slave.name}: install.sh reports the agent up (${strategy}), but the master cannot reach http://${slave.agentHost}:${slave.agentPort}: ` +
+          `${probe.error} (firewall? set agentHost if the agent is reached under another address)`, null);
+      }
+      commit = probe.health.commit;
+      if (commit !== b.versionInfo.commit) {
+        throw new RemoteCommandError(`${slave.name}: http://${slave.agentHost}:${slave.agentPort} reports commit ${commit.slice(0, 7)}, not ${b.versionInfo.commit.slice(0, 7)}: ` +
+          'another agent answers on that address (agentHost/agentPort point elsewhere?)', null);
+      }
+      status = 'success';
+      this.progress(slave.name, 'done', `agent up with ${strategy} (commit ${commit.slice(0, 7)}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    } catch (err) {
+      error = redactor.text((err as Error).message ?? String(err));
+      this.progress(slave.name, 'done', `failed: ${error}`);
+    } finally {
+      if (shell) await shell.close().catch(() => undefined);
+    }
+    return this.finish(slave, log, { status, strategy, attempts, commit, error, bundle, t0 });
+  }
+
+  private finish(slave: SlaveConfig, log: BuildLog, o: {
+    status: 'success' | 'failed' | 'up_to_date'; strategy: Strategy | null; attempts: InstallAttempt[];
+    commit: string | null; error: string | null; bundle: BundleInfo | null; t0: number;
+  }): DeployResult {
+    let buildLogPath: string | null = null;
+    try {
+      buildLogPath = log.write(log.document({
+        status: o.status, strategy: o.strategy, error: o.error, commit: o.commit, bundleHash: o.bundle?.hash ?? null, attempts: o.attempts,
+      }), this.env);
+    } catch (err) {
+      this.opts.logger?.error({ slave: slave.name, err: (err as Error).message }, 'cannot write the build log');
+    }
+    return {
+      slave: slave.name,
+      engine: 'direct',
+      ok: o.status !== 'failed',
+      strategy: o.strategy,
+      attempts: o.attempts,
+      commit: o.commit,
+      buildLogPath,
+      error: o.error,
+      durationMs: Date.now() - o.t0,
+    };
+  }
+
+  private async uninstallNow(slave: SlaveConfig): Promise<UninstallResult> {
+    const redactor = this.redactorFor(this.opts.config.agentToken);
+    const log = new BuildLog({ name: slave.name, host: slave.host }, 'direct', 'uninstall', redactor);
+    let shell: SlaveShell | null = null;
+    try {
+      const bundle = await this.bundle();
+      shell = await this.open(slave);
+      const dir = await this.stage(slave, shell, bundle, log);
+      const r = await shell.exec(uninstallCommand(dir, slave.agentPort), { timeoutMs: 120000 });
+      const output = redactor.text(r.stderr + r.stdout);
+      return { slave: slave.name, ok: r.code === 0, output, error: r.code === 0 ? null : `uninstall.sh exited ${r.code}` };
+    } catch (err) {
+      return { slave: slave.name, ok: false, output: '', error: redactor.text((err as Error).message) };
+    } finally {
+      if (shell) await shell.close().catch(() => undefined);
+    }
+  }
+}

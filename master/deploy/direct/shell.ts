@@ -1,0 +1,188 @@
+/**
+ * Where the installer runs: a slave over SSH (node-ssh) or this machine (`host: local`, a local
+ * `sh -c`). Both run the same command lines (agent/install/command.ts) with the token on stdin.
+ */
+import { spawn } from 'child_process';
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import { NodeSSH } from 'node-ssh';
+import { DeployTimeoutError, SlaveConnectError } from './errors';
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  code: number | null;
+}
+
+export interface ExecOptions {
+  stdin?: string;
+  /** Called with each complete stderr line as it arrives (installer progress). */
+  onStderrLine?: (line: string) => void;
+  timeoutMs?: number;
+}
+
+export interface SlaveShell {
+  /** Where it runs, for messages: `user@host:port` or `local`. */
+  readonly where: string;
+  exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
+  /** Copies local files to absolute remote paths (parent directories must exist). */
+  upload(files: Array<{ local: string; remote: string }>): Promise<void>;
+  close(): Promise<void>;
+}
+
+function lineSplitter(onLine?: (line: string) => void): (chunk: Buffer | string) => void {
+  let rest = '';
+  return (chunk) => {
+    if (!onLine) return;
+    rest += chunk.toString();
+    const lines = rest.split('\n');
+    rest = lines.pop() ?? '';
+    for (const l of lines) onLine(l.replace(/\r$/, ''));
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number | undefined, what: string, onTimeout: () => void): Promise<T> {
+  if (!ms) return p;
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      onTimeout();
+      reject(new DeployTimeoutError(`${what} did not finish within ${Math.round(ms / 1000)} s`));
+    }, ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+export interface SshTarget {
+  name: string;
+  host: string;
+  port: number;
+  user: string;
+  privateKey: string;
+  /** Where the key came from, for messages (never the key itself). */
+  keyDescription: string;
+  /** known_hosts-style `ssh-ed25519 AAAA…`: when set, the server's key must match. */
+  hostKey?: string;
+  readyTimeoutMs?: number;
+}
+
+/** Turns ssh2/node errors into one sentence that says what to check. */
+export function explainConnectError(err: unknown, t: SshTarget, hostKeyMismatch: boolean): SlaveConnectError {
+  const e = err as NodeJS.ErrnoException & { level?: string };
+  const where = `${t.user}@${t.host}:${t.port}`;
+  const msg = e?.message ?? String(err);
+  if (hostKeyMismatch) {
+    return new SlaveConnectError(`${t.name}: the SSH host key of ${t.host}:${t.port} does not match the configured hostKey ` +
+      '(the host was reinstalled, or this is not the host you think): check it, then update hostKey in the stack config', 'host-key');
+  }
+  if (e?.code === 'ECONNREFUSED') {
+    return new SlaveConnectError(`${t.name}: cannot reach ${t.host}:${t.port} over SSH: connection refused (is the host up, sshd running, and sshPort right?)`, 'refused');
+  }
+  if (e?.code === 'EHOSTUNREACH' || e?.code === 'ENETUNREACH' || e?.code === 'EHOSTDOWN') {
+    return new SlaveConnectError(`${t.name}: ${t.host} is unreachable (${e.code}): is the host up and on this network?`, 'unreachable');
+  }
+  if (e?.code === 'ENOTFOUND' || e?.code === 'EAI_AGAIN') {
+    return new SlaveConnectError(`${t.name}: unknown host name "${t.host}" (${e.code}): fix host in the stack config or DNS`, 'unknown-host');
+  }
+  if (e?.code === 'ETIMEDOUT' || /timed out/i.test(msg)) {
+    return new SlaveConnectError(`${t.name}: no SSH answer from ${t.host}:${t.port} within ${Math.round((t.readyTimeoutMs ?? 10000) / 1000)} s (host down, or a firewall drops the port?)`, 'timeout');
+  }
+  if (e?.level === 'client-authentication' || /authentication methods failed/i.test(msg)) {
+    return new SlaveConnectError(`${t.name}: SSH login as ${where} was rejected: the key ${t.keyDescription} is not authorized for ${t.user} ` +
+      `(add its public key to ~${t.user}/.ssh/authorized_keys on ${t.host}, or set the right key with D8_SSH_KEY_PATH / d8:sshKeyPath)`, 'auth');
+  }
+  if (/privateKey|private key|Cannot parse|passphrase/i.test(msg)) {
+    return new SlaveConnectError(`${t.name}: the SSH key ${t.keyDescription} cannot be used (${msg}); use an unencrypted OpenSSH/PEM key`, 'key');
+  }
+  return new SlaveConnectError(`${t.name}: SSH connection to ${where} failed: ${msg}`, 'other');
+}
+
+export class SshShell implements SlaveShell {
+  readonly where: string;
+  private constructor(private readonly ssh: NodeSSH, t: SshTarget) {
+    this.where = `${t.user}@${t.host}:${t.port}`;
+  }
+
+  static async connect(t: SshTarget): Promise<SshShell> {
+    const ssh = new NodeSSH();
+    let mismatch = false;
+    const expected = t.hostKey?.trim().split(/\s+/);
+    try {
+      await ssh.connect({
+        host: t.host,
+        port: t.port,
+        username: t.user,
+        privateKey: t.privateKey,
+        readyTimeout: t.readyTimeoutMs ?? 10000,
+        keepaliveInterval: 15000,
+        tryKeyboard: false,
+        hostVerifier: expected
+          ? (key: Buffer): boolean => {
+            const ok = (expected.length >= 2 ? expected[1] : expected[0]) === key.toString('base64');
+            mismatch = !ok;
+            return ok;
+          }
+          : undefined,
+      });
+    } catch (err) {
+      ssh.dispose();
+      throw explainConnectError(err, t, mismatch);
+    }
+    return new SshShell(ssh, t);
+  }
+
+  async exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    const onErr = lineSplitter(opts.onStderrLine);
+    const run = this.ssh.execCommand(command, { stdin: opts.stdin, onStderr: onErr, noTrim: true })
+      .then((r) => ({ stdout: r.stdout, stderr: r.stderr, code: r.code }));
+    return withTimeout(run, opts.timeoutMs, `"${command.slice(0, 80)}" on ${this.where}`, () => this.ssh.dispose());
+  }
+
+  async upload(files: Array<{ local: string; remote: string }>): Promise<void> {
+    await this.ssh.putFiles(files, { concurrency: 4 });
+  }
+
+  async close(): Promise<void> {
+    this.ssh.dispose();
+  }
+}
+
+/** `host: local`: the same commands through `sh -c` as the current user, in its home. */
+export class LocalShell implements SlaveShell {
+  readonly where = 'local';
+
+  exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    return new Promise((resolve, reject) => {
+      const child = spawn('sh', ['-c', command], { cwd: os.homedir(), stdio: ['pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      const onErr = lineSplitter(opts.onStderrLine);
+      let timer: NodeJS.Timeout | undefined;
+      if (opts.timeoutMs) {
+        timer = setTimeout(() => {
+          child.kill('SIGKILL');
+          reject(new DeployTimeoutError(`"${command.slice(0, 80)}" did not finish within ${Math.round(opts.timeoutMs! / 1000)} s`));
+        }, opts.timeoutMs);
+      }
+      child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+      child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); onErr(d); });
+      child.on('error', (err) => { clearTimeout(timer); reject(err); });
+      // The installer detaches the agent with its fds redirected, so 'close' comes when sh exits.
+      child.on('close', (code) => { clearTimeout(timer); resolve({ stdout, stderr, code }); });
+      child.stdin.on('error', () => { /* the command may exit before reading stdin */ });
+      child.stdin.end(opts.stdin ?? '');
+    });
+  }
+
+  async upload(files: Array<{ local: string; remote: string }>): Promise<void> {
+    for (const f of files) {
+      fs.mkdirSync(path.dirname(f.remote), { recursive: true, mode: 0o700 });
+      fs.copyFileSync(f.local, f.remote);
+    }
+  }
+
+  async close(): Promise<void> {
+    /* nothing to close */
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Which deployer the master uses: `pulumi` when a Pulumi CLI is on PATH, `direct` otherwise
+ * (`--engine` overrides). A `--deployer-module` may supply another Deployer implementation (used by
+ * tests to stand in for a real install on loopback, and by anyone with an unusual fleet).
+ */
+import fs from 'fs';
+import path from 'path';
+import type { Logger } from '../../core/logger';
+import type { FleetConfig } from '../../core/stack-config';
+import type { Deployer, DeployEngine } from './deployer';
+
+export type EngineChoice = DeployEngine | 'auto';
+
+export class DeployerSetupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DeployerSetupError';
+  }
+}
+
+/** The pulumi executable on PATH (or ~/.pulumi/bin), or null. */
+export function findPulumiCli(env: NodeJS.ProcessEnv = process.env): string | null {
+  const dirs = (env.PATH ?? '').split(path.delimiter).filter(Boolean);
+  if (env.HOME) dirs.push(path.join(env.HOME, '.pulumi', 'bin'));
+  for (const d of dirs) {
+    const p = path.join(d, 'pulumi');
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch { /* next */ }
+  }
+  return null;
+}
+
+export function chooseEngine(choice: EngineChoice, env: NodeJS.ProcessEnv = process.env): { engine: DeployEngine; why: string } {
+  if (choice !== 'auto') return { engine: choice, why: `--engine ${choice}` };
+  const cli = findPulumiCli(env);
+  return cli ? { engine: 'pulumi', why: `a Pulumi CLI was found at ${cli}` } : { engine: 'direct', why: 'no Pulumi CLI on PATH' };
+}
+
+export interface DeployerContext {
+  config: FleetConfig;
+  repoDir: string;
+  logger: Logger;
+}
+
+/** A module loaded with --deployer-module exports `createDeployer(ctx)`. */
+type DeployerModule = { createDeployer?: (ctx: DeployerContext) => Deployer | Promise<Deployer> };
+
+export async function createDeployer(engine: DeployEngine, ctx: DeployerContext, modulePath?: string): Promise<Deployer> {
+  if (modulePath) {
+    const mod = require(path.resolve(modulePath)) as DeployerModule; // eslint-disable-line @typescript-eslint/no-require-imports
+    if (typeof mod.createDeployer !== 'function') throw new DeployerSetupError(`${modulePath} does not export createDeployer(ctx)`);
+    return mod.createDeployer(ctx);
+  }
+  if (engine === 'pulumi') {
+    const { PulumiDeployer } = await import('./pulumi/pulumi-deployer');
+    return new PulumiDeployer({ stack: ctx.config.stack, repoDir: ctx.repoDir, config: ctx.config, logger: ctx.logger });
+  }
+  return createDirect(ctx);
+}
+
+async function createDirect(ctx: DeployerContext): Promise<Deployer> {
+  // Resolved at run time: the direct deployer is built in its own issue and may not be present in
+  // a partial checkout; a missing one is a clear error, not a crash at import.
+  const spec = './direct';
+  let mod: Record<string, unknown>;
+  try {
+    mod = require(spec) as Record<string, unknown>; // eslint-disable-line @typescript-eslint/no-require-imports
+  } catch (err) {
+    throw new DeployerSetupError(`the direct deployer is not available (${(err as Error).message}); use --engine pulumi or --deployer-module`);
+  }
+  const factory = mod.createDirectDeployer as ((ctx: DeployerContext) => Deployer | Promise<Deployer>) | undefined;
+  if (typeof factory !== 'function') throw new DeployerSetupError('master/deploy/direct does not export createDirectDeployer');
+  return factory(ctx);
+}

@@ -1,0 +1,141 @@
+/**
+ * The human request store and its small service API. Every change is one transaction that also
+ * enqueues the matching alert, so a request is never created without its notification. Listeners
+ * (the Telegram bot, the daemon's update-on-approval) hear about changes made in this process;
+ * changes from another process are seen through the alerts they enqueue.
+ */
+import type { Db } from '../store/db';
+import { nowIso } from '../store/db';
+import type { AlertOutbox } from '../notify/outbox';
+import {
+  CreateRequestSchema, HumanRequestSchema, RequestIdSchema, RequestStatusSchema, TRANSITIONS,
+  type CreateRequestInput, type HumanRequest, type RequestStatus,
+} from './schema';
+
+export class RequestError extends Error {
+  constructor(message: string, readonly code: 'not_found' | 'invalid' | 'bad_transition') {
+    super(message);
+    this.name = 'RequestError';
+  }
+}
+
+export type RequestEvent = { type: 'created' | 'changed'; request: HumanRequest; previous?: RequestStatus };
+export type RequestListener = (event: RequestEvent) => void;
+
+interface Row {
+  id: string; type: string; status: string; title: string; description: string; priority: string;
+  estimated_cost: number | null; created_by: string; notes: string | null; action: string | null;
+  created_at: string; updated_at: string; resolved_at: string | null;
+}
+
+const fromRow = (r: Row): HumanRequest => HumanRequestSchema.parse({ ...r, action: r.action ? JSON.parse(r.action) : null });
+
+export interface ListFilter {
+  status?: RequestStatus | RequestStatus[];
+  /** Only requests still waiting for a person (PENDING or POSTPONED). */
+  open?: boolean;
+  limit?: number;
+}
+
+export class RequestService {
+  private readonly listeners = new Set<RequestListener>();
+
+  constructor(private readonly db: Db, private readonly outbox: AlertOutbox) {}
+
+  onChange(listener: RequestListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(e: RequestEvent): void {
+    for (const l of this.listeners) {
+      try { l(e); } catch { /* a listener's bug must not undo a committed change */ }
+    }
+  }
+
+  create(input: CreateRequestInput): HumanRequest {
+    const parsed = CreateRequestSchema.safeParse(input);
+    if (!parsed.success) {
+      const i = parsed.error.issues[0];
+      throw new RequestError(`invalid request: ${i.path.join('.') || '(root)'} ${i.message}`, 'invalid');
+    }
+    const c = parsed.data;
+    const req = this.db.transaction((): HumanRequest => {
+      const now = nowIso();
+      const seq = ((this.db.prepare('SELECT COALESCE(MAX(seq), 0) AS m FROM human_requests').get() as { m: number }).m) + 1;
+      const id = `req-${String(seq).padStart(4, '0')}`;
+      this.db.prepare(`INSERT INTO human_requests (seq, id, type, status, title, description, priority, estimated_cost, created_by, notes, action, created_at, updated_at)
+        VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?, ?, NULL, ?, ?, ?)`)
+        .run(seq, id, c.type, c.title, c.description, c.priority, c.estimated_cost, c.created_by, c.action ? JSON.stringify(c.action) : null, now, now);
+      const r = this.get(id);
+      this.outbox.enqueue({
+        kind: 'human_request',
+        slave: c.action?.slave ?? null,
+        title: `New human request ${id}: ${c.title}`,
+        text: [c.description, c.estimated_cost !== null ? `Estimated cost: ${c.estimated_cost}` : '', `Approve: /aprobar ${id} · Reject: /rechazar ${id} · Postpone: /posponer ${id}`]
+          .filter(Boolean).join('\n'),
+        data: { request_id: id, request_type: c.type, request_status: 'PENDING', priority: c.priority },
+      });
+      return r;
+    }).immediate();
+    this.emit({ type: 'created', request: req });
+    return req;
+  }
+
+  get(id: string): HumanRequest {
+    const row = this.db.prepare('SELECT * FROM human_requests WHERE id = ?').get(id) as Row | undefined;
+    if (!row) throw new RequestError(`no human request ${id} (list them with \`d8 requests list\`)`, 'not_found');
+    return fromRow(row);
+  }
+
+  list(filter: ListFilter = {}): HumanRequest[] {
+    let statuses: RequestStatus[] | undefined = filter.open ? ['PENDING', 'POSTPONED'] : undefined;
+    if (filter.status) statuses = (Array.isArray(filter.status) ? filter.status : [filter.status]).map((s) => RequestStatusSchema.parse(s));
+    const where = statuses ? `WHERE status IN (${statuses.map(() => '?').join(',')})` : '';
+    const rows = this.db.prepare(`SELECT * FROM human_requests ${where} ORDER BY seq LIMIT ?`).all(...(statuses ?? []), filter.limit ?? 1000) as Row[];
+    return rows.map(fromRow);
+  }
+
+  approve(id: string, note?: string): HumanRequest { return this.transition(id, 'APPROVED', note); }
+  reject(id: string, reason?: string): HumanRequest { return this.transition(id, 'REJECTED', reason); }
+  postpone(id: string, note?: string): HumanRequest { return this.transition(id, 'POSTPONED', note); }
+  complete(id: string, note?: string): HumanRequest { return this.transition(id, 'COMPLETED', note); }
+
+  private transition(id: string, to: RequestStatus, note?: string): HumanRequest {
+    const idCheck = RequestIdSchema.safeParse(id);
+    if (!idCheck.success) throw new RequestError(`"${id}" is not a request id: ${idCheck.error.issues[0].message}`, 'invalid');
+    let previous: RequestStatus = 'PENDING';
+    const req = this.db.transaction((): HumanRequest => {
+      const cur = this.get(id);
+      previous = cur.status;
+      if (cur.status === to) return cur;
+      if (!TRANSITIONS[cur.status].includes(to)) {
+        const allowed = TRANSITIONS[cur.status];
+        throw new RequestError(`${id} is ${cur.status}; it cannot become ${to}` +
+          (allowed.length ? ` (it can become ${allowed.join(' or ')})` : ' (it is final)'), 'bad_transition');
+      }
+      const now = nowIso();
+      const notes = note && note.trim() ? (cur.notes ? `${cur.notes}\n` : '') + `[${now}] ${to}: ${note.trim()}` : cur.notes;
+      const resolved = to === 'REJECTED' || to === 'COMPLETED' ? now : null;
+      this.db.prepare('UPDATE human_requests SET status = ?, notes = ?, updated_at = ?, resolved_at = ? WHERE id = ?').run(to, notes, now, resolved, id);
+      const updated = this.get(id);
+      this.outbox.enqueue({
+        kind: 'request_changed',
+        slave: updated.action?.slave ?? null,
+        title: `Request ${id} is now ${to}: ${updated.title}`,
+        text: note?.trim() ?? '',
+        data: { request_id: id, request_type: updated.type, request_status: to, priority: updated.priority },
+      });
+      return updated;
+    }).immediate();
+    if (previous !== req.status) this.emit({ type: 'changed', request: req, previous });
+    return req;
+  }
+
+  /** The open or approved request already filed for this action, if any (avoids asking twice). */
+  findByAction(kind: string, slave: string, targetCommit?: string): HumanRequest | null {
+    const open = this.list({ status: ['PENDING', 'POSTPONED', 'APPROVED'] });
+    return open.find((r) => r.action && r.action.kind === kind && r.action.slave === slave &&
+      (targetCommit === undefined || r.action.target_commit === targetCommit)) ?? null;
+  }
+}

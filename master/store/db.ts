@@ -1,0 +1,169 @@
+/**
+ * The master's state store: one SQLite file in D8_HOME, opened by the daemon and by CLI commands at
+ * the same time. WAL lets readers run while the daemon writes; busy_timeout makes a second writer
+ * wait instead of failing; every multi-row change is one transaction, so a crash mid-write leaves
+ * the previous committed state.
+ */
+import path from 'path';
+import fs from 'fs';
+import Database from 'better-sqlite3';
+import { d8Home, ensurePrivateDir } from '../../core/paths';
+
+export type Db = Database.Database;
+
+export const STORE_FILE_NAME = 'master.db';
+
+const MIGRATIONS: string[] = [
+  `CREATE TABLE slave_state (
+     stack TEXT NOT NULL,
+     name TEXT NOT NULL,
+     state TEXT NOT NULL DEFAULT 'unknown',
+     drift TEXT NOT NULL DEFAULT 'unknown',
+     commit_sha TEXT,
+     branch TEXT,
+     strategy TEXT,
+     last_seen TEXT,
+     last_check TEXT,
+     failures INTEGER NOT NULL DEFAULT 0,
+     last_error TEXT,
+     last_error_reachable INTEGER NOT NULL DEFAULT 0,
+     breaker TEXT NOT NULL DEFAULT 'closed',
+     alert_kind TEXT,
+     alert_at TEXT,
+     alert_key TEXT,
+     recovery_attempts INTEGER NOT NULL DEFAULT 0,
+     next_recovery_at TEXT,
+     escalated INTEGER NOT NULL DEFAULT 0,
+     update_attempts INTEGER NOT NULL DEFAULT 0,
+     next_update_at TEXT,
+     update_target TEXT,
+     update_request_id TEXT,
+     updated_at TEXT NOT NULL,
+     PRIMARY KEY (stack, name)
+   )`,
+  `CREATE TABLE check_history (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     stack TEXT NOT NULL,
+     slave TEXT NOT NULL,
+     at TEXT NOT NULL,
+     ok INTEGER NOT NULL,
+     latency_ms INTEGER,
+     commit_sha TEXT,
+     error TEXT
+   )`,
+  `CREATE INDEX check_history_slave ON check_history (stack, slave, id)`,
+  `CREATE TABLE alerts_outbox (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     created_at TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     slave TEXT,
+     payload TEXT NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at TEXT NOT NULL,
+     last_error TEXT,
+     lease_owner TEXT,
+     lease_until TEXT
+   )`,
+  `CREATE TABLE alerts_sent (
+     id INTEGER PRIMARY KEY,
+     created_at TEXT NOT NULL,
+     sent_at TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     slave TEXT,
+     notifier TEXT NOT NULL,
+     payload TEXT NOT NULL
+   )`,
+  `CREATE TABLE human_requests (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     id TEXT NOT NULL UNIQUE,
+     type TEXT NOT NULL,
+     status TEXT NOT NULL,
+     title TEXT NOT NULL,
+     description TEXT NOT NULL,
+     priority TEXT NOT NULL,
+     estimated_cost REAL,
+     created_by TEXT NOT NULL,
+     notes TEXT,
+     action TEXT,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL,
+     resolved_at TEXT
+   )`,
+  `CREATE TABLE deploy_history (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     stack TEXT NOT NULL,
+     slave TEXT NOT NULL,
+     engine TEXT NOT NULL,
+     reason TEXT NOT NULL,
+     status TEXT NOT NULL,
+     pid INTEGER NOT NULL,
+     started_at TEXT NOT NULL,
+     finished_at TEXT,
+     commit_sha TEXT,
+     strategy TEXT,
+     build_log_path TEXT,
+     error TEXT
+   )`,
+  `CREATE TABLE control_commands (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     stack TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     slave TEXT NOT NULL,
+     status TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     finished_at TEXT,
+     result TEXT
+   )`,
+  `CREATE TABLE master_info (
+     stack TEXT PRIMARY KEY,
+     commit_sha TEXT NOT NULL,
+     branch TEXT NOT NULL,
+     pid INTEGER NOT NULL,
+     engine TEXT,
+     started_at TEXT NOT NULL,
+     heartbeat_at TEXT NOT NULL,
+     stopped_at TEXT
+   )`,
+];
+
+export class StoreError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreError';
+  }
+}
+
+export function storePath(env: NodeJS.ProcessEnv = process.env): string {
+  return path.join(d8Home(env), STORE_FILE_NAME);
+}
+
+/** Opens (creating and migrating when needed) the store at `file`. */
+export function openDb(file: string = storePath()): Db {
+  ensurePrivateDir(path.dirname(file));
+  let db: Db;
+  try {
+    db = new Database(file);
+  } catch (err) {
+    throw new StoreError(`cannot open the state store ${file}: ${(err as Error).message} (check D8_HOME and its permissions)`);
+  }
+  try { fs.chmodSync(file, 0o600); } catch { /* not ours to fix: a read-only store still opens */ }
+  db.pragma('busy_timeout = 10000');
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: Db): void {
+  // BEGIN IMMEDIATE takes the write lock first, so two processes opening a fresh store at once
+  // cannot both run the migrations.
+  const run = db.transaction(() => {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    for (let i = version; i < MIGRATIONS.length; i++) db.exec(MIGRATIONS[i]);
+    if (version < MIGRATIONS.length) db.pragma(`user_version = ${MIGRATIONS.length}`);
+  });
+  run.immediate();
+}
+
+export const nowIso = (now: number = Date.now()): string => new Date(now).toISOString();

@@ -1,0 +1,36 @@
+/** Everything the master keeps in D8_HOME, opened once. */
+import { openDb, storePath, type Db } from './db';
+import { SlaveStore } from './slaves';
+import { MasterInfoStore } from './master-info';
+import { DeployHistory } from './deploys';
+import { ControlCommands } from './commands';
+import { AlertOutbox } from '../notify/outbox';
+import { RequestService } from '../requests/service';
+
+export interface Store {
+  file: string;
+  db: Db;
+  slaves: SlaveStore;
+  master: MasterInfoStore;
+  deploys: DeployHistory;
+  commands: ControlCommands;
+  outbox: AlertOutbox;
+  requests: RequestService;
+  close(): void;
+}
+
+export function openStore(file: string = storePath(), secrets: string[] = []): Store {
+  const db = openDb(file);
+  const outbox = new AlertOutbox(db, secrets);
+  return {
+    file, db, outbox,
+    slaves: new SlaveStore(db),
+    master: new MasterInfoStore(db),
+    deploys: new DeployHistory(db),
+    commands: new ControlCommands(db),
+    requests: new RequestService(db, outbox),
+    close: () => db.close(),
+  };
+}
+
+export { storePath } from './db';

@@ -1,0 +1,35 @@
+/**
+ * What the bot needs from the master, as an interface: the daemon passes its FleetControl facade
+ * (adapted in ./fleet-adapter.ts); tests pass the same real objects. Nothing here is Telegram-specific.
+ */
+import type { RequestService } from '../requests/service';
+import type { ControlResult } from '../store/commands';
+
+export interface SlaveView {
+  name: string;
+  state: string;
+  drift: string;
+  commit: string | null;
+  strategy: string | null;
+  last_seen: string | null;
+  last_error: string | null;
+}
+
+export interface FleetView {
+  stack: string;
+  master_commit: string | null;
+  slaves: SlaveView[];
+}
+
+export type ActionOutcome = ControlResult;
+
+export interface BotServices {
+  status(): Promise<FleetView>;
+  /** Redeploys a slave now; resolves with the outcome once the deploy is over. */
+  retry(slave: string): Promise<ActionOutcome>;
+  /** Updates a slave to the master's commit; resolves with the outcome once it is over. */
+  update(slave: string): Promise<ActionOutcome>;
+  requests: Pick<RequestService, 'list' | 'get' | 'approve' | 'reject' | 'postpone' | 'complete'>;
+  /** Slave names, to answer "/retry nosuch" with the list. */
+  slaveNames(): string[];
+}
