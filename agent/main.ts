@@ -118,7 +118,9 @@ export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<Ru
     process.on('unhandledRejection', (err) => logger.error({ err: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }, 'unhandled rejection'));
   }
 
-  logger.info({
+  // The startup line is always written: the installer and the tests read the bound port from it.
+  const startupLogger = logger.isLevelEnabled('info') ? logger : logger.child({}, { level: 'info' });
+  startupLogger.info({
     port,
     host: config.host,
     commit: version.commit,

@@ -27,6 +27,8 @@ interface LoadParams {
 
 interface LoadResult {
   requests: number;
+  /** Requests answered during the warm-up (they count for the agent's CPU time per request). */
+  warmupRequests: number;
   errors: number;
   seconds: number;
   latenciesMs: number[];
@@ -53,6 +55,7 @@ async function loadGenerator(p: LoadParams): Promise<LoadResult> {
   });
   const latencies: number[] = [];
   let errors = 0;
+  let warmupRequests = 0;
   let measuring = false;
   const start = nowMs();
   const measureFrom = start + p.warmupMs;
@@ -67,12 +70,12 @@ async function loadGenerator(p: LoadParams): Promise<LoadResult> {
         measuring = true;
         if (ok) latencies.push(t1 - t0);
         else errors++;
-      }
+      } else if (ok) warmupRequests++;
     }
   };
   await Promise.all(Array.from({ length: p.connections }, loop));
   agent.destroy();
-  return { requests: latencies.length, errors, seconds: measuring ? p.durationMs / 1000 : 0, latenciesMs: latencies };
+  return { requests: latencies.length, warmupRequests, errors, seconds: measuring ? p.durationMs / 1000 : 0, latenciesMs: latencies };
 }
 
 if (!isMainThread) {
@@ -82,6 +85,14 @@ if (!isMainThread) {
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
   return i !== -1 && process.argv[i + 1] !== undefined ? Number(process.argv[i + 1]) : def;
+}
+
+/** CPU time (user + system) the process has used, in ms. */
+function cpuMs(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(f[11]) + Number(f[12]);
+  return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
 function rssMb(pid: number): number {
@@ -163,6 +174,7 @@ async function main(): Promise<void> {
     const idleRss = rssMb(pid);
 
     process.stderr.write(`bench: /api/health load, ${connections} connections, ${durationS} s (+1 s warm-up)…\n`);
+    const cpuBefore = cpuMs(pid);
     const load = await new Promise<LoadResult>((resolve, reject) => {
       const w = new Worker(__filename, { workerData: { port, connections, warmupMs: 1000, durationMs: durationS * 1000 } satisfies LoadParams });
       w.once('message', (m: LoadResult) => {
@@ -173,6 +185,8 @@ async function main(): Promise<void> {
     });
     const lat = [...load.latenciesMs].sort((a, b) => a - b);
     const rps = load.requests / load.seconds;
+    const cpuPerReqUs = ((cpuMs(pid) - cpuBefore) * 1000) / (load.requests + load.warmupRequests);
+    const loadavg = os.loadavg()[0];
     const loadedRss = rssMb(pid);
 
     process.stderr.write(`bench: ${runs} executions of \`true\` vs ${runs} bare spawns of \`sh -c true\`…\n`);
@@ -205,6 +219,8 @@ async function main(): Promise<void> {
       ['/api/health latency p50', `${f(percentile(lat, 50), 2)} ms`, '', null],
       ['/api/health latency p99', `${f(percentile(lat, 99), 2)} ms`, '', null],
       ['/api/health errors', String(load.errors), '0', load.errors === 0],
+      ['agent CPU per health request', `${f(cpuPerReqUs)} µs`, '', null],
+      ['health capacity of one agent core (1 s / CPU per request)', `${f(1e6 / cpuPerReqUs, 0)} req/s`, '', null],
       ['execute `true` (native), median', `${f(execMedian, 2)} ms`, '', null],
       ['bare spawn `sh -c true`, median', `${f(spawnMedian, 2)} ms`, '', null],
       ['execute overhead over bare spawn', `${f(overhead, 2)} ms`, '<= 5 ms', overhead <= 5],
@@ -213,7 +229,7 @@ async function main(): Promise<void> {
       ['agent RSS after the load', `${f(loadedRss)} MB`, '', null],
     ];
     const out = [
-      `Agent benchmark — ${os.cpus().length} CPUs, node ${process.versions.node}, ${connections} connections, ${durationS} s, ${runs} execute samples`,
+      `Agent benchmark — ${os.cpus().length} CPUs, load average ${f(loadavg, 2)}, node ${process.versions.node}, ${connections} connections, ${durationS} s, ${runs} execute samples`,
       '',
       '| metric | measured | target | result |',
       '|---|---|---|---|',

@@ -6,8 +6,7 @@
 import fs from 'fs';
 import * as pulumi from '@pulumi/pulumi';
 import type { types } from '@pulumi/command';
-import type { Strategy } from '../core/protocol';
-import { DEFAULT_AGENT_PORT } from '../core/protocol';
+import { DEFAULT_AGENT_PORT, type Strategy } from '../core/protocol';
 import { ConfigError, requireAgentToken, type FleetConfig, type SlaveConfig } from '../core/stack-config';
 import type { BundleRef } from './bundle-ref';
 import { agentEndpoint, SlaveHost } from './slave-host';
@@ -56,28 +55,43 @@ interface SlavePlan {
   installTimeoutSeconds: number;
 }
 
-/** Validates what resolveFleetConfig cannot (key files, host keys, the token) and prepares each slave. */
-function planSlaves(config: FleetConfig, opts: CreateFleetOptions): SlavePlan[] {
+interface FleetPlan {
+  token: pulumi.Output<string>;
+  slaves: SlavePlan[];
+}
+
+/**
+ * Checks what resolveFleetConfig cannot (the token, key files, host keys) and prepares every slave.
+ * Throws ConfigError; declares nothing, so the program can call it before building the bundle.
+ */
+export function validateFleet(config: FleetConfig, opts: CreateFleetOptions = {}): FleetPlan {
   if (opts.installTimeoutSeconds !== undefined && (!Number.isInteger(opts.installTimeoutSeconds) || opts.installTimeoutSeconds < 1)) {
     throw new RangeError(`installTimeoutSeconds must be a positive integer (got ${opts.installTimeoutSeconds})`);
   }
-  const needsKey = config.slaves.some((s) => !s.local);
-  const privateKey = needsKey ? pulumi.secret(sshPrivateKeyMaterial(config)) : undefined;
-  return config.slaves.map((slave, i) => ({
-    slave,
-    connection: slave.local ? undefined : slaveConnection(config.stack, slave, i, privateKey!),
-    installTimeoutSeconds: opts.installTimeoutSeconds ?? installTimeoutSeconds(slave, config),
-  }));
-}
-
-export function createFleet(config: FleetConfig, bundle: BundleRef, opts: CreateFleetOptions = {}): Fleet {
   const token = pulumi.secret(requireAgentToken(config));
-  const common = { commit: bundle.versionInfo.commit, bundleHash: bundle.hash };
-
   if (config.swarm) {
     if (config.sshKeyPath && !fs.existsSync(config.sshKeyPath)) {
       throw new ConfigError(`stack ${config.stack}: d8:sshKeyPath ${config.sshKeyPath} does not exist (swarm mode passes it to ssh for ${config.swarm})`, 'd8:sshKeyPath');
     }
+    return { token, slaves: [] };
+  }
+  const needsKey = config.slaves.some((s) => !s.local);
+  const privateKey = needsKey ? pulumi.secret(sshPrivateKeyMaterial(config)) : undefined;
+  return {
+    token,
+    slaves: config.slaves.map((slave, i) => ({
+      slave,
+      connection: slave.local ? undefined : slaveConnection(config.stack, slave, i, privateKey!),
+      installTimeoutSeconds: opts.installTimeoutSeconds ?? installTimeoutSeconds(slave, config),
+    })),
+  };
+}
+
+export function createFleet(config: FleetConfig, bundle: BundleRef, opts: CreateFleetOptions = {}): Fleet {
+  const { token, slaves: plans } = validateFleet(config, opts);
+  const common = { commit: bundle.versionInfo.commit, bundleHash: bundle.hash };
+
+  if (config.swarm) {
     const swarm = new SwarmAgent(swarmResourceNames().component, {
       manager: config.swarm,
       bundle,
@@ -91,7 +105,6 @@ export function createFleet(config: FleetConfig, bundle: BundleRef, opts: Create
     return { hosts: {}, swarm, outputs: { ...common, slaves: pulumi.output(slaves), swarmService: swarm.service.name } };
   }
 
-  const plans = planSlaves(config, opts);
   const hosts: Record<string, SlaveHost> = {};
   for (const plan of plans) {
     // Top-level (no parent): the URNs must stay exactly what infra/urns.ts computes.

@@ -11,7 +11,7 @@ import {
   CONFIG_NAMESPACE, ConfigError, devAgentToken, FleetConfigSchema, resolveFleetConfig, type FleetConfig,
 } from '../core/stack-config';
 import type { BundleRef } from './bundle-ref';
-import { createFleet, type CreateFleetOptions } from './fleet';
+import { createFleet, validateFleet, type CreateFleetOptions } from './fleet';
 
 /** Keys whose schema is a plain string: their value is kept verbatim (never JSON-parsed). */
 function isStringKey(key: string): boolean {
@@ -72,9 +72,10 @@ async function fleetBundle(config: FleetConfig, env: NodeJS.ProcessEnv): Promise
 export async function program(env: NodeJS.ProcessEnv = process.env, fleetOptions: CreateFleetOptions = {}): Promise<Record<string, unknown>> {
   try {
     const config = readFleetConfig(env);
+    validateFleet(config, fleetOptions);
     const bundle = await fleetBundle(config, env);
     const fleet = createFleet(config, bundle, fleetOptions);
-    return { ...fleet.outputs };
+    return Object.fromEntries(Object.entries(fleet.outputs).filter(([, v]) => v !== undefined));
   } catch (err) {
     // Errors the user fixes from the message alone: no stack trace.
     if (err instanceof ConfigError || err instanceof BundleBuildError || err instanceof NotAGitCheckoutError || err instanceof VersionFileError) {

@@ -107,7 +107,7 @@ export class SlaveHost extends pulumi.ComponentResource {
       }, { parent: this });
       this.install = new command.local.Command(names.install, installArgs, { ...installOpts, dependsOn: [this.bundle] });
     } else {
-      if (!args.connection) throw new Error(`SlaveHost ${name}: a remote slave needs an SSH connection`);
+      if (!args.connection) throw new TypeError(`SlaveHost ${name}: a remote slave needs an SSH connection`);
       this.bundle = new command.remote.CopyToRemote(names.bundle, {
         connection: args.connection,
         // The trailing slash copies the directory's content into remotePath (not a subdirectory).

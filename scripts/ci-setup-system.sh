@@ -2,7 +2,7 @@
 # System setup for the system tests and bench:deploy on a fresh Debian bookworm machine (CI calls
 # it from .ci/run). Idempotent: safe to run again; skips what is already there.
 #   - apt packages: openssh-server/client (test hosts), python3 + python3-venv (the slaves' python),
-#     docker.io (the docker strategy), debootstrap (base image), ansible (bench), curl, acl-free tools
+#     docker.io (the docker strategy), debootstrap (base image), ansible (bench), curl
 #   - dockerd running (started in the background when no init system runs it)
 #   - the local base image d8-base:bookworm (scripts/docker-base-image.sh; no registry needed)
 #   - the SSH test hosts (scripts/test-hosts.sh up)

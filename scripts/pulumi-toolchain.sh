@@ -174,7 +174,9 @@ build_go_binary() {
   local name=$1 dir=$2 pkg=$3 out=$4 ldflags=$5 log=$6
   local start=$SECONDS
   say "  resolving dependencies of $pkg (log: $log)"
-  if ! (cd "$dir" && go get "$pkg") >> "$log" 2>&1; then
+  # Not `go get pkg`: that queries the proxy for every path prefix of pkg as a module, and this
+  # proxy answers 403 (fatal for go) instead of 404 for modules it does not serve.
+  if ! (cd "$dir" && go list -deps -f '' "$pkg") >> "$log" 2>&1; then
     return 1
   fi
   say "  compiling $name (go build -p 2; a cold build takes many minutes on 2 cores)"
@@ -236,6 +238,7 @@ build_langhost() {
     fi
     say "  WARNING: $mod@$ver is not available from the module proxy:"
     sed 's/^/    /' "$log" >&2
+    : > "$log"
     mod=github.com/pulumi/pulumi/sdk/v3
     pkg=$mod/nodejs/cmd/pulumi-language-nodejs
     built_ver=$LANGHOST_FALLBACK_SDK

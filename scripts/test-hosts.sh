@@ -14,6 +14,7 @@
 #   native  user d8-native: this host has no ensurepip, like Debian without python3-venv, so
 #           `python3 -m venv` fails with Debian's own error                -> native wins
 #   broken  user d8-broken: no docker, no ensurepip, and node is not executable -> every strategy fails
+#   venv2, venv3  more hosts shaped like venv (bench:deploy runs four hosts in parallel)
 # A "host" is an sshd started in its own mount namespace (unshare -m): what is missing on it is
 # hidden by bind mounts inside that namespace only (an empty directory over ensurepip, /dev/null
 # over node). Nothing on this machine is changed for anyone else, and stopping the sshd (plus the
@@ -25,7 +26,7 @@ set -eu
 
 STATE=${D8_TEST_HOSTS_DIR:-/var/lib/d8-test-hosts}
 SSH_PORT=${D8_TEST_HOSTS_SSH_PORT:-2222}
-HOSTS="docker venv native broken"
+HOSTS="docker venv native broken venv2 venv3"
 ENV_FILE=$STATE/hosts.env
 KEY=$STATE/id_ed25519
 SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -34,9 +35,12 @@ log() { printf 'test-hosts: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 addr_of() {
-  case "$1" in docker) echo 127.0.0.11 ;; venv) echo 127.0.0.12 ;; native) echo 127.0.0.13 ;; broken) echo 127.0.0.14 ;; esac
+  case "$1" in
+    docker) echo 127.0.0.11 ;; venv) echo 127.0.0.12 ;; native) echo 127.0.0.13 ;; broken) echo 127.0.0.14 ;;
+    venv2) echo 127.0.0.15 ;; venv3) echo 127.0.0.16 ;;
+  esac
 }
-expect_of() { case "$1" in broken) echo none ;; *) echo "$1" ;; esac; }
+expect_of() { case "$1" in broken) echo none ;; venv*) echo venv ;; *) echo "$1" ;; esac; }
 user_of() { echo "d8-$1"; }
 
 need_root() { [ "$(id -u)" -eq 0 ] || die "must run as root (it creates users and starts sshd)"; }
@@ -187,7 +191,7 @@ cmd_down() {
     id -u "$u" >/dev/null 2>&1 || continue
     if [ -f "$STATE/uninstall.sh" ]; then
       # The same uninstaller a real slave runs: containers, units, processes, ~/.d8-agent.
-      runuser -u "$u" -- env HOME="/home/$u" PATH=/usr/local/bin:/usr/bin:/bin sh "$STATE/uninstall.sh" --all 2>/dev/null || true
+      runuser -u "$u" -- env HOME="/home/$u" PATH=/usr/local/bin:/usr/bin:/bin sh "$STATE/uninstall.sh" --all || true
     fi
     if pid=$(sshd_pid "$h"); then kill "$pid" && log "$h: stopped sshd (pid $pid)"; fi
     # Whatever the sessions of this test user left running (by pid, only this user's).

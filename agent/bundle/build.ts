@@ -126,6 +126,7 @@ export async function buildBundle(opts: BuildBundleOptions = {}): Promise<Bundle
       if (!fs.existsSync(src)) throw new BundleBuildError(`cannot build the agent bundle: ${src} is missing`);
       fs.copyFileSync(src, path.join(tmp, f));
     }
+    fs.chmodSync(tmp, 0o755);
     fs.chmodSync(path.join(tmp, 'install.sh'), 0o755);
     fs.chmodSync(path.join(tmp, 'uninstall.sh'), 0o755);
     fs.writeFileSync(path.join(tmp, REQUIREMENTS_FILE), requirementsText(opts.requirements ?? []));
@@ -142,11 +143,25 @@ export async function buildBundle(opts: BuildBundleOptions = {}): Promise<Bundle
       if (!fs.existsSync(path.join(dir, BUNDLE_HASH_FILE))) throw err;
       fs.rmSync(tmp, { recursive: true, force: true });
     }
+    if (!opts.outDir) pruneOldBundles(outRoot, dir);
     return { dir, hash, versionInfo, files: [...BUNDLE_FILES, BUNDLE_HASH_FILE] };
   } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });
     throw err;
   }
+}
+
+/** Bundles kept per output root; older ones are removed (a deploy in flight uses a recent one). */
+const KEEP_BUNDLES = 8;
+
+function pruneOldBundles(outRoot: string, keep: string): void {
+  try {
+    const dirs = fs.readdirSync(outRoot)
+      .filter((n) => /^[0-9a-f]{16}$/.test(n))
+      .map((n) => ({ p: path.join(outRoot, n), t: fs.statSync(path.join(outRoot, n)).mtimeMs }))
+      .sort((a, b) => b.t - a.t);
+    for (const d of dirs.slice(KEEP_BUNDLES)) if (d.p !== keep) fs.rmSync(d.p, { recursive: true, force: true });
+  } catch { /* pruning is best effort */ }
 }
 
 /** Reads an existing bundle directory back (e.g. one built by `d8 bundle -o`). */

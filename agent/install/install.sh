@@ -67,7 +67,7 @@ while [ $# -gt 0 ]; do
     --token-file) value $# "$1"; TOKEN_SOURCE=file; TOKEN_FILE_ARG=$2; shift 2 ;;
     --base-image) value $# "$1"; BASE_IMAGE=$2; shift 2 ;;
     --health-timeout) value $# "$1"; HEALTH_TIMEOUT=$2; shift 2 ;;
-    -h | --help) sed -n '2,19p' "$0" >&2; exit 0 ;;
+    -h | --help) sed -n '2,18p' "$0" >&2; exit 0 ;;
     *) usage_error "unknown argument: $1 (see --help)" ;;
   esac
 done
@@ -147,7 +147,13 @@ json_has() { # $1 = body, $2 = key, $3 = string value
 }
 
 node_ok() {
-  have node || { echo "node is not on PATH ($PATH)"; return 1; }
+  if ! have node; then
+    for d in $(printf '%s' "$PATH" | tr ':' ' '); do
+      [ -e "$d/node" ] && { echo "$d/node exists but is not executable by $(id -un)"; return 1; }
+    done
+    echo "node is not on PATH ($PATH)"
+    return 1
+  fi
   v=$(node -e 'process.stdout.write(process.versions.node)' 2>&1) || { echo "node does not run: $v"; return 1; }
   major=${v%%.*}
   is_uint "$major" && [ "$major" -ge 18 ] || { echo "node $v is too old: the agent needs node >= 18"; return 1; }
@@ -418,8 +424,7 @@ for s in $(printf '%s' "$STRATEGIES" | tr ',' ' '); do
     "cleanup_$s" >/dev/null 2>&1
     {
       if busy=$(http_get "$HEALTH_URL"); then
-        echo "port $PORT is already in use by a process this installer did not start: $(printf '%s' "$busy" | cut -c1-200)"
-        echo "stop it, or give this slave another agentPort"
+        echo "port $PORT is already in use by a process this installer did not start (it answers: $(printf '%s' "$busy" | cut -c1-160)): stop it, or give this slave another agentPort"
         rc=98
       else
         "install_$s"

@@ -26,7 +26,12 @@ say() { printf '[d8-uninstall] %s\n' "$*" >&2; }
 have() { command -v "$1" >/dev/null 2>&1; }
 
 if [ -n "$ALL" ]; then
-  PORTS=$(ls "$STATE_DIR" 2>/dev/null | sed -n 's/^agent-\([0-9][0-9]*\)$/\1/p; s/^agent-\([0-9][0-9]*\)\.pid$/\1/p; s/^agent-token-\([0-9][0-9]*\)$/\1/p' | sort -u)
+  PORTS=$(ls "$STATE_DIR" 2>/dev/null | sed -n 's/^agent-\([0-9][0-9]*\)$/\1/p; s/^agent-\([0-9][0-9]*\)\.pid$/\1/p; s/^agent-token-\([0-9][0-9]*\)$/\1/p')
+  if have docker && docker info >/dev/null 2>&1; then
+    # Containers are the engine's, not the user's: --all means every D8 agent container on it.
+    PORTS="$PORTS $(docker ps -a --filter label=d8.agent=1 --format '{{.Label "d8.agent.port"}}')"
+  fi
+  PORTS=$(echo $PORTS | tr ' ' '\n' | grep -E '^[0-9]+$' | sort -u)
   [ -n "$PORTS" ] || PORTS=$PORT
 else
   PORTS=$PORT
@@ -81,7 +86,7 @@ if have docker && docker info >/dev/null 2>&1; then
   done
 fi
 
-left=$(ls "$STATE_DIR" 2>/dev/null | grep -E '^agent-[0-9]+(\.pid)?$' || true)
+left=$(ls "$STATE_DIR" 2>/dev/null | grep -E '^agent-([0-9]+|[0-9]+\.pid|token-[0-9]+)$' || true)
 if [ -d "$STATE_DIR" ]; then
   if [ -z "$left" ]; then
     rm -rf "$STATE_DIR" && say "removed $STATE_DIR"

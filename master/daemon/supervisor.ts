@@ -50,9 +50,12 @@ export class Supervisor {
   private readonly breakers = new Map<string, CircuitBreaker>();
   private readonly drift: DriftClassifier;
   /** Slaves with a recovery/update task running in this process. */
-  private readonly busy = new Set<string>();
+  private readonly busy = new Map<string, Promise<ControlResult>>();
   private readonly tasks = new Set<Promise<unknown>>();
   private stopping = false;
+  /** Last check's cost per slave (ms; failures count as a full deadline), to order the next sweep. */
+  private readonly lastCost = new Map<string, number>();
+  private readonly pendingWrites: Array<{ run: () => SlaveRecord; resolve: (r: SlaveRecord) => void; reject: (e: Error) => void }> = [];
 
   constructor(private readonly d: SupervisorDeps) {
     const t = d.tuning;
@@ -106,11 +109,15 @@ export class Supervisor {
         data: { master_commit: master.commit },
       });
     }
-    const results = await mapBounded(this.d.config.slaves, this.d.tuning.concurrency, (s) => this.checkAndRecord(s, master.commit));
+    // Slowest and failing slaves first: their timeouts then overlap the fast checks instead of
+    // holding concurrency slots at the end of the sweep.
+    const cost = (s: SlaveConfig): number => this.lastCost.get(s.name) ?? 0;
+    const ordered = [...this.d.config.slaves].sort((a, b) => cost(b) - cost(a));
+    const results = await mapBounded(ordered, this.d.tuning.concurrency, (s) => this.checkAndRecord(s, master.commit));
     this.d.store.master.heartbeat(this.stack, master.commit, master.branch);
     if (this.d.act !== false && !this.stopping) {
-      for (const rec of results) this.maybeAct(rec);
       this.runApprovedRequests();
+      for (const rec of results) this.maybeAct(rec);
     }
     return { checked: results.length, healthy: results.filter((r) => r.state === 'healthy').length, durationMs: Date.now() - started, masterCommit: master.commit };
   }
@@ -125,6 +132,7 @@ export class Supervisor {
     } else {
       h = await this.client.health(slave);
       if (h.ok) b.success(); else b.failure(Date.now());
+      this.lastCost.set(slave.name, h.ok ? h.latencyMs : this.d.tuning.checkDeadlineMs + h.latencyMs);
     }
     let outcome: CheckOutcome;
     if (h.ok) outcome = { ok: true, commit: h.health.commit, drift: await this.drift.classify(masterCommit, h.health.commit) };
@@ -132,9 +140,33 @@ export class Supervisor {
     return this.record(slave, masterCommit, h, outcome, b.state(Date.now()));
   }
 
-  private record(slave: SlaveConfig, masterCommit: string, h: HealthResult, outcome: CheckOutcome, breaker: string): SlaveRecord {
+  /**
+   * Group commit: results that land in the same event-loop turn are written in one transaction
+   * (a commit costs more than the rows in it), each still with its own alert decision.
+   */
+  private record(slave: SlaveConfig, masterCommit: string, h: HealthResult, outcome: CheckOutcome, breaker: string): Promise<SlaveRecord> {
+    return new Promise((resolve, reject) => {
+      this.pendingWrites.push({ run: () => this.recordOne(slave, masterCommit, h, outcome, breaker), resolve, reject });
+      if (this.pendingWrites.length === 1) setImmediate(() => this.flushWrites());
+    });
+  }
+
+  private flushWrites(): void {
+    const batch = this.pendingWrites.splice(0);
+    if (batch.length === 0) return;
+    let out: SlaveRecord[];
+    try {
+      out = this.d.store.db.transaction(() => batch.map((b) => b.run())).immediate();
+    } catch (err) {
+      for (const b of batch) b.reject(err as Error);
+      return;
+    }
+    batch.forEach((b, i) => b.resolve(out[i]));
+  }
+
+  private recordOne(slave: SlaveConfig, masterCommit: string, h: HealthResult, outcome: CheckOutcome, breaker: string): SlaveRecord {
     const store = this.d.store;
-    return store.db.transaction((): SlaveRecord => {
+    {
       const now = Date.now();
       const prev = store.slaves.getOrEmpty(this.stack, slave.name);
       const next = nextState(prev, outcome, { deadAfter: this.d.tuning.deadAfter });
@@ -162,7 +194,7 @@ export class Supervisor {
       store.slaves.addCheck(this.stack, slave.name, { ok: h.ok, latencyMs: h.latencyMs, commit: h.ok ? h.health.commit : null, error: h.ok ? null : h.error });
       if (prev.state !== rec.state) this.log.info({ slave: slave.name, from: prev.state, to: rec.state, drift: rec.drift, error: rec.last_error }, `${slave.name}: ${prev.state} -> ${rec.state}`);
       return rec;
-    }).immediate();
+    }
   }
 
   private alertText(kind: 'version_mismatch' | 'slave_dead' | 'slave_recovered', slave: SlaveConfig, rec: SlaveRecord, prev: SlaveRecord, masterCommit: string, resend: boolean): AlertInput {
@@ -195,11 +227,19 @@ export class Supervisor {
     };
   }
 
-  private track<T>(slave: string, p: Promise<T>): Promise<T> {
-    this.busy.add(slave);
-    const t = p.finally(() => { this.busy.delete(slave); this.tasks.delete(t); });
+  /** Runs a background task for a slave; a second request while one runs joins it (coalesces). */
+  private track(slave: string, start: () => Promise<ControlResult | void>): Promise<ControlResult> {
+    const running = this.busy.get(slave);
+    if (running) return running;
+    const t: Promise<ControlResult> = start()
+      .then((r) => r ?? { ok: true, action: 'none', message: `${slave}: nothing to do` })
+      .catch((err) => {
+        this.log.error({ slave, err: (err as Error).message }, 'background task failed');
+        return { ok: false, action: 'none', message: (err as Error).message };
+      })
+      .finally(() => { this.busy.delete(slave); this.tasks.delete(t); });
+    this.busy.set(slave, t);
     this.tasks.add(t);
-    t.catch((err) => this.log.error({ slave, err: (err as Error).message }, 'background task failed'));
     return t;
   }
 
@@ -210,14 +250,14 @@ export class Supervisor {
     const due = (at: string | null): boolean => !at || Date.parse(at) <= now;
     const neverSeen = rec.last_seen === null;
     if (this.stack === 'dev' && slave.local && neverSeen && (rec.state === 'pending' || rec.state === 'dead') && !rec.escalated && due(rec.next_recovery_at) && rec.recovery_attempts === 0) {
-      void this.track(slave.name, this.recover(slave, 'missing'));
+      void this.track(slave.name, () => this.recover(slave, 'missing'));
       return;
     }
     if (rec.state === 'dead' && !rec.escalated && due(rec.next_recovery_at)) {
-      void this.track(slave.name, this.recover(slave, 'dead'));
+      void this.track(slave.name, () => this.recover(slave, 'dead'));
       return;
     }
-    if (rec.state === 'version_mismatch') void this.track(slave.name, this.handleMismatch(slave, rec));
+    if (rec.state === 'version_mismatch') void this.track(slave.name, () => this.handleMismatch(slave, rec));
   }
 
   /** Restart (when the agent answers HTTP) or redeploy; bounded attempts with backoff; then escalate. */
@@ -345,7 +385,12 @@ export class Supervisor {
   /** `d8 retry`: recovers a down slave, updates a mismatched one, re-checks a healthy one. */
   async retry(name: string): Promise<ControlResult> {
     const slave = findSlave(this.d.config, name);
-    if (this.busy.has(name)) return { ok: false, action: 'none', message: `${name} is already being recovered or updated; try again when it finishes` };
+    const running = this.busy.get(name);
+    if (running) {
+      this.log.info({ slave: name }, 'retry: a recovery or update of this slave is running; waiting for it');
+      const r = await running;
+      if (r.ok && r.action !== 'none') return r;
+    }
     const run = async (): Promise<ControlResult> => {
       this.breaker(name).reset();
       const rec = await this.checkAndRecord(slave, this.d.version.current.commit);
@@ -358,14 +403,15 @@ export class Supervisor {
       }
       return this.recover(slave, 'manual');
     };
-    return this.track(name, run());
+    return this.track(name, run);
   }
 
   /** An explicit update (an approved request, `/update`): redeploys whatever the drift. */
   async forceUpdate(name: string): Promise<ControlResult> {
     const slave = findSlave(this.d.config, name);
-    if (this.busy.has(name)) return { ok: false, action: 'none', message: `${name} is already being recovered or updated` };
-    return this.track(name, this.update(slave, 'manual'));
+    const running = this.busy.get(name);
+    if (running) await running;
+    return this.track(name, () => this.update(slave, 'manual'));
   }
 
   /** Approved requests with an action for this stack run once, then are completed with the outcome. */

@@ -11,7 +11,7 @@ export const TuningSchema = z.object({
   resendMs: z.number().int().min(1000).default(6 * 3600_000),
   breakerFailures: z.number().int().min(1).default(5),
   breakerOpenMs: z.number().int().min(10).default(60_000),
-  concurrency: z.number().int().min(1).max(4096).default(64),
+  concurrency: z.number().int().min(1).max(4096).default(256),
   checkAttempts: z.number().int().min(1).max(10).default(3),
   attemptTimeoutMs: z.number().int().min(50).default(2000),
   checkDeadlineMs: z.number().int().min(100).default(5000),

@@ -61,16 +61,6 @@ export async function createDeployer(engine: DeployEngine, ctx: DeployerContext,
 }
 
 async function createDirect(ctx: DeployerContext): Promise<Deployer> {
-  // Resolved at run time: the direct deployer is built in its own issue and may not be present in
-  // a partial checkout; a missing one is a clear error, not a crash at import.
-  const spec = './direct';
-  let mod: Record<string, unknown>;
-  try {
-    mod = require(spec) as Record<string, unknown>; // eslint-disable-line @typescript-eslint/no-require-imports
-  } catch (err) {
-    throw new DeployerSetupError(`the direct deployer is not available (${(err as Error).message}); use --engine pulumi or --deployer-module`);
-  }
-  const factory = mod.createDirectDeployer as ((ctx: DeployerContext) => Deployer | Promise<Deployer>) | undefined;
-  if (typeof factory !== 'function') throw new DeployerSetupError('master/deploy/direct does not export createDirectDeployer');
-  return factory(ctx);
+  const { createDirectDeployer } = await import('./direct');
+  return createDirectDeployer(ctx);
 }

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import type { Db } from './db';
-import { nowIso } from './db';
+import { nowIso, stmt } from './db';
 
 export const ControlKindSchema = z.enum(['retry', 'update']);
 export type ControlKind = z.infer<typeof ControlKindSchema>;
@@ -30,31 +30,31 @@ export class ControlCommands {
   constructor(private readonly db: Db) {}
 
   enqueue(stack: string, kind: ControlKind, slave: string): number {
-    return Number(this.db.prepare("INSERT INTO control_commands (stack, kind, slave, status, created_at) VALUES (?, ?, ?, 'queued', ?)")
+    return Number(stmt(this.db, "INSERT INTO control_commands (stack, kind, slave, status, created_at) VALUES (?, ?, ?, 'queued', ?)")
       .run(stack, kind, slave, nowIso()).lastInsertRowid);
   }
 
   /** Claims every queued command of `stack` (marks them running). */
   claim(stack: string): ControlCommand[] {
     return this.db.transaction(() => {
-      const rows = this.db.prepare("SELECT * FROM control_commands WHERE stack = ? AND status = 'queued' ORDER BY id").all(stack) as Array<Record<string, unknown>>;
-      for (const r of rows) this.db.prepare("UPDATE control_commands SET status = 'running' WHERE id = ?").run(r.id);
+      const rows = stmt(this.db, "SELECT * FROM control_commands WHERE stack = ? AND status = 'queued' ORDER BY id").all(stack) as Array<Record<string, unknown>>;
+      for (const r of rows) stmt(this.db, "UPDATE control_commands SET status = 'running' WHERE id = ?").run(r.id);
       return rows.map((r) => this.fromRow({ ...r, status: 'running' }));
     }).immediate();
   }
 
   finish(id: number, result: ControlResult): void {
-    this.db.prepare("UPDATE control_commands SET status = 'done', finished_at = ?, result = ? WHERE id = ?").run(nowIso(), JSON.stringify(result), id);
+    stmt(this.db, "UPDATE control_commands SET status = 'done', finished_at = ?, result = ? WHERE id = ?").run(nowIso(), JSON.stringify(result), id);
   }
 
   get(id: number): ControlCommand | null {
-    const r = this.db.prepare('SELECT * FROM control_commands WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    const r = stmt(this.db, 'SELECT * FROM control_commands WHERE id = ?').get(id) as Record<string, unknown> | undefined;
     return r ? this.fromRow(r) : null;
   }
 
   /** Commands claimed by a daemon that then died are failed, not left hanging. */
   failStale(stack: string, why: string): void {
-    this.db.prepare("UPDATE control_commands SET status = 'done', finished_at = ?, result = ? WHERE stack = ? AND status = 'running'")
+    stmt(this.db, "UPDATE control_commands SET status = 'done', finished_at = ?, result = ? WHERE stack = ? AND status = 'running'")
       .run(nowIso(), JSON.stringify({ ok: false, action: 'none', message: why }), stack);
   }
 

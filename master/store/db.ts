@@ -167,3 +167,14 @@ function migrate(db: Db): void {
 }
 
 export const nowIso = (now: number = Date.now()): string => new Date(now).toISOString();
+
+const statements = new WeakMap<Db, Map<string, Database.Statement>>();
+
+/** A prepared statement, compiled once per connection (preparing costs more than running a small one). */
+export function stmt(db: Db, sql: string): Database.Statement {
+  let m = statements.get(db);
+  if (!m) statements.set(db, (m = new Map()));
+  let s = m.get(sql);
+  if (!s) m.set(sql, (s = db.prepare(sql)));
+  return s;
+}

@@ -1,6 +1,6 @@
 /** Deploy history (table deploy_history): one row per deploy, `running` until it ends. */
 import type { Db } from './db';
-import { nowIso } from './db';
+import { nowIso, stmt } from './db';
 import type { DeployResult } from '../deploy/deployer';
 import { pidAlive } from './master-info';
 
@@ -16,28 +16,28 @@ export class DeployHistory {
   constructor(private readonly db: Db) {}
 
   start(stack: string, slave: string, engine: string, reason: string): number {
-    return Number(this.db.prepare("INSERT INTO deploy_history (stack, slave, engine, reason, status, pid, started_at) VALUES (?, ?, ?, ?, 'running', ?, ?)")
+    return Number(stmt(this.db, "INSERT INTO deploy_history (stack, slave, engine, reason, status, pid, started_at) VALUES (?, ?, ?, ?, 'running', ?, ?)")
       .run(stack, slave, engine, reason, process.pid, nowIso()).lastInsertRowid);
   }
 
   finish(id: number, r: DeployResult, okOverride?: { ok: boolean; error: string | null }): void {
     const ok = okOverride ? okOverride.ok : r.ok;
     const error = okOverride ? okOverride.error : r.error;
-    this.db.prepare('UPDATE deploy_history SET status = ?, finished_at = ?, commit_sha = ?, strategy = ?, build_log_path = ?, error = ? WHERE id = ?')
+    stmt(this.db, 'UPDATE deploy_history SET status = ?, finished_at = ?, commit_sha = ?, strategy = ?, build_log_path = ?, error = ? WHERE id = ?')
       .run(ok ? 'ok' : 'failed', nowIso(), r.commit, r.strategy, r.buildLogPath, error, id);
   }
 
   fail(id: number, error: string): void {
-    this.db.prepare("UPDATE deploy_history SET status = 'failed', finished_at = ?, error = ? WHERE id = ?").run(nowIso(), error, id);
+    stmt(this.db, "UPDATE deploy_history SET status = 'failed', finished_at = ?, error = ? WHERE id = ?").run(nowIso(), error, id);
   }
 
   markInterrupted(id: number, why: string): void {
-    this.db.prepare("UPDATE deploy_history SET status = 'interrupted', finished_at = ?, error = ? WHERE id = ? AND status = 'running'").run(nowIso(), why, id);
+    stmt(this.db, "UPDATE deploy_history SET status = 'interrupted', finished_at = ?, error = ? WHERE id = ? AND status = 'running'").run(nowIso(), why, id);
   }
 
   /** Rows left `running` by a process that is gone (a crash): marked interrupted. Returns how many. */
   reapOrphans(stack: string): number {
-    const rows = this.db.prepare("SELECT id, pid FROM deploy_history WHERE stack = ? AND status = 'running'").all(stack) as Array<{ id: number; pid: number }>;
+    const rows = stmt(this.db, "SELECT id, pid FROM deploy_history WHERE stack = ? AND status = 'running'").all(stack) as Array<{ id: number; pid: number }>;
     let n = 0;
     for (const r of rows) {
       if (r.pid === process.pid || pidAlive(r.pid)) continue;
@@ -49,8 +49,8 @@ export class DeployHistory {
 
   list(stack: string, slave?: string, limit = 50): DeployRow[] {
     const rows = (slave
-      ? this.db.prepare('SELECT * FROM deploy_history WHERE stack = ? AND slave = ? ORDER BY id DESC LIMIT ?').all(stack, slave, limit)
-      : this.db.prepare('SELECT * FROM deploy_history WHERE stack = ? ORDER BY id DESC LIMIT ?').all(stack, limit)) as Array<Record<string, unknown>>;
+      ? stmt(this.db, 'SELECT * FROM deploy_history WHERE stack = ? AND slave = ? ORDER BY id DESC LIMIT ?').all(stack, slave, limit)
+      : stmt(this.db, 'SELECT * FROM deploy_history WHERE stack = ? ORDER BY id DESC LIMIT ?').all(stack, limit)) as Array<Record<string, unknown>>;
     return rows.map((r) => ({ ...(r as unknown as DeployRow), commit: r.commit_sha as string | null }));
   }
 }

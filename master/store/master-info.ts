@@ -1,6 +1,6 @@
 /** The running daemon's identity per stack (table master_info): commit, pid, heartbeat. */
 import type { Db } from './db';
-import { nowIso } from './db';
+import { nowIso, stmt } from './db';
 
 export interface MasterInfo {
   stack: string;
@@ -17,24 +17,24 @@ export class MasterInfoStore {
   constructor(private readonly db: Db) {}
 
   get(stack: string): MasterInfo | null {
-    const r = this.db.prepare('SELECT stack, commit_sha AS "commit", branch, pid, engine, started_at, heartbeat_at, stopped_at FROM master_info WHERE stack = ?')
+    const r = stmt(this.db, 'SELECT stack, commit_sha AS "commit", branch, pid, engine, started_at, heartbeat_at, stopped_at FROM master_info WHERE stack = ?')
       .get(stack) as MasterInfo | undefined;
     return r ?? null;
   }
 
   started(stack: string, commit: string, branch: string, engine: string): void {
     const now = nowIso();
-    this.db.prepare(`INSERT OR REPLACE INTO master_info (stack, commit_sha, branch, pid, engine, started_at, heartbeat_at, stopped_at)
+    stmt(this.db, `INSERT OR REPLACE INTO master_info (stack, commit_sha, branch, pid, engine, started_at, heartbeat_at, stopped_at)
       VALUES (?, ?, ?, ?, ?, ?, ?, NULL)`).run(stack, commit, branch, process.pid, engine, now, now);
   }
 
   heartbeat(stack: string, commit: string, branch: string): void {
-    this.db.prepare('UPDATE master_info SET heartbeat_at = ?, commit_sha = ?, branch = ? WHERE stack = ? AND pid = ?')
+    stmt(this.db, 'UPDATE master_info SET heartbeat_at = ?, commit_sha = ?, branch = ? WHERE stack = ? AND pid = ?')
       .run(nowIso(), commit, branch, stack, process.pid);
   }
 
   stopped(stack: string): void {
-    this.db.prepare('UPDATE master_info SET stopped_at = ? WHERE stack = ? AND pid = ?').run(nowIso(), stack, process.pid);
+    stmt(this.db, 'UPDATE master_info SET stopped_at = ? WHERE stack = ? AND pid = ?').run(nowIso(), stack, process.pid);
   }
 
   /** Whether a daemon for `stack` is running now: not stopped, its pid alive, a recent heartbeat. */

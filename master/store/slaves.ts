@@ -1,6 +1,6 @@
 /** Slave state rows (table slave_state) and the recent check history. */
 import type { Db } from './db';
-import { nowIso } from './db';
+import { nowIso, stmt } from './db';
 import type { SlaveState } from '../checker/state-machine';
 import type { Drift } from '../checker/drift';
 
@@ -63,7 +63,7 @@ export class SlaveStore {
   constructor(private readonly db: Db) {}
 
   get(stack: string, name: string): SlaveRecord | null {
-    const r = this.db.prepare('SELECT * FROM slave_state WHERE stack = ? AND name = ?').get(stack, name) as Row | undefined;
+    const r = stmt(this.db, 'SELECT * FROM slave_state WHERE stack = ? AND name = ?').get(stack, name) as Row | undefined;
     return r ? fromRow(r) : null;
   }
 
@@ -72,7 +72,7 @@ export class SlaveStore {
   }
 
   list(stack: string): SlaveRecord[] {
-    return (this.db.prepare('SELECT * FROM slave_state WHERE stack = ? ORDER BY name').all(stack) as Row[]).map(fromRow);
+    return (stmt(this.db, 'SELECT * FROM slave_state WHERE stack = ? ORDER BY name').all(stack) as Row[]).map(fromRow);
   }
 
   put(rec: SlaveRecord): void {
@@ -82,7 +82,7 @@ export class SlaveStore {
       const v = k === 'updated_at' ? nowIso() : rec[k];
       return typeof v === 'boolean' ? (v ? 1 : 0) : v;
     });
-    this.db.prepare(`INSERT OR REPLACE INTO slave_state (${cols.join(',')}) VALUES (${cols.map(() => '?').join(',')})`).run(...values);
+    stmt(this.db, `INSERT OR REPLACE INTO slave_state (${cols.join(',')}) VALUES (${cols.map(() => '?').join(',')})`).run(...values);
   }
 
   /** Partial update of one slave's row (creating it when missing). */
@@ -94,15 +94,22 @@ export class SlaveStore {
     }).immediate();
   }
 
+  private readonly sincePrune = new Map<string, number>();
+
   addCheck(stack: string, slave: string, c: { ok: boolean; latencyMs: number; commit: string | null; error: string | null }, keep = 200): void {
-    this.db.prepare('INSERT INTO check_history (stack, slave, at, ok, latency_ms, commit_sha, error) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    stmt(this.db, 'INSERT INTO check_history (stack, slave, at, ok, latency_ms, commit_sha, error) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(stack, slave, nowIso(), c.ok ? 1 : 0, c.latencyMs, c.commit, c.error);
-    this.db.prepare(`DELETE FROM check_history WHERE stack = ? AND slave = ? AND id <= (
+    // Pruning every 20th insert keeps the history between `keep` and `keep + 20` rows at a twentieth of the cost.
+    const key = `${stack}\0${slave}`;
+    const n = (this.sincePrune.get(key) ?? 0) + 1;
+    this.sincePrune.set(key, n % 20);
+    if (n < 20) return;
+    stmt(this.db, `DELETE FROM check_history WHERE stack = ? AND slave = ? AND id <= (
       SELECT id FROM check_history WHERE stack = ? AND slave = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`).run(stack, slave, stack, slave, keep);
   }
 
   history(stack: string, slave: string, limit = 20): Array<{ at: string; ok: boolean; latency_ms: number | null; commit: string | null; error: string | null }> {
-    const rows = this.db.prepare('SELECT at, ok, latency_ms, commit_sha, error FROM check_history WHERE stack = ? AND slave = ? ORDER BY id DESC LIMIT ?')
+    const rows = stmt(this.db, 'SELECT at, ok, latency_ms, commit_sha, error FROM check_history WHERE stack = ? AND slave = ? ORDER BY id DESC LIMIT ?')
       .all(stack, slave, limit) as Array<{ at: string; ok: number; latency_ms: number | null; commit_sha: string | null; error: string | null }>;
     return rows.map((r) => ({ at: r.at, ok: !!r.ok, latency_ms: r.latency_ms, commit: r.commit_sha, error: r.error }));
   }

@@ -196,12 +196,14 @@ describe('Telegram bot (telegraf against the stand-in)', () => {
     expect(outcome.text).toMatch(/no master daemon runs for stack bottest/);
   });
 
-  test('an unknown command points at /help; plain chatter is ignored', async () => {
+  test('an unknown command points at /help; plain chatter and commands for other bots are ignored', async () => {
     await ask('/frobnicate now', /I do not know \/frobnicate/);
     const before = standin.sent(CHAT).length;
     standin.injectMessage(CHAT, 'hello bot');
+    standin.injectMessage(CHAT, '/frobnicate@some_other_bot'); // in a group: meant for another bot
     await ask('/help', /Commands:/);
-    expect(standin.sent(CHAT).slice(before).filter((m) => /hello/i.test(m.text))).toHaveLength(0);
+    expect(standin.sent(CHAT).slice(before).filter((m) => /hello|some_other_bot/i.test(m.text))).toHaveLength(0);
+    await ask(`/frobnicate@${standin.bot.username}`, /I do not know \/frobnicate/);
   });
 
   test('a reply hit by 429 is sent after retry_after', async () => {

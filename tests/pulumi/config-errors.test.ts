@@ -3,6 +3,7 @@
  * single resource is declared.
  */
 import fs from 'fs';
+import path from 'path';
 import type { BundleInfo } from '../../agent/bundle/build';
 import { ConfigError } from '../../core/stack-config';
 import { bundleFor, randomCommit, tempDir } from './support/fixtures';
@@ -69,7 +70,7 @@ const CASES: Case[] = [
   },
   {
     what: 'a key path naming a public key',
-    edit: (r) => { delete r.sshPrivateKey; r.sshKeyPath = writeKeyFile(tempDir('d8-pub-'), 'ssh-ed25519 AAAAC3Nza me@pc\n'); },
+    edit: (r) => { delete r.sshPrivateKey; r.sshKeyPath = writeKeyFile(fs.mkdtempSync(path.join(root, 'pub-')), 'ssh-ed25519 AAAAC3Nza me@pc\n'); },
     message: /d8:sshKeyPath .* is not a private key .*\.pub/,
     key: 'd8:sshKeyPath',
   },

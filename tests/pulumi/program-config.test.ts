@@ -138,6 +138,14 @@ describe('the program', () => {
     expect((err as Error).message).toMatch(/stack prod: d8:slaves\[0\] \(x\)\.agentPort must be between 1 and 65535/);
   });
 
+  it('checks key files before it spends time on the bundle', async () => {
+    await mockEngine('prod');
+    pulumi.runtime.setAllConfig({ 'd8:slaves': JSON.stringify(SLAVES), 'd8:agentToken': randomToken(), 'd8:sshKeyPath': path.join(root, 'missing-key') });
+    const err = await programMod.program({ D8_BUNDLE_DIR: path.join(root, 'no-bundle-here') }).catch((e: unknown) => e);
+    expect(pulumi.RunError.isInstance(err)).toBe(true);
+    expect((err as Error).message).toMatch(/d8:sshKeyPath .*missing-key cannot be read \(ENOENT\)/);
+  });
+
   it('refuses a prebuilt bundle that was edited after its build', async () => {
     await mockEngine('dev');
     const home = tempDir('d8-home-');

@@ -61,7 +61,7 @@ export class TelegramStandIn {
   private readonly sockets = new Set<net.Socket>();
   private portNumber = 0;
   private down: DownMode | null = null;
-  private rateLimits: Array<{ remaining: number; retryAfter: number; methods: Set<string> | null; chatId: number | null }> = [];
+  private rateLimits: Array<{ remaining: number; retryAfter: number; methods: Set<string> | null; chatId: number | null; text: RegExp | null }> = [];
 
   private nextUpdateId = 1;
   private readonly updates: TgUpdate[] = [];
@@ -143,9 +143,9 @@ export class TelegramStandIn {
     });
   }
 
-  /** Answer HTTP 429 with `retry_after` (seconds) to the next `count` calls (of `methods` / to `chatId`, default any). */
-  rateLimitNext(count: number, retryAfter: number, filter: { methods?: string[]; chatId?: number } = {}): void {
-    this.rateLimits.push({ remaining: count, retryAfter, methods: filter.methods ? new Set(filter.methods) : null, chatId: filter.chatId ?? null });
+  /** Answer HTTP 429 with `retry_after` (seconds) to the next `count` calls (of `methods` / to `chatId` / with a matching `text`; default any). */
+  rateLimitNext(count: number, retryAfter: number, filter: { methods?: string[]; chatId?: number; text?: RegExp } = {}): void {
+    this.rateLimits.push({ remaining: count, retryAfter, methods: filter.methods ? new Set(filter.methods) : null, chatId: filter.chatId ?? null, text: filter.text ?? null });
   }
 
   /** Telegram is unreachable: connections refused (listener closed), or every call answered 502. */
@@ -208,7 +208,7 @@ export class TelegramStandIn {
 
   private listen(port: number): Promise<void> {
     const server = http.createServer((req, res) => { this.onRequest(req, res); });
-    server.keepAliveTimeout = 5000;
+    server.keepAliveTimeout = 65_000; // like a real API front: no artificial idle-socket races with keep-alive clients
     server.on('connection', (s) => { this.sockets.add(s); s.on('close', () => this.sockets.delete(s)); });
     this.server = server;
     return new Promise((resolve, reject) => {
@@ -270,7 +270,7 @@ export class TelegramStandIn {
       record(400); send(res, 400, { ok: false, error_code: 400, description: `Bad Request: ${(err as Error).message}` }); return;
     }
     const limit = this.rateLimits.find((r) => r.remaining > 0 && (!r.methods || r.methods.has(method)) &&
-      (r.chatId === null || String(params.chat_id) === String(r.chatId)));
+      (r.chatId === null || String(params.chat_id) === String(r.chatId)) && (r.text === null || r.text.test(String(params.text ?? ''))));
     if (limit) {
       limit.remaining--;
       this.rateLimits = this.rateLimits.filter((r) => r.remaining > 0);

@@ -47,7 +47,8 @@ describeTier(systemTier, 'direct deployer on the four host shapes', () => {
   });
 
   afterAll(() => {
-    if (!th) return;
+    // D8_SYSTEST_KEEP=1 leaves agents, bundles and build logs in place for a post-mortem.
+    if (!th || process.env.D8_SYSTEST_KEEP === '1') return;
     for (const s of SHAPES) uninstallAsUser(REPO, th.hosts[s].user);
     for (const d of [d8Home, outRoot]) if (d) fs.rmSync(d, { recursive: true, force: true });
   });

@@ -4,12 +4,10 @@
  * serialized in-process; a ConcurrentUpdateError is retried with backoff, and a lock that outlives
  * its holder is cancelled only after stale-lock.ts found the holder gone.
  */
-import fs from 'fs';
-import path from 'path';
 import { LocalWorkspace, ConcurrentUpdateError, type Stack } from '@pulumi/pulumi/automation';
 import type { Logger } from '../../../core/logger';
 import { Redactor, environmentSecrets } from '../../../core/redact';
-import { d8Home, ensurePrivateDir } from '../../../core/paths';
+import { BuildLog } from '../build-log';
 import type { FleetConfig, SlaveConfig } from '../../../core/stack-config';
 import { StrategySchema } from '../../../core/protocol';
 import { backoffDelay, type BackoffOptions } from '../../backoff';
@@ -89,7 +87,7 @@ export class PulumiDeployer implements Deployer {
       commit = h.ok ? h.health.commit : null;
       if (!strategy && h.ok) strategy = h.health.install_strategy;
     }
-    const buildLogPath = this.writeBuildLog(slave, opts, { ok: !error, strategy, error, lines, upOpts });
+    const buildLogPath = this.writeBuildLog(slave, opts, { ok: !error, strategy, error, commit, lines, upOpts });
     return { slave: slave.name, engine: 'pulumi', ok: !error, strategy, attempts: [], commit, buildLogPath, error, durationMs: Date.now() - started };
   }
 
@@ -107,18 +105,13 @@ export class PulumiDeployer implements Deployer {
     return { stale: false, why: `backend ${url ?? 'unknown'}: the holder cannot be inspected` };
   }
 
-  private writeBuildLog(slave: SlaveConfig, opts: DeployOptions, r: { ok: boolean; strategy: string | null; error: string | null; lines: string[]; upOpts: object }): string | null {
+  private writeBuildLog(slave: SlaveConfig, opts: DeployOptions, r: { ok: boolean; strategy: DeployResult['strategy']; error: string | null; commit: string | null; lines: string[]; upOpts: object }): string | null {
     try {
-      const dir = ensurePrivateDir(path.join(d8Home(), 'build-logs'));
-      const file = path.join(dir, `${slave.name}-${new Date().toISOString().replace(/[:.]/g, '-')}-pulumi.json`);
-      const doc = this.redactor.value({
-        slave: slave.name, status: r.ok ? 'success' : 'failed', strategy: r.strategy, engine: 'pulumi', reason: opts.reason,
-        commands: [{ command: `pulumi up --stack ${this.opts.stack} ${JSON.stringify(r.upOpts)}`, stdout: r.lines.join(''), stderr: '', exit_code: r.ok ? 0 : 1, timestamp: new Date().toISOString() }],
-        error: r.error,
-      });
-      fs.writeFileSync(file, JSON.stringify(doc, null, 2) + '\n', { mode: 0o600 });
-      return file;
-    } catch {
+      const log = new BuildLog({ name: slave.name, host: slave.host }, 'pulumi', opts.reason, this.redactor);
+      log.record({ command: `pulumi up --stack ${this.opts.stack} ${JSON.stringify(r.upOpts)}`, success: r.ok, stdout: r.lines.join(''), stderr: r.error ?? '', exit_code: r.ok ? 0 : 1 });
+      return log.write(log.document({ status: r.ok ? 'success' : 'failed', strategy: r.strategy, error: r.error, commit: r.commit, bundleHash: null, attempts: [] }));
+    } catch (err) {
+      this.opts.logger.warn({ err: (err as Error).message }, 'could not write the build log');
       return null;
     }
   }

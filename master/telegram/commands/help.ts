@@ -17,6 +17,8 @@ export function unknownCommand(deps: BotDeps): Composer<Context> {
     const text = 'text' in ctx.message ? ctx.message.text : '';
     if (!text.startsWith('/')) return next();
     const cmd = text.split(/\s/)[0];
+    const to = cmd.split('@')[1];
+    if (to && to.toLowerCase() !== (ctx.me ?? '').toLowerCase()) return next(); // meant for another bot in a group
     await say(ctx, deps, `I do not know ${cmd}. /help lists what I understand.`);
   });
   return c;

@@ -117,11 +117,11 @@ export class Fleet {
   }
 
   /** Starts `d8 master` as a child process; its stderr (pino JSON) is kept in daemon.log. */
-  daemon(opts: { tuning?: Record<string, unknown>; env?: NodeJS.ProcessEnv; args?: string[]; logName?: string } = {}): { child: ChildProcess; log: () => string } {
+  daemon(opts: { tuning?: Record<string, unknown>; env?: NodeJS.ProcessEnv; args?: string[]; logName?: string; realDeployer?: boolean } = {}): { child: ChildProcess; log: () => string } {
     const logFile = path.join(this.root, opts.logName ?? `daemon-${this.daemons.length}.log`);
     const out = fs.openSync(logFile, 'a');
     const child = spawn(process.execPath, [D8_BIN, 'master', '--stack', this.stack, '--repo', this.repo, '--interval', '1', '--engine', 'direct',
-      '--deployer-module', SPAWN_DEPLOYER, ...(opts.args ?? [])], {
+      ...(opts.realDeployer ? [] : ['--deployer-module', SPAWN_DEPLOYER]), ...(opts.args ?? [])], {
       env: this.env({ D8_MASTER_TUNING: JSON.stringify({ deadAfter: 2, settleMs: 20000, recoveryBackoffMs: 500, recoveryBackoffMaxMs: 2000, updateBackoffMs: 2000, controlPollMs: 200, attemptTimeoutMs: 1000, checkDeadlineMs: 3000, stopGraceMs: 20000, ...(opts.tuning ?? {}) }), ...(opts.env ?? {}) }),
       stdio: ['ignore', out, out],
     });

@@ -1,0 +1,80 @@
+/**
+ * The daemon with the REAL direct deployer on `host: local`: the real bundle (built from a copy of
+ * this checkout, committed in a temp git repo) installed by the real install.sh (native strategy,
+ * under a temp HOME). A killed agent goes pending -> dead and the daemon redeploys it.
+ */
+import { execFileSync } from 'child_process';
+import fs from 'fs';
+import path from 'path';
+import { Fleet, freePort, waitFor, alive, sleep, REPO_ROOT } from './master-support/fleet';
+
+jest.setTimeout(300_000);
+
+/** Pids whose command line or environment mentions `dir` (the agents install.sh started for us). */
+function pidsUnder(dir: string): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      const env = fs.readFileSync(`/proc/${d}/environ`, 'utf8');
+      if ((cmd.includes(dir) || env.includes(`HOME=${dir}`)) && cmd.includes('agent')) out.push(Number(d));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+describe('d8 master with the real direct deployer (host local)', () => {
+  const fleet = new Fleet();
+  const slaveHome = path.join(fleet.root, 'slave-home');
+  let head: string;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    fs.mkdirSync(slaveHome);
+    for (const d of ['core', 'agent']) fs.cpSync(path.join(REPO_ROOT, d), path.join(fleet.repo, d), { recursive: true });
+    fs.copyFileSync(path.join(REPO_ROOT, 'package.json'), path.join(fleet.repo, 'package.json'));
+    fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(fleet.repo, 'node_modules'));
+    fs.writeFileSync(path.join(fleet.repo, '.gitignore'), 'version_info.json\nnode_modules\nbuild/\n');
+    fleet.writeStack([{ name: 'local', port }], { installAttempts: 1, installDelaySeconds: 0 });
+    const git = (...a: string[]) => execFileSync('git', a, { cwd: fleet.repo, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } }).trim();
+    git('init', '-q', '-b', 'main');
+    git('add', '.');
+    git('commit', '-q', '-m', 'fleet');
+    head = git('rev-parse', 'HEAD');
+  });
+
+  afterAll(async () => {
+    const pids = pidsUnder(slaveHome);
+    for (const p of pids) try { process.kill(p, 'SIGTERM'); } catch { /* gone */ }
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline && pids.some(alive)) await sleep(50);
+    for (const p of pids) if (alive(p)) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+    await fleet.cleanup();
+  });
+
+  it('installs the missing slave, then recovers it after its agent is killed', async () => {
+    const env = { HOME: slaveHome };
+    const d = fleet.daemon({ env, tuning: { deadAfter: 2, settleMs: 60_000 }, realDeployer: true });
+    await waitFor(() => fleet.slave('local')?.state === 'healthy', 240_000, `the first install (log: ${path.join(fleet.root, 'daemon-0.log')})`, 500);
+    expect(fleet.slave('local')).toMatchObject({ commit: head, drift: 'equal', strategy: 'native' });
+    const first = fleet.db().deploys.list('test', 'local')[0];
+    expect(first).toMatchObject({ engine: 'direct', status: 'ok', strategy: 'native' });
+    expect(fs.readFileSync(first.build_log_path!, 'utf8')).not.toContain(fleet.token);
+
+    await waitFor(() => fleet.alerts('local').some((a) => a.kind === 'slave_recovered'), 30_000, 'the first recovery alert');
+    const before = fleet.alerts('local').length;
+    const agents = pidsUnder(slaveHome);
+    expect(agents.length).toBeGreaterThan(0);
+    for (const p of agents) process.kill(p, 'SIGKILL');
+    const seen = new Set<string>();
+    await waitFor(() => { seen.add(fleet.slave('local')?.state ?? ''); return seen.has('dead'); }, 60_000, 'dead', 100);
+    expect(seen.has('pending')).toBe(true);
+    await waitFor(() => fleet.slave('local')?.state === 'healthy', 240_000, 'recovered', 500);
+    const kinds = fleet.alerts('local').slice(before).map((a) => a.kind);
+    expect(kinds.filter((k) => k === 'slave_dead')).toHaveLength(1);
+    expect(kinds.filter((k) => k === 'slave_recovered')).toHaveLength(1);
+    expect(fleet.db().deploys.list('test', 'local')[0]).toMatchObject({ engine: 'direct', status: 'ok', reason: 'dead' });
+    expect(d.log()).not.toContain(fleet.token);
+  });
+});

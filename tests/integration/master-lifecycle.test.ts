@@ -1,0 +1,57 @@
+/**
+ * The dev stack's "healthy fleet of one" (the daemon deploys its missing local slave itself) and
+ * SIGTERM during a deploy: it finishes within the grace period, or is marked interrupted; exit 0.
+ */
+import fs from 'fs';
+import path from 'path';
+import { Fleet, freePort, waitFor } from './master-support/fleet';
+
+jest.setTimeout(240_000);
+
+describe('d8 master lifecycle (dev stack, SIGTERM)', () => {
+  const fleet = new Fleet('dev');
+  let port: number;
+
+  beforeAll(async () => {
+    port = await freePort();
+    fleet.initRepo([{ name: 'local', port }]);
+  });
+  afterAll(() => fleet.cleanup());
+
+  const killAgent = () => {
+    const pid = Number(fs.readFileSync(path.join(fleet.agentsDir, 'local.pid'), 'utf8'));
+    process.kill(pid, 'SIGTERM');
+  };
+
+  it('on the dev stack, deploys the missing local slave right away', async () => {
+    const d = fleet.daemon();
+    await waitFor(() => fleet.slave('local')?.state === 'healthy', 90_000, 'local healthy');
+    const deploys = fleet.db().deploys.list('dev', 'local');
+    expect(deploys).toHaveLength(1);
+    expect(deploys[0]).toMatchObject({ reason: 'missing', status: 'ok', commit: fleet.commits.main });
+    expect(fleet.alerts('local').filter((a) => a.kind === 'slave_dead')).toHaveLength(0); // fixed before it was ever dead
+    expect(await fleet.stopDaemon(d.child)).toBe(0);
+  });
+
+  it('SIGTERM lets an in-flight deploy finish within the grace period', async () => {
+    killAgent();
+    const d = fleet.daemon({ env: { D8_TEST_DEPLOY_DELAY_MS: '3000' }, tuning: { stopGraceMs: 30_000 } });
+    await waitFor(() => fleet.db().deploys.list('dev', 'local').find((r) => r.status === 'running'), 60_000, 'a running deploy');
+    const code = await fleet.stopDaemon(d.child);
+    expect(code).toBe(0);
+    expect(fleet.db().deploys.list('dev', 'local')[0]).toMatchObject({ status: 'ok', reason: 'dead' });
+  });
+
+  it('SIGTERM marks a deploy that outlives the grace period as interrupted, and exits 0', async () => {
+    killAgent();
+    const d = fleet.daemon({ env: { D8_TEST_DEPLOY_DELAY_MS: '20000' }, tuning: { stopGraceMs: 1000 } });
+    const running = await waitFor(() => fleet.db().deploys.list('dev', 'local').find((r) => r.status === 'running'), 60_000, 'a running deploy');
+    const t0 = Date.now();
+    const code = await fleet.stopDaemon(d.child);
+    expect(code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    const row = fleet.db().deploys.list('dev', 'local').find((r) => r.id === running.id)!;
+    expect(row.status).toBe('interrupted');
+    expect(d.log()).toContain('marked interrupted');
+  });
+});
