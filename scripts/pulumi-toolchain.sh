@@ -5,11 +5,15 @@
 #   pulumi-resource-pulumi-nodejs  dynamic-provider shim shipped in the sdk module  @ the same pin
 #   pulumi-resource-command        github.com/pulumi/pulumi-command/provider        @ the @pulumi/command pin
 # into ${XDG_CACHE_HOME:-$HOME/.cache}/d8/pulumi-<version>/ (bin/ + a PULUMI_HOME in home/).
+# Parts the module proxy does not serve get a labelled substitute (docs/engine-tier.md): the language
+# host from an older sdk release, the command provider from a D8 stand-in.
 #
 # Usage: scripts/pulumi-toolchain.sh [build|env|check|help]
 #   build  (default) build what is missing; a warm cache takes seconds. Exit 1 if a part failed.
 #   env    print shell exports:  eval "$(scripts/pulumi-toolchain.sh env)"   (--json: for programs)
 #   check  exit 0 iff the toolchain is complete; otherwise print what is missing, exit 1.
+#   versions  print what is in the cache and where each part came from.
+
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,6 +23,12 @@ REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 # does not serve that module, so when it is missing we build the host from the last sdk/v3 release
 # that still contained it. Override with D8_PULUMI_LANGHOST_FALLBACK=none to disable the fallback.
 LANGHOST_FALLBACK_SDK=${D8_PULUMI_LANGHOST_FALLBACK:-v3.68.0}
+# The command provider module is not served by the module proxy here either; when it cannot be
+# built, a stand-in implementing what D8 Fleet uses (local/remote Command, CopyToRemote) is built
+# from tests/engine/support/command-provider and installed under the provider's name and version.
+# D8_PULUMI_COMMAND_STANDIN=0 disables that (the toolchain is then incomplete without the real one).
+COMMAND_STANDIN=${D8_PULUMI_COMMAND_STANDIN:-1}
+STANDIN_SRC=$REPO_ROOT/tests/engine/support/command-provider
 
 die() { echo "pulumi-toolchain: $*" >&2; exit 1; }
 say() { echo "pulumi-toolchain: $*" >&2; }
@@ -96,9 +106,17 @@ missing_parts() {
   pdir=$(command_plugin_dir)
   if [ ! -x "$pdir/pulumi-resource-command" ] || [ -e "$pdir.partial" ]; then
     echo "command provider v$COMMAND_VERSION not installed in PULUMI_HOME ($pdir)"; missing=1
+  elif manifest_get pulumi-resource-command | grep -q 'STAND-IN'; then
+    if [ "$COMMAND_STANDIN" = 0 ]; then
+      echo "command provider v$COMMAND_VERSION is the D8 stand-in and D8_PULUMI_COMMAND_STANDIN=0"; missing=1
+    elif ! manifest_get pulumi-resource-command | grep -q "$(standin_hash)"; then
+      echo "command provider stand-in is stale ($STANDIN_SRC changed)"; missing=1
+    fi
   fi
   return $missing
 }
+
+standin_hash() { cat "$STANDIN_SRC"/*.go 2>/dev/null | sha256sum | cut -c1-16; }
 
 report_versions() {
   say "toolchain in $CACHE_DIR:"
@@ -161,7 +179,9 @@ write_wrapper() {
       console.log(`-replace=${oldSpec}=${r.New.Path}@${r.New.Version}`);
     }')
   printf 'module d8.local/pulumi-toolchain/%s\n\ngo %s\n' "$(basename "$dir")" "$go_directive" > "$dir/go.mod"
-  printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$pkg" > "$dir/tools.go"
+  if [ -n "$pkg" ]; then
+    printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$pkg" > "$dir/tools.go"
+  fi
   # shellcheck disable=SC2086
   (cd "$dir" && go mod edit -require="$module@$version" $replaces)
   if [ -n "$replaces" ]; then
@@ -280,23 +300,46 @@ build_command_provider() {
   local ver=v$COMMAND_VERSION log=$LOG_DIR/pulumi-resource-command.log
   local mod=github.com/pulumi/pulumi-command/provider pdir
   pdir=$(command_plugin_dir)
+  local cached
+  cached=$(manifest_get pulumi-resource-command)
   if [ -x "$pdir/pulumi-resource-command" ] && [ ! -e "$pdir.partial" ]; then
-    say "pulumi-resource-command $ver: cached (plugin in $pdir)"; return 0
+    if ! printf '%s' "$cached" | grep -q 'STAND-IN'; then
+      say "pulumi-resource-command $ver: cached (plugin in $pdir)"; return 0
+    elif [ "$COMMAND_STANDIN" != 0 ] && printf '%s' "$cached" | grep -q "$(standin_hash)"; then
+      say "pulumi-resource-command $ver: cached D8 STAND-IN (plugin in $pdir)"; return 0
+    fi
   fi
   : > "$log"
   say "pulumi-resource-command $ver: building from $mod"
-  local gomod
-  if ! gomod=$(go_download_mod "$mod@$ver" 2>>"$log"); then
-    fail_part pulumi-resource-command "$mod@$ver" "$log" \
-      "the provider module has no release of its own: the repository's tag $ver belongs to github.com/pulumi/pulumi-command, which does not contain it, and no other version of $mod is served by the module proxy here"
-    return 0
-  fi
-  local out=$CACHE_DIR/build/pulumi-resource-command
+  local gomod out=$CACHE_DIR/build/pulumi-resource-command source="$mod@$ver"
   mkdir -p "$(dirname "$out")"
-  write_wrapper "$WORK/command" "$mod" "$ver" "$gomod" "$mod/cmd/pulumi-resource-command"
-  if ! build_go_binary pulumi-resource-command "$WORK/command" "$mod/cmd/pulumi-resource-command" "$out" \
-    "-s -w -X github.com/pulumi/pulumi-command/provider/pkg/version.Version=$ver" "$log"; then
-    fail_part pulumi-resource-command "$mod@$ver" "$log"; return 0
+  if gomod=$(go_download_mod "$mod@$ver" 2>>"$log"); then
+    write_wrapper "$WORK/command" "$mod" "$ver" "$gomod" "$mod/cmd/pulumi-resource-command"
+    if ! build_go_binary pulumi-resource-command "$WORK/command" "$mod/cmd/pulumi-resource-command" "$out" \
+      "-s -w -X github.com/pulumi/pulumi-command/provider/pkg/version.Version=$ver" "$log"; then
+      fail_part pulumi-resource-command "$mod@$ver" "$log"; return 0
+    fi
+  else
+    local why="the provider module has no release of its own: the repository's tag $ver belongs to github.com/pulumi/pulumi-command, which does not contain it, and no other version of $mod is served by the module proxy here"
+    if [ "$COMMAND_STANDIN" = 0 ]; then
+      fail_part pulumi-resource-command "$mod@$ver" "$log" "$why"; return 0
+    fi
+    say "  WARNING: $mod@$ver cannot be built here:"
+    grep -v '^go: downloading ' "$log" | sed 's/^/    /' >&2
+    echo "    $why" >&2
+    say "  building the D8 STAND-IN from ${STANDIN_SRC#"$REPO_ROOT"/} instead (local/remote Command, CopyToRemote)"
+    : > "$log"
+    local pkgmod=github.com/pulumi/pulumi/pkg/v3
+    if ! gomod=$(go_download_mod "$pkgmod@v$PULUMI_VERSION" 2>>"$log"); then
+      fail_part pulumi-resource-command "$pkgmod@v$PULUMI_VERSION" "$log"; return 0
+    fi
+    write_wrapper "$WORK/command-standin" "$pkgmod" "v$PULUMI_VERSION" "$gomod" ""
+    cp "$STANDIN_SRC"/*.go "$WORK/command-standin/"
+    if ! build_go_binary "pulumi-resource-command (stand-in)" "$WORK/command-standin" . "$out" \
+      "-s -w -X main.version=$COMMAND_VERSION" "$log"; then
+      fail_part pulumi-resource-command "stand-in ($STANDIN_SRC)" "$log"; return 0
+    fi
+    source="D8 STAND-IN ${STANDIN_SRC#"$REPO_ROOT"/} sha:$(standin_hash) (the real $mod@$ver is not available)"
   fi
   if [ ! -x "$BIN_DIR/pulumi" ]; then
     fail_part pulumi-resource-command "$mod@$ver" "$log" "built, but cannot install it without the pulumi CLI"
@@ -307,7 +350,7 @@ build_command_provider() {
     fail_part pulumi-resource-command "$mod@$ver" "$log" "pulumi plugin install failed"
     return 0
   fi
-  manifest_put pulumi-resource-command "$ver" "$mod@$ver"
+  manifest_put pulumi-resource-command "$ver" "$source"
 }
 
 do_build() {
@@ -343,12 +386,18 @@ case "${1:-build}" in
   check)
     if out=$(missing_parts); then
       echo "pulumi toolchain $PULUMI_VERSION complete in $CACHE_DIR"
+      if manifest_get pulumi-resource-command | grep -q 'STAND-IN'; then
+        echo "note: pulumi-resource-command is the D8 stand-in (tests/engine/support/command-provider)"
+      fi
+      if [ "$(manifest_get pulumi-language-nodejs | cut -f1)" != "v$PULUMI_VERSION" ]; then
+        echo "note: pulumi-language-nodejs is $(manifest_get pulumi-language-nodejs | cut -f2)"
+      fi
     else
       printf '%s\n' "$out"
       exit 1
     fi
     ;;
   versions) report_versions ;;
-  help | -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' ;;
+  help | -h | --help) awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0" ;;
   *) die "unknown subcommand '$1' (build, env, check, versions, help)" ;;
 esac

@@ -40,10 +40,10 @@ describe('d8 master daemon (real processes)', () => {
   it('sees the healthy slave and redeploys the behind one until it reports the master commit', async () => {
     await waitFor(() => state('steady') === 'healthy', 60_000, 'steady healthy');
     await waitFor(() => fleet.slave('old')?.commit === fleet.commits.main && state('old') === 'healthy', 90_000, 'old updated');
-    const kinds = fleet.alerts('old').map((a) => a.kind);
-    expect(kinds).toEqual(expect.arrayContaining(['version_mismatch', 'update_done']));
-    const deploys = fleet.db().deploys.list('test', 'old');
-    expect(deploys[0]).toMatchObject({ status: 'ok', reason: 'behind' });
+    await waitFor(() => fleet.alerts('old').some((a) => a.kind === 'update_done'), 60_000, 'update_done');
+    expect(fleet.alerts('old').map((a) => a.kind)).toContain('version_mismatch');
+    const deploy = await waitFor(() => { const r = fleet.db().deploys.list('test', 'old')[0]; return r && r.status !== 'running' && r; }, 60_000, 'the deploy row to finish');
+    expect(deploy).toMatchObject({ status: 'ok', reason: 'behind' });
   });
 
   it('approve policy: files a request and waits; approving it runs the update', async () => {
@@ -70,7 +70,8 @@ describe('d8 master daemon (real processes)', () => {
     expect(kinds.filter((k) => k === 'slave_dead')).toHaveLength(1);
     expect(kinds.filter((k) => k === 'slave_recovered')).toHaveLength(1);
     expect(kinds.indexOf('slave_dead')).toBeLessThan(kinds.indexOf('slave_recovered'));
-    expect(fleet.db().deploys.list('test', 'victim')[0]).toMatchObject({ status: 'ok', reason: 'dead' });
+    const deploy = await waitFor(() => { const r = fleet.db().deploys.list('test', 'victim')[0]; return r && r.status !== 'running' && r; }, 60_000, 'the deploy row to finish');
+    expect(deploy).toMatchObject({ status: 'ok', reason: 'dead' });
   });
 
   it('a slave that cannot be recovered: bounded attempts, then an INFRASTRUCTURE request (high) and an alert', async () => {

@@ -58,7 +58,7 @@ describe('d8 master with the real direct deployer (host local)', () => {
     const d = fleet.daemon({ env, tuning: { deadAfter: 2, settleMs: 60_000 }, realDeployer: true });
     await waitFor(() => fleet.slave('local')?.state === 'healthy', 240_000, `the first install (log: ${path.join(fleet.root, 'daemon-0.log')})`, 500);
     expect(fleet.slave('local')).toMatchObject({ commit: head, drift: 'equal', strategy: 'native' });
-    const first = fleet.db().deploys.list('test', 'local')[0];
+    const first = await waitFor(() => fleet.db().deploys.list('test', 'local').find((r) => r.status !== 'running'), 60_000, 'the deploy to finish');
     expect(first).toMatchObject({ engine: 'direct', status: 'ok', strategy: 'native' });
     expect(fs.readFileSync(first.build_log_path!, 'utf8')).not.toContain(fleet.token);
 
@@ -74,7 +74,8 @@ describe('d8 master with the real direct deployer (host local)', () => {
     const kinds = fleet.alerts('local').slice(before).map((a) => a.kind);
     expect(kinds.filter((k) => k === 'slave_dead')).toHaveLength(1);
     expect(kinds.filter((k) => k === 'slave_recovered')).toHaveLength(1);
-    expect(fleet.db().deploys.list('test', 'local')[0]).toMatchObject({ engine: 'direct', status: 'ok', reason: 'dead' });
+    const last = await waitFor(() => { const r = fleet.db().deploys.list('test', 'local')[0]; return r.status !== 'running' && r; }, 60_000, 'the redeploy to finish');
+    expect(last).toMatchObject({ engine: 'direct', status: 'ok', reason: 'dead' });
     expect(d.log()).not.toContain(fleet.token);
   });
 });

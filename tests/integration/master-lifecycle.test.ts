@@ -4,7 +4,7 @@
  */
 import fs from 'fs';
 import path from 'path';
-import { Fleet, freePort, waitFor } from './master-support/fleet';
+import { Fleet, freePort, waitFor, SPAWN_DEPLOYER } from './master-support/fleet';
 
 jest.setTimeout(240_000);
 
@@ -25,12 +25,16 @@ describe('d8 master lifecycle (dev stack, SIGTERM)', () => {
 
   it('on the dev stack, deploys the missing local slave right away', async () => {
     const d = fleet.daemon();
-    await waitFor(() => fleet.slave('local')?.state === 'healthy', 90_000, 'local healthy');
-    const deploys = fleet.db().deploys.list('dev', 'local');
-    expect(deploys).toHaveLength(1);
-    expect(deploys[0]).toMatchObject({ reason: 'missing', status: 'ok', commit: fleet.commits.main });
-    expect(fleet.alerts('local').filter((a) => a.kind === 'slave_dead')).toHaveLength(0); // fixed before it was ever dead
-    expect(await fleet.stopDaemon(d.child)).toBe(0);
+    try {
+      await waitFor(() => fleet.slave('local')?.state === 'healthy', 90_000, 'local healthy');
+      await waitFor(() => fleet.db().deploys.list('dev', 'local').every((r) => r.status !== 'running'), 60_000, 'the deploy to finish');
+      const deploys = fleet.db().deploys.list('dev', 'local');
+      expect(deploys).toHaveLength(1);
+      expect(deploys[0]).toMatchObject({ reason: 'missing', status: 'ok', commit: fleet.commits.main });
+      expect(fleet.alerts('local').filter((a) => a.kind === 'slave_dead')).toHaveLength(0); // fixed before it was ever dead
+    } finally {
+      expect(await fleet.stopDaemon(d.child)).toBe(0);
+    }
   });
 
   it('SIGTERM lets an in-flight deploy finish within the grace period', async () => {
@@ -53,5 +57,19 @@ describe('d8 master lifecycle (dev stack, SIGTERM)', () => {
     const row = fleet.db().deploys.list('dev', 'local').find((r) => r.id === running.id)!;
     expect(row.status).toBe('interrupted');
     expect(d.log()).toContain('marked interrupted');
+  });
+
+  it('`d8 retry` without a running daemon recovers the slave from the CLI process', async () => {
+    expect(fleet.db().master.isRunning('dev', 90_000)).toBe(false);
+    const r = await fleet.cli(['retry', 'local', '--stack', 'dev', '--repo', fleet.repo], { D8_DEPLOYER_MODULE: SPAWN_DEPLOYER });
+    expect(r.stderr).toContain('retrying local from this process');
+    expect(r.stdout).toMatch(/^ok: local is back \(healthy, [0-9a-f]{7}\)/);
+    expect(r.code).toBe(0);
+    expect(fleet.slave('local')?.state).toBe('healthy');
+    const again = await fleet.cli(['retry', 'local', '--stack', 'dev', '--repo', fleet.repo, '--json'], { D8_DEPLOYER_MODULE: SPAWN_DEPLOYER });
+    expect(JSON.parse(again.stdout)).toMatchObject({ ok: true, action: 'check' });
+    const unknown = await fleet.cli(['retry', 'nope', '--stack', 'dev', '--repo', fleet.repo]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('has no slave named "nope" (it has: local)');
   });
 });
