@@ -350,6 +350,7 @@ build_command_provider() {
     fail_part pulumi-resource-command "$mod@$ver" "$log" "pulumi plugin install failed"
     return 0
   fi
+  rm -f "$out" # pulumi plugin install copied it into PULUMI_HOME
   manifest_put pulumi-resource-command "$ver" "$source"
 }
 

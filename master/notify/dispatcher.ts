@@ -34,7 +34,8 @@ export class AlertDispatcher {
     opts: DispatcherOptions = {},
   ) {
     this.pollMs = opts.pollMs ?? 1000;
-    this.backoff = opts.backoff ?? { baseMs: 2000, maxMs: 5 * 60_000, jitter: 0.2 };
+    // Capped at a minute: after an outage, queued alerts should arrive soon after Telegram is back.
+    this.backoff = opts.backoff ?? { baseMs: 2000, maxMs: 60_000, jitter: 0.2 };
     this.leaseMs = opts.leaseMs ?? 60_000;
   }
 
