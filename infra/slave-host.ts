@@ -10,6 +10,7 @@ import { parseInstallOutput, InstallOutputError } from '../core/install-result';
 import type { Strategy } from '../core/protocol';
 import type { SlaveConfig } from '../core/stack-config';
 import type { BundleRef } from './bundle-ref';
+import { stageRemoteCopy } from './bundle-stage';
 import { localCopyCommand, localRemoveCommand, withTimeout } from './shell';
 import { SLAVE_HOST_TYPE, slaveResourceNames } from './urns';
 
@@ -76,15 +77,25 @@ export class SlaveHost extends pulumi.ComponentResource {
       agentPort: slave.agentPort,
       baseImage: args.baseImage,
     });
-    const installArgs = {
-      create: withTimeout(install, args.installTimeoutSeconds),
-      delete: withTimeout(uninstallCommand(bundleDir, slave.agentPort), UNINSTALL_TIMEOUT_SECONDS),
+    // The bundle is (re)placed before the install and the install's delete (uninstall.sh) removes
+    // ~/.d8-agent with the bundles in it: so whenever the bundle is replaced, the install must be
+    // deleted FIRST and created again after the new copy. The bundle's URN in the install's triggers
+    // makes that a property dependency, which is what the engine follows to delete dependents of a
+    // delete-before-replace resource before it (a plain dependsOn is not).
+    // For the same reason, whatever replaces the install (a new port, other strategies: its command
+    // lines) replaces the bundle too, or the new install would find its bundle removed.
+    const createCmd = withTimeout(install, args.installTimeoutSeconds);
+    const deleteCmd = withTimeout(uninstallCommand(bundleDir, slave.agentPort), UNINSTALL_TIMEOUT_SECONDS);
+    const bundleTriggers = [...triggers, createCmd, deleteCmd];
+    const installArgs = (bundleRes: pulumi.Resource) => ({
+      create: createCmd,
+      delete: deleteCmd,
       // install.sh reads the token from its first stdin line: never argv, env or a log.
       stdin: pulumi.secret(pulumi.interpolate`${args.token}\n`),
       // The command provider never logs stdin; stdout/stderr carry install.sh's progress and result.
       logging: 'stdoutAndStderr' as const,
-      triggers,
-    };
+      triggers: [...triggers, bundleRes.urn],
+    });
     const installOpts: pulumi.CustomResourceOptions = {
       parent: this,
       deleteBeforeReplace: true,
@@ -103,19 +114,20 @@ export class SlaveHost extends pulumi.ComponentResource {
         create: localCopyCommand(bundle.dir, bundleDir),
         delete: localRemoveCommand(bundleDir),
         logging: 'stdoutAndStderr',
-        triggers,
-      }, { parent: this });
-      this.install = new command.local.Command(names.install, installArgs, { ...installOpts, dependsOn: [this.bundle] });
+        triggers: bundleTriggers,
+      }, { parent: this, deleteBeforeReplace: true });
+      this.install = new command.local.Command(names.install, installArgs(this.bundle), { ...installOpts, dependsOn: [this.bundle] });
     } else {
       if (!args.connection) throw new TypeError(`SlaveHost ${name}: a remote slave needs an SSH connection`);
+      // Lands in bundleDir; see bundle-stage.ts for why the copy starts one level up.
+      const copy = stageRemoteCopy(bundle, bundleDir);
       this.bundle = new command.remote.CopyToRemote(names.bundle, {
         connection: args.connection,
-        // The trailing slash copies the directory's content into remotePath (not a subdirectory).
-        source: new pulumi.asset.FileArchive(`${bundle.dir.replace(/\/+$/, '')}/`),
-        remotePath: bundleDir,
-        triggers,
-      }, { parent: this });
-      this.install = new command.remote.Command(names.install, { ...installArgs, connection: args.connection },
+        source: new pulumi.asset.FileArchive(copy.source),
+        remotePath: copy.remotePath,
+        triggers: bundleTriggers,
+      }, { parent: this, deleteBeforeReplace: true });
+      this.install = new command.remote.Command(names.install, { ...installArgs(this.bundle), connection: args.connection },
         { ...installOpts, dependsOn: [this.bundle] });
     }
 

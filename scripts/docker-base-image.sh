@@ -14,8 +14,9 @@ set -eu
 
 IMAGE="${D8_BASE_IMAGE:-d8-base:bookworm}"
 CACHE_DIR="${D8_CACHE_DIR:-${HOME:-/root}/.cache/d8}"
-TARBALL="$CACHE_DIR/d8-base-bookworm-rootfs.tar"
 PACKAGES="python3,python3-venv,nodejs,ca-certificates,curl"
+# The package list is part of the cache key: changing it rebuilds the rootfs.
+TARBALL="$CACHE_DIR/d8-base-bookworm-rootfs-$(printf '%s' "$PACKAGES" | cksum | cut -d' ' -f1).tar"
 
 log() { printf 'docker-base-image: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }

@@ -94,7 +94,10 @@ describe('a 3-slave fleet', () => {
       expect(install.create).toBe(`timeout -k 30 ${limit} ${expected}`);
       expect(install.delete).toBe(`timeout -k 30 300 ${uninstallCommand(dir, s.agentPort)}`);
       expect(install.logging).toBe('stdoutAndStderr');
-      expect(install.triggers).toEqual([bundleA.versionInfo.commit, bundleA.hash]);
+      // The bundle's URN makes the bundle a property dependency: replacing the bundle deletes the install first.
+      expect(install.triggers).toEqual([bundleA.versionInfo.commit, bundleA.hash, slaveUrns('prod', s.name, { local: s.local }).bundle]);
+      // Whatever replaces the install replaces the bundle too (uninstall.sh removes the bundle directory).
+      expect(get(resources, `${s.name}-bundle`).inputs.triggers).toEqual([bundleA.versionInfo.commit, bundleA.hash, install.create, install.delete]);
     }
     // Every strategy may use every attempt: 3 strategies × 2 attempts × (300 s + 5 s delay).
     expect(fleetMod.installTimeoutSeconds(config.slaves[0], config)).toBe(3 * 2 * 305);
@@ -114,14 +117,23 @@ describe('a 3-slave fleet', () => {
     }
   });
 
-  it('copies the bundle content into the hash-named directory of remote slaves', async () => {
+  it('copies the bundle into the hash-named directory of remote slaves, creating the missing parents', async () => {
+    // CopyToRemote only creates the last element of remotePath: the copy targets `.d8-agent` with a
+    // staged tree `bundles/<hash16>/…` (infra/bundle-stage.ts).
+    const [head, ...tail] = remoteBundleDir(bundleA.hash).split('/');
     for (const name of ['pc', 'vps']) {
       const copy = get(resources, `${name}-bundle`).inputs;
-      expect(copy.remotePath).toBe(remoteBundleDir(bundleA.hash));
+      expect(copy.remotePath).toBe(head);
       const source = copy.source as pulumi.asset.FileArchive;
       expect(source).toBeInstanceOf(pulumi.asset.FileArchive);
-      expect(await source.path).toBe(`${bundleA.dir}/`);
-      expect(copy.triggers).toEqual([bundleA.versionInfo.commit, bundleA.hash]);
+      const staged = await source.path;
+      expect(staged.endsWith('/')).toBe(true);
+      expect(fs.readdirSync(staged)).toEqual([tail[0]]);
+      for (const f of bundleA.files) {
+        expect(fs.readFileSync(`${staged}${tail.join('/')}/${f}`)).toEqual(fs.readFileSync(`${bundleA.dir}/${f}`));
+      }
+      expect(copy.triggers).toEqual(expect.arrayContaining([bundleA.versionInfo.commit, bundleA.hash]));
+      expect(get(resources, `${name}-bundle`).opts.deleteBeforeReplace).toBe(true);
     }
   });
 
@@ -201,9 +213,10 @@ describe('a new commit', () => {
       }
     }
     expect(changed.sort()).toEqual(SLAVES.flatMap((s) => [`${s.name}-bundle.triggers`, `${s.name}-install.triggers`]).sort());
-    expect(get(b.resources, 'vps-install').inputs.triggers).toEqual([bundleB.versionInfo.commit, bundleB.hash]);
-    // The copy's source is the new bundle (a FileArchive is compared by content, not path, by the engine).
-    expect(await (get(b.resources, 'vps-bundle').inputs.source as pulumi.asset.FileArchive).path).toBe(`${bundleB.dir}/`);
+    expect(get(b.resources, 'vps-install').inputs.triggers).toEqual([bundleB.versionInfo.commit, bundleB.hash, slaveUrns('prod', 'vps', { local: false }).bundle]);
+    // The copy's source is the new bundle, staged (a FileArchive is compared by content, not path, by the engine).
+    const staged = await (get(b.resources, 'vps-bundle').inputs.source as pulumi.asset.FileArchive).path;
+    expect(fs.readFileSync(`${staged}bundles/${bundleB.hash.slice(0, 16)}/BUNDLE_HASH`, 'utf8').trim()).toBe(bundleB.hash);
   });
 });
 

@@ -126,7 +126,7 @@ describe('pulumi deployer: targeted up', () => {
     const o = targetedUpOptions('prod', { name: 'pc-leo', local });
     expect(o.target).toContain(urns.component);
     expect(o.target.every((t) => Object.values(urns).includes(t))).toBe(true);
-    expect(o.replace).toEqual([urns.install]);
+    expect(o.replace).toEqual([urns.bundle, urns.install]);
     expect(o.targetDependents).toBe(true);
   });
   it('reads the winning strategy from stack outputs', () => {
