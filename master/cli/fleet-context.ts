@@ -36,6 +36,30 @@ export function openFleet(opts: FleetOptions, loggerName = 'd8'): FleetContext {
   return { repoDir, config, store, logger, close: () => store.close() };
 }
 
+/**
+ * Runs a CLI command against the fleet: opens it (a config problem exits 2), runs `fn`, always
+ * closes the store; a failure prints its message and exits with `exitCodeFor(err)` (default 1).
+ */
+export async function withFleet(
+  opts: FleetOptions,
+  fn: (ctx: FleetContext) => unknown,
+  exitCodeFor: (err: unknown) => number = () => 1,
+): Promise<void> {
+  let ctx: FleetContext;
+  try {
+    ctx = openFleet(opts);
+  } catch (err) {
+    return fail(err, 2);
+  }
+  try {
+    await fn(ctx);
+  } catch (err) {
+    fail(err, exitCodeFor(err));
+  } finally {
+    ctx.close();
+  }
+}
+
 /** FleetControl for a CLI process: actions go to the running daemon, or run here when there is none. */
 export function cliControl(ctx: FleetContext, engine: EngineChoice = 'auto'): FleetControl {
   const runLocally = async (kind: ControlKind, slave: string): Promise<ControlResult> => {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { openFleet, fail, DEFAULT_STACK } from '../fleet-context';
+import { withFleet, DEFAULT_STACK } from '../fleet-context';
 import { FleetControl, SlaveNotHealthyError } from '../../control';
 import { ExecutionMethodSchema, LIMITS } from '../../../core/protocol';
 
@@ -22,13 +22,7 @@ Examples:
   d8 exec local --python -- 'import sys; print(sys.version)'
 Refuses a slave that is not healthy (exit 3); a failed task exits with the task's code.`)
     .action(async (slave: string, words: string[], opts: ExecOpts) => {
-      let ctx;
-      try {
-        ctx = openFleet(opts);
-      } catch (err) {
-        return fail(err, 2);
-      }
-      try {
+      await withFleet(opts, async (ctx) => {
         const method = ExecutionMethodSchema.safeParse(opts.method);
         if (!method.success) throw new Error(`--method must be one of auto, docker, venv, native (not "${opts.method}")`);
         const timeout = opts.timeout !== undefined ? Number(opts.timeout) : undefined;
@@ -47,10 +41,6 @@ Refuses a slave that is not healthy (exit 3); a failed task exits with the task'
           if (r.error) process.stderr.write(`d8: ${r.error}\n`);
         }
         process.exitCode = r.exit_code ?? (r.success ? 0 : 1);
-      } catch (err) {
-        fail(err, err instanceof SlaveNotHealthyError ? 3 : 1);
-      } finally {
-        ctx.close();
-      }
+      }, (err) => (err instanceof SlaveNotHealthyError ? 3 : 1));
     });
 }

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { openFleet, cliControl, fail, DEFAULT_STACK } from '../fleet-context';
+import { withFleet, cliControl, DEFAULT_STACK } from '../fleet-context';
 import type { EngineChoice } from '../../deploy/select';
 
 export function registerRetry(program: Command): void {
@@ -15,23 +15,13 @@ A healthy slave is only re-checked; a behind one is redeployed with the master's
 dead one is restarted (POST /api/restart) or redeployed. A slave ahead of the master is never
 downgraded here. Exit code 0 when the slave ends up fine, 1 otherwise.`)
     .action(async (slave: string, opts: { stack: string; repo?: string; engine: EngineChoice; json?: boolean }) => {
-      let ctx;
-      try {
-        ctx = openFleet(opts);
-      } catch (err) {
-        return fail(err, 2);
-      }
-      try {
+      await withFleet(opts, async (ctx) => {
         const control = cliControl(ctx, opts.engine);
         if (!opts.json) process.stderr.write(control.daemonRunning() ? `asking the running master to retry ${slave}…\n` : `retrying ${slave} from this process…\n`);
         const r = await control.retry(slave);
         if (opts.json) process.stdout.write(JSON.stringify(r) + '\n');
         else process.stdout.write(`${r.ok ? 'ok' : 'failed'}: ${r.message}${r.build_log_path ? `\nbuild log: ${r.build_log_path}` : ''}\n`);
         process.exitCode = r.ok ? 0 : 1;
-      } catch (err) {
-        fail(err);
-      } finally {
-        ctx.close();
-      }
+      });
     });
 }

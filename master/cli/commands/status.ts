@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { shortCommit } from '../../../core/version-info';
-import { openFleet, fail, DEFAULT_STACK } from '../fleet-context';
+import { withFleet, DEFAULT_STACK } from '../fleet-context';
 import { FleetControl, type FleetStatus, type SlaveStatus } from '../../control';
 
 const ICON: Record<string, string> = { healthy: '✅', version_mismatch: '⚠️ ', pending: '⏳', dead: '🔴', unknown: '❔' };
@@ -50,20 +50,10 @@ export function registerStatus(program: Command): void {
     .option('-s, --stack <stack>', 'stack', DEFAULT_STACK)
     .option('--repo <dir>', 'repository with the stack files (default: this checkout)')
     .option('--json', 'print { master: { commit }, slaves: [{ name, state, drift, commit, strategy, last_seen, last_error }] }')
-    .action((opts: { stack: string; repo?: string; json?: boolean }) => {
-      let ctx;
-      try {
-        ctx = openFleet(opts);
-      } catch (err) {
-        return fail(err, 2);
-      }
-      try {
+    .action(async (opts: { stack: string; repo?: string; json?: boolean }) => {
+      await withFleet(opts, (ctx) => {
         const st = new FleetControl({ config: ctx.config, store: ctx.store, repoDir: ctx.repoDir }).status();
         process.stdout.write(opts.json ? JSON.stringify(st, null, 2) + '\n' : formatStatus(st));
-      } catch (err) {
-        fail(err);
-      } finally {
-        ctx.close();
-      }
+      });
     });
 }
