@@ -72,4 +72,17 @@ describe('d8 master lifecycle (dev stack, SIGTERM)', () => {
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('has no slave named "nope" (it has: local)');
   });
+
+  it('`d8 update` redeploys a healthy slave from the CLI process and reports the master\'s commit', async () => {
+    const before = fleet.slave('local');
+    expect(before?.state).toBe('healthy');
+    const r = await fleet.cli(['update', 'local', '--stack', 'dev', '--repo', fleet.repo, '--json'], { D8_DEPLOYER_MODULE: SPAWN_DEPLOYER });
+    expect(r.code).toBe(0);
+    const result = JSON.parse(r.stdout) as { ok: boolean; action: string; message: string };
+    expect(result.ok).toBe(true);
+    expect(result.action).not.toBe('check');
+    const deploys = fleet.db().deploys.list('dev', 'local');
+    expect(deploys[0].reason).toBe('manual');
+    expect(fleet.slave('local')?.state).toBe('healthy');
+  });
 });

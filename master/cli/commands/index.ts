@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { registerVersion } from './version';
 import { registerMaster } from './master';
 import { registerStatus } from './status';
-import { registerRetry } from './retry';
+import { registerRetry, registerUpdate } from './retry';
 import { registerExec } from './exec';
 import { registerRequests } from './requests';
 import { registerAgent } from './agent';
@@ -13,7 +13,7 @@ import { registerBootstrapScript } from './bootstrap-script';
 /** Every `d8` subcommand; add one line per command module. */
 export const COMMANDS: Array<(program: Command) => void> = [
   registerVersion,
-  registerMaster, registerStatus, registerRetry, registerExec, registerRequests,
+  registerMaster, registerStatus, registerRetry, registerUpdate, registerExec, registerRequests,
   registerAgent,
   registerUp, registerBundle, registerBootstrapScript,
 ];
