@@ -239,6 +239,29 @@ function isEncryptedSecret(v: unknown): boolean {
   return !!v && typeof v === 'object' && 'secure' in (v as Record<string, unknown>);
 }
 
+/** Whether the schema of top-level key `key` is a plain string (its stack-file value is kept verbatim). */
+function isStringKey(key: string): boolean {
+  let t: z.ZodTypeAny | undefined = (FleetConfigSchema.shape as Record<string, z.ZodTypeAny>)[key];
+  while (t instanceof z.ZodOptional || t instanceof z.ZodDefault || t instanceof z.ZodEffects) {
+    t = t instanceof z.ZodEffects ? t.innerType() : t._def.innerType;
+  }
+  return t instanceof z.ZodString;
+}
+
+/**
+ * `pulumi config set` (and any stack file the CLI rewrites, e.g. to add `encryptionsalt`) stores
+ * top-level scalars as strings (`d8:installAttempts: "2"`); the Pulumi program reads them as JSON.
+ * Same here, so the master and the CLI read what the program reads.
+ */
+function stackValue(key: string, v: unknown): unknown {
+  if (typeof v !== 'string' || isStringKey(key)) return v;
+  try {
+    return JSON.parse(v) as unknown;
+  } catch {
+    return v; // not JSON: zod names the key and the expected type
+  }
+}
+
 /** The `d8:` values of a stack file, namespace stripped; encrypted secrets are left out. */
 export function readStackFile(file: string): Record<string, unknown> {
   let text: string;
@@ -258,7 +281,8 @@ export function readStackFile(file: string): Record<string, unknown> {
   const raw: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(config as Record<string, unknown>)) {
     if (!k.startsWith(`${CONFIG_NAMESPACE}:`) || isEncryptedSecret(v)) continue;
-    raw[k.slice(CONFIG_NAMESPACE.length + 1)] = v;
+    const key = k.slice(CONFIG_NAMESPACE.length + 1);
+    raw[key] = stackValue(key, v);
   }
   return raw;
 }

@@ -46,3 +46,20 @@ export function localCopyCommand(srcDir: string, destDir: string): string {
 export function localRemoveCommand(destDir: string): string {
   return `rm -rf ${homePath(destDir)}`;
 }
+
+/**
+ * The install's delete: uninstall.sh of the bundle the agent was installed from (exactly
+ * agent/install/command.ts's command line). When that bundle is gone from the host — a direct deploy
+ * or a person replaced it — the agent on the port must still go, so any other bundle's uninstall.sh
+ * there is used (it is the same script, per port); with none left, nothing of D8 is there to remove.
+ * Without this fallback the delete fails and blocks every later replace and `pulumi destroy`.
+ */
+export function uninstallOnDelete(bundleDir: string, agentPort: number, uninstall: string, seconds: number): string {
+  const own = `${homePath(bundleDir)}/uninstall.sh`;
+  const other = `u=; for f in "$HOME"/.d8-agent/bundles/*/uninstall.sh; do [ -f "$f" ] && u=$f && break; done`;
+  return [
+    `if [ -f ${own} ]; then ${withTimeout(uninstall, seconds)}`,
+    `else ${other}; if [ -n "$u" ]; then echo "[d8] bundle ${bundleDir} is gone from this host: using $u" >&2; ${withTimeout(`sh "$u" --port ${agentPort}`, seconds)}`,
+    `else echo "[d8] no D8 bundle left on this host: nothing to uninstall for port ${agentPort}" >&2; fi; fi`,
+  ].join('; ');
+}

@@ -11,7 +11,7 @@ import type { Strategy } from '../core/protocol';
 import type { SlaveConfig } from '../core/stack-config';
 import type { BundleRef } from './bundle-ref';
 import { stageRemoteCopy } from './bundle-stage';
-import { localCopyCommand, localRemoveCommand, withTimeout } from './shell';
+import { localCopyCommand, localRemoveCommand, uninstallOnDelete, withTimeout } from './shell';
 import { SLAVE_HOST_TYPE, slaveResourceNames } from './urns';
 
 /** How long uninstall.sh may take (stop the service, remove the container or venv). */
@@ -85,7 +85,7 @@ export class SlaveHost extends pulumi.ComponentResource {
     // For the same reason, whatever replaces the install (a new port, other strategies: its command
     // lines) replaces the bundle too, or the new install would find its bundle removed.
     const createCmd = withTimeout(install, args.installTimeoutSeconds);
-    const deleteCmd = withTimeout(uninstallCommand(bundleDir, slave.agentPort), UNINSTALL_TIMEOUT_SECONDS);
+    const deleteCmd = uninstallOnDelete(bundleDir, slave.agentPort, uninstallCommand(bundleDir, slave.agentPort), UNINSTALL_TIMEOUT_SECONDS);
     const bundleTriggers = [...triggers, createCmd, deleteCmd];
     const installArgs = (bundleRes: pulumi.Resource) => ({
       create: createCmd,

@@ -36,6 +36,22 @@ export class AgentCallError extends Error {
   }
 }
 
+/**
+ * A keep-alive agent whose pooled sockets do not pin the request that opened them. Node's Agent keeps
+ * a copy of the first request's options for each socket's lifetime (its close listener needs the pool
+ * key), and axios puts redirect hooks in those options whose closures hold that request, its response
+ * and config: with one socket per slave that is ~17 KB per slave kept for as long as the socket lives
+ * (17 MB for 1,000 slaves), which also raises V8's next GC threshold. We never follow redirects
+ * (maxRedirects: 0), so the hooks are dropped before the socket is created.
+ */
+class PoolAgent extends http.Agent {
+  createSocket(req: http.ClientRequest, options: Record<string, unknown>, cb: (err: Error | null, s?: unknown) => void): void {
+    const { beforeRedirect: _b, beforeRedirects: _bs, ...rest } = options;
+    // createSocket is Node's (undocumented, long-stable) hook between a request and its new socket.
+    (http.Agent.prototype as unknown as { createSocket: PoolAgent['createSocket'] }).createSocket.call(this, req, rest, cb);
+  }
+}
+
 export const agentBaseUrl = (s: Pick<SlaveConfig, 'agentHost' | 'agentPort'>): string => {
   const host = s.agentHost.includes(':') && !s.agentHost.startsWith('[') ? `[${s.agentHost}]` : s.agentHost;
   return `http://${host}:${s.agentPort}`;
@@ -65,7 +81,7 @@ export class AgentClient {
     this.attempts = opts.attempts ?? 3;
     this.deadlineMs = opts.deadlineMs ?? 5000;
     const retryDelayMs = opts.retryDelayMs ?? 100;
-    this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 4, timeout: 60_000 });
+    this.httpAgent = new PoolAgent({ keepAlive: true, maxSockets: opts.maxSockets ?? 4, timeout: 60_000 });
     this.http = axios.create({ timeout: opts.attemptTimeoutMs ?? 2000, httpAgent: this.httpAgent, proxy: false, maxRedirects: 0 });
     axiosRetry(this.http, {
       retries: this.attempts - 1,
@@ -83,10 +99,25 @@ export class AgentClient {
     this.httpAgent.destroy();
   }
 
+  /**
+   * The whole-call deadline (all attempts and retry delays). Not AbortSignal.timeout: its timer and
+   * signal stay alive for the full deadline after the call is done (1,000 checks a sweep leave
+   * thousands of them behind); this one is cleared as soon as the call settles.
+   */
+  private async withDeadline<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), this.deadlineMs);
+    try {
+      return await call(ac.signal);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async health(slave: Pick<SlaveConfig, 'agentHost' | 'agentPort'>): Promise<HealthResult> {
     const started = Date.now();
     try {
-      const r = await this.http.get(agentBaseUrl(slave) + ROUTES.health, { signal: AbortSignal.timeout(this.deadlineMs) });
+      const r = await this.withDeadline((signal) => this.http.get(agentBaseUrl(slave) + ROUTES.health, { signal }));
       const parsed = HealthResponseSchema.safeParse(r.data);
       if (!parsed.success) {
         const i = parsed.error.issues[0];
@@ -101,9 +132,9 @@ export class AgentClient {
 
   async restart(slave: Pick<SlaveConfig, 'agentHost' | 'agentPort'>, token: string): Promise<void> {
     try {
-      const r = await this.http.post(agentBaseUrl(slave) + ROUTES.restart, {}, {
-        headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(this.deadlineMs),
-      });
+      const r = await this.withDeadline((signal) => this.http.post(agentBaseUrl(slave) + ROUTES.restart, {}, {
+        headers: { authorization: `Bearer ${token}` }, signal,
+      }));
       RestartResponseSchema.parse(r.data);
     } catch (err) {
       const d = describe(err);

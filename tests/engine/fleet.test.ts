@@ -133,7 +133,9 @@ describeTier(tier, 'the fleet program on the real Pulumi engine', () => {
 
     env = {};
     for (const [k, v] of Object.entries({ ...toolchain.env, ...backend.env })) if (v !== undefined) env[k] = v;
-    Object.assign(env, { D8_HOME: path.join(work, 'd8-home'), D8_AGENT_TOKEN: token, D8_BUNDLE_DIR: bundleOld.dir, D8_LOG_LEVEL: 'info' });
+    // TMPDIR: the program stages bundle copies there (infra/bundle-stage.ts); removed with `work`.
+    fs.mkdirSync(path.join(work, 'tmp'));
+    Object.assign(env, { D8_HOME: path.join(work, 'd8-home'), D8_AGENT_TOKEN: token, D8_BUNDLE_DIR: bundleOld.dir, D8_LOG_LEVEL: 'info', TMPDIR: path.join(work, 'tmp') });
     delete env.D8_SSH_PRIVATE_KEY;
     delete env.D8_SSH_KEY_PATH;
 
@@ -178,7 +180,7 @@ describeTier(tier, 'the fleet program on the real Pulumi engine', () => {
 
   it('a new commit redeploys every slave (bundle copy and install replaced)', async () => {
     const pidsBefore = agentPids(box('venv-box').host.user, box('venv-box').port);
-    (stack.workspace as LocalWorkspace).setEnvVar('D8_BUNDLE_DIR', bundleNew.dir);
+    stack.workspace.envVars.D8_BUNDLE_DIR = bundleNew.dir;
     const up = await stack.up(quiet);
     expect(up.summary.result).toBe('succeeded');
     expect(up.summary.resourceChanges).toEqual({ same: 4, replace: 6 });
@@ -229,9 +231,13 @@ describeTier(tier, 'the fleet program on the real Pulumi engine', () => {
     try {
       await waitFor('venv-box to report the master\'s commit', async () => {
         if (master!.exitCode !== null) throw new Error(`the master exited (${master!.exitCode}):\n${log().slice(-4000)}`);
+        const failed = log().split('\n').find((l) => l.includes('"alert":"update_failed"'));
+        if (failed) throw new Error(`the master's deploy failed: ${(JSON.parse(failed) as { text: string }).text}`);
         const h = await health(venv);
         return h && h.commit === project.head ? h : null;
       }, 5 * 60_000, 1000);
+      // The agent answers before `pulumi up` has finished: wait for the master's own verdict.
+      await waitFor('the master to log the deploy result', async () => (log().includes(`deployed ${venv.name} (venv)`) ? true : null), 5 * 60_000, 500);
       // The master saw `behind` and deployed with the pulumi engine.
       expect(log()).toMatch(/behind/);
       expect(log()).toMatch(/"engine":"pulumi"/);
@@ -245,7 +251,9 @@ describeTier(tier, 'the fleet program on the real Pulumi engine', () => {
 
     // Exactly one new update, run by the master, replacing only venv-box's copy and install.
     const history = await stack.history();
-    expect(history.length).toBe(historyBefore + 1);
+    if (history.length !== historyBefore + 1) {
+      throw new Error(`expected exactly one update by the master, found ${history.length - historyBefore}; master log:\n${log().slice(-6000)}`);
+    }
     expect(history[0].message).toContain(venv.name);
     expect(history[0].result).toBe('succeeded');
     expect(history[0].resourceChanges).toMatchObject({ replace: 2 });
@@ -279,9 +287,16 @@ describeTier(tier, 'the fleet program on the real Pulumi engine', () => {
     await waitFor('the first deploy to lock the stack', async () => (hasLock(locks) ? true : null), 120_000, 100).catch(() => undefined);
     const b = d8(args(native.name), extra);
     const [ra, rb] = await Promise.all([a, b]);
-    expect({ code: ra.code, stderr: ra.code === 0 ? '' : ra.stderr.slice(-3000) }).toEqual({ code: 0, stderr: '' });
-    expect({ code: rb.code, stderr: rb.code === 0 ? '' : rb.stderr.slice(-3000) }).toEqual({ code: 0, stderr: '' });
-    const results = [...JSON.parse(ra.stdout), ...JSON.parse(rb.stdout)] as Array<{ slave: string; ok: boolean; engine: string; commit: string }>;
+    const parse = (r: CliRun) => {
+      try {
+        return JSON.parse(r.stdout) as Array<{ slave: string; ok: boolean; engine: string; commit: string; error: string | null }>;
+      } catch {
+        throw new Error(`d8 up exited ${r.code} without a JSON result:\n${r.stderr.slice(-3000)}`);
+      }
+    };
+    const results = [...parse(ra), ...parse(rb)];
+    expect(results.filter((r) => !r.ok).map((r) => `${r.slave}: ${r.error}`)).toEqual([]);
+    expect([ra.code, rb.code]).toEqual([0, 0]);
     expect(results.map((r) => [r.slave, r.ok, r.engine, r.commit])).toEqual([
       [venv.name, true, 'pulumi', project.head], [native.name, true, 'pulumi', project.head], [native.name, true, 'pulumi', project.head],
     ]);

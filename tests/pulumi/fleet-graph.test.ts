@@ -6,6 +6,7 @@ import fs from 'fs';
 import * as pulumi from '@pulumi/pulumi';
 import type { BundleInfo } from '../../agent/bundle/build';
 import { installCommand, remoteBundleDir, uninstallCommand } from '../../agent/install/command';
+import { uninstallOnDelete } from '../../infra/shell';
 import {
   LOCAL_COMMAND_TYPE, REMOTE_COMMAND_TYPE, REMOTE_COPY_TYPE, SLAVE_HOST_TYPE, slaveUrns,
 } from '../../infra/urns';
@@ -92,7 +93,9 @@ describe('a 3-slave fleet', () => {
       });
       const limit = fleetMod.installTimeoutSeconds(s, config);
       expect(install.create).toBe(`timeout -k 30 ${limit} ${expected}`);
-      expect(install.delete).toBe(`timeout -k 30 300 ${uninstallCommand(dir, s.agentPort)}`);
+      // The shared uninstall command line, and a fallback when that bundle is gone from the host.
+      expect(install.delete).toBe(uninstallOnDelete(dir, s.agentPort, uninstallCommand(dir, s.agentPort), 300));
+      expect(install.delete).toContain(`then timeout -k 30 300 ${uninstallCommand(dir, s.agentPort)}; else`);
       expect(install.logging).toBe('stdoutAndStderr');
       // The bundle's URN makes the bundle a property dependency: replacing the bundle deletes the install first.
       expect(install.triggers).toEqual([bundleA.versionInfo.commit, bundleA.hash, slaveUrns('prod', s.name, { local: s.local }).bundle]);

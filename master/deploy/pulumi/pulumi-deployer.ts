@@ -77,7 +77,7 @@ export class PulumiDeployer implements Deployer {
         }
       }
     } catch (err) {
-      error = this.redactor.text((err as Error).message ?? String(err)).split('\n').slice(-20).join('\n');
+      error = pulumiErrorSummary(this.redactor.text((err as Error).message ?? String(err)));
     }
     let commit: string | null = null;
     if (!error) {
@@ -134,4 +134,19 @@ export function strategyFromOutputs(outputs: Record<string, { value: unknown }>,
     if (p.success) return p.data;
   }
   return null;
+}
+
+/**
+ * What went wrong, from a failed `pulumi up`'s text: its Diagnostics section (the resource errors,
+ * e.g. the command that failed and its stderr), not the tail, which is the outputs and counts.
+ */
+export function pulumiErrorSummary(text: string, maxLines = 30): string {
+  const lines = text.split('\n');
+  const start = lines.findIndex((l) => /^\s*Diagnostics:\s*$/.test(l));
+  if (start >= 0) {
+    const end = lines.findIndex((l, i) => i > start && /^\s*(Outputs|Resources|Duration):/.test(l));
+    const diag = lines.slice(start + 1, end < 0 ? undefined : end).filter((l) => l.trim() !== '');
+    if (diag.some((l) => /error/i.test(l))) return diag.slice(0, maxLines).join('\n');
+  }
+  return lines.filter((l) => l.trim() !== '').slice(-maxLines).join('\n');
 }
