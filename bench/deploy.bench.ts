@@ -20,7 +20,7 @@ import type { Strategy } from '../core/protocol';
 import type { FleetConfig, SlaveConfig } from '../core/stack-config';
 import { DirectDeployer } from '../master/deploy/direct';
 import type { DeployResult } from '../master/deploy/deployer';
-import { fetchHealth } from '../master/deploy/direct/health';
+import { probeHealth } from '../master/agent-client';
 import {
   fleetConfig, freePort, REPO, uninstallAsUser, upTestHosts, type Shape, type TestHosts,
 } from '../scripts/test-hosts/hosts';
@@ -172,7 +172,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < RUNS; i++) {
       ansible.push(await timed(() => runAnsible(inventory, playbook, work)));
       for (const s of four.slaves) {
-        const p = await fetchHealth(s.agentHost, s.agentPort);
+        const p = await probeHealth(s.agentHost, s.agentPort);
         if (!p.ok || p.health.commit !== bundle.versionInfo.commit) throw new Error(`after ansible: ${s.name} is not up with the bundle's commit`);
       }
       let rs: DeployResult[] = [];

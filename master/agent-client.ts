@@ -157,3 +157,32 @@ export class AgentClient {
     }
   }
 }
+
+/**
+ * Polls the agent's health until `accept` holds, `timeoutMs` has passed, or `stop()` says so;
+ * returns the last answer (which the caller checks: it may be a failure or a not-yet-accepted one).
+ */
+export async function waitForHealth(
+  client: AgentClient,
+  slave: Pick<SlaveConfig, 'agentHost' | 'agentPort'>,
+  accept: (health: HealthResponse) => boolean,
+  timeoutMs: number,
+  stop: () => boolean = () => false,
+): Promise<HealthResult> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await client.health(slave);
+    if ((r.ok && accept(r.health)) || Date.now() >= deadline || stop()) return r;
+    await new Promise((res) => setTimeout(res, 250));
+  }
+}
+
+/** One health check without retries, for one-off callers (a deploy's up-to-date check, tests, benches). */
+export async function probeHealth(host: string, port: number, timeoutMs = 3000): Promise<HealthResult> {
+  const client = new AgentClient({ attempts: 1, attemptTimeoutMs: timeoutMs, deadlineMs: timeoutMs });
+  try {
+    return await client.health({ agentHost: host, agentPort: port });
+  } finally {
+    client.close();
+  }
+}

@@ -12,7 +12,8 @@ import type { Store } from '../store';
 import { nowIso } from '../store/db';
 import type { SlaveRecord } from '../store/slaves';
 import type { ControlResult } from '../store/commands';
-import { AgentClient, type HealthResult } from '../agent-client';
+import { AgentClient, waitForHealth, type HealthResult } from '../agent-client';
+import type { HealthResponse } from '../../core/protocol';
 import { CircuitBreaker } from '../checker/breaker';
 import { DriftClassifier, type Drift } from '../checker/drift';
 import { alertFor, nextState, type CheckOutcome } from '../checker/state-machine';
@@ -273,7 +274,7 @@ export class Supervisor {
       try {
         await this.client.restart(slave, this.d.config.agentToken);
         this.log.info({ slave: slave.name, attempt }, `${slave.name}: restart requested`);
-        back = await this.waitHealthy(slave, t.settleMs);
+        back = await this.awaitAgent(slave, t.settleMs);
       } catch (err) {
         this.log.warn({ slave: slave.name, err: (err as Error).message }, `${slave.name}: restart failed; redeploying`);
       }
@@ -281,7 +282,7 @@ export class Supervisor {
     if (!back) {
       action = action === 'restart' ? 'restart+redeploy' : 'redeploy';
       result = await this.d.deploys.deploy(slave, { force: true, reason: why });
-      back = result.ok && (await this.waitHealthy(slave, t.settleMs));
+      back = result.ok && (await this.awaitAgent(slave, t.settleMs));
     }
     const checked = await this.checkAndRecord(slave, this.d.version.current.commit);
     if (back && checked.state !== 'dead' && checked.state !== 'pending') {
@@ -354,7 +355,7 @@ export class Supervisor {
     const attempt = rec.update_target === master ? rec.update_attempts + 1 : 1;
     this.d.store.slaves.patch(this.stack, slave.name, { update_target: master, update_attempts: attempt });
     const result = await this.d.deploys.deploy(slave, { force: true, reason });
-    await this.waitCommit(slave, master, result.ok ? t.settleMs : 0);
+    await this.awaitAgent(slave, result.ok ? t.settleMs : 0, (h) => h.commit === master);
     const checked = await this.checkAndRecord(slave, master);
     if (result.ok && checked.commit === master && (checked.state === 'healthy')) {
       this.d.store.db.transaction(() => {
@@ -431,24 +432,10 @@ export class Supervisor {
     }
   }
 
-  private async waitHealthy(slave: SlaveConfig, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const h = await this.client.health(slave);
-      if (h.ok) return true;
-      if (Date.now() >= deadline || this.stopping) return false;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-
-  private async waitCommit(slave: SlaveConfig, commit: string, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const h = await this.client.health(slave);
-      if (h.ok && h.health.commit === commit) return true;
-      if (Date.now() >= deadline || this.stopping) return false;
-      await new Promise((r) => setTimeout(r, 250));
-    }
+  /** Waits (up to `timeoutMs`, or until the daemon stops) for the agent to answer, and to satisfy `accept`. */
+  private async awaitAgent(slave: SlaveConfig, timeoutMs: number, accept: (h: HealthResponse) => boolean = () => true): Promise<boolean> {
+    const r = await waitForHealth(this.client, slave, accept, timeoutMs, () => this.stopping);
+    return r.ok && accept(r.health);
   }
 }
 

@@ -16,7 +16,7 @@ import { repoRoot } from '../../core/paths';
 import { loadFleetConfig, type SlaveConfig } from '../../core/stack-config';
 import { captureVersionInfo } from '../../core/version-info';
 import { DirectDeployer } from '../../master/deploy/direct';
-import { fetchHealth } from '../../master/deploy/direct/health';
+import { probeHealth } from '../../master/agent-client';
 import { slaveUrns } from '../../infra/urns';
 import { describeTier, type TierCheck } from '../support/tier';
 import {
@@ -79,7 +79,7 @@ describeTier(tier, 'the fleet program on the real Pulumi engine', () => {
   const token = randomToken();
 
   const health = async (b: Box) => {
-    const p = await fetchHealth(b.host.host, b.port, 5000);
+    const p = await probeHealth(b.host.host, b.port, 5000);
     return p.ok ? p.health : null;
   };
   const box = (name: string): Box => boxes.find((b) => b.name === name)!;
@@ -316,7 +316,7 @@ describeTier(tier, 'the fleet program on the real Pulumi engine', () => {
     expect(r.summary.result).toBe('succeeded');
     expect(r.summary.resourceChanges).toEqual({ delete: 10 });
     for (const b of boxes) {
-      expect((await fetchHealth(b.host.host, b.port, 2000)).ok).toBe(false);
+      expect((await probeHealth(b.host.host, b.port, 2000)).ok).toBe(false);
       expect(agentPids(b.host.user, b.port)).toEqual([]);
       expect(containersForPort(b.port)).toEqual([]);
       const state = path.join(b.host.home, '.d8-agent');

@@ -9,7 +9,7 @@ import path from 'path';
 import { NodeSSH } from 'node-ssh';
 import { parseInstallOutput } from '../../core/install-result';
 import { gitHead } from '../../core/version-info';
-import { fetchHealth } from '../../master/deploy/direct/health';
+import { probeHealth } from '../../master/agent-client';
 import { describeTier } from '../support/tier';
 import { agentPids, freePort, randomToken, REPO, systemTier, tempDir, uninstallAsUser, upTestHosts, type TestHosts } from './support/hosts';
 
@@ -80,7 +80,7 @@ describeTier(systemTier, 'd8 up --engine direct and d8 bootstrap-script', () => 
     expect(r.stdout).toMatch(/native-box\s+deployed\s+native\s/);
     const commit = gitHead(REPO);
     for (const [host, port] of [[th.hosts.venv.host, venvPort], [th.hosts.native.host, nativePort]] as const) {
-      const probe = await fetchHealth(host, port);
+      const probe = await probeHealth(host, port);
       expect(probe.ok && probe.health.commit).toBe(commit);
     }
     const logs = fs.readdirSync(path.join(dir, 'home', 'build_logs'));
@@ -121,7 +121,7 @@ describeTier(systemTier, 'd8 up --engine direct and d8 bootstrap-script', () => 
       expect(r.stderr).toContain('running on this machine (host: local)');
       expect(r.code).toBe(0);
       expect(JSON.parse(r.stdout)).toEqual([expect.objectContaining({ slave: 'here', ok: true, strategy: 'venv' })]);
-      const probe = await fetchHealth('127.0.0.1', port);
+      const probe = await probeHealth('127.0.0.1', port);
       expect(probe.ok && probe.health.install_strategy).toBe('venv');
       expect(fs.existsSync(path.join(home, '.d8-agent', `agent-${port}.pid`))).toBe(true);
     } finally {
@@ -131,7 +131,7 @@ describeTier(systemTier, 'd8 up --engine direct and d8 bootstrap-script', () => 
       }
     }
     expect(fs.existsSync(path.join(home, '.d8-agent'))).toBe(false);
-    expect((await fetchHealth('127.0.0.1', port, 1000)).ok).toBe(false);
+    expect((await probeHealth('127.0.0.1', port, 1000)).ok).toBe(false);
   });
 
   it('bootstrap-script writes a 0700 self-contained script that installs the agent when run on the host', async () => {
@@ -158,7 +158,7 @@ describeTier(systemTier, 'd8 up --engine direct and d8 bootstrap-script', () => 
     } finally {
       ssh.dispose();
     }
-    const probe = await fetchHealth(th.hosts.venv.host, venvPort);
+    const probe = await probeHealth(th.hosts.venv.host, venvPort);
     expect(probe.ok && probe.health.install_strategy).toBe('venv');
     expect(agentPids(th.hosts.venv.user, venvPort)).toHaveLength(1);
   });

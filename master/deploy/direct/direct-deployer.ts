@@ -21,8 +21,8 @@ import { requireAgentToken, type FleetConfig, type SlaveConfig } from '../../../
 import { gitHead } from '../../../core/version-info';
 import { BuildLog } from '../build-log';
 import type { Deployer, DeployOptions, DeployResult } from '../deployer';
+import { AgentClient, probeHealth, waitForHealth } from '../../agent-client';
 import { RemoteCommandError, SlaveConnectError } from './errors';
-import { fetchHealth, waitForCommit } from './health';
 import { LocalShell, SshShell, type SlaveShell } from './shell';
 
 export type DeployPhase = 'bundle' | 'check' | 'connect' | 'preflight' | 'upload' | 'install' | 'verify' | 'done';
@@ -234,7 +234,7 @@ export class DirectDeployer implements Deployer {
       this.progress(slave.name, 'bundle', `bundle ${b.hash.slice(0, 16)} (commit ${b.versionInfo.commit.slice(0, 7)}${b.versionInfo.dirty ? ', dirty tree' : ''})`);
 
       if (!opts.force && !b.versionInfo.dirty) {
-        const probe = await fetchHealth(slave.agentHost, slave.agentPort, 2000);
+        const probe = await probeHealth(slave.agentHost, slave.agentPort, 2000);
         log.record({
           command: `GET http://${slave.agentHost}:${slave.agentPort}/api/health (already up to date?)`,
           success: probe.ok, stdout: probe.ok ? JSON.stringify(probe.health) : '', stderr: probe.ok ? '' : probe.error, exit_code: null,
@@ -296,7 +296,9 @@ export class DirectDeployer implements Deployer {
       }
 
       this.progress(slave.name, 'verify', `checking http://${slave.agentHost}:${slave.agentPort}/api/health from the master`);
-      const probe = await waitForCommit(slave.agentHost, slave.agentPort, b.versionInfo.commit, this.opts.verifyTimeoutMs ?? 15000);
+      const client = new AgentClient({ attempts: 1, attemptTimeoutMs: 3000, deadlineMs: 3000 });
+      const probe = await waitForHealth(client, slave, (h) => h.commit === b.versionInfo.commit, this.opts.verifyTimeoutMs ?? 15000)
+        .finally(() => client.close());
       log.record({
         command: `GET http://${slave.agentHost}:${slave.agentPort}/api/health`,
         success: probe.ok && probe.health.commit === b.versionInfo.commit,
