@@ -2,7 +2,7 @@
 'use strict';
 const path = require('path');
 const fs = require('fs');
-const main = path.join(__dirname, '..', 'dist', 'master', 'cli', 'main.js');
+const main = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
 if (!fs.existsSync(main)) {
   process.stderr.write(`d8: ${main} is missing; run \`npm install\` (or \`npm run build\`) in ${path.dirname(__dirname)} first\n`);
   process.exit(2);

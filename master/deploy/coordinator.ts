@@ -58,8 +58,8 @@ export class DeployCoordinator {
         this.history.fail(historyId, msg);
         this.logger.error({ slave: slave.name, err: msg }, `deploy of ${slave.name} threw`);
         return {
-          slave: slave.name, engine: this.deployer.engine, ok: false, strategy: null, attempts: [], commit: null,
-          buildLogPath: null, error: msg, durationMs: Date.now() - started,
+          slave: slave.name, engine: this.deployer.engine, status: 'failed', ok: false, strategy: null, attempts: [], commit: null,
+          buildLogPath: null, error: msg, errorKind: 'engine', durationMs: Date.now() - started,
         };
       } finally {
         this.inFlight.delete(slave.name);

@@ -1,9 +1,9 @@
 /** The one interface every deployer (direct over SSH, pulumi through the Automation API) implements. */
-import type { SlaveConfig } from '../../core/stack-config';
-import type { Strategy } from '../../core/protocol';
-import type { InstallAttempt } from '../../core/install-result';
+import type { Logger } from '../../core/logger';
+import type { FleetConfig, SlaveConfig } from '../../core/stack-config';
+import type { DeployEngine, DeployResult } from '../../core/deploy-result';
 
-export type DeployEngine = 'direct' | 'pulumi';
+export type { DeployEngine, DeployResult, DeployStatus, DeployErrorKind } from '../../core/deploy-result';
 
 export interface DeployOptions {
   /** Redeploy even when the slave already runs the bundle's commit. */
@@ -12,22 +12,14 @@ export interface DeployOptions {
   reason: string;
 }
 
-export interface DeployResult {
-  slave: string;
-  engine: DeployEngine;
-  ok: boolean;
-  /** The strategy that won, or null when every one failed. */
-  strategy: Strategy | null;
-  attempts: InstallAttempt[];
-  /** The commit the agent reports after the deploy (null when unreachable). */
-  commit: string | null;
-  /** JSON build log written for this deploy (secrets replaced by ***). */
-  buildLogPath: string | null;
-  error: string | null;
-  durationMs: number;
-}
-
 export interface Deployer {
   readonly engine: DeployEngine;
   deploy(slave: SlaveConfig, opts: DeployOptions): Promise<DeployResult>;
+}
+
+/** What every deployer factory gets (select.ts, and a --deployer-module's createDeployer). */
+export interface DeployerContext {
+  config: FleetConfig;
+  repoDir: string;
+  logger: Logger;
 }

@@ -5,9 +5,9 @@
  */
 import fs from 'fs';
 import path from 'path';
-import type { Logger } from '../../core/logger';
-import type { FleetConfig } from '../../core/stack-config';
-import type { Deployer, DeployEngine } from './deployer';
+import type { Deployer, DeployEngine, DeployerContext } from './deployer';
+
+export type { DeployerContext } from './deployer';
 
 export type EngineChoice = DeployEngine | 'auto';
 
@@ -36,12 +36,6 @@ export function chooseEngine(choice: EngineChoice, env: NodeJS.ProcessEnv = proc
   if (choice !== 'auto') return { engine: choice, why: `--engine ${choice}` };
   const cli = findPulumiCli(env);
   return cli ? { engine: 'pulumi', why: `a Pulumi CLI was found at ${cli}` } : { engine: 'direct', why: 'no Pulumi CLI on PATH' };
-}
-
-export interface DeployerContext {
-  config: FleetConfig;
-  repoDir: string;
-  logger: Logger;
 }
 
 /** A module loaded with --deployer-module exports `createDeployer(ctx)`. */

@@ -10,7 +10,7 @@ import os from 'os';
 import path from 'path';
 import { LocalWorkspace, PulumiCommand, type Stack } from '@pulumi/pulumi/automation';
 import { repoRoot } from '../../core/paths';
-import { describeTier } from '../support/tier';
+import { describeTier, inCi } from '../support/tier';
 import { localBackendEnv, pulumiEngineTier, pulumiToolchain } from './support/toolchain';
 
 jest.setTimeout(300_000);
@@ -158,7 +158,7 @@ describeTier(pulumiEngineTier, 'pulumi toolchain on a local file backend', () =>
   it('remote.CopyToRemote and remote.Command work over SSH, and destroy runs delete commands', async () => {
     const sshdBin = ['/usr/sbin/sshd', '/usr/bin/sshd'].find((p) => fs.existsSync(p));
     if (!sshdBin) {
-      if (process.env.CI === 'true') throw new Error('sshd is missing: apt-get install openssh-server');
+      if (inCi()) throw new Error('sshd is missing: apt-get install openssh-server');
       process.stderr.write('[skip] remote part: no sshd (apt-get install openssh-server)\n');
       return;
     }

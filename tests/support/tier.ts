@@ -17,7 +17,7 @@ export function describeTier(check: TierCheck, name: string, body: () => void): 
     describe(name, body);
     return;
   }
-  if (process.env.CI === 'true') {
+  if (inCi()) {
     describe(name, () => {
       it(`has its infrastructure (${check.tier})`, () => {
         throw new Error(`${check.tier} tier: ${missing}. In CI this is a failure; ${check.enable}`);
@@ -27,4 +27,10 @@ export function describeTier(check: TierCheck, name: string, body: () => void): 
   }
   process.stderr.write(`[skip] ${check.tier} tier: ${missing}; to enable: ${check.enable}\n`);
   describe.skip(name, body);
+}
+
+/** Any non-empty CI other than `false` or `0` means CI (CI=1, CI=yes, CI=true all do). */
+export function inCi(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = (env.CI ?? '').trim().toLowerCase();
+  return v !== '' && v !== 'false' && v !== '0';
 }

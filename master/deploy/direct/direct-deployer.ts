@@ -21,8 +21,9 @@ import { requireAgentToken, type FleetConfig, type SlaveConfig } from '../../../
 import { gitHead } from '../../../core/version-info';
 import { BuildLog } from '../build-log';
 import type { Deployer, DeployOptions, DeployResult } from '../deployer';
+import type { DeployErrorKind, DeployStatus } from '../../../core/deploy-result';
 import { AgentClient, probeHealth, waitForHealth } from '../../agent-client';
-import { RemoteCommandError, SlaveConnectError } from './errors';
+import { DeployConfigError, RemoteCommandError, SlaveConnectError, deployErrorKind } from './errors';
 import { LocalShell, SshShell, type SlaveShell } from './shell';
 
 export type DeployPhase = 'bundle' | 'check' | 'connect' | 'preflight' | 'upload' | 'install' | 'verify' | 'done';
@@ -222,13 +223,14 @@ export class DirectDeployer implements Deployer {
     let shell: SlaveShell | null = null;
     let bundle: BundleInfo | null = null;
     let result: InstallResult | null = null;
-    let status: 'success' | 'failed' | 'up_to_date' = 'failed';
+    let status: DeployStatus = 'failed';
     let strategy: Strategy | null = null;
     let attempts: InstallAttempt[] = [];
     let commit: string | null = null;
     let error: string | null = null;
+    let errorKind: DeployErrorKind | null = null;
     try {
-      if (tokenError) throw new Error(tokenError);
+      if (tokenError) throw new DeployConfigError(tokenError);
       bundle = await this.bundle();
       const b = bundle;
       this.progress(slave.name, 'bundle', `bundle ${b.hash.slice(0, 16)} (commit ${b.versionInfo.commit.slice(0, 7)}${b.versionInfo.dirty ? ', dirty tree' : ''})`);
@@ -244,7 +246,7 @@ export class DirectDeployer implements Deployer {
           strategy = probe.health.install_strategy;
           commit = probe.health.commit;
           this.progress(slave.name, 'done', `already runs ${commit.slice(0, 7)} (${strategy ?? 'unknown strategy'}): nothing to do (use force to redeploy)`);
-          return this.finish(slave, log, { status, strategy, attempts, commit, error, bundle: b, t0 });
+          return this.finish(slave, log, { status, strategy, attempts, commit, error, errorKind, bundle: b, t0 });
         }
       }
 
@@ -313,25 +315,26 @@ export class DirectDeployer implements Deployer {
         throw new RemoteCommandError(`${slave.name}: http://${slave.agentHost}:${slave.agentPort} reports commit ${commit.slice(0, 7)}, not ${b.versionInfo.commit.slice(0, 7)}: ` +
           'another agent answers on that address (agentHost/agentPort point elsewhere?)', null);
       }
-      status = 'success';
+      status = 'deployed';
       this.progress(slave.name, 'done', `agent up with ${strategy} (commit ${commit.slice(0, 7)}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     } catch (err) {
       error = redactor.text((err as Error).message ?? String(err));
+      errorKind = deployErrorKind(err);
       this.progress(slave.name, 'done', `failed: ${error}`);
     } finally {
       if (shell) await shell.close().catch(() => undefined);
     }
-    return this.finish(slave, log, { status, strategy, attempts, commit, error, bundle, t0 });
+    return this.finish(slave, log, { status, strategy, attempts, commit, error, errorKind, bundle, t0 });
   }
 
   private finish(slave: SlaveConfig, log: BuildLog, o: {
-    status: 'success' | 'failed' | 'up_to_date'; strategy: Strategy | null; attempts: InstallAttempt[];
-    commit: string | null; error: string | null; bundle: BundleInfo | null; t0: number;
+    status: DeployStatus; strategy: Strategy | null; attempts: InstallAttempt[];
+    commit: string | null; error: string | null; errorKind: DeployErrorKind | null; bundle: BundleInfo | null; t0: number;
   }): DeployResult {
     let buildLogPath: string | null = null;
     try {
       buildLogPath = log.write(log.document({
-        status: o.status, strategy: o.strategy, error: o.error, commit: o.commit, bundleHash: o.bundle?.hash ?? null, attempts: o.attempts,
+        status: o.status === 'deployed' ? 'success' : o.status, strategy: o.strategy, error: o.error, commit: o.commit, bundleHash: o.bundle?.hash ?? null, attempts: o.attempts,
       }), this.env);
     } catch (err) {
       this.opts.logger?.error({ slave: slave.name, err: (err as Error).message }, 'cannot write the build log');
@@ -339,12 +342,14 @@ export class DirectDeployer implements Deployer {
     return {
       slave: slave.name,
       engine: 'direct',
+      status: o.status,
       ok: o.status !== 'failed',
       strategy: o.strategy,
       attempts: o.attempts,
       commit: o.commit,
       buildLogPath,
       error: o.error,
+      errorKind: o.status === 'failed' ? (o.errorKind ?? 'engine') : null,
       durationMs: Date.now() - o.t0,
     };
   }

@@ -1,5 +1,5 @@
 /** The direct deployer (node-ssh or a local shell running install.sh); see direct-deployer.ts. */
-import type { DeployerContext } from '../select';
+import type { DeployerContext } from '../deployer';
 import { DirectDeployer } from './direct-deployer';
 
 export { DirectDeployer } from './direct-deployer';

@@ -88,7 +88,10 @@ export class PulumiDeployer implements Deployer {
       if (!strategy && h.ok) strategy = h.health.install_strategy;
     }
     const buildLogPath = this.writeBuildLog(slave, opts, { ok: !error, strategy, error, commit, lines, upOpts });
-    return { slave: slave.name, engine: 'pulumi', ok: !error, strategy, attempts: [], commit, buildLogPath, error, durationMs: Date.now() - started };
+    return {
+      slave: slave.name, engine: 'pulumi', status: error ? 'failed' : 'deployed', ok: !error, strategy, attempts: [], commit, buildLogPath,
+      error, errorKind: error ? 'engine' : null, durationMs: Date.now() - started,
+    };
   }
 
   private async judge(stack: Stack): Promise<LockVerdict> {

@@ -55,7 +55,7 @@ exports.createDeployer = (ctx) => {
       const buildLog = path.join(dir, `${slave.name}-${Date.now()}-build.json`);
       fs.writeFileSync(buildLog, JSON.stringify({ slave: slave.name, reason: opts.reason, status: fail ? 'failed' : 'success' }));
       const base = { slave: slave.name, engine: 'direct', attempts: [], buildLogPath: buildLog };
-      if (fail) return { ...base, ok: false, strategy: null, commit: null, error: 'install failed on every strategy (test double)', durationMs: Date.now() - started };
+      if (fail) return { ...base, status: 'failed', ok: false, errorKind: 'install_failed', strategy: null, commit: null, error: 'install failed on every strategy (test double)', durationMs: Date.now() - started };
       const pidFile = path.join(dir, `${slave.name}.pid`);
       await stopPrevious(pidFile);
       const versionFile = path.join(dir, `${slave.name}-version.json`);
@@ -79,7 +79,7 @@ exports.createDeployer = (ctx) => {
         h = await health(slave.agentPort);
         if (!h) await new Promise((r) => setTimeout(r, 100));
       }
-      return { ...base, ok: !!h, strategy: h ? 'native' : null, commit: h ? h.commit : null, error: h ? null : 'the agent did not answer after the deploy', durationMs: Date.now() - started };
+      return { ...base, status: h ? 'deployed' : 'failed', ok: !!h, errorKind: h ? null : 'install_failed', strategy: h ? 'native' : null, commit: h ? h.commit : null, error: h ? null : 'the agent did not answer after the deploy', durationMs: Date.now() - started };
     },
   };
 };

@@ -1,16 +1,16 @@
 /** What every fleet command needs: the repo, the stack's config, the store, a logger. */
 import path from 'path';
-import { createLogger, type Logger } from '../../core/logger';
-import { repoRoot } from '../../core/paths';
-import { loadFleetConfig, type FleetConfig } from '../../core/stack-config';
-import { openStore, type Store } from '../store';
-import type { ControlKind, ControlResult } from '../store/commands';
-import { FleetControl } from '../control';
-import { chooseEngine, createDeployer, type EngineChoice } from '../deploy/select';
-import { DeployCoordinator } from '../deploy/coordinator';
-import { MasterVersion } from '../master-version';
-import { Supervisor } from '../daemon/supervisor';
-import { tuningFromEnv } from '../daemon/tuning';
+import { createLogger, type Logger } from '../core/logger';
+import { repoRoot } from '../core/paths';
+import { loadFleetConfig, type FleetConfig } from '../core/stack-config';
+import { openStore, type Store } from '../master/store';
+import type { ControlKind, ControlResult } from '../master/store/commands';
+import { FleetControl } from '../master/control';
+import { chooseEngine, createDeployer, type EngineChoice } from '../master/deploy/select';
+import { DeployCoordinator } from '../master/deploy/coordinator';
+import { MasterVersion } from '../master/master-version';
+import { Supervisor } from '../master/daemon/supervisor';
+import { tuningFromEnv } from '../master/daemon/tuning';
 
 export interface FleetOptions {
   stack?: string;

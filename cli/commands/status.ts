@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { shortCommit } from '../../../core/version-info';
+import { shortCommit } from '../../core/version-info';
 import { withFleet, DEFAULT_STACK } from '../fleet-context';
-import { FleetControl, type FleetStatus, type SlaveStatus } from '../../control';
+import { FleetControl, type FleetStatus, type SlaveStatus } from '../../master/control';
 
 const ICON: Record<string, string> = { healthy: '✅', version_mismatch: '⚠️ ', pending: '⏳', dead: '🔴', unknown: '❔' };
 

@@ -1,7 +1,7 @@
 import path from 'path';
 import type { Command } from 'commander';
-import { buildBundle } from '../../../agent/bundle/build';
-import { repoRoot } from '../../../core/paths';
+import { buildBundle } from '../../agent/bundle/build';
+import { repoRoot } from '../../core/paths';
 import { loadStack } from './up';
 
 export function registerBundle(program: Command): void {

@@ -1,13 +1,13 @@
 import fs from 'fs';
 import path from 'path';
 import { Command, Option } from 'commander';
-import { createLogger } from '../../../core/logger';
-import { repoRoot } from '../../../core/paths';
-import { findSlave, loadFleetConfig, stackFilePath, type FleetConfig, type SlaveConfig } from '../../../core/stack-config';
-import type { DeployResult, Deployer } from '../../deploy/deployer';
-import { DirectDeployer, type DeployProgress } from '../../deploy/direct';
-import { chooseEngine, createDeployer, type EngineChoice } from '../../deploy/select';
-import { mapBounded } from '../../limit';
+import { createLogger } from '../../core/logger';
+import { repoRoot } from '../../core/paths';
+import { findSlave, loadFleetConfig, stackFilePath, type FleetConfig, type SlaveConfig } from '../../core/stack-config';
+import type { DeployResult, Deployer } from '../../master/deploy/deployer';
+import { DirectDeployer, type DeployProgress } from '../../master/deploy/direct';
+import { chooseEngine, createDeployer, type EngineChoice } from '../../master/deploy/select';
+import { mapBounded } from '../../master/limit';
 
 /** The directory holding Pulumi.<stack>.yaml: --dir, else the current directory if it has one, else the repository. */
 export function resolveStackDir(stack: string, dir?: string): string {
@@ -37,7 +37,7 @@ const secs = (ms: number): string => `${(ms / 1000).toFixed(1)}s`;
 function printSummary(results: DeployResult[]): void {
   const rows = results.map((r) => [
     r.slave,
-    r.ok ? (r.attempts.length ? 'deployed' : 'up to date') : 'FAILED',
+    { deployed: 'deployed', up_to_date: 'up to date', failed: 'FAILED' }[r.status],
     r.strategy ?? '-',
     r.commit ? r.commit.slice(0, 7) : '-',
     secs(r.durationMs),

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { withFleet, DEFAULT_STACK } from '../fleet-context';
-import { FleetControl, SlaveNotHealthyError } from '../../control';
-import { ExecutionMethodSchema, LIMITS } from '../../../core/protocol';
+import { FleetControl, SlaveNotHealthyError } from '../../master/control';
+import { ExecutionMethodSchema, LIMITS } from '../../core/protocol';
 
 interface ExecOpts { stack: string; repo?: string; python?: boolean; method: string; timeout?: string; cwd?: string; json?: boolean }
 

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { captureToFile, readVersionInfo, VERSION_FILE_NAME } from '../../../core/version-info';
-import { repoRoot } from '../../../core/paths';
+import { captureToFile, readVersionInfo, VERSION_FILE_NAME } from '../../core/version-info';
+import { repoRoot } from '../../core/paths';
 import path from 'path';
 
 export function registerVersion(program: Command): void {

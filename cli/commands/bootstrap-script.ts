@@ -2,10 +2,10 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import type { Command } from 'commander';
-import { buildBundle } from '../../../agent/bundle/build';
-import { bootstrapScript, writeBootstrapScript } from '../../../agent/bundle/bootstrap';
-import { repoRoot } from '../../../core/paths';
-import { findSlave, requireAgentToken } from '../../../core/stack-config';
+import { buildBundle } from '../../agent/bundle/build';
+import { bootstrapScript, writeBootstrapScript } from '../../agent/bundle/bootstrap';
+import { repoRoot } from '../../core/paths';
+import { findSlave, requireAgentToken } from '../../core/stack-config';
 import { loadStack } from './up';
 
 interface Opts { output?: string; stack: string; dir?: string; master?: string; force?: boolean }

@@ -1,12 +1,12 @@
 import { Command, Option } from 'commander';
-import { shortCommit } from '../../../core/version-info';
+import { shortCommit } from '../../core/version-info';
 import { openFleet, fail, DEFAULT_STACK } from '../fleet-context';
-import { chooseEngine, createDeployer, type EngineChoice } from '../../deploy/select';
-import { createNotifier } from '../../notify';
-import { MasterDaemon } from '../../daemon/daemon';
-import { tuningFromEnv } from '../../daemon/tuning';
-import { FleetControl } from '../../control';
-import { startTelegramBot } from '../../telegram';
+import { chooseEngine, createDeployer, type EngineChoice } from '../../master/deploy/select';
+import { createNotifier } from '../../master/notify';
+import { MasterDaemon } from '../../master/daemon/daemon';
+import { tuningFromEnv } from '../../master/daemon/tuning';
+import { FleetControl } from '../../master/control';
+import { startTelegramBot } from '../../master/telegram';
 
 interface MasterOpts { stack: string; interval?: string; engine: EngineChoice; once?: boolean; repo?: string; deployerModule?: string }
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { runAgentMain } from '../../../agent/main';
+import { runAgentMain } from '../../agent/main';
 
 const ENV_HELP = `
 Environment (options override it):

@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { withFleet, cliControl, DEFAULT_STACK } from '../fleet-context';
-import type { EngineChoice } from '../../deploy/select';
-import type { ControlKind } from '../../store/commands';
+import type { EngineChoice } from '../../master/deploy/select';
+import type { ControlKind } from '../../master/store/commands';
 
 const HELP: Record<ControlKind, { description: string; after: string }> = {
   retry: {
