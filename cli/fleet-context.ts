@@ -2,6 +2,7 @@
 import path from 'path';
 import { createLogger, type Logger } from '../core/logger';
 import { repoRoot } from '../core/paths';
+import { fleetSecrets } from '../core/fleet-secrets';
 import { loadFleetConfig, type FleetConfig } from '../core/stack-config';
 import { openStore, type Store } from '../master/store';
 import type { ControlKind, ControlResult } from '../master/store/commands';
@@ -30,7 +31,7 @@ export const DEFAULT_STACK = 'dev';
 export function openFleet(opts: FleetOptions, loggerName = 'd8'): FleetContext {
   const repoDir = opts.repo ? path.resolve(opts.repo) : repoRoot();
   const config = loadFleetConfig(repoDir, opts.stack ?? DEFAULT_STACK);
-  const secrets = [config.agentToken, config.sshPrivateKey, config.telegramToken].filter((s): s is string => !!s);
+  const secrets = fleetSecrets(config);
   const logger = createLogger({ name: loggerName, secrets });
   const store = openStore(undefined, secrets);
   return { repoDir, config, store, logger, close: () => store.close() };

@@ -240,7 +240,7 @@ function isEncryptedSecret(v: unknown): boolean {
 }
 
 /** Whether the schema of top-level key `key` is a plain string (its stack-file value is kept verbatim). */
-function isStringKey(key: string): boolean {
+export function isStringKey(key: string): boolean {
   let t: z.ZodTypeAny | undefined = (FleetConfigSchema.shape as Record<string, z.ZodTypeAny>)[key];
   while (t instanceof z.ZodOptional || t instanceof z.ZodDefault || t instanceof z.ZodEffects) {
     t = t instanceof z.ZodEffects ? t.innerType() : t._def.innerType;
@@ -297,8 +297,12 @@ export function loadFleetConfig(repoDir: string, stack: string, env: NodeJS.Proc
   if (!fs.existsSync(file)) {
     throw new ConfigError(`no stack file for stack "${stack}": ${file} does not exist (create it, or pick a stack with --stack)`);
   }
-  const config = resolveFleetConfig(readStackFile(file), { stack, env });
-  if (!config.agentToken && stack === 'dev') config.agentToken = devAgentToken(env);
+  return withDevToken(resolveFleetConfig(readStackFile(file), { stack, env }), env);
+}
+
+/** The dev stack needs no secrets from the user: without a configured token it gets the generated one. */
+export function withDevToken(config: FleetConfig, env: NodeJS.ProcessEnv = process.env): FleetConfig {
+  if (!config.agentToken && config.stack === 'dev') config.agentToken = devAgentToken(env);
   return config;
 }
 

@@ -4,23 +4,13 @@
  * the fleet. Returns the stack outputs.
  */
 import * as pulumi from '@pulumi/pulumi';
-import { z } from 'zod';
 import { BundleBuildError, buildBundle, readBundle } from '../agent/bundle/build';
 import { NotAGitCheckoutError, VersionFileError } from '../core/version-info';
 import {
-  CONFIG_NAMESPACE, ConfigError, devAgentToken, FleetConfigSchema, resolveFleetConfig, type FleetConfig,
+  CONFIG_NAMESPACE, ConfigError, isStringKey, resolveFleetConfig, withDevToken, type FleetConfig,
 } from '../core/stack-config';
 import type { BundleRef } from './bundle-ref';
 import { createFleet, validateFleet, type CreateFleetOptions } from './fleet';
-
-/** Keys whose schema is a plain string: their value is kept verbatim (never JSON-parsed). */
-function isStringKey(key: string): boolean {
-  let t: z.ZodTypeAny | undefined = (FleetConfigSchema.shape as Record<string, z.ZodTypeAny>)[key];
-  while (t instanceof z.ZodOptional || t instanceof z.ZodDefault || t instanceof z.ZodEffects) {
-    t = t instanceof z.ZodEffects ? t.innerType() : t._def.innerType;
-  }
-  return t instanceof z.ZodString;
-}
 
 /**
  * Every `d8:` key of the stack, namespace stripped. The CLI hands objects, lists and numbers over as
@@ -48,10 +38,7 @@ export function rawStackConfig(all: Record<string, string> = pulumi.runtime.allC
 
 /** The stack's fleet config; environment overrides apply, and the dev stack gets its generated token. */
 export function readFleetConfig(env: NodeJS.ProcessEnv = process.env): FleetConfig {
-  const stack = pulumi.getStack();
-  const config = resolveFleetConfig(rawStackConfig(), { stack, env });
-  if (!config.agentToken && stack === 'dev') config.agentToken = devAgentToken(env);
-  return config;
+  return withDevToken(resolveFleetConfig(rawStackConfig(), { stack: pulumi.getStack(), env }), env);
 }
 
 /** D8_BUNDLE_DIR names a prebuilt bundle (e.g. the master's); otherwise one is built from this checkout. */

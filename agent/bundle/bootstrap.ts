@@ -10,6 +10,7 @@ import path from 'path';
 import { installCommand, remoteBundleDir } from '../install/command';
 import type { SlaveConfig } from '../../core/stack-config';
 import type { BundleInfo } from './build';
+import { shQuote as q } from '../../core/shell-quote';
 
 export interface BootstrapScriptOptions {
   bundle: BundleInfo;
@@ -24,7 +25,6 @@ export interface BootstrapScriptOptions {
 }
 
 const MARKER = '__D8_BUNDLE_BELOW__';
-const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 export function bootstrapScript(o: BootstrapScriptOptions): string {
   const tgz = execFileSync('tar', ['czf', '-', '-C', o.bundle.dir, ...o.bundle.files], { maxBuffer: 256 * 1024 * 1024 });

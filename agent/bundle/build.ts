@@ -11,7 +11,6 @@
  */
 import crypto from 'crypto';
 import fs from 'fs';
-import os from 'os';
 import path from 'path';
 import { captureVersionInfo, readVersionInfo, VERSION_FILE_NAME, VersionInfo, writeVersionInfo } from '../../core/version-info';
 import { repoRoot } from '../../core/paths';
@@ -175,7 +174,3 @@ export function readBundle(dir: string): BundleInfo {
   return { dir: abs, hash, versionInfo: readVersionInfo(path.join(abs, VERSION_FILE_NAME)), files: [...BUNDLE_FILES, BUNDLE_HASH_FILE] };
 }
 
-/** A scratch directory for callers that want a throwaway bundle (tests, bootstrap scripts). */
-export function tempBundleRoot(prefix = 'd8-bundle-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-}

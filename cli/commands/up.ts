@@ -2,6 +2,7 @@ import fs from 'fs';
 import path from 'path';
 import { Command, Option } from 'commander';
 import { createLogger } from '../../core/logger';
+import { fleetSecrets } from '../../core/fleet-secrets';
 import { repoRoot } from '../../core/paths';
 import { findSlave, loadFleetConfig, stackFilePath, type FleetConfig, type SlaveConfig } from '../../core/stack-config';
 import type { DeployResult, Deployer } from '../../master/deploy/deployer';
@@ -84,7 +85,7 @@ Examples:
       if (!slaves.length) throw new Error(`stack ${o.stack} has no slaves: add some to d8:slaves in ${stackFilePath(dir, o.stack)}`);
 
       const { engine, why } = chooseEngine(o.engine);
-      const logger = createLogger({ name: 'd8-up', secrets: [config.agentToken ?? ''] });
+      const logger = createLogger({ name: 'd8-up', secrets: fleetSecrets(config) });
       const say = (s: string): void => { process.stderr.write(`${s}\n`); };
       say(`d8 up: stack ${o.stack}, ${slaves.length} slave(s), engine ${engine} (${why})`);
 

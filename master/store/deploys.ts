@@ -1,7 +1,7 @@
 /** Deploy history (table deploy_history): one row per deploy, `running` until it ends. */
 import type { Db } from './db';
 import { nowIso, stmt } from './db';
-import type { DeployResult } from '../deploy/deployer';
+import type { DeployResult } from '../../core/deploy-result';
 import { pidAlive } from './master-info';
 
 export type DeployStatus = 'running' | 'ok' | 'failed' | 'interrupted';

@@ -4,15 +4,11 @@
  */
 import { Telegram } from 'telegraf';
 import type { Logger } from '../../core/logger';
-import { Redactor, environmentSecrets } from '../../core/redact';
+import { fleetRedactor } from '../../core/fleet-secrets';
 import type { FleetConfig } from '../../core/stack-config';
 import type { Notifier } from '../notify/notifier';
 import { TelegramNotifier } from './notifier';
 import { telegramSettings } from './settings';
-
-export function configSecrets(config: FleetConfig): string[] {
-  return [config.telegramToken, config.agentToken, config.sshPrivateKey, ...environmentSecrets()].filter((s): s is string => !!s);
-}
 
 export function telegramNotifierFactory(config: FleetConfig, logger: Logger): Notifier | null {
   const settings = telegramSettings(config);
@@ -21,7 +17,7 @@ export function telegramNotifierFactory(config: FleetConfig, logger: Logger): No
     telegram: new Telegram(settings.token, { apiRoot: settings.apiRoot }),
     chatIds: settings.chatIds,
     logger,
-    redactor: new Redactor(configSecrets(config)),
+    redactor: fleetRedactor(config),
     settings,
   });
 }

@@ -16,7 +16,8 @@ import { parseInstallOutput, InstallOutputError, type InstallAttempt, type Insta
 import type { Logger } from '../../../core/logger';
 import { repoRoot } from '../../../core/paths';
 import type { Strategy } from '../../../core/protocol';
-import { environmentSecrets, Redactor } from '../../../core/redact';
+import { fleetRedactor } from '../../../core/fleet-secrets';
+import type { Redactor } from '../../../core/redact';
 import { requireAgentToken, type FleetConfig, type SlaveConfig } from '../../../core/stack-config';
 import { gitHead } from '../../../core/version-info';
 import { BuildLog } from '../build-log';
@@ -25,6 +26,7 @@ import type { DeployErrorKind, DeployStatus } from '../../../core/deploy-result'
 import { AgentClient, probeHealth, waitForHealth } from '../../agent-client';
 import { DeployConfigError, RemoteCommandError, SlaveConnectError, deployErrorKind } from './errors';
 import { LocalShell, SshShell, type SlaveShell } from './shell';
+import { shQuote as q } from '../../../core/shell-quote';
 
 export type DeployPhase = 'bundle' | 'check' | 'connect' | 'preflight' | 'upload' | 'install' | 'verify' | 'done';
 
@@ -84,7 +86,6 @@ function factsSummary(f: Record<string, string>): string {
   return `${f.user ?? '?'} on ${f.os ?? '?'}: ${node}, ${py}, ${docker}`;
 }
 
-const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 export class DirectDeployer implements Deployer {
   readonly engine = 'direct' as const;
@@ -151,12 +152,7 @@ export class DirectDeployer implements Deployer {
   }
 
   private redactorFor(token: string | undefined): Redactor {
-    const c = this.opts.config;
-    let keyText: string | undefined;
-    try {
-      keyText = c.sshPrivateKey ?? (c.sshKeyPath ? fs.readFileSync(c.sshKeyPath, 'utf8') : undefined);
-    } catch { /* unreadable key: nothing to scrub */ }
-    return new Redactor([token, keyText, c.telegramToken, ...environmentSecrets(this.env)]);
+    return fleetRedactor(this.opts.config, this.env).with(token);
   }
 
   private async open(slave: SlaveConfig): Promise<SlaveShell> {

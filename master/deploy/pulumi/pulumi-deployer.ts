@@ -6,7 +6,8 @@
  */
 import { LocalWorkspace, ConcurrentUpdateError, type Stack } from '@pulumi/pulumi/automation';
 import type { Logger } from '../../../core/logger';
-import { Redactor, environmentSecrets } from '../../../core/redact';
+import { fleetRedactor } from '../../../core/fleet-secrets';
+import type { Redactor } from '../../../core/redact';
 import { BuildLog } from '../build-log';
 import type { FleetConfig, SlaveConfig } from '../../../core/stack-config';
 import { StrategySchema } from '../../../core/protocol';
@@ -34,7 +35,7 @@ export class PulumiDeployer implements Deployer {
   private readonly redactor: Redactor;
 
   constructor(private readonly opts: PulumiDeployerOptions) {
-    this.redactor = new Redactor([...environmentSecrets(), opts.config.agentToken, opts.config.sshPrivateKey, opts.config.telegramToken]);
+    this.redactor = fleetRedactor(opts.config);
   }
 
   deploy(slave: SlaveConfig, opts: DeployOptions): Promise<DeployResult> {

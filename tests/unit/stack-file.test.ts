@@ -1,9 +1,8 @@
-/** Fixes found by the real-engine tier (docs/engine-tier.md): stack files as pulumi rewrites them, pulumi error summaries. */
+/** Stack files as `pulumi config set` rewrites them: scalars stored as strings are read like the program reads them. */
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { readStackFile, resolveFleetConfig } from '../../core/stack-config';
-import { pulumiErrorSummary } from '../../master/deploy/pulumi/pulumi-deployer';
 
 describe('readStackFile', () => {
   it('reads top-level scalars that pulumi stored as strings like the program does', () => {
@@ -28,19 +27,5 @@ describe('readStackFile', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
-  });
-});
-
-describe('pulumiErrorSummary', () => {
-  it('reports the Diagnostics section, not the outputs at the tail', () => {
-    const text = [
-      'code: 255', ' stdout: Updating (e2e):', ' -- command:remote:Command a-install deleting failed',
-      'Diagnostics:', '  command:remote:Command (a-install):', '    error: Process exited with status 2', '    sh: 0: cannot open x/uninstall.sh: No such file',
-      '', 'Outputs:', '    commit: "abc"', 'Resources:', '    8 unchanged', 'Duration: 2s',
-    ].join('\n');
-    const s = pulumiErrorSummary(text);
-    expect(s).toContain('cannot open x/uninstall.sh');
-    expect(s).not.toContain('8 unchanged');
-    expect(pulumiErrorSummary('a\nb\nfailed for another reason\n')).toBe('a\nb\nfailed for another reason');
   });
 });
