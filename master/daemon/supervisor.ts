@@ -71,7 +71,8 @@ export class Supervisor {
       config: d.config, stack: d.config.stack, store: d.store, deploys: d.deploys, client: this.client, log: d.logger, tuning: t,
       masterCommit: () => d.version.current.commit,
       sshKeyMissing: (s) => sshKeyMissing(d.config, s),
-      checkAndRecord: (s, m) => this.checkAndRecord(s, m),
+      // After a restart or deploy the slave has changed: an open breaker must not hide the result.
+      checkAndRecord: (s, m) => { this.breaker(s.name).reset(); return this.checkAndRecord(s, m); },
       awaitAgent: (s, ms, accept) => this.awaitAgent(s, ms, accept),
     };
   }
@@ -126,7 +127,7 @@ export class Supervisor {
     if (this.d.act !== false && !this.stopping) {
       this.runApprovedRequests();
       const now = Date.now();
-      for (const rec of results) this.act(rec, master.commit, now);
+      for (const rec of results) this.act(rec.name, master.commit, now);
     }
     return { checked: results.length, healthy: results.filter((r) => r.state === 'healthy').length, durationMs: Date.now() - started, masterCommit: master.commit };
   }
@@ -221,9 +222,12 @@ export class Supervisor {
   }
 
   /** Asks the policy about one checked slave and runs what it says, in the background. */
-  private act(rec: SlaveRecord, masterCommit: string, now: number): void {
-    const slave = this.d.config.slaves.find((s) => s.name === rec.name);
+  private act(name: string, masterCommit: string, now: number): void {
+    const slave = this.d.config.slaves.find((s) => s.name === name);
     if (!slave || this.busy.has(slave.name) || this.d.deploys.isDeploying(slave.name)) return;
+    // Read again: an action that ended during this sweep's checks (an escalation, a backoff) changed the row.
+    const rec = this.d.store.slaves.get(this.stack, name);
+    if (!rec) return;
     const actions = policy(rec, { ...slave, stack: this.stack, sshKeyMissing: this.ctx.sshKeyMissing(slave) }, masterCommit, now);
     if (actions.length === 0) return;
     void this.track(slave.name, async () => {
