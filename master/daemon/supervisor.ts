@@ -1,8 +1,8 @@
 /**
- * The sweep loop: one sweep checks every slave (bounded concurrency, slowest first, circuit breaker,
- * drift), persists each result with its alert (results of one event-loop turn share a transaction),
- * then asks the pure policy (./policy.ts) what to do and runs the actions (./actions/) in the
- * background, one task per slave, so a long deploy never delays the next sweep.
+ * The sweep loop: one sweep checks every slave (bounded concurrency, slowest first; each check and
+ * its record in ./check-recorder.ts), then asks the pure policy (./policy.ts) what to do about each
+ * and runs the actions (./actions/) in the background, one task per slave, so a long deploy never
+ * delays the next sweep. Its public methods are what the CLI, the bot and the daemon call.
  */
 import type { Logger } from '../../core/logger';
 import type { FleetConfig, SlaveConfig } from '../../core/stack-config';
@@ -10,19 +10,16 @@ import { findSlave, sshKeyMissing } from '../../core/stack-config';
 import { shortCommit } from '../../core/version-info';
 import type { HealthResponse } from '../../core/protocol';
 import type { Store } from '../store';
-import { nowIso } from '../store/db';
 import type { SlaveRecord } from '../store/slaves';
 import type { ControlResult } from '../store/commands';
-import { AgentClient, waitForHealth, type HealthResult } from '../agent-client';
-import { CircuitBreaker } from '../checker/breaker';
-import { DriftClassifier } from '../checker/drift';
-import { alertFor, nextState, type CheckOutcome } from '../checker/state-machine';
+import { AgentClient, waitForHealth } from '../agent-client';
+import type { CircuitBreaker } from '../checker/breaker';
 import { mapBounded } from '../limit';
 import type { MasterVersion } from '../master-version';
 import type { DeployCoordinator } from '../deploy/coordinator';
 import type { Tuning } from './tuning';
 import { policy, type Action } from './policy';
-import { checkAlert } from './check-alerts';
+import { CheckRecorder } from './check-recorder';
 import type { ActionContext } from './actions/context';
 import { recover, type RecoveryReason } from './actions/recover';
 import { update } from './actions/update';
@@ -48,25 +45,19 @@ export interface SupervisorDeps {
   act?: boolean;
 }
 
-type PendingWrite = { run: () => SlaveRecord; resolve: (r: SlaveRecord) => void; reject: (e: Error) => void };
-
 export class Supervisor {
   readonly client: AgentClient;
-  private readonly breakers = new Map<string, CircuitBreaker>();
-  private readonly drift: DriftClassifier;
+  private readonly checks: CheckRecorder;
   /** Slaves with a recovery/update task running in this process. */
   private readonly busy = new Map<string, Promise<ControlResult>>();
   private readonly tasks = new Set<Promise<unknown>>();
   private stopping = false;
-  /** Last check's cost per slave (ms; failures count as a full deadline), to order the next sweep. */
-  private readonly lastCost = new Map<string, number>();
-  private readonly pendingWrites: PendingWrite[] = [];
   private readonly ctx: ActionContext;
 
   constructor(private readonly d: SupervisorDeps) {
     const t = d.tuning;
     this.client = new AgentClient({ attempts: t.checkAttempts, attemptTimeoutMs: t.attemptTimeoutMs, deadlineMs: t.checkDeadlineMs, retryDelayMs: t.retryDelayMs });
-    this.drift = new DriftClassifier(d.repoDir);
+    this.checks = new CheckRecorder({ stack: d.config.stack, store: d.store, client: this.client, logger: d.logger, tuning: t, repoDir: d.repoDir });
     this.ctx = {
       config: d.config, stack: d.config.stack, store: d.store, deploys: d.deploys, client: this.client, log: d.logger, tuning: t,
       masterCommit: () => d.version.current.commit,
@@ -86,12 +77,12 @@ export class Supervisor {
   }
 
   breaker(name: string): CircuitBreaker {
-    let b = this.breakers.get(name);
-    if (!b) {
-      b = new CircuitBreaker({ failureThreshold: this.d.tuning.breakerFailures, openMs: this.d.tuning.breakerOpenMs });
-      this.breakers.set(name, b);
-    }
-    return b;
+    return this.checks.breaker(name);
+  }
+
+  /** One check of one slave, persisted with its alert. */
+  checkAndRecord(slave: SlaveConfig, masterCommit: string): Promise<SlaveRecord> {
+    return this.checks.checkAndRecord(slave, masterCommit);
   }
 
   stop(): void {
@@ -120,8 +111,7 @@ export class Supervisor {
     }
     // Slowest and failing slaves first: their timeouts then overlap the fast checks instead of
     // holding concurrency slots at the end of the sweep.
-    const cost = (s: SlaveConfig): number => this.lastCost.get(s.name) ?? 0;
-    const ordered = [...this.d.config.slaves].sort((a, b) => cost(b) - cost(a));
+    const ordered = [...this.d.config.slaves].sort((a, b) => this.checks.cost(b.name) - this.checks.cost(a.name));
     const results = await mapBounded(ordered, this.d.tuning.concurrency, (s) => this.checkAndRecord(s, master.commit));
     this.d.store.master.heartbeat(this.stack, master.commit, master.branch);
     if (this.d.act !== false && !this.stopping) {
@@ -130,79 +120,6 @@ export class Supervisor {
       for (const rec of results) this.act(rec.name, master.commit, now);
     }
     return { checked: results.length, healthy: results.filter((r) => r.state === 'healthy').length, durationMs: Date.now() - started, masterCommit: master.commit };
-  }
-
-  /** One check of one slave, persisted with its alert (one transaction). */
-  async checkAndRecord(slave: SlaveConfig, masterCommit: string): Promise<SlaveRecord> {
-    const now = Date.now();
-    const b = this.breaker(slave.name);
-    let h: HealthResult;
-    if (!b.allow(now)) {
-      h = { ok: false, error: 'circuit breaker open (not contacted)', reachable: false, latencyMs: 0 };
-    } else {
-      h = await this.client.health(slave);
-      if (h.ok) b.success(); else b.failure(Date.now());
-      this.lastCost.set(slave.name, h.ok ? h.latencyMs : this.d.tuning.checkDeadlineMs + h.latencyMs);
-    }
-    let outcome: CheckOutcome;
-    if (h.ok) outcome = { ok: true, commit: h.health.commit, drift: await this.drift.classify(masterCommit, h.health.commit) };
-    else outcome = { ok: false, error: h.error };
-    return this.record(slave, masterCommit, h, outcome, b.state(Date.now()));
-  }
-
-  /**
-   * Group commit: results that land in the same event-loop turn are written in one transaction
-   * (a commit costs more than the rows in it), each still with its own alert decision.
-   */
-  private record(slave: SlaveConfig, masterCommit: string, h: HealthResult, outcome: CheckOutcome, breaker: string): Promise<SlaveRecord> {
-    return new Promise((resolve, reject) => {
-      this.pendingWrites.push({ run: () => this.recordOne(slave, masterCommit, h, outcome, breaker), resolve, reject });
-      if (this.pendingWrites.length === 1) setImmediate(() => this.flushWrites());
-    });
-  }
-
-  private flushWrites(): void {
-    const batch = this.pendingWrites.splice(0);
-    if (batch.length === 0) return;
-    let out: SlaveRecord[];
-    try {
-      out = this.d.store.db.transaction(() => batch.map((b) => b.run())).immediate();
-    } catch (err) {
-      for (const b of batch) b.reject(err as Error);
-      return;
-    }
-    batch.forEach((b, i) => b.resolve(out[i]));
-  }
-
-  private recordOne(slave: SlaveConfig, masterCommit: string, h: HealthResult, outcome: CheckOutcome, breaker: string): SlaveRecord {
-    const store = this.d.store;
-    const now = Date.now();
-    const prev = store.slaves.getOrEmpty(this.stack, slave.name);
-    const next = nextState(prev, outcome, { deadAfter: this.d.tuning.deadAfter });
-    const rec: SlaveRecord = { ...prev, state: next.state, failures: next.failures, last_check: nowIso(now), breaker };
-    if (h.ok) {
-      Object.assign(rec, {
-        commit: h.health.commit, branch: h.health.branch, strategy: h.health.install_strategy ?? prev.strategy,
-        last_seen: nowIso(now), last_error: null, last_error_reachable: false,
-        drift: outcome.ok ? outcome.drift : 'unknown',
-      });
-    } else {
-      Object.assign(rec, { last_error: h.error, last_error_reachable: h.reachable, drift: 'unknown' });
-    }
-    if (rec.state === 'healthy') Object.assign(rec, { recovery_attempts: 0, next_recovery_at: null, escalated: false });
-    const key = rec.state === 'version_mismatch' ? `${rec.drift}:${rec.commit}:${masterCommit}` : null;
-    const decision = alertFor(rec.state, key, { alertKind: prev.alert_kind, alertAt: prev.alert_at ? Date.parse(prev.alert_at) : null, alertKey: prev.alert_key }, now, this.d.tuning.resendMs);
-    if (decision) {
-      store.outbox.enqueue(checkAlert(this.stack, decision, slave, rec, prev, masterCommit), now);
-      if (decision.kind === 'slave_recovered') Object.assign(rec, { alert_kind: null, alert_at: null, alert_key: null });
-      else Object.assign(rec, { alert_kind: decision.kind, alert_at: nowIso(now), alert_key: key });
-    } else if (rec.state === 'healthy' && prev.alert_kind) {
-      Object.assign(rec, { alert_kind: null, alert_at: null, alert_key: null });
-    }
-    store.slaves.put(rec);
-    store.slaves.addCheck(this.stack, slave.name, { ok: h.ok, latencyMs: h.latencyMs, commit: h.ok ? h.health.commit : null, error: h.ok ? null : h.error });
-    if (prev.state !== rec.state) this.log.info({ slave: slave.name, from: prev.state, to: rec.state, drift: rec.drift, error: rec.last_error }, `${slave.name}: ${prev.state} -> ${rec.state}`);
-    return rec;
   }
 
   /** Runs a background task for a slave; a second request while one runs joins it (coalesces). */

@@ -40,7 +40,7 @@ export function escalate(ctx: ActionContext, e: Escalation): HumanRequest {
   const what = e.alert === 'update_failed'
     ? `${slave.name} cannot be updated to ${shortCommit(e.action.target_commit)}`
     : e.errorKind === 'no_ssh_key' ? `${slave.name} is down and the master cannot redeploy it` : `${slave.name} stays down`;
-  const alertKind = e.errorKind === 'no_ssh_key' ? 'needs SSH' : e.errorKind ?? 'failed';
+  const cause = e.errorKind === 'no_ssh_key' ? 'needs SSH' : e.errorKind ?? 'failed';
   const description = [
     `${slave.name} (${slave.host}, agent ${slave.agentHost}:${slave.agentPort}) is ${e.state}.`,
     e.alert === 'update_failed' ? `Updating it failed (attempt ${e.attempt}).` : e.errorKind === 'no_ssh_key' ? '' : `${e.attempt} recovery attempt(s) (restart, redeploy with ${slave.strategies.join(', ')}) failed.`,
@@ -52,7 +52,7 @@ export function escalate(ctx: ActionContext, e: Escalation): HumanRequest {
   return ctx.store.db.transaction((): HumanRequest => {
     const req = ctx.store.requests.create({
       type: 'INFRASTRUCTURE', priority: 'high', created_by: 'master',
-      title: `${what} (${alertKind}): fix it, then ${e.action.kind}`.slice(0, 200),
+      title: `${what} (${cause}): fix it, then ${e.action.kind}`.slice(0, 200),
       description,
       action: e.action,
     }, {
