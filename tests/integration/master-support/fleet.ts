@@ -155,7 +155,7 @@ export class Fleet {
   }
 
   /** Alerts delivered (log notifier) plus those still queued, oldest first. */
-  alerts(slave?: string): Array<{ kind: string; slave: string | null; title: string; data: Record<string, unknown> }> {
+  alerts(slave?: string): Array<{ kind: string; slave: string | null; data: Record<string, unknown> }> {
     const sent = this.db().outbox.sent(10_000);
     const queued = (this.db().db.prepare('SELECT payload FROM alerts_outbox ORDER BY id').all() as Array<{ payload: string }>).map((r) => JSON.parse(r.payload));
     return [...sent, ...queued].filter((a) => slave === undefined || a.slave === slave);
