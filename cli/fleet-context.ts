@@ -30,7 +30,9 @@ export const DEFAULT_STACK = 'dev';
 
 export function openFleet(opts: FleetOptions, loggerName = 'd8'): FleetContext {
   const repoDir = opts.repo ? path.resolve(opts.repo) : repoRoot();
-  const config = loadFleetConfig(repoDir, opts.stack ?? DEFAULT_STACK);
+  // A deploy without a key fails (or becomes a human request) where it happens; checking, status and
+  // requests work without one.
+  const config = loadFleetConfig(repoDir, opts.stack ?? DEFAULT_STACK, process.env, { requireSshKey: false });
   const secrets = fleetSecrets(config);
   const logger = createLogger({ name: loggerName, secrets });
   const store = openStore(undefined, secrets);

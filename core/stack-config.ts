@@ -136,6 +136,16 @@ export function weakTokenReason(token: string | undefined): string | null {
 export interface ResolveOptions {
   stack: string;
   env?: NodeJS.ProcessEnv;
+  /**
+   * Refuse a remote slave without SSH key material (default). A monitoring master passes false: it
+   * checks every slave and asks a person where a deploy would need the key (see sshKeyMissing).
+   */
+  requireSshKey?: boolean;
+}
+
+/** Whether deploying `slave` needs an SSH key the config does not have. */
+export function sshKeyMissing(c: Pick<FleetConfig, 'sshPrivateKey' | 'sshKeyPath' | 'swarm'>, slave: Pick<SlaveConfig, 'local'>): boolean {
+  return !slave.local && !c.sshPrivateKey && !c.sshKeyPath && !c.swarm;
 }
 
 /**
@@ -170,7 +180,7 @@ export function resolveFleetConfig(raw: Record<string, unknown>, opts: ResolveOp
 
   const slaves: SlaveConfig[] = c.slaves.map((s, i) => {
     const local = s.host === LOCAL_HOST;
-    if (!local && !sshPrivateKey && !sshKeyPath && !c.swarm) {
+    if (opts.requireSshKey !== false && sshKeyMissing({ sshPrivateKey, sshKeyPath, swarm: c.swarm }, { local })) {
       throw new ConfigError(
         `stack ${opts.stack}: d8:slaves[${i}] (${s.name}) is a remote host but no SSH key is configured: ` +
         'set d8:sshKeyPath, the secret d8:sshPrivateKey, or D8_SSH_KEY_PATH / D8_SSH_PRIVATE_KEY', 'd8:sshKeyPath');
@@ -292,12 +302,12 @@ export function stackFilePath(repoDir: string, stack: string): string {
 }
 
 /** Loads Pulumi.<stack>.yaml from `repoDir` and resolves it; the `dev` stack gets a generated token. */
-export function loadFleetConfig(repoDir: string, stack: string, env: NodeJS.ProcessEnv = process.env): FleetConfig {
+export function loadFleetConfig(repoDir: string, stack: string, env: NodeJS.ProcessEnv = process.env, opts: { requireSshKey?: boolean } = {}): FleetConfig {
   const file = stackFilePath(repoDir, stack);
   if (!fs.existsSync(file)) {
     throw new ConfigError(`no stack file for stack "${stack}": ${file} does not exist (create it, or pick a stack with --stack)`);
   }
-  return withDevToken(resolveFleetConfig(readStackFile(file), { stack, env }), env);
+  return withDevToken(resolveFleetConfig(readStackFile(file), { stack, env, requireSshKey: opts.requireSshKey }), env);
 }
 
 /** The dev stack needs no secrets from the user: without a configured token it gets the generated one. */

@@ -5,6 +5,7 @@
  * Every answer is parsed with the protocol's zod schemas.
  */
 import http from 'http';
+import net from 'net';
 import axios, { AxiosError, type AxiosInstance } from 'axios';
 import axiosRetry, { exponentialDelay } from 'axios-retry';
 import {
@@ -56,6 +57,19 @@ export const agentBaseUrl = (s: Pick<SlaveConfig, 'agentHost' | 'agentPort'>): s
   const host = s.agentHost.includes(':') && !s.agentHost.startsWith('[') ? `[${s.agentHost}]` : s.agentHost;
   return `http://${host}:${s.agentPort}`;
 };
+
+/** Whether something accepts TCP connections on the agent's port (a hung agent does: its kernel still accepts). */
+function portAccepts(slave: Pick<SlaveConfig, 'agentHost' | 'agentPort'>, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: slave.agentHost, port: slave.agentPort });
+    const done = (ok: boolean): void => { sock.destroy(); resolve(ok); };
+    sock.setTimeout(timeoutMs, () => done(false));
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
+  });
+}
+
+const TIMEOUT_CODES = new Set(['ERR_CANCELED', 'ECONNABORTED', 'ETIMEDOUT']);
 
 function describe(err: unknown): { msg: string; reachable: boolean } {
   if (err instanceof AxiosError) {
@@ -126,6 +140,10 @@ export class AgentClient {
       return { ok: true, health: parsed.data, latencyMs: Date.now() - started };
     } catch (err) {
       const d = describe(err);
+      // A timeout on an open port is an agent that hangs (reachable: a restart may help), not a host that is down.
+      if (err instanceof AxiosError && err.code && TIMEOUT_CODES.has(err.code) && (await portAccepts(slave, 1000))) {
+        return { ok: false, error: `${d.msg}: the port accepts connections but the agent does not answer`, reachable: true, latencyMs: Date.now() - started };
+      }
       return { ok: false, error: d.msg, reachable: d.reachable, latencyMs: Date.now() - started };
     }
   }

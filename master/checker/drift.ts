@@ -4,9 +4,9 @@
  * commit, or a commit the master's repository does not have).
  */
 import { execFile } from 'child_process';
+import type { Drift } from '../../core/fleet-state';
 
-export const DRIFT_CLASSES = ['equal', 'behind', 'ahead', 'diverged', 'unknown'] as const;
-export type Drift = (typeof DRIFT_CLASSES)[number];
+export { DRIFT_CLASSES, type Drift } from '../../core/fleet-state';
 
 /** Pure classification from the two ancestry answers. */
 export function classifyAncestry(a: { slaveKnown: boolean; same: boolean; slaveIsAncestor: boolean; masterIsAncestor: boolean }): Drift {

@@ -4,10 +4,9 @@
  * Alerts fire on transitions into a bad state, again every `resendMs` while it stays bad, and once
  * on recovery (only when the bad state had been alerted).
  */
-import type { Drift } from './drift';
+import type { Drift, SlaveState } from '../../core/fleet-state';
 
-export const SLAVE_STATES = ['unknown', 'healthy', 'version_mismatch', 'pending', 'dead'] as const;
-export type SlaveState = (typeof SLAVE_STATES)[number];
+export { SLAVE_STATES, type SlaveState } from '../../core/fleet-state';
 
 export type CheckOutcome =
   | { ok: true; commit: string; drift: Drift }

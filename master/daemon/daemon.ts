@@ -5,7 +5,8 @@
  * the process exits 0.
  */
 import type { Logger } from '../../core/logger';
-import type { FleetConfig } from '../../core/stack-config';
+import { sshKeyMissing, type FleetConfig } from '../../core/stack-config';
+import { SSH_KEY_FIX } from '../notify/fix-hints';
 import { shortCommit } from '../../core/version-info';
 import type { Store } from '../store';
 import type { Deployer } from '../deploy/deployer';
@@ -59,6 +60,12 @@ export class MasterDaemon {
     store.master.started(this.stack, v.commit, v.branch, this.deploys.engine);
     logger.info({ stack: this.stack, slaves: config.slaves.map((s) => s.name), interval_s: this.o.intervalMs / 1000, engine: this.deploys.engine, store: store.file, commit: v.commit },
       `master ${shortCommit(v.commit)} supervising ${config.slaves.length} slave(s) of stack ${this.stack} every ${this.o.intervalMs / 1000}s`);
+    const keyless = config.slaves.filter((s) => sshKeyMissing(config, s)).map((s) => s.name);
+    if (keyless.length) {
+      logger.warn({ slaves: keyless, fix: SSH_KEY_FIX },
+        `no SSH key configured: ${keyless.join(', ')} are checked and alerted on, and a dead agent that still answers HTTP is restarted, ` +
+        `but redeploy and update are unavailable for them (each becomes a human request); to enable them, ${SSH_KEY_FIX}`);
+    }
     this.dispatcher.start();
     if (this.o.once) {
       await this.runSweep();

@@ -74,6 +74,11 @@ export class AlertDispatcher {
         this.wakeRequested = false;
         const row = this.outbox.leaseHead(this.owner, this.leaseMs);
         if (!row) break;
+        if (row.alert === null) {
+          this.logger.warn({ outbox_id: row.id, err: row.invalid }, 'an outbox row is not a readable alert (written by another version?): set aside, not delivered');
+          this.outbox.markSkipped(row.id);
+          continue;
+        }
         try {
           await this.notifier.send(row.alert);
           this.outbox.markDelivered(row.id, this.notifier.name);

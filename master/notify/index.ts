@@ -1,6 +1,6 @@
 /**
- * Picks the notifier for a daemon. The Telegram issue extends this factory (a token in the config
- * selects Telegram); without one, alerts go to the log and that is said once at start.
+ * Picks the notifier for a daemon: Telegram when a token is configured; without one, alerts go to
+ * the log and that is said once at start.
  */
 import type { Logger } from '../../core/logger';
 import type { FleetConfig } from '../../core/stack-config';
@@ -10,12 +10,8 @@ import { telegramNotifierFactory } from '../telegram/factory';
 
 export type NotifierFactory = (config: FleetConfig, logger: Logger) => Notifier | null;
 
+/** The first factory that returns a notifier wins. */
 const factories: NotifierFactory[] = [telegramNotifierFactory];
-
-/** Registers a notifier factory; the first one that returns a notifier wins. */
-export function registerNotifierFactory(factory: NotifierFactory): void {
-  factories.push(factory);
-}
 
 export function createNotifier(config: FleetConfig, logger: Logger): Notifier {
   for (const f of factories) {
@@ -31,3 +27,4 @@ export function createNotifier(config: FleetConfig, logger: Logger): Notifier {
 
 export * from './notifier';
 export { LogNotifier } from './log-notifier';
+export { alertHeadline } from './headline';

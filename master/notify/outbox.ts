@@ -1,13 +1,50 @@
-/** The persistent alert outbox (table alerts_outbox): written first, removed only once delivered. */
+/**
+ * The persistent alert outbox (table alerts_outbox): written first, removed only once delivered
+ * (then kept, bounded, in alerts_sent). Payloads are core/alerts.ts JSON; a payload that does not
+ * parse (an older master's row) is handed out as `invalid` so the dispatcher can set it aside.
+ */
 import type { Db } from '../store/db';
 import { nowIso, stmt } from '../store/db';
 import { Redactor, environmentSecrets } from '../../core/redact';
-import { AlertSchema, type Alert, type AlertInput } from './notifier';
+import { AlertSchema, type Alert, type AlertInput } from '../../core/alerts';
 
-export interface OutboxRow {
+export type OutboxRow =
+  | { id: number; attempts: number; alert: Alert }
+  | { id: number; attempts: number; alert: null; invalid: string };
+
+/** One alert as listed for status pages and the dashboard. */
+export interface RecentAlert {
   id: number;
+  /** queued: waiting in the outbox (maybe retrying) · sent: accepted by `notifier` · skipped: unreadable, set aside. */
+  status: 'queued' | 'sent' | 'skipped';
   alert: Alert;
+  created_at: string;
+  sent_at: string | null;
+  notifier: string | null;
   attempts: number;
+  last_error: string | null;
+}
+
+export interface RecentFilter {
+  limit?: number;
+  slave?: string;
+  kinds?: Alert['kind'][];
+}
+
+/** The notifier name a set-aside row is recorded under in alerts_sent. */
+export const SKIPPED_NOTIFIER = 'skipped';
+
+function parsePayload(payload: string): { alert: Alert } | { invalid: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(payload);
+  } catch (err) {
+    return { invalid: `not JSON: ${(err as Error).message}` };
+  }
+  const p = AlertSchema.safeParse(json);
+  if (p.success) return { alert: p.data };
+  const i = p.error.issues[0];
+  return { invalid: `${i.path.join('.') || '(root)'}: ${i.message}` };
 }
 
 export class AlertOutbox {
@@ -26,7 +63,7 @@ export class AlertOutbox {
 
   /** Adds an alert; safe inside a caller's transaction. Secrets are scrubbed before they are stored. */
   enqueue(input: AlertInput, now: number = Date.now()): number {
-    const alert = AlertSchema.parse(this.redactor.value({ ...input, data: input.data ?? {}, created_at: input.created_at ?? nowIso(now) }));
+    const alert = AlertSchema.parse(this.redactor.value({ ...input, created_at: input.created_at ?? nowIso(now) }));
     const r = stmt(this.db, 
       'INSERT INTO alerts_outbox (created_at, kind, slave, payload, next_attempt_at) VALUES (?, ?, ?, ?, ?)',
     ).run(alert.created_at, alert.kind, alert.slave, JSON.stringify(alert), nowIso(now));
@@ -50,7 +87,10 @@ export class AlertOutbox {
       if (row.next_attempt_at > nowIso(now)) return null;
       if (row.lease_owner && row.lease_owner !== owner && row.lease_until && row.lease_until > nowIso(now)) return null;
       stmt(this.db, 'UPDATE alerts_outbox SET lease_owner = ?, lease_until = ? WHERE id = ?').run(owner, nowIso(now + leaseMs), row.id);
-      return { id: row.id, alert: AlertSchema.parse(JSON.parse(row.payload)), attempts: row.attempts };
+      const parsed = parsePayload(row.payload);
+      return 'alert' in parsed
+        ? { id: row.id, attempts: row.attempts, alert: parsed.alert }
+        : { id: row.id, attempts: row.attempts, alert: null, invalid: parsed.invalid };
     }).immediate();
   }
 
@@ -73,15 +113,53 @@ export class AlertOutbox {
     }).immediate();
   }
 
+  /** Sets an unreadable row aside (kept in alerts_sent under notifier "skipped"), so it no longer blocks the queue. */
+  markSkipped(id: number, now: number = Date.now()): void {
+    this.markDelivered(id, SKIPPED_NOTIFIER, now);
+  }
+
   markFailed(id: number, error: string, nextAttemptAt: number): void {
     stmt(this.db, 'UPDATE alerts_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?')
       .run(this.redactor.text(error).slice(0, 500), nowIso(nextAttemptAt), id);
   }
 
-  /** Delivered alerts, newest last (for status, tests and the bot). */
+  /** Delivered alerts, newest last (for status, tests and the bot); unreadable rows are left out. */
   sent(limit = 100): Array<Alert & { id: number; sent_at: string; notifier: string }> {
-    const rows = stmt(this.db, 'SELECT id, sent_at, notifier, payload FROM alerts_sent ORDER BY id DESC LIMIT ?').all(limit) as
+    const rows = stmt(this.db, 'SELECT id, sent_at, notifier, payload FROM alerts_sent WHERE notifier != ? ORDER BY id DESC LIMIT ?').all(SKIPPED_NOTIFIER, limit) as
       Array<{ id: number; sent_at: string; notifier: string; payload: string }>;
-    return rows.reverse().map((r) => ({ ...AlertSchema.parse(JSON.parse(r.payload)), id: r.id, sent_at: r.sent_at, notifier: r.notifier }));
+    const out: Array<Alert & { id: number; sent_at: string; notifier: string }> = [];
+    for (const r of rows.reverse()) {
+      const p = parsePayload(r.payload);
+      if ('alert' in p) out.push({ ...p.alert, id: r.id, sent_at: r.sent_at, notifier: r.notifier });
+    }
+    return out;
+  }
+
+  /**
+   * The most recent alerts, delivered or still queued, oldest first (ids are the order they were
+   * raised in). The dashboard's and `d8 status`'s view of events; unreadable rows are left out.
+   */
+  recent(filter: RecentFilter = {}): RecentAlert[] {
+    const limit = filter.limit ?? 100;
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (filter.slave !== undefined) { where.push('slave = ?'); args.push(filter.slave); }
+    if (filter.kinds?.length) { where.push(`kind IN (${filter.kinds.map(() => '?').join(',')})`); args.push(...filter.kinds); }
+    const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    const rows = this.db.prepare(`SELECT * FROM (
+        SELECT id, created_at, payload, sent_at, notifier, 0 AS attempts, NULL AS last_error FROM alerts_sent ${w}
+        UNION ALL
+        SELECT id, created_at, payload, NULL AS sent_at, NULL AS notifier, attempts, last_error FROM alerts_outbox ${w}
+      ) ORDER BY id DESC LIMIT ?`).all(...args, ...args, limit) as Array<{
+      id: number; created_at: string; payload: string; sent_at: string | null; notifier: string | null; attempts: number; last_error: string | null;
+    }>;
+    const out: RecentAlert[] = [];
+    for (const r of rows.reverse()) {
+      const p = parsePayload(r.payload);
+      if (!('alert' in p)) continue;
+      const status = r.notifier === null ? 'queued' : r.notifier === SKIPPED_NOTIFIER ? 'skipped' : 'sent';
+      out.push({ id: r.id, status, alert: p.alert, created_at: r.created_at, sent_at: r.sent_at, notifier: r.notifier, attempts: r.attempts, last_error: r.last_error });
+    }
+    return out;
   }
 }

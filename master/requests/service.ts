@@ -9,7 +9,7 @@ import { nowIso } from '../store/db';
 import type { AlertOutbox } from '../notify/outbox';
 import {
   CreateRequestSchema, HumanRequestSchema, RequestIdSchema, RequestStatusSchema, TRANSITIONS,
-  type CreateRequestInput, type HumanRequest, type RequestStatus,
+  type CreateRequestInput, type HumanRequest, type RequestAction, type RequestStatus,
 } from './schema';
 
 export class RequestError extends Error {
@@ -53,7 +53,11 @@ export class RequestService {
     }
   }
 
-  create(input: CreateRequestInput): HumanRequest {
+  /**
+   * Files a request (and its alert) in one transaction. `announce` runs inside it with the new id,
+   * before the request's own alert: a caller's alert that explains the request is delivered first.
+   */
+  create(input: CreateRequestInput, opts: { announce?: (id: string) => void } = {}): HumanRequest {
     const parsed = CreateRequestSchema.safeParse(input);
     if (!parsed.success) {
       const i = parsed.error.issues[0];
@@ -68,13 +72,14 @@ export class RequestService {
         VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?, ?, NULL, ?, ?, ?)`)
         .run(seq, id, c.type, c.title, c.description, c.priority, c.estimated_cost, c.created_by, c.action ? JSON.stringify(c.action) : null, now, now);
       const r = this.get(id);
+      opts.announce?.(id);
       this.outbox.enqueue({
         kind: 'human_request',
         slave: c.action?.slave ?? null,
-        title: `New human request ${id}: ${c.title}`,
-        text: [c.description, c.estimated_cost !== null ? `Estimated cost: ${c.estimated_cost}` : '', `Approve: /aprobar ${id} · Reject: /rechazar ${id} · Postpone: /posponer ${id}`]
-          .filter(Boolean).join('\n'),
-        data: { request_id: id, request_type: c.type, request_status: 'PENDING', priority: c.priority },
+        data: {
+          request_id: id, request_type: c.type, request_status: 'PENDING', priority: c.priority, title: c.title,
+          description: c.description, estimated_cost: c.estimated_cost, created_by: c.created_by,
+        },
       });
       return r;
     }).immediate();
@@ -122,9 +127,10 @@ export class RequestService {
       this.outbox.enqueue({
         kind: 'request_changed',
         slave: updated.action?.slave ?? null,
-        title: `Request ${id} is now ${to}: ${updated.title}`,
-        text: note?.trim() ?? '',
-        data: { request_id: id, request_type: updated.type, request_status: to, priority: updated.priority },
+        data: {
+          request_id: id, request_type: updated.type, request_status: to, previous_status: cur.status, priority: updated.priority,
+          title: updated.title, note: note?.trim() ?? '',
+        },
       });
       return updated;
     }).immediate();
@@ -132,10 +138,13 @@ export class RequestService {
     return req;
   }
 
-  /** The open or approved request already filed for this action, if any (avoids asking twice). */
-  findByAction(kind: string, slave: string, targetCommit?: string): HumanRequest | null {
-    const open = this.list({ status: ['PENDING', 'POSTPONED', 'APPROVED'] });
-    return open.find((r) => r.action && r.action.kind === kind && r.action.slave === slave &&
-      (targetCommit === undefined || r.action.target_commit === targetCommit)) ?? null;
+  /**
+   * The latest request already filed for this action, whatever its status (a rejection is an answer
+   * too: the master does not ask again for the same target commit).
+   */
+  findByAction(kind: RequestAction['kind'], slave: string, targetCommit?: string): HumanRequest | null {
+    const rows = this.db.prepare("SELECT * FROM human_requests WHERE action IS NOT NULL AND json_extract(action, '$.kind') = ? AND json_extract(action, '$.slave') = ? ORDER BY seq DESC")
+      .all(kind, slave) as Row[];
+    return rows.map(fromRow).find((r) => targetCommit === undefined || r.action?.target_commit === targetCommit) ?? null;
   }
 }

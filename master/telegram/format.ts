@@ -3,9 +3,14 @@
  * inline buttons of a request. No parse_mode is used, so nothing in a slave's error output can break
  * a message. Every text leaves through `finish`, which scrubs secrets and fits Telegram's limit.
  */
-import type { Alert } from '../notify/notifier';
+import type { Alert, RecoveryStep } from '../../core/alerts';
+import type { Drift } from '../../core/fleet-state';
+import type { InstallAttempt } from '../../core/install-result';
+import type { AutoUpdatePolicy } from '../../core/stack-config';
 import type { HumanRequest } from '../requests/schema';
 import { Redactor } from '../../core/redact';
+import { tail } from '../../core/text';
+import { fixFor } from '../notify/fix-hints';
 
 /** Telegram refuses texts longer than this. */
 export const MAX_MESSAGE_CHARS = 4096;
@@ -34,7 +39,7 @@ export function requestButtons(id: string): InlineButton[][] {
 
 export const short = (commit: string | null | undefined): string => (commit ? commit.slice(0, 7) : 'unknown');
 
-const DRIFT_MEANING: Record<string, string> = {
+const DRIFT_MEANING: Record<Drift, string> = {
   equal: 'same commit',
   behind: 'the slave is behind the master (an older commit)',
   ahead: 'the slave is AHEAD of the master: a person must decide',
@@ -42,14 +47,7 @@ const DRIFT_MEANING: Record<string, string> = {
   unknown: 'the slave\'s commit is unknown to the master\'s repository',
 };
 
-/** Keeps the last `max` characters of a multi-line tail, on a line boundary where possible. */
-export function tail(text: string, max = 400): string {
-  const t = text.trim();
-  if (t.length <= max) return t;
-  const cut = t.slice(t.length - max);
-  const nl = cut.indexOf('\n');
-  return '…' + (nl >= 0 && nl < max / 2 ? cut.slice(nl + 1) : cut);
-}
+export { tail };
 
 /** Scrubs secrets and fits the message into Telegram's limit (the end is kept for error tails). */
 export function finish(text: string, redactor: Redactor): string {
@@ -60,24 +58,16 @@ export function finish(text: string, redactor: Redactor): string {
   return `${head}\n… (cut) …\n${end}`;
 }
 
-interface AttemptLike { strategy?: unknown; attempt?: unknown; ok?: unknown; exit_code?: unknown; stderr_tail?: unknown }
-
-function attemptsOf(data: Record<string, unknown>): AttemptLike[] {
-  const a = data.attempts;
-  return Array.isArray(a) ? (a.filter((x) => x && typeof x === 'object') as AttemptLike[]) : [];
-}
-
 /** The last failed attempt of each strategy, in the order tried. */
-function failuresByStrategy(attempts: AttemptLike[]): Array<{ strategy: string; attempts: number; exit: string; tail: string }> {
+function failuresByStrategy(attempts: InstallAttempt[]): Array<{ strategy: string; attempts: number; exit: string; tail: string }> {
   const out = new Map<string, { strategy: string; attempts: number; exit: string; tail: string }>();
   for (const a of attempts) {
-    const s = String(a.strategy ?? '?');
-    const prev = out.get(s);
-    out.set(s, {
-      strategy: s,
+    const prev = out.get(a.strategy);
+    out.set(a.strategy, {
+      strategy: a.strategy,
       attempts: (prev?.attempts ?? 0) + 1,
-      exit: a.exit_code === undefined ? '?' : String(a.exit_code),
-      tail: typeof a.stderr_tail === 'string' && a.stderr_tail.trim() ? a.stderr_tail : prev?.tail ?? '',
+      exit: String(a.exit_code),
+      tail: a.stderr_tail.trim() ? a.stderr_tail : prev?.tail ?? '',
     });
   }
   return [...out.values()];
@@ -85,6 +75,10 @@ function failuresByStrategy(attempts: AttemptLike[]): Array<{ strategy: string; 
 
 function strategyFailure(f: { strategy: string; attempts: number; exit: string; tail: string }): string {
   return `• ${f.strategy} (${f.attempts} attempt${f.attempts === 1 ? '' : 's'}, exit ${f.exit}):\n${tail(f.tail || 'no error output', 300)}`;
+}
+
+function stepLine(s: RecoveryStep): string {
+  return `• ${s.action}: ${s.ok ? 'ok' : `failed${s.error_kind ? ` [${s.error_kind}]` : ''}${s.error ? ` — ${tail(s.error, 200)}` : ''}`}`;
 }
 
 function where(alert: Alert): string {
@@ -95,121 +89,120 @@ function lines(...parts: Array<string | false | null | undefined>): string {
   return parts.filter((p): p is string => typeof p === 'string' && p.trim() !== '').join('\n');
 }
 
+const POLICY_LINE: Record<AutoUpdatePolicy, (slave: string) => string> = {
+  auto: (slave) => `Auto-update is on: the master updates it now (/update ${slave} forces it).`,
+  approve: (slave) => `Auto-update needs approval: an update request was filed (/update ${slave} forces it now).`,
+  off: (slave) => `Auto-update is off for it: /update ${slave} updates it.`,
+};
+
 export interface FormatContext {
-  /** The request behind a human_request alert, when the store is at hand (richer message). */
+  /** The request behind a human_request alert, when the store is at hand (current status). */
   request?: HumanRequest | null;
 }
 
 /** The Telegram message for one alert. */
 export function formatAlert(alert: Alert, ctx: FormatContext = {}): OutgoingMessage {
-  const d = alert.data as Record<string, unknown> & Alert['data'];
-  const slave = alert.slave ?? 'the fleet';
-  const reminder = d.resend ? ' (reminder)' : '';
-  const logLine = d.build_log_path ? `Build log: ${d.build_log_path}` : null;
-  const errorLine = d.error_tail ? `Error:\n${tail(d.error_tail)}` : null;
   switch (alert.kind) {
     case 'version_mismatch': {
-      const drift = d.drift ?? 'unknown';
+      const d = alert.data;
+      const slave = alert.slave;
       return {
         text: lines(
-          `⚠️ Version mismatch on ${slave}${where(alert)}${reminder}`,
-          `Master: ${short(d.master_commit)}   Slave: ${short(d.slave_commit)}`,
-          `Drift: ${drift} — ${DRIFT_MEANING[drift] ?? drift}`,
-          drift === 'behind' ? 'The master updates it according to the auto-update policy; /update ' + slave + ' forces it now.' : null,
-          drift === 'ahead' || drift === 'diverged' ? `Nothing is changed automatically. /update ${slave} redeploys the master's commit.` : null,
+          `⚠️ Version mismatch on ${slave}${where(alert)}${d.resend ? ' (reminder)' : ''}`,
+          `Master: ${short(d.master_commit)}   Slave: ${short(d.slave_commit)}${d.branch ? ` (${d.branch})` : ''}`,
+          `Drift: ${d.drift} — ${DRIFT_MEANING[d.drift]}`,
+          d.drift === 'behind' ? (d.auto_update ? POLICY_LINE[d.auto_update](slave) : `The master updates it according to the auto-update policy; /update ${slave} forces it now.`) : null,
+          d.drift === 'ahead' || d.drift === 'diverged' ? `Nothing is changed automatically; a request was filed. /update ${slave} redeploys the master's commit.` : null,
+          d.drift === 'unknown' ? `Fetch the slave's commit into the master's repository, or /update ${slave} to redeploy the master's commit.` : null,
         ),
       };
     }
-    case 'slave_dead':
+    case 'slave_dead': {
+      const d = alert.data;
+      const slave = alert.slave;
       return {
         text: lines(
-          `🔴 ${slave} is dead${where(alert)}${reminder}`,
-          d.previous_state ? `It was ${d.previous_state}; the health checks keep failing.` : 'The health checks keep failing.',
-          errorLine,
+          `🔴 ${slave} is dead${where(alert)}${d.resend ? ' (reminder)' : ''}`,
+          d.previous_state ? `It was ${d.previous_state}; the health checks keep failing${d.failures ? ` (${d.failures} in a row)` : ''}.` : 'The health checks keep failing.',
+          d.endpoint ? `Agent: ${d.endpoint} · last seen: ${d.last_seen ?? 'never'}` : null,
+          d.error_tail ? `Error:\n${tail(d.error_tail)}` : null,
           `The master tries to recover it (restart, then redeploy). /retry ${slave} redeploys now.`,
         ),
       };
-    case 'slave_recovered':
+    }
+    case 'slave_recovered': {
+      const d = alert.data;
       return {
         text: lines(
-          `🟢 ${slave} recovered${where(alert)}`,
-          d.previous_state ? `It was ${d.previous_state}; it is ${d.state ?? 'healthy'} again.` : `It is ${d.state ?? 'healthy'} again.`,
+          `🟢 ${alert.slave} recovered${where(alert)}`,
+          d.previous_state ? `It was ${d.previous_state}; it is ${d.state} again.` : `It is ${d.state} again.`,
           d.slave_commit ? `Commit: ${short(d.slave_commit)}` : null,
         ),
       };
-    case 'update_started':
+    }
+    case 'update_done': {
+      const d = alert.data;
       return {
         text: lines(
-          `🔄 Updating ${slave}${where(alert)}`,
-          d.slave_commit || d.master_commit ? `${short(d.slave_commit)} → ${short(d.master_commit)}` : null,
-          d.engine ? `Engine: ${d.engine}` : null,
-        ),
-      };
-    case 'update_done':
-      return {
-        text: lines(
-          `✅ ${slave} updated${where(alert)}`,
-          `Now at ${short(d.slave_commit ?? d.master_commit)}${d.strategy ? ` (strategy ${d.strategy})` : ''}`,
-          logLine,
-        ),
-      };
-    case 'update_failed':
-    case 'recovery_failed': {
-      const what = alert.kind === 'update_failed' ? 'Update' : 'Recovery';
-      const perStrategy = failuresByStrategy(attemptsOf(d)).map(strategyFailure);
-      return {
-        text: lines(
-          `❌ ${what} of ${slave} failed${where(alert)}`,
-          d.attempt ? `Attempt ${d.attempt}.` : null,
-          perStrategy.length ? `Installer attempts:\n${perStrategy.join('\n')}` : null,
-          errorLine,
-          logLine,
-          d.request_id ? `A request was filed: ${d.request_id}.` : null,
-          `/retry ${slave} tries again.`,
+          `✅ ${alert.slave} updated${where(alert)}`,
+          `Now at ${short(d.slave_commit ?? d.master_commit)}${d.previous_commit ? ` (was ${short(d.previous_commit)})` : ''}${d.strategy ? ` (strategy ${d.strategy})` : ''}`,
+          d.build_log_path ? `Build log: ${d.build_log_path}` : null,
         ),
       };
     }
+    case 'update_failed':
+    case 'recovery_failed':
     case 'provisioning_failed': {
-      const failures = failuresByStrategy(attemptsOf(d));
-      const strategies = d.strategies?.length ? d.strategies : failures.map((f) => f.strategy);
-      const perStrategy = failures.map(strategyFailure);
+      const d = alert.data;
+      const slave = alert.slave;
+      const perStrategy = failuresByStrategy(d.attempts).map(strategyFailure);
+      const steps = alert.kind === 'update_failed' ? [] : alert.data.steps.map(stepLine);
+      const head = alert.kind === 'update_failed' ? `❌ Update of ${slave} failed${where(alert)}`
+        : alert.kind === 'recovery_failed' ? `❌ Recovery of ${slave} failed${where(alert)}`
+          : `🚨 Provisioning of ${slave} failed on every strategy${where(alert)}`;
+      const strategies = alert.kind === 'update_failed' ? [] : alert.data.strategies.length ? alert.data.strategies : failuresByStrategy(d.attempts).map((f) => f.strategy);
       return {
         text: lines(
-          `🚨 Provisioning of ${slave} failed on every strategy${where(alert)}`,
-          `Strategies tried: ${strategies.length ? strategies.join(', ') : 'none'}`,
-          perStrategy.length ? perStrategy.join('\n') : errorLine,
-          logLine,
+          head,
+          d.attempt ? `Attempt ${d.attempt}.` : null,
+          alert.kind === 'provisioning_failed' ? `Strategies tried: ${strategies.length ? strategies.join(', ') : 'none'}` : null,
+          steps.length ? `Steps:\n${steps.join('\n')}` : null,
+          perStrategy.length ? `${alert.kind === 'provisioning_failed' ? '' : 'Installer attempts:\n'}${perStrategy.join('\n')}` : null,
+          d.error_tail && !(alert.kind === 'provisioning_failed' && perStrategy.length) ? `Error:\n${tail(d.error_tail)}` : null,
+          fixFor(d.error_kind, slave),
+          d.build_log_path ? `Build log: ${d.build_log_path}` : null,
+          alert.kind === 'update_failed' && alert.data.next_attempt_at ? `Next automatic attempt not before ${alert.data.next_attempt_at}.` : null,
           d.request_id ? `A request was filed: ${d.request_id}.` : null,
+          alert.kind === 'provisioning_failed' ? null : `/retry ${slave} tries again.`,
         ),
       };
     }
     case 'human_request': {
-      const id = d.request_id ?? '';
+      const d = alert.data;
       const r = ctx.request;
-      const text = r
-        ? lines(
-          `🙋 New request ${r.id} · ${r.type} · priority ${r.priority}`,
-          r.title,
-          r.description ? `\n${r.description}` : null,
-          r.estimated_cost !== null ? `Estimated cost: ${r.estimated_cost}` : null,
-          `From: ${r.created_by}`,
-          '',
-          `/aprobar ${r.id} · /rechazar ${r.id} [motivo] · /posponer ${r.id} · /completar ${r.id} [nota]`,
-        )
-        : lines(`🙋 ${alert.title}`, d.request_type || d.priority ? `${d.request_type ?? ''} · priority ${d.priority ?? 'normal'}` : null, alert.text);
+      const text = lines(
+        `🙋 New request ${d.request_id} · ${d.request_type} · priority ${d.priority}`,
+        d.title,
+        d.description ? `\n${d.description}` : null,
+        d.estimated_cost !== null ? `Estimated cost: ${d.estimated_cost}` : null,
+        d.created_by ? `From: ${d.created_by}` : null,
+        '',
+        `/aprobar ${d.request_id} · /rechazar ${d.request_id} [motivo] · /posponer ${d.request_id} · /completar ${d.request_id} [nota]`,
+      );
       const open = !r || r.status === 'PENDING' || r.status === 'POSTPONED';
-      return { text, buttons: id && open ? requestButtons(id) : undefined };
+      return { text, buttons: open ? requestButtons(d.request_id) : undefined };
     }
     case 'request_changed': {
-      const status = d.request_status ?? '';
+      const d = alert.data;
       return {
-        text: lines(`${STATUS_ICON[status] ?? '📝'} ${alert.title}`, alert.text ? `Note: ${alert.text}` : null),
+        text: lines(`${STATUS_ICON[d.request_status] ?? '📝'} Request ${d.request_id} is now ${d.request_status}: ${d.title}`, d.note ? `Note: ${d.note}` : null),
       };
     }
     case 'master_version_changed':
-      return { text: lines(`ℹ️ ${alert.title}`, alert.text) };
-    default:
-      return { text: lines(alert.title, alert.text) };
+      return {
+        text: lines(`ℹ️ Master is now at ${short(alert.data.master_commit)} (was ${short(alert.data.previous_commit)})${where(alert)}`,
+          'Slaves are compared with the new commit from this sweep on.'),
+      };
   }
 }
 

@@ -11,6 +11,7 @@ import type { Telegram } from 'telegraf';
 import type { Logger } from '../../core/logger';
 import { Redactor } from '../../core/redact';
 import { NotifierRetryAfter, type Alert, type Notifier } from '../notify/notifier';
+import { alertHeadline } from '../notify/headline';
 import type { HumanRequest } from '../requests/schema';
 import { classifyTelegramError, isNotModified } from './errors';
 import { finish, formatAlert, requestDecided, type InlineButton } from './format';
@@ -65,7 +66,7 @@ export class TelegramNotifier implements Notifier {
   }
 
   async send(alert: Alert): Promise<void> {
-    const request = alert.kind === 'human_request' && alert.data.request_id ? this.lookup(alert.data.request_id) : null;
+    const request = alert.kind === 'human_request' ? this.lookup(alert.data.request_id) : null;
     const msg = formatAlert(alert, { request });
     const text = finish(msg.text, this.opts.redactor);
     const key = crypto.createHash('sha256').update(JSON.stringify(alert)).digest('hex');
@@ -77,7 +78,7 @@ export class TelegramNotifier implements Notifier {
       try {
         const sent = await this.sendOne(chatId, text, msg.buttons, alert);
         done.add(chatId);
-        if (alert.kind === 'human_request' && alert.data.request_id) this.remember(alert.data.request_id, { chatId, messageId: sent });
+        if (alert.kind === 'human_request') this.remember(alert.data.request_id, { chatId, messageId: sent });
       } catch (err) {
         const f = classifyTelegramError(err);
         const detail = this.opts.redactor.text(f.message);
@@ -98,7 +99,7 @@ export class TelegramNotifier implements Notifier {
       throw new TelegramDeliveryError('no configured Telegram chat accepts messages (chat not found or bot blocked in every chat)', 'chat_rejected');
     }
     this.delivered.delete(key);
-    if (alert.kind === 'request_changed' && alert.data.request_id) await this.retireButtons(alert.data.request_id);
+    if (alert.kind === 'request_changed') await this.retireButtons(alert.data.request_id);
   }
 
   /** Sends to one chat; a message Telegram calls malformed is retried once as its plain title. */
@@ -108,8 +109,8 @@ export class TelegramNotifier implements Notifier {
       return (await this.opts.telegram.sendMessage(chatId, text, extra)).message_id;
     } catch (err) {
       if (classifyTelegramError(err).kind !== 'bad_request') throw err;
-      this.opts.logger.warn({ alert: alert.kind, err: this.opts.redactor.text((err as Error).message) }, 'Telegram refused an alert message; sending its title only');
-      return (await this.opts.telegram.sendMessage(chatId, finish(alert.title || alert.kind, this.opts.redactor))).message_id;
+      this.opts.logger.warn({ alert: alert.kind, err: this.opts.redactor.text((err as Error).message) }, 'Telegram refused an alert message; sending its headline only');
+      return (await this.opts.telegram.sendMessage(chatId, finish(alertHeadline(alert), this.opts.redactor))).message_id;
     }
   }
 

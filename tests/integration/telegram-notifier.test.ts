@@ -55,13 +55,13 @@ describe('TelegramNotifier through the outbox', () => {
     dispatcher.start();
     const master = 'a'.repeat(40);
     const slave = 'b'.repeat(40);
-    store.outbox.enqueue({ kind: 'version_mismatch', stack: 'dev', slave: 'desk-k1', title: 'mismatch', text: '', data: { master_commit: master, slave_commit: slave, drift: 'behind' } });
-    store.outbox.enqueue({ kind: 'slave_dead', stack: 'dev', slave: 'desk-k2', title: 'dead', text: '', data: { previous_state: 'pending', error_tail: 'connect ECONNREFUSED 127.0.0.1:7600' } });
-    store.outbox.enqueue({ kind: 'slave_recovered', stack: 'dev', slave: 'desk-k3', title: 'ok', text: '', data: { previous_state: 'dead', state: 'healthy', slave_commit: master } });
-    store.outbox.enqueue({ kind: 'update_done', stack: 'dev', slave: 'desk-k4', title: 'upd', text: '', data: { slave_commit: master, strategy: 'venv' } });
-    store.outbox.enqueue({ kind: 'update_failed', stack: 'dev', slave: 'desk-k5', title: 'upd', text: '', data: { error_tail: 'pip failed\nexit 1', build_log_path: '/tmp/logs/build-k5.json' } });
+    store.outbox.enqueue({ kind: 'version_mismatch', stack: 'dev', slave: 'desk-k1', data: { master_commit: master, slave_commit: slave, drift: 'behind' } });
+    store.outbox.enqueue({ kind: 'slave_dead', stack: 'dev', slave: 'desk-k2', data: { previous_state: 'pending', error_tail: 'connect ECONNREFUSED 127.0.0.1:7600' } });
+    store.outbox.enqueue({ kind: 'slave_recovered', stack: 'dev', slave: 'desk-k3', data: { previous_state: 'dead', state: 'healthy', slave_commit: master } });
+    store.outbox.enqueue({ kind: 'update_done', stack: 'dev', slave: 'desk-k4', data: { slave_commit: master, strategy: 'venv' } });
+    store.outbox.enqueue({ kind: 'update_failed', stack: 'dev', slave: 'desk-k5', data: { error_tail: 'pip failed\nexit 1', build_log_path: '/tmp/logs/build-k5.json' } });
     store.outbox.enqueue({
-      kind: 'provisioning_failed', stack: 'dev', slave: 'desk-k6', title: 'prov', text: '',
+      kind: 'provisioning_failed', stack: 'dev', slave: 'desk-k6',
       data: {
         strategies: ['docker', 'venv', 'native'], build_log_path: '/tmp/logs/build-k6.json',
         attempts: [
@@ -105,11 +105,11 @@ describe('TelegramNotifier through the outbox', () => {
     const { store, dispatcher } = rig([CHAT]);
     dispatcher.start();
     const tag = `down-${mode}`;
-    store.outbox.enqueue({ kind: 'slave_dead', slave: `${tag}-0`, title: 'x', text: '', data: {} });
+    store.outbox.enqueue({ kind: 'slave_dead', slave: `${tag}-0`, data: {} });
     await standin.waitForMessage(CHAT, new RegExp(`${tag}-0 is dead`));
 
     await standin.goDown(mode);
-    for (let i = 1; i <= 6; i++) store.outbox.enqueue({ kind: 'slave_dead', slave: `${tag}-${i}`, title: 'x', text: '', data: {} });
+    for (let i = 1; i <= 6; i++) store.outbox.enqueue({ kind: 'slave_dead', slave: `${tag}-${i}`, data: {} });
     // The head is retried (with backoff) and stays in the outbox while Telegram is away.
     await until(() => {
       const r = store.db.prepare('SELECT attempts FROM alerts_outbox ORDER BY id LIMIT 1').get() as { attempts: number } | undefined;
@@ -128,8 +128,8 @@ describe('TelegramNotifier through the outbox', () => {
     dispatcher.start();
     standin.rateLimitNext(1, 2, { methods: ['sendMessage'] });
     const before = standin.callsOf('sendMessage').length;
-    store.outbox.enqueue({ kind: 'slave_dead', slave: 'rate-limited', title: 'x', text: '', data: {} });
-    store.outbox.enqueue({ kind: 'slave_recovered', slave: 'rate-limited', title: 'x', text: '', data: {} });
+    store.outbox.enqueue({ kind: 'slave_dead', slave: 'rate-limited', data: {} });
+    store.outbox.enqueue({ kind: 'slave_recovered', slave: 'rate-limited', data: {} });
     await standin.waitForMessage(CHAT, /rate-limited recovered/);
     const calls = standin.callsOf('sendMessage').slice(before);
     expect(calls.map((c) => c.status)).toEqual([429, 200, 200]);
@@ -142,7 +142,7 @@ describe('TelegramNotifier through the outbox', () => {
     const { store, dispatcher } = rig([CHAT, OTHER_CHAT]);
     dispatcher.start();
     standin.rateLimitNext(1, 1, { methods: ['sendMessage'], chatId: OTHER_CHAT });
-    store.outbox.enqueue({ kind: 'slave_dead', slave: 'two-chats', title: 'x', text: '', data: {} });
+    store.outbox.enqueue({ kind: 'slave_dead', slave: 'two-chats', data: {} });
     await standin.waitForMessage(OTHER_CHAT, /two-chats is dead/);
     await until(() => store.outbox.pendingCount() === 0, 10000, 'the outbox to drain');
     expect(textsTo(CHAT, /two-chats/)).toHaveLength(1);
@@ -153,7 +153,7 @@ describe('TelegramNotifier through the outbox', () => {
     const unknownChat = 999001;
     const { store, dispatcher, logs } = rig([unknownChat, CHAT]);
     dispatcher.start();
-    store.outbox.enqueue({ kind: 'slave_dead', slave: 'bad-chat', title: 'x', text: '', data: {} });
+    store.outbox.enqueue({ kind: 'slave_dead', slave: 'bad-chat', data: {} });
     await standin.waitForMessage(CHAT, /bad-chat is dead/);
     await until(() => store.outbox.pendingCount() === 0, 10000, 'the outbox to drain');
     expect(logs.raw()).toContain(`Telegram refuses chat ${unknownChat}`);
@@ -164,7 +164,7 @@ describe('TelegramNotifier through the outbox', () => {
     const first = rig([CHAT], dir);
     first.dispatcher.start();
     await standin.goDown('refuse');
-    for (let i = 1; i <= 3; i++) first.store.outbox.enqueue({ kind: 'slave_dead', slave: `restart-${i}`, title: 'x', text: '', data: {} });
+    for (let i = 1; i <= 3; i++) first.store.outbox.enqueue({ kind: 'slave_dead', slave: `restart-${i}`, data: {} });
     await until(() => {
       const r = first.store.db.prepare('SELECT attempts FROM alerts_outbox ORDER BY id LIMIT 1').get() as { attempts: number } | undefined;
       return r && r.attempts >= 1;

@@ -45,7 +45,7 @@ describe('master store', () => {
   });
 
   it('delivers the outbox in order, keeping failed alerts until accepted, scrubbing secrets', async () => {
-    for (const i of [1, 2, 3]) store.outbox.enqueue({ kind: 'slave_dead', slave: `s${i}`, title: `t${i}`, text: i === 2 ? 'token s3cr3t-token-value leaked' : '' });
+    for (const i of [1, 2, 3]) store.outbox.enqueue({ kind: 'slave_dead', slave: `s${i}`, data: { error_tail: i === 2 ? 'token s3cr3t-token-value leaked' : '' } });
     const n = new RecordingNotifier(2);
     const d = new AlertDispatcher(store.outbox, n, silent, { pollMs: 20, backoff: { baseMs: 30, maxMs: 60 } });
     d.start();
@@ -54,13 +54,13 @@ describe('master store', () => {
     await d.stop();
     expect(n.accepted.map((a) => a.slave)).toEqual(['s1', 's2', 's3']);
     expect(n.calls).toBe(5);
-    expect(n.accepted[1].text).toBe('token *** leaked');
+    expect(n.accepted[1].kind === 'slave_dead' && n.accepted[1].data.error_tail).toBe('token *** leaked');
     expect(store.outbox.pendingCount()).toBe(0);
     expect(store.outbox.sent().map((a) => a.slave)).toEqual(['s1', 's2', 's3']);
   });
 
   it('honours a notifier\'s retry_after', async () => {
-    store.outbox.enqueue({ kind: 'update_done', slave: 'a', title: 't', text: '' });
+    store.outbox.enqueue({ kind: 'update_done', slave: 'a', data: { slave_commit: null } });
     const n = new RecordingNotifier(1, 400);
     const d = new AlertDispatcher(store.outbox, n, silent, { pollMs: 20 });
     const t0 = Date.now();

@@ -33,7 +33,8 @@ export function freePort(): Promise<number> {
   });
 }
 
-export interface SlaveSpec { name: string; port: number; autoUpdate?: 'auto' | 'approve' | 'off' }
+/** A slave on loopback; `host` other than `local` makes it a remote slave (SSH deploys) whose agent is still on 127.0.0.1. */
+export interface SlaveSpec { name: string; port: number; autoUpdate?: 'auto' | 'approve' | 'off'; host?: string; user?: string }
 
 export class Fleet {
   readonly root: string;
@@ -94,7 +95,7 @@ export class Fleet {
 
   writeStack(slaves: SlaveSpec[], extra: Record<string, unknown> = {}): void {
     const config: Record<string, unknown> = {
-      'd8:slaves': slaves.map((s) => ({ name: s.name, host: 'local', agentPort: s.port, strategies: ['native'], ...(s.autoUpdate ? { autoUpdate: s.autoUpdate } : {}) })),
+      'd8:slaves': slaves.map((s) => ({ name: s.name, host: s.host ?? 'local', ...(s.user ? { user: s.user } : {}), agentPort: s.port, strategies: ['native'], ...(s.autoUpdate ? { autoUpdate: s.autoUpdate } : {}) })),
       'd8:autoUpdate': 'auto',
       'd8:checkIntervalSeconds': 1,
       ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [`d8:${k}`, v])),
@@ -154,7 +155,7 @@ export class Fleet {
   }
 
   /** Alerts delivered (log notifier) plus those still queued, oldest first. */
-  alerts(slave?: string): Array<{ kind: string; slave: string | null; title: string; data: Record<string, unknown> }> {
+  alerts(slave?: string): Array<{ kind: string; slave: string | null; data: Record<string, unknown> }> {
     const sent = this.db().outbox.sent(10_000);
     const queued = (this.db().db.prepare('SELECT payload FROM alerts_outbox ORDER BY id').all() as Array<{ payload: string }>).map((r) => JSON.parse(r.payload));
     return [...sent, ...queued].filter((a) => slave === undefined || a.slave === slave);

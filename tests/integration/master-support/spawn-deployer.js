@@ -5,7 +5,8 @@
  * Docker engine or sshd. Plain CommonJS because the daemon under test is compiled JS.
  *
  * Environment: D8_TEST_AGENTS_DIR (pid files, version copies, logs; required),
- * D8_TEST_DEPLOY_FAIL (comma-separated slave names whose deploy fails),
+ * D8_TEST_DEPLOY_FAIL (comma-separated slave names whose deploy fails; `name:kind` gives the error kind,
+ * default install_failed),
  * D8_TEST_DEPLOY_DELAY_MS (pause before starting, to observe coalescing and SIGTERM).
  */
 'use strict';
@@ -49,13 +50,15 @@ exports.createDeployer = (ctx) => {
     engine: 'direct',
     async deploy(slave, opts) {
       const started = Date.now();
-      const fail = (process.env.D8_TEST_DEPLOY_FAIL || '').split(',').includes(slave.name);
+      const failing = (process.env.D8_TEST_DEPLOY_FAIL || '').split(',').map((x) => x.split(':')).find(([n]) => n === slave.name);
+      const fail = !!failing;
+      const failKind = (failing && failing[1]) || 'install_failed';
       const delay = Number(process.env.D8_TEST_DEPLOY_DELAY_MS || 0);
       if (delay) await new Promise((r) => setTimeout(r, delay));
       const buildLog = path.join(dir, `${slave.name}-${Date.now()}-build.json`);
       fs.writeFileSync(buildLog, JSON.stringify({ slave: slave.name, reason: opts.reason, status: fail ? 'failed' : 'success' }));
       const base = { slave: slave.name, engine: 'direct', attempts: [], buildLogPath: buildLog };
-      if (fail) return { ...base, status: 'failed', ok: false, errorKind: 'install_failed', strategy: null, commit: null, error: 'install failed on every strategy (test double)', durationMs: Date.now() - started };
+      if (fail) return { ...base, status: 'failed', ok: false, errorKind: failKind, strategy: null, commit: null, error: `${failKind}: the deploy failed (test double)`, durationMs: Date.now() - started };
       const pidFile = path.join(dir, `${slave.name}.pid`);
       await stopPrevious(pidFile);
       const versionFile = path.join(dir, `${slave.name}-version.json`);

@@ -1,14 +1,7 @@
-/** Pure logic of the master: state machine, alert decisions, drift classes, breaker, backoff, tuning, stale locks, URNs. */
+/** master/checker: the state machine, alert decisions, drift classes and the circuit breaker (pure). */
 import { nextState, alertFor } from '../../master/checker/state-machine';
 import { classifyAncestry } from '../../master/checker/drift';
 import { CircuitBreaker } from '../../master/checker/breaker';
-import { backoffDelay } from '../../master/backoff';
-import { tuningFromEnv, TuningError } from '../../master/daemon/tuning';
-import { judgeLock, fileBackendDir } from '../../master/deploy/pulumi/stale-lock';
-import { targetedUpOptions } from '../../master/deploy/pulumi/up-options';
-import { strategyFromOutputs } from '../../master/deploy/pulumi/pulumi-deployer';
-import { slaveUrns } from '../../infra/urns';
-import { chooseEngine } from '../../master/deploy/select';
 
 describe('state machine (Uptime-Kuma style)', () => {
   const opts = { deadAfter: 3 };
@@ -79,63 +72,5 @@ describe('circuit breaker', () => {
     b.success();
     expect(b.state(2021)).toBe('closed');
     expect(b.consecutiveFailures()).toBe(0);
-  });
-});
-
-describe('backoff', () => {
-  it('doubles up to the cap; jitter stays within bounds', () => {
-    const o = { baseMs: 100, maxMs: 1000 };
-    expect([1, 2, 3, 4, 5, 6].map((n) => backoffDelay(n, o))).toEqual([100, 200, 400, 800, 1000, 1000]);
-    for (const r of [0, 0.5, 0.999]) {
-      const d = backoffDelay(3, { ...o, jitter: 0.5 }, () => r);
-      expect(d).toBeGreaterThanOrEqual(300);
-      expect(d).toBeLessThanOrEqual(500);
-    }
-  });
-});
-
-describe('D8_MASTER_TUNING', () => {
-  it('defaults, overrides, and names the bad key', () => {
-    expect(tuningFromEnv({}).breakerFailures).toBe(5);
-    expect(tuningFromEnv({}).breakerOpenMs).toBe(60_000);
-    expect(tuningFromEnv({ D8_MASTER_TUNING: '{"deadAfter":2}' }).deadAfter).toBe(2);
-    expect(() => tuningFromEnv({ D8_MASTER_TUNING: '{"deadAftr":2}' })).toThrow(/deadAftr/);
-    expect(() => tuningFromEnv({ D8_MASTER_TUNING: '{"deadAfter":0}' })).toThrow(TuningError);
-    expect(() => tuningFromEnv({ D8_MASTER_TUNING: 'nope' })).toThrow(/not valid JSON/);
-  });
-});
-
-describe('stale pulumi locks', () => {
-  const lock = { pid: 4242, hostname: 'pi', timestamp: new Date(0).toISOString(), file: '/x.json' };
-  it('is stale only when its holder on this host is gone (or it is very old elsewhere)', () => {
-    expect(judgeLock(lock, { hostname: 'pi', alive: () => false }).stale).toBe(true);
-    expect(judgeLock(lock, { hostname: 'pi', alive: () => true }).stale).toBe(false);
-    const recent = { ...lock, timestamp: new Date(1_000_000).toISOString() };
-    expect(judgeLock(recent, { hostname: 'other', now: 1_000_000 + 60_000, alive: () => false }).stale).toBe(false);
-    expect(judgeLock(recent, { hostname: 'other', now: 1_000_000 + 7 * 3600_000, alive: () => false }).stale).toBe(true);
-  });
-  it('only file:// backends have inspectable locks', () => {
-    expect(fileBackendDir('file:///var/pulumi')).toBe('/var/pulumi');
-    expect(fileBackendDir('https://api.pulumi.com')).toBeNull();
-  });
-});
-
-describe('pulumi deployer: targeted up', () => {
-  it.each([true, false])('targets and replaces exactly the URNs of infra/urns.ts (local=%s)', (local) => {
-    const urns = slaveUrns('prod', 'pc-leo', { local });
-    const o = targetedUpOptions('prod', { name: 'pc-leo', local });
-    expect(o.target).toContain(urns.component);
-    expect(o.target.every((t) => Object.values(urns).includes(t))).toBe(true);
-    expect(o.replace).toEqual([urns.bundle, urns.install]);
-    expect(o.targetDependents).toBe(true);
-  });
-  it('reads the winning strategy from stack outputs', () => {
-    expect(strategyFromOutputs({ strategies: { value: { a: 'venv' } } }, 'a')).toBe('venv');
-    expect(strategyFromOutputs({ slaves: { value: { a: { strategy: 'docker' } } } }, 'a')).toBe('docker');
-    expect(strategyFromOutputs({ strategies: { value: { a: 'bogus' } } }, 'a')).toBeNull();
-  });
-  it('chooses pulumi only when a CLI is on PATH, unless told', () => {
-    expect(chooseEngine('auto', { PATH: '/nonexistent' }).engine).toBe('direct');
-    expect(chooseEngine('pulumi', { PATH: '/nonexistent' }).engine).toBe('pulumi');
   });
 });

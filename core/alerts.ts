@@ -1,0 +1,195 @@
+/**
+ * Alerts are typed data: the master says what happened (one kind, its own fields) and every notifier
+ * (the log, Telegram, the dashboard) decides how to say it. Alerts are stored as JSON in the outbox and
+ * parsed back with `AlertSchema`; a row that does not parse (written by an older master) is reported
+ * and skipped by its reader, never fatal.
+ */
+import { z } from 'zod';
+import { DriftSchema, SlaveStateSchema } from './fleet-state';
+import { DeployEngineSchema, DeployErrorKindSchema } from './deploy-result';
+import { InstallAttemptSchema } from './install-result';
+import { StrategySchema } from './protocol';
+import { PrioritySchema, RequestStatusSchema, RequestTypeSchema } from './requests';
+import { AutoUpdatePolicySchema } from './stack-config';
+
+const commit = z.string().nullable();
+
+/** Fields every alert has: where it is about and when it was raised. */
+const envelope = {
+  stack: z.string().optional(),
+  created_at: z.string(),
+};
+const aboutSlave = { ...envelope, slave: z.string() };
+
+export const VersionMismatchAlertSchema = z.object({
+  ...aboutSlave,
+  kind: z.literal('version_mismatch'),
+  data: z.object({
+    master_commit: z.string(),
+    slave_commit: commit,
+    branch: z.string().nullable().optional(),
+    drift: DriftSchema,
+    state: SlaveStateSchema.optional(),
+    previous_state: SlaveStateSchema.optional(),
+    strategy: z.string().nullable().optional(),
+    /** The slave's auto-update policy: what the master does about it. */
+    auto_update: AutoUpdatePolicySchema.optional(),
+    /** True when this repeats an alert already sent (resend interval). */
+    resend: z.boolean().default(false),
+  }),
+});
+
+export const SlaveDeadAlertSchema = z.object({
+  ...aboutSlave,
+  kind: z.literal('slave_dead'),
+  data: z.object({
+    master_commit: z.string().optional(),
+    slave_commit: commit.optional(),
+    state: SlaveStateSchema.optional(),
+    previous_state: SlaveStateSchema.optional(),
+    error_tail: z.string().default(''),
+    failures: z.number().int().optional(),
+    /** host:port of the agent. */
+    endpoint: z.string().optional(),
+    last_seen: z.string().nullable().optional(),
+    resend: z.boolean().default(false),
+  }),
+});
+
+export const SlaveRecoveredAlertSchema = z.object({
+  ...aboutSlave,
+  kind: z.literal('slave_recovered'),
+  data: z.object({
+    master_commit: z.string().optional(),
+    slave_commit: commit.optional(),
+    state: SlaveStateSchema.default('healthy'),
+    previous_state: SlaveStateSchema.optional(),
+    drift: DriftSchema.optional(),
+    strategy: z.string().nullable().optional(),
+  }),
+});
+
+export const UpdateDoneAlertSchema = z.object({
+  ...aboutSlave,
+  kind: z.literal('update_done'),
+  data: z.object({
+    master_commit: z.string().optional(),
+    previous_commit: commit.optional(),
+    slave_commit: commit,
+    strategy: z.string().nullable().optional(),
+    build_log_path: z.string().nullable().optional(),
+    engine: DeployEngineSchema.optional(),
+  }),
+});
+
+/** A deploy's error kind, or `no_ssh_key`: the master holds no key to deploy with. */
+export const FailureKindSchema = z.union([DeployErrorKindSchema, z.literal('no_ssh_key')]);
+export type FailureKind = z.infer<typeof FailureKindSchema>;
+
+/** One step of a recovery: a restart request to the agent, or a redeploy. */
+export const RecoveryStepSchema = z.object({
+  action: z.enum(['restart', 'redeploy']),
+  ok: z.boolean(),
+  at: z.string(),
+  error: z.string().nullable().default(null),
+  error_kind: FailureKindSchema.nullable().default(null),
+});
+export type RecoveryStep = z.infer<typeof RecoveryStepSchema>;
+
+const failureData = {
+  error_tail: z.string().default(''),
+  error_kind: FailureKindSchema.nullable().optional(),
+  build_log_path: z.string().nullable().optional(),
+  engine: DeployEngineSchema.optional(),
+  attempt: z.number().int().optional(),
+  attempts: z.array(InstallAttemptSchema).default([]),
+  /** The request filed for a person, when there is one. */
+  request_id: z.string().optional(),
+};
+
+export const UpdateFailedAlertSchema = z.object({
+  ...aboutSlave,
+  kind: z.literal('update_failed'),
+  data: z.object({
+    ...failureData,
+    master_commit: z.string().optional(),
+    slave_commit: commit.optional(),
+    /** When the master tries again by itself (null: it waits for a person). */
+    next_attempt_at: z.string().nullable().optional(),
+  }),
+});
+
+const recoveryData = z.object({
+  ...failureData,
+  state: SlaveStateSchema.optional(),
+  strategies: z.array(StrategySchema).default([]),
+  steps: z.array(RecoveryStepSchema).default([]),
+});
+
+/** A slave that was running could not be brought back (restart, redeploy): a person must act. */
+export const RecoveryFailedAlertSchema = z.object({ ...aboutSlave, kind: z.literal('recovery_failed'), data: recoveryData });
+/** A slave that never ran could not be installed with any strategy: a person must act. */
+export const ProvisioningFailedAlertSchema = z.object({ ...aboutSlave, kind: z.literal('provisioning_failed'), data: recoveryData });
+
+const requestData = {
+  request_id: z.string(),
+  request_type: RequestTypeSchema,
+  request_status: RequestStatusSchema,
+  priority: PrioritySchema,
+  title: z.string(),
+};
+
+export const HumanRequestAlertSchema = z.object({
+  ...envelope,
+  slave: z.string().nullable(),
+  kind: z.literal('human_request'),
+  data: z.object({
+    ...requestData,
+    description: z.string().default(''),
+    estimated_cost: z.number().nullable().default(null),
+    created_by: z.string().optional(),
+  }),
+});
+
+export const RequestChangedAlertSchema = z.object({
+  ...envelope,
+  slave: z.string().nullable(),
+  kind: z.literal('request_changed'),
+  data: z.object({
+    ...requestData,
+    previous_status: RequestStatusSchema.optional(),
+    note: z.string().default(''),
+  }),
+});
+
+export const MasterVersionChangedAlertSchema = z.object({
+  ...envelope,
+  slave: z.null(),
+  kind: z.literal('master_version_changed'),
+  data: z.object({ master_commit: z.string(), previous_commit: z.string() }),
+});
+
+export const AlertSchema = z.discriminatedUnion('kind', [
+  VersionMismatchAlertSchema,
+  SlaveDeadAlertSchema,
+  SlaveRecoveredAlertSchema,
+  UpdateDoneAlertSchema,
+  UpdateFailedAlertSchema,
+  RecoveryFailedAlertSchema,
+  ProvisioningFailedAlertSchema,
+  HumanRequestAlertSchema,
+  RequestChangedAlertSchema,
+  MasterVersionChangedAlertSchema,
+]);
+export type Alert = z.infer<typeof AlertSchema>;
+export type AlertKind = Alert['kind'];
+export const ALERT_KINDS = AlertSchema.options.map((o) => o.shape.kind.value) as AlertKind[];
+export type AlertOf<K extends AlertKind> = Extract<Alert, { kind: K }>;
+
+/** What a writer hands the outbox: `created_at` is stamped on enqueue, defaulted fields may be left out. */
+export type AlertInput = z.input<typeof AlertSchema> extends infer T
+  ? T extends { created_at: string } ? Omit<T, 'created_at'> & { created_at?: string } : never
+  : never;
+
+/** Good news (logged at info, not warn). */
+export const isGoodNews = (a: Pick<Alert, 'kind'>): boolean => a.kind === 'slave_recovered' || a.kind === 'update_done';

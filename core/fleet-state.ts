@@ -1,0 +1,14 @@
+/**
+ * The vocabulary of a supervised slave, shared by the master's checker, its store, alerts and the
+ * dashboard: its state (Uptime-Kuma style) and the drift of its commit against the master's.
+ */
+import { z } from 'zod';
+
+export const SLAVE_STATES = ['unknown', 'healthy', 'version_mismatch', 'pending', 'dead'] as const;
+export const SlaveStateSchema = z.enum(SLAVE_STATES);
+export type SlaveState = z.infer<typeof SlaveStateSchema>;
+
+/** After SaltStack's manage.versions: equal, behind, ahead, diverged, unknown (no commit or not in the master's repository). */
+export const DRIFT_CLASSES = ['equal', 'behind', 'ahead', 'diverged', 'unknown'] as const;
+export const DriftSchema = z.enum(DRIFT_CLASSES);
+export type Drift = z.infer<typeof DriftSchema>;

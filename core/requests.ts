@@ -1,0 +1,64 @@
+/** Human requests: what the master (or anyone) asks a person to decide or do. One contract for the store, the CLI, the bot, alerts and the dashboard. */
+import { z } from 'zod';
+
+export const REQUEST_TYPES = ['PAYMENT', 'DESIGN_DECISION', 'API_ACCOUNT', 'CONTENT_APPROVAL', 'STRATEGIC_DECISION', 'INFRASTRUCTURE'] as const;
+export const RequestTypeSchema = z.enum(REQUEST_TYPES);
+export type RequestType = z.infer<typeof RequestTypeSchema>;
+
+export const REQUEST_STATUSES = ['PENDING', 'APPROVED', 'REJECTED', 'POSTPONED', 'COMPLETED'] as const;
+export const RequestStatusSchema = z.enum(REQUEST_STATUSES);
+export type RequestStatus = z.infer<typeof RequestStatusSchema>;
+
+export const PRIORITIES = ['low', 'normal', 'high', 'urgent'] as const;
+export const PrioritySchema = z.enum(PRIORITIES);
+export type Priority = z.infer<typeof PrioritySchema>;
+
+/** A machine-readable follow-up: approving an `update` request runs the update. */
+export const RequestActionSchema = z.object({
+  kind: z.enum(['update', 'retry']),
+  slave: z.string().min(1),
+  stack: z.string().min(1).optional(),
+  /** The master commit the update targets (an approval for an older commit is not reused). */
+  target_commit: z.string().optional(),
+}).strict();
+export type RequestAction = z.infer<typeof RequestActionSchema>;
+
+export const REQUEST_ID_RE = /^req-\d{4,}$/;
+export const RequestIdSchema = z.string().regex(REQUEST_ID_RE, 'must look like req-0001');
+
+export const CreateRequestSchema = z.object({
+  type: RequestTypeSchema,
+  title: z.string().trim().min(1, 'must not be empty').max(200),
+  description: z.string().max(10_000).default(''),
+  priority: PrioritySchema.default('normal'),
+  estimated_cost: z.number().nonnegative().nullable().default(null),
+  created_by: z.string().trim().min(1).max(100).default('cli'),
+  action: RequestActionSchema.nullable().default(null),
+}).strict();
+export type CreateRequestInput = z.input<typeof CreateRequestSchema>;
+
+export const HumanRequestSchema = z.object({
+  id: RequestIdSchema,
+  type: RequestTypeSchema,
+  status: RequestStatusSchema,
+  title: z.string(),
+  description: z.string(),
+  priority: PrioritySchema,
+  estimated_cost: z.number().nullable(),
+  created_by: z.string(),
+  notes: z.string().nullable(),
+  action: RequestActionSchema.nullable(),
+  created_at: z.string(),
+  updated_at: z.string(),
+  resolved_at: z.string().nullable(),
+});
+export type HumanRequest = z.infer<typeof HumanRequestSchema>;
+
+/** Allowed transitions: PENDING → APPROVED | REJECTED | POSTPONED; POSTPONED → back to a decision; APPROVED → COMPLETED. */
+export const TRANSITIONS: Record<RequestStatus, RequestStatus[]> = {
+  PENDING: ['APPROVED', 'REJECTED', 'POSTPONED'],
+  POSTPONED: ['APPROVED', 'REJECTED', 'PENDING'],
+  APPROVED: ['COMPLETED'],
+  REJECTED: [],
+  COMPLETED: [],
+};
