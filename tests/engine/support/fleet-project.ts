@@ -4,11 +4,12 @@
  * from this tree), in a small git repository of its own with two commits (`old` -> `head`), so the
  * master daemon started on it classifies an agent reporting `old` as `behind`.
  */
-import { execFileSync, spawnSync } from 'child_process';
+import { execFileSync } from 'child_process';
 import fs from 'fs';
 import path from 'path';
 import YAML from 'yaml';
 import { repoRoot } from '../../../core/paths';
+import { uninstallAsUser } from '../../../scripts/test-hosts/hosts';
 
 const GIT_ENV = { GIT_AUTHOR_NAME: 'd8 engine tier', GIT_AUTHOR_EMAIL: 'engine@d8.test', GIT_COMMITTER_NAME: 'd8 engine tier', GIT_COMMITTER_EMAIL: 'engine@d8.test' };
 
@@ -26,7 +27,7 @@ export interface FleetProject {
 
 export function createFleetProject(dir: string): FleetProject {
   const repo = repoRoot();
-  if (!fs.existsSync(path.join(repo, 'dist', 'infra', 'program.js')) || !fs.existsSync(path.join(repo, 'dist', 'master', 'cli', 'main.js'))) {
+  if (!fs.existsSync(path.join(repo, 'dist', 'infra', 'program.js')) || !fs.existsSync(path.join(repo, 'dist', 'cli', 'main.js'))) {
     throw new Error('dist/ is missing: build first (npx tsc -p tsconfig.json)');
   }
   fs.mkdirSync(path.join(dir, 'infra'), { recursive: true });
@@ -53,14 +54,5 @@ export function writeStackFile(dir: string, stack: string, config: Record<string
 
 /** Root-side, for cleanup: uninstall.sh --port as the test user (never --all: other tests share the users). */
 export function uninstallPort(user: string, port: number): void {
-  const copy = path.join(fs.mkdtempSync('/tmp/d8-engine-uninstall-'), 'uninstall.sh');
-  fs.copyFileSync(path.join(repoRoot(), 'agent', 'install', 'uninstall.sh'), copy);
-  fs.chmodSync(path.dirname(copy), 0o755);
-  fs.chmodSync(copy, 0o644);
-  try {
-    spawnSync('runuser', ['-u', user, '--', 'env', `HOME=/home/${user}`, 'PATH=/usr/local/bin:/usr/bin:/bin', 'sh', copy, '--port', String(port)],
-      { encoding: 'utf8', timeout: 120_000, cwd: '/' });
-  } finally {
-    fs.rmSync(path.dirname(copy), { recursive: true, force: true });
-  }
+  uninstallAsUser(repoRoot(), user, port);
 }
