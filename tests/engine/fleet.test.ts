@@ -23,7 +23,7 @@ import {
   agentPids, BASE_IMAGE, containersForPort, freePort, randomToken, systemTier, upTestHosts, type TestHost, type TestHosts,
 } from '../system/support/hosts';
 import { createFleetProject, uninstallPort, writeStackFile, type FleetProject } from './support/fleet-project';
-import { localBackendEnv, pulumiEngineTier, pulumiToolchain } from './support/toolchain';
+import { commandProviderLabel, localBackendEnv, pulumiEngineTier, pulumiToolchain } from './support/toolchain';
 
 jest.setTimeout(10 * 60_000);
 
@@ -64,7 +64,7 @@ function containerStartedAt(port: number): string[] {
 
 interface CliRun { code: number | null; stdout: string; stderr: string; started: number; ended: number }
 
-describeTier(tier, 'the fleet program on the real Pulumi engine', () => {
+describeTier(tier, `the fleet program on the real Pulumi engine (${commandProviderLabel()})`, () => {
   let work: string;
   let backendDir: string;
   let project: FleetProject;
@@ -158,8 +158,8 @@ describeTier(tier, 'the fleet program on the real Pulumi engine', () => {
   it('`pulumi up` deploys the fleet: every agent reports the bundle\'s commit with the expected strategy', async () => {
     first = await stack.up(quiet);
     expect(first.summary.result).toBe('succeeded');
-    // Stack + 3 × (component, bundle copy, install).
-    expect(first.summary.resourceChanges).toEqual({ create: 10 });
+    // Stack + 3 × (component, state, bundle copy, install).
+    expect(first.summary.resourceChanges).toEqual({ create: 13 });
     expect(first.outputs.commit.value).toBe(project.old);
     const slaves = first.outputs.slaves.value as Record<string, { endpoint: string; strategy: string; mode: string }>;
     for (const b of boxes) {
@@ -174,7 +174,7 @@ describeTier(tier, 'the fleet program on the real Pulumi engine', () => {
     expect(pids).toHaveLength(1);
     const again = await stack.up(quiet);
     expect(again.summary.result).toBe('succeeded');
-    expect(again.summary.resourceChanges).toEqual({ same: 10 });
+    expect(again.summary.resourceChanges).toEqual({ same: 13 });
     expect(agentPids(box('native-box').host.user, box('native-box').port)).toEqual(pids);
   });
 
@@ -183,7 +183,7 @@ describeTier(tier, 'the fleet program on the real Pulumi engine', () => {
     stack.workspace.envVars.D8_BUNDLE_DIR = bundleNew.dir;
     const up = await stack.up(quiet);
     expect(up.summary.result).toBe('succeeded');
-    expect(up.summary.resourceChanges).toEqual({ same: 4, replace: 6 });
+    expect(up.summary.resourceChanges).toEqual({ same: 7, replace: 6 });
     expect(up.outputs.commit.value).toBe(project.head);
     for (const b of boxes) {
       const h = await health(b);
@@ -192,7 +192,7 @@ describeTier(tier, 'the fleet program on the real Pulumi engine', () => {
     const pidsAfter = agentPids(box('venv-box').host.user, box('venv-box').port);
     expect(pidsAfter).toHaveLength(1);
     expect(pidsAfter).not.toEqual(pidsBefore);
-    // Old bundles do not pile up: the uninstall before the copy removed the previous release's directory.
+    // Old bundles do not pile up: install.sh keeps only the release it installed.
     const bundles = fs.readdirSync(path.join(box('native-box').host.home, '.d8-agent', 'bundles'));
     expect(bundles).toEqual([bundleNew.hash.slice(0, 16)]);
   });
@@ -314,7 +314,7 @@ describeTier(tier, 'the fleet program on the real Pulumi engine', () => {
     const r = await stack.destroy(quiet);
     destroyed = true;
     expect(r.summary.result).toBe('succeeded');
-    expect(r.summary.resourceChanges).toEqual({ delete: 10 });
+    expect(r.summary.resourceChanges).toEqual({ delete: 13 });
     for (const b of boxes) {
       expect((await probeHealth(b.host.host, b.port, 2000)).ok).toBe(false);
       expect(agentPids(b.host.user, b.port)).toEqual([]);
