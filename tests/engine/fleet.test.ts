@@ -18,24 +18,18 @@ import { captureVersionInfo } from '../../core/version-info';
 import { DirectDeployer } from '../../master/deploy/direct';
 import { probeHealth } from '../../master/agent-client';
 import { slaveUrns } from '../../infra/urns';
-import { describeTier, type TierCheck } from '../support/tier';
+import { describeTier } from '../support/tier';
 import {
-  agentPids, BASE_IMAGE, containersForPort, freePort, randomToken, systemTier, upTestHosts, type TestHost, type TestHosts,
+  agentPids, BASE_IMAGE, containersForPort, freePort, randomToken, upTestHosts, type TestHost, type TestHosts,
 } from '../system/support/hosts';
-import { createFleetProject, uninstallPort, writeStackFile, type FleetProject } from './support/fleet-project';
-import { commandProviderLabel, localBackendEnv, pulumiEngineTier, pulumiToolchain } from './support/toolchain';
+import { createFleetProject, engineHostsTier, uninstallPort, writeStackFile, type FleetProject } from './support/fleet-project';
+import { commandProviderLabel, localBackendEnv, pulumiToolchain } from './support/toolchain';
 
 jest.setTimeout(10 * 60_000);
 
 const STACK = 'e2e';
 const D8_BIN = path.join(repoRoot(), 'bin', 'd8.js');
 
-/** The engine tier here also needs the system tier's hosts (sshd users, docker, the base image). */
-const tier: TierCheck = {
-  tier: 'engine',
-  missing: () => pulumiEngineTier.missing() ?? systemTier.missing(),
-  enable: `${pulumiEngineTier.enable}; ${systemTier.enable}`,
-};
 
 interface Box {
   name: string;
@@ -64,7 +58,7 @@ function containerStartedAt(port: number): string[] {
 
 interface CliRun { code: number | null; stdout: string; stderr: string; started: number; ended: number }
 
-describeTier(tier, `the fleet program on the real Pulumi engine (${commandProviderLabel()})`, () => {
+describeTier(engineHostsTier, `the fleet program on the real Pulumi engine (${commandProviderLabel()})`, () => {
   let work: string;
   let backendDir: string;
   let project: FleetProject;

@@ -16,25 +16,20 @@ import { repoRoot } from '../../core/paths';
 import type { DeployResult } from '../../core/deploy-result';
 import { captureVersionInfo } from '../../core/version-info';
 import { DEPLOY_EXIT_CODES } from '../../cli/exit-codes';
-import { describeTier, type TierCheck } from '../support/tier';
-import { agentPids, BASE_IMAGE, freePort, randomToken, REPO, systemTier, uninstallAsUser, upTestHosts, type TestHost, type TestHosts } from '../system/support/hosts';
-import { createFleetProject, writeStackFile, type FleetProject } from './support/fleet-project';
-import { commandProviderLabel, localBackendEnv, pulumiEngineTier, pulumiToolchain } from './support/toolchain';
+import { describeTier } from '../support/tier';
+import { agentPids, BASE_IMAGE, freePort, randomToken, REPO, uninstallAsUser, upTestHosts, type TestHost, type TestHosts } from '../system/support/hosts';
+import { createFleetProject, engineHostsTier, writeStackFile, type FleetProject } from './support/fleet-project';
+import { commandProviderLabel, localBackendEnv, pulumiToolchain } from './support/toolchain';
 
 jest.setTimeout(10 * 60_000);
 
 const STACK = 'fresh';
 const D8_BIN = path.join(repoRoot(), 'bin', 'd8.js');
 
-const tier: TierCheck = {
-  tier: 'engine',
-  missing: () => pulumiEngineTier.missing() ?? systemTier.missing(),
-  enable: `${pulumiEngineTier.enable}; ${systemTier.enable}`,
-};
 
 interface CliRun { code: number | null; stdout: string; stderr: string; ms: number }
 
-describeTier(tier, `d8 up --engine pulumi from a fresh backend (${commandProviderLabel()})`, () => {
+describeTier(engineHostsTier, `d8 up --engine pulumi from a fresh backend (${commandProviderLabel()})`, () => {
   let th: TestHosts;
   let work: string;
   let backendDir: string;

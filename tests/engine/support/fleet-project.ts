@@ -10,6 +10,16 @@ import path from 'path';
 import YAML from 'yaml';
 import { repoRoot } from '../../../core/paths';
 import { uninstallAsUser } from '../../../scripts/test-hosts/hosts';
+import type { TierCheck } from '../../support/tier';
+import { systemTier } from '../../system/support/hosts';
+import { pulumiEngineTier } from './toolchain';
+
+/** The engine tier against the SSH test hosts needs the system tier's hosts too (sshd users, docker, the base image). */
+export const engineHostsTier: TierCheck = {
+  tier: 'engine',
+  missing: () => pulumiEngineTier.missing() ?? systemTier.missing(),
+  enable: `${pulumiEngineTier.enable}; ${systemTier.enable}`,
+};
 
 const GIT_ENV = { GIT_AUTHOR_NAME: 'd8 engine tier', GIT_AUTHOR_EMAIL: 'engine@d8.test', GIT_COMMITTER_NAME: 'd8 engine tier', GIT_COMMITTER_EMAIL: 'engine@d8.test' };
 

@@ -574,17 +574,6 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	return l.w.Write(b)
 }
 
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
 func runLocal(ctx context.Context, interpreter []string, command, dir string, env map[string]string,
 	stdin string, out streams,
 ) (string, string, error) {
@@ -594,9 +583,10 @@ func runLocal(ctx context.Context, interpreter []string, command, dir string, en
 	}
 	args = append(append([]string{}, args...), command)
 	var stdout, stderr bytes.Buffer
-	var both lockedBuffer
+	var bothBuf bytes.Buffer
+	both := &lockedWriter{w: &bothBuf}
 	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Stdout, cmd.Stderr = out.writers(&stdout, &stderr, &both)
+	cmd.Stdout, cmd.Stderr = out.writers(&stdout, &stderr, both)
 	if dir != "" {
 		cmd.Dir = dir
 	}
@@ -623,7 +613,7 @@ func runLocal(ctx context.Context, interpreter []string, command, dir string, en
 		err = ctx.Err()
 	}
 	if err != nil {
-		return "", "", fmt.Errorf("%w: running %q:\n%s", err, command, both.buf.String())
+		return "", "", fmt.Errorf("%w: running %q:\n%s", err, command, bothBuf.String())
 	}
 	return strings.TrimSuffix(stdout.String(), "\n"), strings.TrimSuffix(stderr.String(), "\n"), nil
 }
@@ -709,8 +699,9 @@ func runInSession(ctx context.Context, client *ssh.Client, session *ssh.Session,
 ) (string, string, error) {
 	session.Stdin = stdin
 	var stdout, stderr bytes.Buffer
-	var both lockedBuffer
-	session.Stdout, session.Stderr = out.writers(&stdout, &stderr, &both)
+	var bothBuf bytes.Buffer
+	both := &lockedWriter{w: &bothBuf}
+	session.Stdout, session.Stderr = out.writers(&stdout, &stderr, both)
 	done := make(chan error, 1)
 	go func() { done <- session.Run(command) }()
 	var err error
@@ -722,7 +713,7 @@ func runInSession(ctx context.Context, client *ssh.Client, session *ssh.Session,
 		err = ctx.Err()
 	}
 	if err != nil {
-		return "", "", fmt.Errorf("%w: running %q:\n%s", err, command, both.buf.String())
+		return "", "", fmt.Errorf("%w: running %q:\n%s", err, command, bothBuf.String())
 	}
 	return strings.TrimSuffix(stdout.String(), "\n"), strings.TrimSuffix(stderr.String(), "\n"), nil
 }
