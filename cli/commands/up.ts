@@ -74,6 +74,7 @@ ${exitCodesHelp()}
 Examples:
   d8 up --stack prod --engine direct
   d8 up --stack prod --engine direct --slave pc-salon --force
+  d8 up --stack prod --engine pulumi --slave vps      (creates the stack and the slave when new)
   d8 up --stack dev --json | jq '.[].strategy'`)
     .action(async (o: UpOptions) => {
       const concurrency = Number(o.concurrency);
