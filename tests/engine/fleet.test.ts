@@ -189,6 +189,10 @@ describeTier(engineHostsTier, `the fleet program on the real Pulumi engine (${co
     // Old bundles do not pile up: install.sh keeps only the release it installed.
     const bundles = fs.readdirSync(path.join(box('native-box').host.home, '.d8-agent', 'bundles'));
     expect(bundles).toEqual([bundleNew.hash.slice(0, 16)]);
+    // Nor do agent images: the replace kept the old one for reuse, the new install removed it.
+    const images = spawnSync('docker', ['images', '--format', '{{.Tag}}', 'd8-agent'], { encoding: 'utf8' }).stdout.split('\n');
+    expect(images).toContain(bundleNew.hash.slice(0, 16));
+    expect(images).not.toContain(bundleOld.hash.slice(0, 16));
   });
 
   it('the master daemon (pulumi deployer) heals a `behind` slave with a targeted up and leaves the others alone', async () => {
