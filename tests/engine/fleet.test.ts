@@ -11,10 +11,9 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { LocalWorkspace, PulumiCommand, type Stack, type UpResult } from '@pulumi/pulumi/automation';
-import { buildBundle, type BundleInfo } from '../../agent/bundle/build';
+import type { BundleInfo } from '../../agent/bundle/build';
 import { repoRoot } from '../../core/paths';
 import { loadFleetConfig, type SlaveConfig } from '../../core/stack-config';
-import { captureVersionInfo } from '../../core/version-info';
 import { DirectDeployer } from '../../master/deploy/direct';
 import { probeHealth } from '../../master/agent-client';
 import { slaveUrns } from '../../infra/urns';
@@ -22,7 +21,7 @@ import { describeTier } from '../support/tier';
 import {
   agentPids, BASE_IMAGE, containersForPort, freePort, randomToken, upTestHosts, type TestHost, type TestHosts,
 } from '../system/support/hosts';
-import { createFleetProject, engineHostsTier, uninstallPort, writeStackFile, type FleetProject } from './support/fleet-project';
+import { createFleetProject, engineEnv, engineHostsTier, releaseBundles, uninstallPort, writeStackFile, type FleetProject } from './support/fleet-project';
 import { commandProviderLabel, localBackendEnv, pulumiToolchain } from './support/toolchain';
 
 jest.setTimeout(10 * 60_000);
@@ -104,10 +103,7 @@ describeTier(engineHostsTier, `the fleet program on the real Pulumi engine (${co
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'd8-engine-fleet-'));
     project = createFleetProject(path.join(work, 'project'));
 
-    // Two releases of the agent: the project's old commit and its HEAD (what the master runs).
-    const base = captureVersionInfo(project.dir);
-    bundleOld = await buildBundle({ outRoot: path.join(work, 'bundles'), versionInfo: { ...base, commit: project.old, dirty: false } });
-    bundleNew = await buildBundle({ outRoot: path.join(work, 'bundles'), versionInfo: { ...base, commit: project.head, dirty: false } });
+    ({ old: bundleOld, head: bundleNew } = await releaseBundles(project, path.join(work, 'bundles')));
 
     boxes = [
       { name: 'venv-box', host: th.hosts.venv, port: await freePort(), strategies: ['venv'], expect: 'venv' },
@@ -125,8 +121,7 @@ describeTier(engineHostsTier, `the fleet program on the real Pulumi engine (${co
       })),
     });
 
-    env = {};
-    for (const [k, v] of Object.entries({ ...toolchain.env, ...backend.env })) if (v !== undefined) env[k] = v;
+    env = engineEnv(toolchain.env, backend.env);
     // TMPDIR: the program stages bundle copies there (infra/bundle-stage.ts); removed with `work`.
     fs.mkdirSync(path.join(work, 'tmp'));
     Object.assign(env, { D8_HOME: path.join(work, 'd8-home'), D8_AGENT_TOKEN: token, D8_BUNDLE_DIR: bundleOld.dir, D8_LOG_LEVEL: 'info', TMPDIR: path.join(work, 'tmp') });

@@ -8,7 +8,9 @@ import { execFileSync } from 'child_process';
 import fs from 'fs';
 import path from 'path';
 import YAML from 'yaml';
+import { buildBundle, type BundleInfo } from '../../../agent/bundle/build';
 import { repoRoot } from '../../../core/paths';
+import { captureVersionInfo } from '../../../core/version-info';
 import { uninstallAsUser } from '../../../scripts/test-hosts/hosts';
 import type { TierCheck } from '../../support/tier';
 import { systemTier } from '../../system/support/hosts';
@@ -55,6 +57,22 @@ export function createFleetProject(dir: string): FleetProject {
   git(dir, 'add', 'CHANGES');
   git(dir, 'commit', '-q', '-m', 'new release');
   return { dir, old, head: git(dir, 'rev-parse', 'HEAD') };
+}
+
+/** Two releases of the agent: the project's old commit and its HEAD (what a master on it runs). */
+export async function releaseBundles(project: FleetProject, outRoot: string): Promise<{ old: BundleInfo; head: BundleInfo }> {
+  const base = captureVersionInfo(project.dir);
+  return {
+    old: await buildBundle({ outRoot, versionInfo: { ...base, commit: project.old, dirty: false } }),
+    head: await buildBundle({ outRoot, versionInfo: { ...base, commit: project.head, dirty: false } }),
+  };
+}
+
+/** The environment of a pulumi run: the toolchain's, then the backend's, without unset keys. */
+export function engineEnv(...parts: NodeJS.ProcessEnv[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(Object.assign({}, ...parts) as NodeJS.ProcessEnv)) if (v !== undefined) env[k] = v;
+  return env;
 }
 
 export function writeStackFile(dir: string, stack: string, config: Record<string, unknown>): void {
