@@ -176,6 +176,19 @@ describeTier(engineHostsTier, `d8 up --engine pulumi from a fresh backend (${com
     stackFile([slaveEntry('a', a), slaveEntry('b', b)]);
   });
 
+  it('an install where every strategy fails is kind install_failed, with the installer\'s attempts and its exit status', async () => {
+    // The venv2 user may not use docker: install.sh's docker strategy fails at once.
+    const c = { host: b.host, port: await freePort() };
+    stackFile([slaveEntry('a', a), slaveEntry('b', b), { ...slaveEntry('c', c), strategies: ['docker'] }]);
+    const r = await up('--slave', 'c');
+    const [res] = results(r);
+    expect(res).toMatchObject({ slave: 'c', status: 'failed', ok: false, errorKind: 'install_failed', strategy: null });
+    expect(res.attempts.length).toBeGreaterThan(0);
+    expect(res.attempts.every((t) => t.strategy === 'docker' && !t.ok)).toBe(true);
+    expect(r.code).toBe(DEPLOY_EXIT_CODES.install_failed);
+    stackFile([slaveEntry('a', a), slaveEntry('b', b)]);
+  });
+
   it('with no backend to create the stack on, one line says exactly what to run', async () => {
     const home = fs.mkdtempSync(path.join(work, 'nohome-'));
     const r = await d8(['up', '--stack', STACK, '--dir', project.dir, '--engine', 'pulumi', '--json', '--slave', 'a'],

@@ -101,7 +101,8 @@ export class PulumiDeployer implements Deployer {
         }
       }
     } catch (err) {
-      const failed = installResultFromText(installDiagnostics.join('\n'));
+      // The install's own diagnostics; else the CLI's text (a targeted up runs only this slave's resources).
+      const failed = installResultFromText(installDiagnostics.join('\n')) ?? installResultFromText((err as Error).message ?? '');
       if (failed) {
         attempts = failed.attempts;
         strategy = failed.strategy;
