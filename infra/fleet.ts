@@ -6,6 +6,7 @@
 import fs from 'fs';
 import * as pulumi from '@pulumi/pulumi';
 import type { types } from '@pulumi/command';
+import type { InstallResult } from '../core/install-result';
 import { DEFAULT_AGENT_PORT, type Strategy } from '../core/protocol';
 import { ConfigError, requireAgentToken, type FleetConfig, type SlaveConfig } from '../core/stack-config';
 import type { BundleRef } from './bundle-ref';
@@ -37,6 +38,8 @@ export interface Fleet {
   /** The stack outputs: every slave's endpoint and winning strategy, and the release deployed. */
   outputs: {
     slaves: pulumi.Output<Record<string, SlaveOutput>>;
+    /** install.sh's JSON result per slave (not in swarm mode): what the master reads after a deploy. */
+    installs?: pulumi.Output<Record<string, InstallResult | null>>;
     commit: string;
     bundleHash: string;
     swarmService?: pulumi.Output<string>;
@@ -123,5 +126,6 @@ export function createFleet(config: FleetConfig, bundle: BundleRef, opts: Create
     pulumi.all([h.endpoint, h.strategy]).apply(([endpoint, strategy]) => ({
       endpoint, strategy, mode: (h.local ? 'local' : 'ssh') as SlaveOutput['mode'],
     }))])));
-  return { hosts, outputs: { ...common, slaves } };
+  const installs = pulumi.all(Object.fromEntries(Object.entries(hosts).map(([name, h]) => [name, h.installResult])));
+  return { hosts, outputs: { ...common, slaves, installs } };
 }

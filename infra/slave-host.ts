@@ -1,17 +1,20 @@
 /**
- * SlaveHost: one slave of the fleet. Two children, named by infra/urns.ts so the master can target
- * them: `<slave>-bundle` puts the agent bundle on the host, `<slave>-install` runs install.sh (and
- * uninstall.sh on delete) exactly as agent/install/command.ts builds the command lines.
+ * SlaveHost: one slave of the fleet. Three children, named by infra/urns.ts so the master can target
+ * them: `<slave>-state` (created once; its delete is the full clean), `<slave>-bundle` puts the agent
+ * bundle on the host, `<slave>-install` runs install.sh (and `uninstall.sh --stop-only` on delete,
+ * which a replace runs too) exactly as agent/install/command.ts builds the command lines.
  */
+import fs from 'fs';
+import path from 'path';
 import * as pulumi from '@pulumi/pulumi';
 import * as command from '@pulumi/command';
 import { installCommand, remoteBundleDir, uninstallCommand } from '../agent/install/command';
-import { parseInstallOutput, InstallOutputError } from '../core/install-result';
+import { parseInstallOutput, InstallOutputError, type InstallResult } from '../core/install-result';
 import type { Strategy } from '../core/protocol';
 import type { SlaveConfig } from '../core/stack-config';
 import type { BundleRef } from './bundle-ref';
 import { stageRemoteCopy } from './bundle-stage';
-import { localCopyCommand, localRemoveCommand, uninstallOnDelete, withTimeout } from './shell';
+import { localCopyCommand, localRemoveCommand, purgeCommand, STATE_CREATE_COMMAND, uninstallOnDelete, withTimeout } from './shell';
 import { SLAVE_HOST_TYPE, slaveResourceNames } from './urns';
 
 /** How long uninstall.sh may take (stop the service, remove the container or venv). */
@@ -32,15 +35,20 @@ export interface SlaveHostArgs {
   baseImage?: string;
 }
 
-/** Parses install.sh's stdout into the winning strategy; a garbled result is a warning, not a crash. */
-export function winningStrategy(slave: string, stdout: string, resource?: pulumi.Resource): Strategy | null {
+/** Parses install.sh's stdout into its JSON result; a garbled result is a warning, not a crash. */
+export function installResult(slave: string, stdout: string, resource?: pulumi.Resource): InstallResult | null {
   try {
-    return parseInstallOutput(stdout).strategy;
+    return parseInstallOutput(stdout);
   } catch (err) {
     if (!(err instanceof InstallOutputError)) throw err;
     void pulumi.log.warn(`${slave}: cannot read the winning strategy: ${err.message}`, resource);
     return null;
   }
+}
+
+/** The winning strategy from install.sh's stdout (null when none won or the result is garbled). */
+export function winningStrategy(slave: string, stdout: string, resource?: pulumi.Resource): Strategy | null {
+  return installResult(slave, stdout, resource)?.strategy ?? null;
 }
 
 /** Where the master reaches a slave's agent (IPv6 literals bracketed). */
@@ -50,12 +58,15 @@ export function agentEndpoint(slave: Pick<SlaveConfig, 'agentHost' | 'agentPort'
 }
 
 export class SlaveHost extends pulumi.ComponentResource {
+  readonly state: command.remote.Command | command.local.Command;
   readonly bundle: command.remote.CopyToRemote | command.local.Command;
   readonly install: command.remote.Command | command.local.Command;
   /** `http://<agentHost>:<agentPort>`, where the master reaches the agent. */
   readonly endpoint: pulumi.Output<string>;
   /** The strategy that won (docker, venv or native), from install.sh's JSON result. */
   readonly strategy: pulumi.Output<Strategy | null>;
+  /** install.sh's JSON result (strategy and every attempt), null when it printed none. */
+  readonly installResult: pulumi.Output<InstallResult | null>;
   /** `host: local`: local commands on the master, no SSH. */
   readonly local: boolean;
 
@@ -77,15 +88,27 @@ export class SlaveHost extends pulumi.ComponentResource {
       agentPort: slave.agentPort,
       baseImage: args.baseImage,
     });
-    // The bundle is (re)placed before the install and the install's delete (uninstall.sh) removes
-    // ~/.d8-agent with the bundles in it: so whenever the bundle is replaced, the install must be
+    // The bundle is (re)placed before the install, and the install's delete must stop the old agent
+    // before the new copy lands: so whenever the bundle is replaced, the install must be
     // deleted FIRST and created again after the new copy. The bundle's URN in the install's triggers
     // makes that a property dependency, which is what the engine follows to delete dependents of a
     // delete-before-replace resource before it (a plain dependsOn is not).
-    // For the same reason, whatever replaces the install (a new port, other strategies: its command
-    // lines) replaces the bundle too, or the new install would find its bundle removed.
+    // Whatever replaces the install (a new port, other strategies: its command lines) replaces the
+    // bundle too, so the two always belong to one release.
+    // A replace runs the delete command as much as a real delete does: the install's delete only
+    // stops the agent (keeping the venv, bundles and images), the state's delete cleans everything,
+    // and the state is replaced by nothing but a real delete.
     const createCmd = withTimeout(install, args.installTimeoutSeconds);
-    const deleteCmd = uninstallOnDelete(bundleDir, slave.agentPort, uninstallCommand(bundleDir, slave.agentPort), UNINSTALL_TIMEOUT_SECONDS);
+    const deleteCmd = uninstallOnDelete(bundleDir, slave.agentPort, uninstallCommand(bundleDir, slave.agentPort, { stopOnly: true }), UNINSTALL_TIMEOUT_SECONDS);
+    const stateArgs = {
+      create: STATE_CREATE_COMMAND,
+      delete: purgeCommand(fs.readFileSync(path.join(bundle.dir, 'uninstall.sh'), 'utf8'), slave.agentPort, UNINSTALL_TIMEOUT_SECONDS),
+      logging: 'stdoutAndStderr' as const,
+    };
+    const stateOpts: pulumi.CustomResourceOptions = {
+      parent: this,
+      customTimeouts: { delete: `${UNINSTALL_TIMEOUT_SECONDS + ENGINE_GRACE_SECONDS}s` },
+    };
     const bundleTriggers = [...triggers, createCmd, deleteCmd];
     const installArgs = (bundleRes: pulumi.Resource) => ({
       create: createCmd,
@@ -110,15 +133,17 @@ export class SlaveHost extends pulumi.ComponentResource {
     };
 
     if (slave.local) {
+      this.state = new command.local.Command(names.state, stateArgs, stateOpts);
       this.bundle = new command.local.Command(names.bundle, {
         create: localCopyCommand(bundle.dir, bundleDir),
         delete: localRemoveCommand(bundleDir),
         logging: 'stdoutAndStderr',
         triggers: bundleTriggers,
-      }, { parent: this, deleteBeforeReplace: true });
-      this.install = new command.local.Command(names.install, installArgs(this.bundle), { ...installOpts, dependsOn: [this.bundle] });
+      }, { parent: this, deleteBeforeReplace: true, dependsOn: [this.state] });
+      this.install = new command.local.Command(names.install, installArgs(this.bundle), { ...installOpts, dependsOn: [this.bundle, this.state] });
     } else {
       if (!args.connection) throw new TypeError(`SlaveHost ${name}: a remote slave needs an SSH connection`);
+      this.state = new command.remote.Command(names.state, { ...stateArgs, connection: args.connection }, stateOpts);
       // Lands in bundleDir; see bundle-stage.ts for why the copy starts one level up.
       const copy = stageRemoteCopy(bundle, bundleDir);
       this.bundle = new command.remote.CopyToRemote(names.bundle, {
@@ -126,13 +151,14 @@ export class SlaveHost extends pulumi.ComponentResource {
         source: new pulumi.asset.FileArchive(copy.source),
         remotePath: copy.remotePath,
         triggers: bundleTriggers,
-      }, { parent: this, deleteBeforeReplace: true });
+      }, { parent: this, deleteBeforeReplace: true, dependsOn: [this.state] });
       this.install = new command.remote.Command(names.install, { ...installArgs(this.bundle), connection: args.connection },
-        { ...installOpts, dependsOn: [this.bundle] });
+        { ...installOpts, dependsOn: [this.bundle, this.state] });
     }
 
     this.endpoint = pulumi.output(agentEndpoint(slave));
-    this.strategy = this.install.stdout.apply((out) => winningStrategy(name, out ?? '', this));
-    this.registerOutputs({ endpoint: this.endpoint, strategy: this.strategy });
+    this.installResult = this.install.stdout.apply((out) => installResult(name, out ?? '', this));
+    this.strategy = this.installResult.apply((r) => r?.strategy ?? null);
+    this.registerOutputs({ endpoint: this.endpoint, strategy: this.strategy, installResult: this.installResult });
   }
 }

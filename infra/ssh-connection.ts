@@ -5,6 +5,7 @@
 import fs from 'fs';
 import * as pulumi from '@pulumi/pulumi';
 import type { types } from '@pulumi/command';
+import { HostKeyFormatError, parseHostKey } from '../core/host-key';
 import { ConfigError, type FleetConfig, type SlaveConfig } from '../core/stack-config';
 
 /** A dead host fails after about a minute instead of the provider's default 10 dials. */
@@ -12,23 +13,17 @@ export const DIAL_ERROR_LIMIT = 4;
 /** Seconds per dial: generous for a Raspberry Pi master and a slow VPS handshake. */
 export const PER_DIAL_TIMEOUT_SECONDS = 20;
 
-const KEY_TYPE = /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)$/;
-
 /**
  * The provider wants an authorized_keys-style key (`ssh-ed25519 AAAA…`). Users paste known_hosts
- * lines or `ssh-keyscan` output (`host ssh-ed25519 AAAA…`): the leading host field is dropped.
+ * lines or `ssh-keyscan` output (`host ssh-ed25519 AAAA…`): core/host-key.ts reads both.
  */
 export function normalizeHostKey(raw: string, where: string, stack: string): string {
-  const lines = raw.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
-  if (lines.length !== 1) {
-    throw new ConfigError(`stack ${stack}: ${where} must be exactly one public host key line (got ${lines.length}); e.g. the output of \`ssh-keyscan -t ed25519 <host>\``, where);
+  try {
+    return parseHostKey(raw).authorizedKey;
+  } catch (err) {
+    if (err instanceof HostKeyFormatError) throw new ConfigError(`stack ${stack}: ${where} ${err.message}`, where);
+    throw err;
   }
-  const fields = lines[0].split(/\s+/);
-  const start = KEY_TYPE.test(fields[0]) ? 0 : KEY_TYPE.test(fields[1] ?? '') ? 1 : -1;
-  if (start < 0 || !fields[start + 1] || !/^[A-Za-z0-9+/]+=*$/.test(fields[start + 1])) {
-    throw new ConfigError(`stack ${stack}: ${where} is not a public host key: expected "ssh-ed25519 AAAA…" (or a known_hosts line), as printed by \`ssh-keyscan -t ed25519 <host>\``, where);
-  }
-  return `${fields[start]} ${fields[start + 1]}`;
 }
 
 /** The private key text: `d8:sshPrivateKey` (or D8_SSH_PRIVATE_KEY) wins over the file at `d8:sshKeyPath`. */

@@ -8,14 +8,21 @@ export const REMOTE_COMMAND_TYPE = 'command:remote:Command';
 export const REMOTE_COPY_TYPE = 'command:remote:CopyToRemote';
 export const LOCAL_COMMAND_TYPE = 'command:local:Command';
 
+/**
+ * `<slave>-state` stands for what outlives a release on the host (the venv, images): created once,
+ * its delete (a real delete only) cleans everything. `<slave>-bundle` and `<slave>-install` are
+ * replaced with every release.
+ */
 export const slaveResourceNames = (slave: string) => ({
   component: slave,
+  state: `${slave}-state`,
   bundle: `${slave}-bundle`,
   install: `${slave}-install`,
 });
 
 export interface SlaveUrns {
   component: string;
+  state: string;
   bundle: string;
   install: string;
 }
@@ -28,6 +35,7 @@ export function slaveUrns(stack: string, slave: string, opts: { local: boolean; 
   const child = (type: string, name: string) => `${base}${SLAVE_HOST_TYPE}$${type}::${name}`;
   return {
     component: `${base}${SLAVE_HOST_TYPE}::${names.component}`,
+    state: child(opts.local ? LOCAL_COMMAND_TYPE : REMOTE_COMMAND_TYPE, names.state),
     bundle: child(opts.local ? LOCAL_COMMAND_TYPE : REMOTE_COPY_TYPE, names.bundle),
     install: child(opts.local ? LOCAL_COMMAND_TYPE : REMOTE_COMMAND_TYPE, names.install),
   };

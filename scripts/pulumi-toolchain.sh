@@ -335,6 +335,8 @@ build_command_provider() {
     fi
     write_wrapper "$WORK/command-standin" "$pkgmod" "v$PULUMI_VERSION" "$gomod" ""
     cp "$STANDIN_SRC"/*.go "$WORK/command-standin/"
+    # The SFTP client the real provider v1.2.1 copies with (its go.mod pins this version).
+    (cd "$WORK/command-standin" && go mod edit -require=github.com/pkg/sftp@v1.13.6)
     if ! build_go_binary "pulumi-resource-command (stand-in)" "$WORK/command-standin" . "$out" \
       "-s -w -X main.version=$COMMAND_VERSION" "$log"; then
       fail_part pulumi-resource-command "stand-in ($STANDIN_SRC)" "$log"; return 0

@@ -46,6 +46,7 @@ export function installCommand(inv: InstallInvocation): string {
   return `sh ${inHome(inv.bundleDir)}/install.sh ${args.join(' ')}`;
 }
 
-export function uninstallCommand(bundleDir: string, agentPort: number): string {
-  return `sh ${inHome(bundleDir)}/uninstall.sh --port ${agentPort}`;
+/** `stopOnly`: a release being replaced (keep the venv, bundles and images for the next install). */
+export function uninstallCommand(bundleDir: string, agentPort: number, opts: { stopOnly?: boolean } = {}): string {
+  return `sh ${inHome(bundleDir)}/uninstall.sh --port ${agentPort}${opts.stopOnly ? ' --stop-only' : ''}`;
 }

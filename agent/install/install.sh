@@ -446,6 +446,13 @@ for s in $(printf '%s' "$STRATEGIES" | tr ',' ' '); do
       for d in "$STATE_DIR"/bundles/*; do
         [ -d "$d" ] && [ "$(cd "$d" && pwd)" != "$BUNDLE_DIR" ] && rm -rf "$d"
       done
+      # A replace keeps images for the next install (uninstall.sh --stop-only): older agent images go
+      # here, once this one runs (images another port's container uses are refused by docker and stay).
+      if [ "$s" = docker ]; then
+        for img in $(docker images --format '{{.Repository}}:{{.Tag}}' d8-agent); do
+          [ "$img" != "$IMAGE" ] && docker rmi "$img" >/dev/null 2>&1
+        done
+      fi
       result_and_exit 0
     fi
     ATTEMPTS_JSON="$ATTEMPTS_JSON{\"strategy\":\"$s\",\"attempt\":$n,\"ok\":false,\"exit_code\":$rc,\"stderr_tail\":\"$tail_json\",\"seconds\":$secs}"

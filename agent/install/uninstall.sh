@@ -1,21 +1,26 @@
 #!/bin/sh
 # D8 Fleet agent uninstaller. POSIX sh; runs on the slave as the user that installed the agent.
 #
-#   sh uninstall.sh [--port 7600 | --all]
+#   sh uninstall.sh [--port 7600 | --all] [--stop-only]
 #
 # Removes every trace of every strategy for the agent on PORT (or for every agent with --all):
 # docker containers and d8-agent images, systemd user/system units, the setsid-detached process,
 # and ~/.d8-agent (kept only while another port's agent is still installed there).
+# --stop-only (a release being replaced): removes the agent itself (container, units, process, its
+# run directory and token) but keeps what the next install reuses: ~/.d8-agent with the venv and
+# the bundles, and the images.
 # Prints one progress line per thing removed on stderr; exit 0 when nothing is left.
 set -u
 
 PORT=7600
 ALL=
+STOP_ONLY=
 while [ $# -gt 0 ]; do
   case "$1" in
     --port) [ $# -ge 2 ] || { echo "[d8-uninstall] --port needs a value" >&2; exit 2; }; PORT=$2; shift 2 ;;
     --all) ALL=1; shift ;;
-    -h | --help) sed -n '2,9p' "$0" >&2; exit 0 ;;
+    --stop-only) STOP_ONLY=1; shift ;;
+    -h | --help) sed -n '2,12p' "$0" >&2; exit 0 ;;
     *) echo "[d8-uninstall] unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -78,6 +83,7 @@ remove_port() { # $1 = port
 }
 
 for p in $PORTS; do remove_port "$p"; done
+[ -n "$STOP_ONLY" ] && { say "kept $STATE_DIR and the images for the next install (--stop-only)"; exit 0; }
 
 # Images are shared by every port of this docker engine: remove those no container uses any more.
 if have docker && docker info >/dev/null 2>&1; then

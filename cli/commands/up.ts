@@ -9,6 +9,7 @@ import type { DeployResult, Deployer } from '../../master/deploy/deployer';
 import { DirectDeployer, type DeployProgress } from '../../master/deploy/direct';
 import { chooseEngine, createDeployer, type EngineChoice } from '../../master/deploy/select';
 import { mapBounded } from '../../master/limit';
+import { deployExitCode, exitCodesHelp } from '../exit-codes';
 
 /** The directory holding Pulumi.<stack>.yaml: --dir, else the current directory if it has one, else the repository. */
 export function resolveStackDir(stack: string, dir?: string): string {
@@ -69,9 +70,12 @@ Secrets come from the environment when set: D8_AGENT_TOKEN, D8_SSH_KEY_PATH or D
 (or the stack's d8:agentToken / d8:sshKeyPath). The dev stack generates its own token.
 Every deploy writes a build log (secrets replaced by ***) under $D8_HOME/build_logs (default ~/.d8).
 
+${exitCodesHelp()}
+
 Examples:
   d8 up --stack prod --engine direct
   d8 up --stack prod --engine direct --slave pc-salon --force
+  d8 up --stack prod --engine pulumi --slave vps      (creates the stack and the slave when new)
   d8 up --stack dev --json | jq '.[].strategy'`)
     .action(async (o: UpOptions) => {
       const concurrency = Number(o.concurrency);
@@ -104,15 +108,15 @@ Examples:
       const results = await mapBounded(slaves, concurrency, async (s) => {
         if (engine !== 'direct') say(`[${s.name}] deploying with ${engine}…`);
         const r = await deployer.deploy(s, { force: !!o.force, reason: 'manual' });
-        if (engine !== 'direct') say(`[${s.name}] ${r.ok ? `ok (${r.strategy ?? '-'})` : `failed: ${r.error ?? 'unknown error'}`}`);
+        if (engine !== 'direct') say(`[${s.name}] ${r.ok ? `${r.status === 'up_to_date' ? 'up to date' : 'deployed'} (${r.strategy ?? '-'})` : `failed (${r.errorKind ?? 'engine'}): ${r.error ?? 'unknown error'}`}`);
         return r;
       });
       if (o.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
       else printSummary(results);
-      const failed = results.filter((r) => !r.ok);
+      const failed = results.filter((r) => r.status === 'failed');
       if (failed.length) {
-        say(`d8 up: ${failed.length} of ${results.length} slave(s) failed (${failed.map((r) => r.slave).join(', ')}); the build logs above have every command`);
-        process.exitCode = 1;
+        say(`d8 up: ${failed.length} of ${results.length} slave(s) failed (${failed.map((r) => `${r.slave}: ${r.errorKind ?? 'engine'}`).join(', ')}); the build logs above have every command`);
+        process.exitCode = deployExitCode(results);
       }
     });
 }

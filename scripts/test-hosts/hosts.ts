@@ -150,15 +150,18 @@ export function readAll(dir: string): string {
   return fs.readdirSync(dir).map((f) => fs.readFileSync(path.join(dir, f), 'utf8')).join('\n');
 }
 
-/** Root-side: uninstalls every agent a test user has (the same uninstall.sh), for afterAll. */
-export function uninstallAsUser(repoDir: string, user: string): void {
+/**
+ * Root-side: uninstalls every agent a test user has (the same uninstall.sh), for afterAll; with
+ * `port`, only that agent (other suites share the users).
+ */
+export function uninstallAsUser(repoDir: string, user: string, port?: number): void {
   // A world-readable copy: the checkout may live where the test users cannot read (e.g. /root).
   const copy = path.join(os.tmpdir(), `d8-uninstall-${crypto.randomBytes(6).toString('hex')}.sh`);
   fs.copyFileSync(path.join(repoDir, 'agent', 'install', 'uninstall.sh'), copy);
   fs.chmodSync(copy, 0o644);
   try {
     spawnSync('runuser', ['-u', user, '--', 'env', `HOME=/home/${user}`, 'PATH=/usr/local/bin:/usr/bin:/bin',
-      'sh', copy, '--all'], { encoding: 'utf8', timeout: 120000, cwd: '/' });
+      'sh', copy, ...(port === undefined ? ['--all'] : ['--port', String(port)])], { encoding: 'utf8', timeout: 120000, cwd: '/' });
   } finally {
     fs.rmSync(copy, { force: true });
   }

@@ -11,31 +11,24 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { LocalWorkspace, PulumiCommand, type Stack, type UpResult } from '@pulumi/pulumi/automation';
-import { buildBundle, type BundleInfo } from '../../agent/bundle/build';
+import type { BundleInfo } from '../../agent/bundle/build';
 import { repoRoot } from '../../core/paths';
 import { loadFleetConfig, type SlaveConfig } from '../../core/stack-config';
-import { captureVersionInfo } from '../../core/version-info';
 import { DirectDeployer } from '../../master/deploy/direct';
 import { probeHealth } from '../../master/agent-client';
 import { slaveUrns } from '../../infra/urns';
-import { describeTier, type TierCheck } from '../support/tier';
+import { describeTier } from '../support/tier';
 import {
-  agentPids, BASE_IMAGE, containersForPort, freePort, randomToken, systemTier, upTestHosts, type TestHost, type TestHosts,
+  agentPids, BASE_IMAGE, containersForPort, freePort, randomToken, upTestHosts, type TestHost, type TestHosts,
 } from '../system/support/hosts';
-import { createFleetProject, uninstallPort, writeStackFile, type FleetProject } from './support/fleet-project';
-import { localBackendEnv, pulumiEngineTier, pulumiToolchain } from './support/toolchain';
+import { createFleetProject, engineEnv, engineHostsTier, releaseBundles, uninstallPort, writeStackFile, type FleetProject } from './support/fleet-project';
+import { commandProviderLabel, localBackendEnv, pulumiToolchain } from './support/toolchain';
 
 jest.setTimeout(10 * 60_000);
 
 const STACK = 'e2e';
 const D8_BIN = path.join(repoRoot(), 'bin', 'd8.js');
 
-/** The engine tier here also needs the system tier's hosts (sshd users, docker, the base image). */
-const tier: TierCheck = {
-  tier: 'engine',
-  missing: () => pulumiEngineTier.missing() ?? systemTier.missing(),
-  enable: `${pulumiEngineTier.enable}; ${systemTier.enable}`,
-};
 
 interface Box {
   name: string;
@@ -64,7 +57,7 @@ function containerStartedAt(port: number): string[] {
 
 interface CliRun { code: number | null; stdout: string; stderr: string; started: number; ended: number }
 
-describeTier(tier, 'the fleet program on the real Pulumi engine', () => {
+describeTier(engineHostsTier, `the fleet program on the real Pulumi engine (${commandProviderLabel()})`, () => {
   let work: string;
   let backendDir: string;
   let project: FleetProject;
@@ -110,10 +103,7 @@ describeTier(tier, 'the fleet program on the real Pulumi engine', () => {
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'd8-engine-fleet-'));
     project = createFleetProject(path.join(work, 'project'));
 
-    // Two releases of the agent: the project's old commit and its HEAD (what the master runs).
-    const base = captureVersionInfo(project.dir);
-    bundleOld = await buildBundle({ outRoot: path.join(work, 'bundles'), versionInfo: { ...base, commit: project.old, dirty: false } });
-    bundleNew = await buildBundle({ outRoot: path.join(work, 'bundles'), versionInfo: { ...base, commit: project.head, dirty: false } });
+    ({ old: bundleOld, head: bundleNew } = await releaseBundles(project, path.join(work, 'bundles')));
 
     boxes = [
       { name: 'venv-box', host: th.hosts.venv, port: await freePort(), strategies: ['venv'], expect: 'venv' },
@@ -131,8 +121,7 @@ describeTier(tier, 'the fleet program on the real Pulumi engine', () => {
       })),
     });
 
-    env = {};
-    for (const [k, v] of Object.entries({ ...toolchain.env, ...backend.env })) if (v !== undefined) env[k] = v;
+    env = engineEnv(toolchain.env, backend.env);
     // TMPDIR: the program stages bundle copies there (infra/bundle-stage.ts); removed with `work`.
     fs.mkdirSync(path.join(work, 'tmp'));
     Object.assign(env, { D8_HOME: path.join(work, 'd8-home'), D8_AGENT_TOKEN: token, D8_BUNDLE_DIR: bundleOld.dir, D8_LOG_LEVEL: 'info', TMPDIR: path.join(work, 'tmp') });
@@ -158,8 +147,8 @@ describeTier(tier, 'the fleet program on the real Pulumi engine', () => {
   it('`pulumi up` deploys the fleet: every agent reports the bundle\'s commit with the expected strategy', async () => {
     first = await stack.up(quiet);
     expect(first.summary.result).toBe('succeeded');
-    // Stack + 3 × (component, bundle copy, install).
-    expect(first.summary.resourceChanges).toEqual({ create: 10 });
+    // Stack + 3 × (component, state, bundle copy, install).
+    expect(first.summary.resourceChanges).toEqual({ create: 13 });
     expect(first.outputs.commit.value).toBe(project.old);
     const slaves = first.outputs.slaves.value as Record<string, { endpoint: string; strategy: string; mode: string }>;
     for (const b of boxes) {
@@ -174,7 +163,7 @@ describeTier(tier, 'the fleet program on the real Pulumi engine', () => {
     expect(pids).toHaveLength(1);
     const again = await stack.up(quiet);
     expect(again.summary.result).toBe('succeeded');
-    expect(again.summary.resourceChanges).toEqual({ same: 10 });
+    expect(again.summary.resourceChanges).toEqual({ same: 13 });
     expect(agentPids(box('native-box').host.user, box('native-box').port)).toEqual(pids);
   });
 
@@ -183,7 +172,7 @@ describeTier(tier, 'the fleet program on the real Pulumi engine', () => {
     stack.workspace.envVars.D8_BUNDLE_DIR = bundleNew.dir;
     const up = await stack.up(quiet);
     expect(up.summary.result).toBe('succeeded');
-    expect(up.summary.resourceChanges).toEqual({ same: 4, replace: 6 });
+    expect(up.summary.resourceChanges).toEqual({ same: 7, replace: 6 });
     expect(up.outputs.commit.value).toBe(project.head);
     for (const b of boxes) {
       const h = await health(b);
@@ -192,9 +181,13 @@ describeTier(tier, 'the fleet program on the real Pulumi engine', () => {
     const pidsAfter = agentPids(box('venv-box').host.user, box('venv-box').port);
     expect(pidsAfter).toHaveLength(1);
     expect(pidsAfter).not.toEqual(pidsBefore);
-    // Old bundles do not pile up: the uninstall before the copy removed the previous release's directory.
+    // Old bundles do not pile up: install.sh keeps only the release it installed.
     const bundles = fs.readdirSync(path.join(box('native-box').host.home, '.d8-agent', 'bundles'));
     expect(bundles).toEqual([bundleNew.hash.slice(0, 16)]);
+    // Nor do agent images: the replace kept the old one for reuse, the new install removed it.
+    const images = spawnSync('docker', ['images', '--format', '{{.Tag}}', 'd8-agent'], { encoding: 'utf8' }).stdout.split('\n');
+    expect(images).toContain(bundleNew.hash.slice(0, 16));
+    expect(images).not.toContain(bundleOld.hash.slice(0, 16));
   });
 
   it('the master daemon (pulumi deployer) heals a `behind` slave with a targeted up and leaves the others alone', async () => {
@@ -314,7 +307,7 @@ describeTier(tier, 'the fleet program on the real Pulumi engine', () => {
     const r = await stack.destroy(quiet);
     destroyed = true;
     expect(r.summary.result).toBe('succeeded');
-    expect(r.summary.resourceChanges).toEqual({ delete: 10 });
+    expect(r.summary.resourceChanges).toEqual({ delete: 13 });
     for (const b of boxes) {
       expect((await probeHealth(b.host.host, b.port, 2000)).ok).toBe(false);
       expect(agentPids(b.host.user, b.port)).toEqual([]);

@@ -11,7 +11,7 @@ import path from 'path';
 import { LocalWorkspace, PulumiCommand, type Stack } from '@pulumi/pulumi/automation';
 import { repoRoot } from '../../core/paths';
 import { describeTier, inCi } from '../support/tier';
-import { localBackendEnv, pulumiEngineTier, pulumiToolchain } from './support/toolchain';
+import { commandProviderLabel, localBackendEnv, pulumiEngineTier, pulumiToolchain } from './support/toolchain';
 
 jest.setTimeout(300_000);
 
@@ -30,14 +30,15 @@ const local = new command.local.Command("local", {
 exports.localStdout = local.stdout;
 const sshPort = cfg.getNumber("sshPort");
 if (sshPort) {
+  const hostKey = cfg.get("hostKey");
   const connection = { host: "127.0.0.1", port: sshPort, user: cfg.require("sshUser"),
-    privateKey: cfg.requireSecret("sshKey") };
+    privateKey: cfg.requireSecret("sshKey"), dialErrorLimit: 2, ...(hostKey ? { hostKey } : {}) };
   const copy = new command.remote.CopyToRemote("bundle", {
     connection, source: new pulumi.asset.FileArchive(cfg.require("bundleDir")), remotePath: cfg.require("remoteDir"),
   });
   const remote = new command.remote.Command("remote", {
     connection,
-    create: "cat " + cfg.require("remoteDir") + "/bundle/hello.txt; cat",
+    create: "cat " + cfg.require("remoteDir") + "/bundle/hello.txt; cat; echo to-stderr-$RANDOM-line >&2",
     stdin: "from-stdin",
     delete: "echo remote-delete >> " + JSON.stringify(marker),
   }, { dependsOn: [copy] });
@@ -83,7 +84,7 @@ function listFiles(dir: string): string[] {
 const readLines = (file: string): string[] =>
   fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n') : [];
 
-describeTier(pulumiEngineTier, 'pulumi toolchain on a local file backend', () => {
+describeTier(pulumiEngineTier, `pulumi toolchain on a local file backend (${commandProviderLabel()})`, () => {
   let work: string;
   let backendDir: string;
   let stack: Stack;
@@ -180,6 +181,8 @@ describeTier(pulumiEngineTier, 'pulumi toolchain on a local file backend', () =>
         'KbdInteractiveAuthentication no',
         'StrictModes no',
         'UsePAM no',
+        // The command provider copies files with SFTP (the real one and the stand-in alike).
+        'Subsystem sftp internal-sftp',
         `PidFile ${path.join(dir, 'sshd.pid')}`,
       ].join('\n') + '\n',
     );
@@ -204,9 +207,19 @@ describeTier(pulumiEngineTier, 'pulumi toolchain on a local file backend', () =>
       remoteDir: { value: remoteDir },
     });
 
-    const up = await stack.up({ onOutput: () => undefined });
+    // The host key is required of the server: the right one (authorized_keys form) lets the up in.
+    const hostKey = fs.readFileSync(path.join(dir, 'host.pub'), 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
+    await stack.setConfig('hostKey', { value: hostKey });
+    const logged: string[] = [];
+    const up = await stack.up({
+      onOutput: () => undefined,
+      onEvent: (e) => { if (e.diagnosticEvent?.urn?.endsWith('::remote')) logged.push(e.diagnosticEvent.message); },
+    });
     expect(up.summary.result).toBe('succeeded');
     expect(up.outputs.remoteStdout.value).toBe('hello from the bundle\nfrom-stdin');
+    // logging (default stdoutAndStderr) streams both of the command's streams to the engine log.
+    expect(logged.join('')).toMatch(/hello from the bundle/);
+    expect(logged.join('')).toMatch(/to-stderr-\d+-line/);
     // A directory source without a trailing slash lands inside remotePath, like the real provider.
     const runSh = path.join(remoteDir, 'bundle', 'sub', 'run.sh');
     expect(fs.readFileSync(runSh, 'utf8')).toBe('#!/bin/sh\necho run\n');
@@ -217,6 +230,15 @@ describeTier(pulumiEngineTier, 'pulumi toolchain on a local file backend', () =>
     expect(checkpoints.length).toBeGreaterThan(0);
     const leaked = checkpoints.filter((f) => fs.readFileSync(f, 'utf8').includes('PRIVATE KEY'));
     expect(leaked).toEqual([]);
+
+    // Another host's key: the provider refuses the server and the resource fails.
+    spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'other')]);
+    const otherKey = fs.readFileSync(path.join(dir, 'other.pub'), 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
+    await stack.setAllConfig({ hostKey: { value: otherKey }, remoteDir: { value: `${remoteDir}-2` } });
+    await expect(stack.up({ onOutput: () => undefined })).rejects.toThrow(/host key mismatch/);
+    expect(fs.existsSync(`${remoteDir}-2`)).toBe(false);
+    await stack.setAllConfig({ hostKey: { value: hostKey }, remoteDir: { value: remoteDir } });
+    expect((await stack.up({ onOutput: () => undefined })).summary.result).toBe('succeeded');
 
     const destroyed = await stack.destroy({ onOutput: () => undefined });
     expect(destroyed.summary.result).toBe('succeeded');

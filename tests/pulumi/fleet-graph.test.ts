@@ -3,10 +3,11 @@
  * the exact installer commands, what a new commit changes, where the token goes, and the outputs.
  */
 import fs from 'fs';
+import path from 'path';
 import * as pulumi from '@pulumi/pulumi';
 import type { BundleInfo } from '../../agent/bundle/build';
 import { installCommand, remoteBundleDir, uninstallCommand } from '../../agent/install/command';
-import { uninstallOnDelete } from '../../infra/shell';
+import { purgeCommand, uninstallOnDelete } from '../../infra/shell';
 import {
   LOCAL_COMMAND_TYPE, REMOTE_COMMAND_TYPE, REMOTE_COPY_TYPE, SLAVE_HOST_TYPE, slaveUrns,
 } from '../../infra/urns';
@@ -62,14 +63,16 @@ describe('a 3-slave fleet', () => {
     ({ resources, config, fleet } = await declare('prod', bundleA));
   });
 
-  it('declares one SlaveHost with a bundle and an install child per slave, and nothing else', () => {
+  it('declares one SlaveHost with a state, a bundle and an install child per slave, and nothing else', () => {
     expect([...resources.keys()].sort()).toEqual(
-      SLAVES.flatMap((s) => [s.name, `${s.name}-bundle`, `${s.name}-install`]).sort());
+      SLAVES.flatMap((s) => [s.name, `${s.name}-state`, `${s.name}-bundle`, `${s.name}-install`]).sort());
     for (const s of SLAVES) {
       expect(get(resources, s.name).type).toBe(SLAVE_HOST_TYPE);
       expect(get(resources, s.name).parentName).toBeNull();
       expect(get(resources, `${s.name}-bundle`).parentName).toBe(s.name);
       expect(get(resources, `${s.name}-install`).parentName).toBe(s.name);
+      expect(get(resources, `${s.name}-state`).parentName).toBe(s.name);
+      expect(get(resources, `${s.name}-state`).type).toBe(s.local ? LOCAL_COMMAND_TYPE : REMOTE_COMMAND_TYPE);
       expect(get(resources, `${s.name}-bundle`).type).toBe(s.local ? LOCAL_COMMAND_TYPE : REMOTE_COPY_TYPE);
       expect(get(resources, `${s.name}-install`).type).toBe(s.local ? LOCAL_COMMAND_TYPE : REMOTE_COMMAND_TYPE);
     }
@@ -81,6 +84,7 @@ describe('a 3-slave fleet', () => {
       expect(get(resources, s.name).urn).toBe(urns.component);
       expect(get(resources, `${s.name}-bundle`).urn).toBe(urns.bundle);
       expect(get(resources, `${s.name}-install`).urn).toBe(urns.install);
+      expect(get(resources, `${s.name}-state`).urn).toBe(urns.state);
     }
   });
 
@@ -93,9 +97,14 @@ describe('a 3-slave fleet', () => {
       });
       const limit = fleetMod.installTimeoutSeconds(s, config);
       expect(install.create).toBe(`timeout -k 30 ${limit} ${expected}`);
-      // The shared uninstall command line, and a fallback when that bundle is gone from the host.
-      expect(install.delete).toBe(uninstallOnDelete(dir, s.agentPort, uninstallCommand(dir, s.agentPort), 300));
-      expect(install.delete).toContain(`then timeout -k 30 300 ${uninstallCommand(dir, s.agentPort)}; else`);
+      // The shared uninstall command line (stop only: a replace keeps the venv), and a fallback when that bundle is gone from the host.
+      expect(install.delete).toBe(uninstallOnDelete(dir, s.agentPort, uninstallCommand(dir, s.agentPort, { stopOnly: true }), 300));
+      expect(install.delete).toContain(`then timeout -k 30 300 ${uninstallCommand(dir, s.agentPort)} --stop-only; else`);
+      // The full clean is the state's delete, with uninstall.sh inside it.
+      const state = get(resources, `${s.name}-state`).inputs;
+      expect(state.delete).toBe(purgeCommand(fs.readFileSync(path.join(bundleA.dir, 'uninstall.sh'), 'utf8'), s.agentPort, 300));
+      expect(String(state.delete).split('\n').at(-1)).toBe(`timeout -k 30 300 sh "$f" --port ${s.agentPort}; rc=$?; rm -f "$f"; exit $rc`);
+      expect(state.triggers).toBeUndefined();
       expect(install.logging).toBe('stdoutAndStderr');
       // The bundle's URN makes the bundle a property dependency: replacing the bundle deletes the install first.
       expect(install.triggers).toEqual([bundleA.versionInfo.commit, bundleA.hash, slaveUrns('prod', s.name, { local: s.local }).bundle]);
@@ -111,10 +120,14 @@ describe('a 3-slave fleet', () => {
     for (const s of SLAVES) {
       const install = get(resources, `${s.name}-install`);
       const bundle = get(resources, `${s.name}-bundle`);
+      const state = get(resources, `${s.name}-state`);
       expect(install.opts.deleteBeforeReplace).toBe(true);
       const deps = install.opts.dependsOn as pulumi.Resource[];
-      expect(deps).toHaveLength(1);
+      expect(deps).toHaveLength(2);
       expect(deps[0]).toBe(bundle.resource);
+      // The state outlives bundle and install: created before them, deleted after them.
+      expect(deps[1]).toBe(state.resource);
+      expect(bundle.opts.dependsOn as pulumi.Resource[]).toEqual([state.resource]);
       expect(install.opts.replaceOnChanges).toEqual(expect.arrayContaining(['create', 'delete']));
       expect(install.opts.customTimeouts?.create).toMatch(/^\d+s$/);
     }

@@ -118,7 +118,7 @@ describe('the program', () => {
         pi: { endpoint: 'http://127.0.0.1:7600', strategy: 'native', mode: 'local' },
       });
       const resources = await session.settle();
-      expect([...resources.keys()].sort()).toEqual(['pi', 'pi-bundle', 'pi-install']);
+      expect([...resources.keys()].sort()).toEqual(['pi', 'pi-bundle', 'pi-install', 'pi-state']);
       const install = resources.get('pi-install')!;
       expect(install.type).toBe(LOCAL_COMMAND_TYPE);
       // The token generated for the dev stack is the one the installer receives, and only there.

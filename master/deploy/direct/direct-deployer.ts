@@ -8,7 +8,6 @@
  *   verify       → the master itself reaches GET /api/health and sees the bundle's commit
  * Every deploy writes a build log (secrets replaced by ***). Deploys of one slave are serialized.
  */
-import fs from 'fs';
 import path from 'path';
 import { buildBundle, BUNDLE_HASH_FILE, type BundleInfo } from '../../../agent/bundle/build';
 import { installCommand, remoteBundleDir, uninstallCommand } from '../../../agent/install/command';
@@ -24,8 +23,8 @@ import { BuildLog } from '../build-log';
 import type { Deployer, DeployOptions, DeployResult } from '../deployer';
 import type { DeployErrorKind, DeployStatus } from '../../../core/deploy-result';
 import { AgentClient, probeHealth, waitForHealth } from '../../agent-client';
-import { DeployConfigError, RemoteCommandError, SlaveConnectError, deployErrorKind } from './errors';
-import { LocalShell, SshShell, type SlaveShell } from './shell';
+import { DeployConfigError, RemoteCommandError, deployErrorKind } from './errors';
+import { LocalShell, SshShell, sshTarget, type SlaveShell } from './shell';
 import { shQuote as q } from '../../../core/shell-quote';
 
 export type DeployPhase = 'bundle' | 'check' | 'connect' | 'preflight' | 'upload' | 'install' | 'verify' | 'done';
@@ -137,37 +136,13 @@ export class DirectDeployer implements Deployer {
     return run;
   }
 
-  private loadKey(slave: SlaveConfig): { key: string; description: string } {
-    const c = this.opts.config;
-    if (c.sshPrivateKey) return { key: c.sshPrivateKey, description: '(from D8_SSH_PRIVATE_KEY / d8:sshPrivateKey)' };
-    if (c.sshKeyPath) {
-      try {
-        return { key: fs.readFileSync(c.sshKeyPath, 'utf8'), description: c.sshKeyPath };
-      } catch (err) {
-        throw new SlaveConnectError(`${slave.name}: cannot read the SSH key ${c.sshKeyPath} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): ` +
-          'point D8_SSH_KEY_PATH or d8:sshKeyPath at a readable private key', 'key');
-      }
-    }
-    throw new SlaveConnectError(`${slave.name}: no SSH key configured: set D8_SSH_KEY_PATH, D8_SSH_PRIVATE_KEY or d8:sshKeyPath`, 'key');
-  }
-
   private redactorFor(token: string | undefined): Redactor {
     return fleetRedactor(this.opts.config, this.env).with(token);
   }
 
   private async open(slave: SlaveConfig): Promise<SlaveShell> {
     if (slave.local) return new LocalShell();
-    const { key, description } = this.loadKey(slave);
-    return SshShell.connect({
-      name: slave.name,
-      host: slave.host,
-      port: slave.sshPort,
-      user: slave.user,
-      privateKey: key,
-      keyDescription: description,
-      hostKey: slave.hostKey,
-      readyTimeoutMs: this.opts.connectTimeoutMs ?? 10000,
-    });
+    return SshShell.connect(sshTarget(slave, this.opts.config, this.opts.connectTimeoutMs));
   }
 
   /** Runs preflight and puts the bundle on the slave; returns the bundle's absolute dir there. */

@@ -7,7 +7,9 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { NodeSSH } from 'node-ssh';
-import { DeployTimeoutError, SlaveConnectError } from './errors';
+import type { FleetConfig, SlaveConfig } from '../../../core/stack-config';
+import { hostKeyFingerprint, HostKeyFormatError, parseHostKey, type HostKey } from '../../../core/host-key';
+import { DeployConfigError, DeployTimeoutError, SlaveConnectError } from './errors';
 
 export interface ExecResult {
   stdout: string;
@@ -62,18 +64,49 @@ export interface SshTarget {
   privateKey: string;
   /** Where the key came from, for messages (never the key itself). */
   keyDescription: string;
-  /** known_hosts-style `ssh-ed25519 AAAA…`: when set, the server's key must match. */
+  /** The stack's `hostKey` (a known_hosts line or `ssh-ed25519 AAAA…`): when set, the server's key must match. */
   hostKey?: string;
   readyTimeoutMs?: number;
 }
 
+/** The SSH target of a remote slave with the fleet's key (D8_SSH_PRIVATE_KEY / d8:sshPrivateKey wins over the key file). */
+export function sshTarget(slave: SlaveConfig, config: Pick<FleetConfig, 'sshPrivateKey' | 'sshKeyPath'>, readyTimeoutMs = 10000): SshTarget {
+  let key: string;
+  let keyDescription: string;
+  if (config.sshPrivateKey) {
+    key = config.sshPrivateKey;
+    keyDescription = '(from D8_SSH_PRIVATE_KEY / d8:sshPrivateKey)';
+  } else if (config.sshKeyPath) {
+    try {
+      key = fs.readFileSync(config.sshKeyPath, 'utf8');
+    } catch (err) {
+      throw new SlaveConnectError(`${slave.name}: cannot read the SSH key ${config.sshKeyPath} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): ` +
+        'point D8_SSH_KEY_PATH or d8:sshKeyPath at a readable private key', 'key');
+    }
+    keyDescription = config.sshKeyPath;
+  } else {
+    throw new SlaveConnectError(`${slave.name}: no SSH key configured: set D8_SSH_KEY_PATH, D8_SSH_PRIVATE_KEY or d8:sshKeyPath`, 'key');
+  }
+  return {
+    name: slave.name, host: slave.host, port: slave.sshPort, user: slave.user, privateKey: key, keyDescription,
+    hostKey: slave.hostKey, readyTimeoutMs,
+  };
+}
+
+/** What the server offered when it was not the configured host key. */
+export interface HostKeyMismatch {
+  expected: HostKey;
+  offered: Buffer;
+}
+
 /** Turns ssh2/node errors into one sentence that says what to check. */
-export function explainConnectError(err: unknown, t: SshTarget, hostKeyMismatch: boolean): SlaveConnectError {
+export function explainConnectError(err: unknown, t: SshTarget, mismatch?: HostKeyMismatch): SlaveConnectError {
   const e = err as NodeJS.ErrnoException & { level?: string };
   const where = `${t.user}@${t.host}:${t.port}`;
   const msg = e?.message ?? String(err);
-  if (hostKeyMismatch) {
-    return new SlaveConnectError(`${t.name}: the SSH host key of ${t.host}:${t.port} does not match the configured hostKey ` +
+  if (mismatch) {
+    return new SlaveConnectError(`${t.name}: the SSH host key of ${t.host}:${t.port} does not match the configured hostKey: ` +
+      `expected ${mismatch.expected.type} ${mismatch.expected.fingerprint}, the host offered ${hostKeyFingerprint(mismatch.offered)} ` +
       '(the host was reinstalled, or this is not the host you think): check it, then update hostKey in the stack config', 'host-key');
   }
   if (e?.code === 'ECONNREFUSED') {
@@ -98,6 +131,15 @@ export function explainConnectError(err: unknown, t: SshTarget, hostKeyMismatch:
   return new SlaveConnectError(`${t.name}: SSH connection to ${where} failed: ${msg}`, 'other');
 }
 
+function configuredHostKey(t: SshTarget): HostKey {
+  try {
+    return parseHostKey(t.hostKey ?? '');
+  } catch (err) {
+    if (err instanceof HostKeyFormatError) throw new DeployConfigError(`${t.name}: hostKey ${err.message}; fix hostKey of ${t.name} in the stack config`);
+    throw err;
+  }
+}
+
 export class SshShell implements SlaveShell {
   readonly where: string;
   private constructor(private readonly ssh: NodeSSH, t: SshTarget) {
@@ -105,9 +147,9 @@ export class SshShell implements SlaveShell {
   }
 
   static async connect(t: SshTarget): Promise<SshShell> {
+    const expected = t.hostKey === undefined ? undefined : configuredHostKey(t);
     const ssh = new NodeSSH();
-    let mismatch = false;
-    const expected = t.hostKey?.trim().split(/\s+/);
+    let mismatch: HostKeyMismatch | undefined;
     try {
       await ssh.connect({
         host: t.host,
@@ -119,8 +161,8 @@ export class SshShell implements SlaveShell {
         tryKeyboard: false,
         hostVerifier: expected
           ? (key: Buffer): boolean => {
-            const ok = (expected.length >= 2 ? expected[1] : expected[0]) === key.toString('base64');
-            mismatch = !ok;
+            const ok = key.equals(expected.blob);
+            mismatch = ok ? undefined : { expected, offered: key };
             return ok;
           }
           : undefined,

@@ -4,17 +4,24 @@
  * serialized in-process; a ConcurrentUpdateError is retried with backoff, and a lock that outlives
  * its holder is cancelled only after stale-lock.ts found the holder gone.
  */
-import { LocalWorkspace, ConcurrentUpdateError, type Stack } from '@pulumi/pulumi/automation';
+import { ConcurrentUpdateError, type EngineEvent, type Stack } from '@pulumi/pulumi/automation';
 import type { Logger } from '../../../core/logger';
 import { fleetRedactor } from '../../../core/fleet-secrets';
 import type { Redactor } from '../../../core/redact';
 import { BuildLog } from '../build-log';
 import type { FleetConfig, SlaveConfig } from '../../../core/stack-config';
 import { StrategySchema } from '../../../core/protocol';
+import { DeployError, type DeployErrorKind, type DeployStatus } from '../../../core/deploy-result';
+import { InstallResultSchema, type InstallAttempt, type InstallResult } from '../../../core/install-result';
+import { installTimeoutSeconds } from '../../../infra/fleet';
+import { slaveUrns } from '../../../infra/urns';
+import { DeployConfigError, SlaveConnectError, deployErrorKind } from '../direct/errors';
+import { sshPreflight } from '../ssh-preflight';
+import { openStack } from './open-stack';
 import { backoffDelay, type BackoffOptions } from '../../backoff';
 import { AgentClient } from '../../agent-client';
 import type { Deployer, DeployOptions, DeployResult } from '../deployer';
-import { targetedUpOptions } from './up-options';
+import { targetedUpOptions, type TargetedUpOptions } from './up-options';
 import { serialize } from './stack-queue';
 import { fileBackendDir, findLockFiles, judgeLock, type LockVerdict } from './stale-lock';
 
@@ -46,21 +53,36 @@ export class PulumiDeployer implements Deployer {
     const started = Date.now();
     const lines: string[] = [];
     const log = this.opts.logger.child({ slave: slave.name, engine: 'pulumi' });
-    const upOpts = targetedUpOptions(this.opts.stack, slave);
+    const urns = slaveUrns(this.opts.stack, slave.name, { local: slave.local });
+    let upOpts: TargetedUpOptions | null = null;
     let error: string | null = null;
+    let errorKind: DeployErrorKind | null = null;
+    let status: DeployStatus = 'failed';
     let strategy: DeployResult['strategy'] = null;
+    let attempts: InstallAttempt[] = [];
+    const installDiagnostics: string[] = [];
     try {
-      const stack = await LocalWorkspace.selectStack({ stackName: this.opts.stack, workDir: this.opts.repoDir });
+      if (!slave.local) await sshPreflight(slave, this.opts.config);
+      const stack = await openStack(this.opts.stack, this.opts.repoDir);
+      upOpts = await this.plan(stack, slave, opts);
       const onOutput = (out: string): void => {
         const clean = this.redactor.text(out);
         lines.push(clean);
         for (const l of clean.split('\n')) if (l.trim()) log.info({ pulumi: l.trimEnd() }, 'pulumi');
       };
-      const attempts = this.opts.lockAttempts ?? 5;
+      const onEvent = (e: EngineEvent): void => {
+        const d = e.diagnosticEvent;
+        if (d && d.urn === urns.install && d.severity === 'error') installDiagnostics.push(d.message);
+      };
+      const attemptsMax = this.opts.lockAttempts ?? 5;
       for (let attempt = 1; ; attempt++) {
         try {
-          const r = await stack.up({ ...upOpts, onOutput, color: 'never', message: `d8: ${opts.reason} ${slave.name}` });
-          strategy = strategyFromOutputs(r.outputs as Record<string, { value: unknown }>, slave.name);
+          const r = await stack.up({ ...upOpts, onOutput, onEvent, color: 'never', message: `d8: ${opts.reason} ${slave.name}` });
+          const changed = Object.entries(r.summary.resourceChanges ?? {}).some(([op, n]) => op !== 'same' && (n ?? 0) > 0);
+          const install = installResultFromOutputs(r.outputs as Record<string, { value: unknown }>, slave.name);
+          status = changed ? 'deployed' : 'up_to_date';
+          strategy = install?.strategy ?? strategyFromOutputs(r.outputs as Record<string, { value: unknown }>, slave.name);
+          if (changed && install) attempts = install.attempts;
           break;
         } catch (err) {
           if (!(err instanceof ConcurrentUpdateError)) throw err;
@@ -70,15 +92,29 @@ export class PulumiDeployer implements Deployer {
             await stack.cancel();
             continue;
           }
-          if (attempt >= attempts) throw new Error(`stack ${this.opts.stack} is locked by another update (${verdict.why}); ` +
-            'wait for it, or if you are sure nothing runs, `pulumi cancel --stack ' + this.opts.stack + '`');
+          if (attempt >= attemptsMax) {
+            throw new DeployError(`stack ${this.opts.stack} is locked by another update (${verdict.why}); ` +
+              'wait for it, or if you are sure nothing runs, `pulumi cancel --stack ' + this.opts.stack + '`', 'engine');
+          }
           const delay = backoffDelay(attempt, this.opts.lockBackoff ?? { baseMs: 5000, maxMs: 60_000, jitter: 0.2 });
           log.info({ attempt, retry_in_ms: delay, why: verdict.why }, 'stack is locked by another update: retrying');
           await new Promise((r) => setTimeout(r, delay));
         }
       }
     } catch (err) {
-      error = pulumiErrorSummary(this.redactor.text((err as Error).message ?? String(err)));
+      // The install's own diagnostics; else the CLI's text (a targeted up runs only this slave's resources).
+      const failed = installResultFromText(installDiagnostics.join('\n')) ?? installResultFromText((err as Error).message ?? '');
+      if (failed) {
+        attempts = failed.attempts;
+        strategy = failed.strategy;
+      }
+      error = err instanceof DeployError || err instanceof SlaveConnectError || err instanceof DeployConfigError
+        ? this.redactor.text(err.message)
+        : pulumiErrorSummary(this.redactor.text((err as Error).message ?? String(err)));
+      errorKind = pulumiErrorKind(err, {
+        installFailed: failed !== null && !failed.ok,
+        timedOut: Date.now() - started >= installTimeoutSeconds(slave, this.opts.config) * 1000,
+      });
     }
     let commit: string | null = null;
     if (!error) {
@@ -88,11 +124,32 @@ export class PulumiDeployer implements Deployer {
       commit = h.ok ? h.health.commit : null;
       if (!strategy && h.ok) strategy = h.health.install_strategy;
     }
-    const buildLogPath = this.writeBuildLog(slave, opts, { ok: !error, strategy, error, commit, lines, upOpts });
+    const buildLogPath = this.writeBuildLog(slave, opts, { status, strategy, attempts, error, commit, lines, upOpts });
     return {
-      slave: slave.name, engine: 'pulumi', status: error ? 'failed' : 'deployed', ok: !error, strategy, attempts: [], commit, buildLogPath,
-      error, errorKind: error ? 'engine' : null, durationMs: Date.now() - started,
+      slave: slave.name, engine: 'pulumi', status, ok: status !== 'failed', strategy, attempts, commit, buildLogPath,
+      error, errorKind: status === 'failed' ? (errorKind ?? 'engine') : null, durationMs: Date.now() - started,
     };
+  }
+
+  /**
+   * Which of the slave's resources exist, and whether to force the release's replacement: always
+   * when asked (`force`, the daemon), and when the agent does not run the release the state records
+   * (drift `pulumi refresh` cannot see). Otherwise the engine's diff decides: a new release changes
+   * the triggers (deployed), the same one changes nothing (up to date).
+   */
+  private async plan(stack: Stack, slave: SlaveConfig, opts: DeployOptions): Promise<TargetedUpOptions> {
+    const deployment = (await stack.exportStack()).deployment as { resources?: Array<{ urn: string }> } | undefined;
+    const existing = new Set((deployment?.resources ?? []).map((r) => r.urn));
+    let replace = true;
+    if (!opts.force) {
+      const outputs = await stack.outputs();
+      const recorded = outputs.commit?.value;
+      const client = new AgentClient({ deadlineMs: 5_000 });
+      const h = await client.health(slave);
+      client.close();
+      replace = !(h.ok && typeof recorded === 'string' && h.health.commit === recorded);
+    }
+    return targetedUpOptions(this.opts.stack, slave, undefined, { existing, replace });
   }
 
   private async judge(stack: Stack): Promise<LockVerdict> {
@@ -109,11 +166,17 @@ export class PulumiDeployer implements Deployer {
     return { stale: false, why: `backend ${url ?? 'unknown'}: the holder cannot be inspected` };
   }
 
-  private writeBuildLog(slave: SlaveConfig, opts: DeployOptions, r: { ok: boolean; strategy: DeployResult['strategy']; error: string | null; commit: string | null; lines: string[]; upOpts: object }): string | null {
+  private writeBuildLog(slave: SlaveConfig, opts: DeployOptions, r: {
+    status: DeployStatus; strategy: DeployResult['strategy']; attempts: InstallAttempt[]; error: string | null; commit: string | null;
+    lines: string[]; upOpts: TargetedUpOptions | null;
+  }): string | null {
     try {
       const log = new BuildLog({ name: slave.name, host: slave.host }, 'pulumi', opts.reason, this.redactor);
-      log.record({ command: `pulumi up --stack ${this.opts.stack} ${JSON.stringify(r.upOpts)}`, success: r.ok, stdout: r.lines.join(''), stderr: r.error ?? '', exit_code: r.ok ? 0 : 1 });
-      return log.write(log.document({ status: r.ok ? 'success' : 'failed', strategy: r.strategy, error: r.error, commit: r.commit, bundleHash: null, attempts: [] }));
+      const ok = r.status !== 'failed';
+      log.record({ command: `pulumi up --stack ${this.opts.stack} ${JSON.stringify(r.upOpts ?? {})}`, success: ok, stdout: r.lines.join(''), stderr: r.error ?? '', exit_code: ok ? 0 : 1 });
+      return log.write(log.document({
+        status: r.status === 'deployed' ? 'success' : r.status, strategy: r.strategy, error: r.error, commit: r.commit, bundleHash: null, attempts: r.attempts,
+      }));
     } catch (err) {
       this.opts.logger.warn({ err: (err as Error).message }, 'could not write the build log');
       return null;
@@ -138,6 +201,40 @@ export function strategyFromOutputs(outputs: Record<string, { value: unknown }>,
     if (p.success) return p.data;
   }
   return null;
+}
+
+/** install.sh's JSON result for the slave from the stack outputs (the program exports `installs`). */
+export function installResultFromOutputs(outputs: Record<string, { value: unknown }>, slave: string): InstallResult | null {
+  const installs = outputs?.installs?.value;
+  if (!installs || typeof installs !== 'object') return null;
+  const parsed = InstallResultSchema.safeParse((installs as Record<string, unknown>)[slave]);
+  return parsed.success ? parsed.data : null;
+}
+
+/**
+ * install.sh's JSON result inside a failed install's output (the provider's error carries the
+ * command's stdout and stderr): the last line that is a valid result.
+ */
+export function installResultFromText(text: string): InstallResult | null {
+  const lines = text.split('\n').map((l) => l.trim());
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const at = lines[i].indexOf('{"ok":');
+    if (at < 0) continue;
+    try {
+      const parsed = InstallResultSchema.safeParse(JSON.parse(lines[i].slice(at)));
+      if (parsed.success) return parsed.data;
+    } catch { /* not this line */ }
+  }
+  return null;
+}
+
+/** The one place a pulumi deploy's failure becomes an error kind. */
+export function pulumiErrorKind(err: unknown, seen: { installFailed: boolean; timedOut: boolean }): DeployErrorKind {
+  if (err instanceof DeployError) return err.kind;
+  if (err instanceof SlaveConnectError || err instanceof DeployConfigError) return deployErrorKind(err);
+  if (seen.installFailed) return 'install_failed';
+  if (seen.timedOut) return 'timeout';
+  return 'engine';
 }
 
 /**

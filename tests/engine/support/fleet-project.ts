@@ -4,11 +4,24 @@
  * from this tree), in a small git repository of its own with two commits (`old` -> `head`), so the
  * master daemon started on it classifies an agent reporting `old` as `behind`.
  */
-import { execFileSync, spawnSync } from 'child_process';
+import { execFileSync } from 'child_process';
 import fs from 'fs';
 import path from 'path';
 import YAML from 'yaml';
+import { buildBundle, type BundleInfo } from '../../../agent/bundle/build';
 import { repoRoot } from '../../../core/paths';
+import { captureVersionInfo } from '../../../core/version-info';
+import { uninstallAsUser } from '../../../scripts/test-hosts/hosts';
+import type { TierCheck } from '../../support/tier';
+import { systemTier } from '../../system/support/hosts';
+import { pulumiEngineTier } from './toolchain';
+
+/** The engine tier against the SSH test hosts needs the system tier's hosts too (sshd users, docker, the base image). */
+export const engineHostsTier: TierCheck = {
+  tier: 'engine',
+  missing: () => pulumiEngineTier.missing() ?? systemTier.missing(),
+  enable: `${pulumiEngineTier.enable}; ${systemTier.enable}`,
+};
 
 const GIT_ENV = { GIT_AUTHOR_NAME: 'd8 engine tier', GIT_AUTHOR_EMAIL: 'engine@d8.test', GIT_COMMITTER_NAME: 'd8 engine tier', GIT_COMMITTER_EMAIL: 'engine@d8.test' };
 
@@ -46,6 +59,22 @@ export function createFleetProject(dir: string): FleetProject {
   return { dir, old, head: git(dir, 'rev-parse', 'HEAD') };
 }
 
+/** Two releases of the agent: the project's old commit and its HEAD (what a master on it runs). */
+export async function releaseBundles(project: FleetProject, outRoot: string): Promise<{ old: BundleInfo; head: BundleInfo }> {
+  const base = captureVersionInfo(project.dir);
+  return {
+    old: await buildBundle({ outRoot, versionInfo: { ...base, commit: project.old, dirty: false } }),
+    head: await buildBundle({ outRoot, versionInfo: { ...base, commit: project.head, dirty: false } }),
+  };
+}
+
+/** The environment of a pulumi run: the toolchain's, then the backend's, without unset keys. */
+export function engineEnv(...parts: NodeJS.ProcessEnv[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(Object.assign({}, ...parts) as NodeJS.ProcessEnv)) if (v !== undefined) env[k] = v;
+  return env;
+}
+
 export function writeStackFile(dir: string, stack: string, config: Record<string, unknown>): void {
   const prefixed = Object.fromEntries(Object.entries(config).map(([k, v]) => [`d8:${k}`, v]));
   fs.writeFileSync(path.join(dir, `Pulumi.${stack}.yaml`), YAML.stringify({ config: prefixed }));
@@ -53,14 +82,5 @@ export function writeStackFile(dir: string, stack: string, config: Record<string
 
 /** Root-side, for cleanup: uninstall.sh --port as the test user (never --all: other tests share the users). */
 export function uninstallPort(user: string, port: number): void {
-  const copy = path.join(fs.mkdtempSync('/tmp/d8-engine-uninstall-'), 'uninstall.sh');
-  fs.copyFileSync(path.join(repoRoot(), 'agent', 'install', 'uninstall.sh'), copy);
-  fs.chmodSync(path.dirname(copy), 0o755);
-  fs.chmodSync(copy, 0o644);
-  try {
-    spawnSync('runuser', ['-u', user, '--', 'env', `HOME=/home/${user}`, 'PATH=/usr/local/bin:/usr/bin:/bin', 'sh', copy, '--port', String(port)],
-      { encoding: 'utf8', timeout: 120_000, cwd: '/' });
-  } finally {
-    fs.rmSync(path.dirname(copy), { recursive: true, force: true });
-  }
+  uninstallAsUser(repoRoot(), user, port);
 }

@@ -74,6 +74,17 @@ export function localBackendEnv(prefix = 'd8-engine-backend-'): { dir: string; e
   };
 }
 
+/**
+ * Which command provider the toolchain holds, for test names: the real one or the D8 stand-in
+ * (tests/engine/support/command-provider), so a run always says which it meant.
+ */
+export function commandProviderLabel(): string {
+  const r = runScript(['versions']);
+  const line = `${r.stdout}\n${r.stderr}`.split('\n').find((l) => l.trim().startsWith('pulumi-resource-command'));
+  if (!line) return 'command provider: unknown';
+  return /STAND-IN/.test(line) ? 'command provider: D8 STAND-IN' : `command provider: real ${line.trim().split(/\s+/)[1] ?? ''}`.trim();
+}
+
 /** Tier check: "pulumi CLI + language host + command provider built". */
 export const pulumiEngineTier: TierCheck = {
   tier: 'engine',

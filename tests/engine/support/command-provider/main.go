@@ -10,25 +10,29 @@
 //     with the process environment plus `environment`; `stdin`; stdout/stderr outputs (one trailing
 //     newline trimmed); PULUMI_COMMAND_STDOUT/STDERR of the previous run unless addPreviousOutputInEnv
 //     is false; an update runs `update`, or `create` again when `update` is unset; `triggers` replace.
-//   - command:remote:Command  the same over SSH (environment via session Setenv, which sshd drops
-//     unless AcceptEnv allows it, exactly like the real provider).
-//   - command:remote:CopyToRemote  a path-based FileAsset/FileArchive or a text asset copied to
-//     `remotePath` with the real provider's file/directory rules; delete leaves the files; `triggers`
-//     replace; an update copies again when the source hash or remotePath changed.
+//   - command:remote:Command  the same over SSH (`environment` via session Setenv: a variable sshd
+//     refuses fails the command, PULUMI_COMMAND_STDOUT/STDERR only warn, as in the real provider).
+//   - command:remote:CopyToRemote  a path-based FileAsset/FileArchive or a text asset copied over
+//     SFTP (the host's sshd needs an sftp subsystem, as for the real provider) to `remotePath` with
+//     the real provider's file/directory rules; delete leaves the files; `triggers` replace; an
+//     update copies again when the source hash or remotePath changed.
+//   - connection.hostKey  parsed as an authorized_keys line and required of the server (a mismatch
+//     fails the resource); without it any host key is accepted, like the real provider.
+//   - `logging` (default stdoutAndStderr) streams the command's output to the engine log, line by
+//     line, while it runs.
 //
-// Differences: files are streamed through `tar -x` / `cat` on the remote host instead of SFTP (the
-// remote host needs a POSIX sh and tar); output is not streamed to the engine log while a command
-// runs; assetPaths/archivePaths, connection.proxy and the Run/CopyFile resources are refused.
+// Differences: assetPaths/archivePaths, connection.proxy and the Run/CopyFile resources are refused.
 package main
 
 import (
-	"archive/tar"
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"log"
 	"net"
 	"os"
 	"os/exec"
@@ -41,10 +45,12 @@ import (
 	"time"
 
 	"github.com/blang/semver"
+	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/pulumi/pulumi/pkg/v3/resource/provider"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/diag"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/plugin"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/cmdutil"
@@ -61,9 +67,9 @@ const (
 )
 
 func main() {
-	err := provider.Main("command", func(*provider.HostClient) (pulumirpc.ResourceProviderServer, error) {
+	err := provider.Main("command", func(host *provider.HostClient) (pulumirpc.ResourceProviderServer, error) {
 		ctx, cancel := context.WithCancel(context.Background())
-		return plugin.NewProviderServer(&standin{ctx: ctx, cancel: cancel}), nil
+		return plugin.NewProviderServer(&standin{ctx: ctx, cancel: cancel, host: host}), nil
 	})
 	if err != nil {
 		cmdutil.ExitError(err.Error())
@@ -75,6 +81,23 @@ type standin struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	once   sync.Once
+	host   *provider.HostClient
+}
+
+// logLines sends every line read from r to the engine log as an ephemeral status of urn, as the
+// real provider's util.LogOutput does, and closes done at EOF.
+func (p *standin) logLines(urn resource.URN, r io.Reader, done chan<- struct{}) {
+	defer close(done)
+	scanner := bufio.NewScanner(r)
+	scanner.Buffer(make([]byte, 64*1024), 1024*1024)
+	for scanner.Scan() {
+		if p.host != nil {
+			if err := p.host.LogStatus(context.Background(), diag.Info, urn, scanner.Text()); err != nil {
+				log.Printf("cannot log to the engine: %v", err)
+			}
+		}
+	}
+	_, _ = io.Copy(io.Discard, r)
 }
 
 func (p *standin) GetPluginInfo(context.Context) (plugin.PluginInfo, error) {
@@ -374,7 +397,7 @@ func (p *standin) Create(ctx context.Context, req plugin.CreateRequest) (plugin.
 		}
 		state["stdout"], state["stderr"] = resource.NewStringProperty(""), resource.NewStringProperty("")
 		if cmd, ok := str(req.Properties, "create"); ok {
-			if err := p.runInto(ctx, string(req.Type), cmd, state); err != nil {
+			if err := p.runInto(ctx, req.URN, string(req.Type), cmd, state); err != nil {
 				return plugin.CreateResponse{}, err
 			}
 		}
@@ -424,7 +447,7 @@ func (p *standin) Update(ctx context.Context, req plugin.UpdateRequest) (plugin.
 			cmd, ok = str(req.NewInputs, "create")
 		}
 		if ok {
-			if err := p.runInto(ctx, string(req.Type), cmd, state); err != nil {
+			if err := p.runInto(ctx, req.URN, string(req.Type), cmd, state); err != nil {
 				return plugin.UpdateResponse{}, err
 			}
 		}
@@ -452,7 +475,7 @@ func (p *standin) Delete(ctx context.Context, req plugin.DeleteRequest) (plugin.
 	case localCommand, remoteCommand:
 		if cmd, ok := str(req.Outputs, "delete"); ok {
 			state := copyMap(req.Outputs)
-			if err := p.runInto(ctx, string(req.Type), cmd, state); err != nil {
+			if err := p.runInto(ctx, req.URN, string(req.Type), cmd, state); err != nil {
 				return plugin.DeleteResponse{}, err
 			}
 		}
@@ -477,25 +500,44 @@ func (p *standin) merge(ctx context.Context) context.Context {
 
 // runInto runs cmd for a local or remote Command with the resource's inputs in state, and stores
 // stdout/stderr into state. PULUMI_COMMAND_STDOUT/STDERR come from the outputs already in state.
-func (p *standin) runInto(ctx context.Context, typ, cmd string, state resource.PropertyMap) error {
+func (p *standin) runInto(ctx context.Context, urn resource.URN, typ, cmd string, state resource.PropertyMap) error {
 	env := strMap(state, "environment")
+	prev := map[string]string{}
 	if boolOr(state, "addPreviousOutputInEnv", true) {
 		if s, _ := str(state, "stdout"); s != "" {
-			env["PULUMI_COMMAND_STDOUT"] = s
+			prev["PULUMI_COMMAND_STDOUT"] = s
 		}
 		if s, _ := str(state, "stderr"); s != "" {
-			env["PULUMI_COMMAND_STDERR"] = s
+			prev["PULUMI_COMMAND_STDERR"] = s
 		}
 	}
 	stdin, _ := str(state, "stdin")
+	logging, ok := str(state, "logging")
+	if !ok {
+		logging = "stdoutAndStderr"
+	}
+	// Like the real provider: one pipe to the engine log, fed by the streams `logging` names.
+	pr, pw := io.Pipe()
+	logged := make(chan struct{})
+	go p.logLines(urn, pr, logged)
+	out := streams{
+		logStdout: logging == "stdout" || logging == "stdoutAndStderr",
+		logStderr: logging == "stderr" || logging == "stdoutAndStderr",
+		log:       &lockedWriter{w: pw},
+	}
 	var stdout, stderr string
 	var err error
 	if typ == localCommand {
+		for k, v := range prev {
+			env[k] = v
+		}
 		dir, _ := str(state, "dir")
-		stdout, stderr, err = runLocal(ctx, strList(state, "interpreter"), cmd, dir, env, stdin)
+		stdout, stderr, err = runLocal(ctx, strList(state, "interpreter"), cmd, dir, env, stdin, out)
 	} else {
-		stdout, stderr, err = runRemote(ctx, object(state, "connection"), cmd, env, stdin)
+		stdout, stderr, err = p.runRemote(ctx, urn, object(state, "connection"), cmd, env, prev, stdin, out)
 	}
+	_ = pw.Close()
+	<-logged
 	if err != nil {
 		return err
 	}
@@ -504,19 +546,36 @@ func (p *standin) runInto(ctx context.Context, typ, cmd string, state resource.P
 	return nil
 }
 
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+// streams says where a command's output goes besides its outputs.
+type streams struct {
+	logStdout, logStderr bool
+	log                  io.Writer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
+func (s streams) writers(stdout, stderr, both io.Writer) (io.Writer, io.Writer) {
+	o, e := []io.Writer{stdout, both}, []io.Writer{stderr, both}
+	if s.logStdout {
+		o = append(o, s.log)
+	}
+	if s.logStderr {
+		e = append(e, s.log)
+	}
+	return io.MultiWriter(o...), io.MultiWriter(e...)
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
 
 func runLocal(ctx context.Context, interpreter []string, command, dir string, env map[string]string,
-	stdin string,
+	stdin string, out streams,
 ) (string, string, error) {
 	args := interpreter
 	if len(args) == 0 {
@@ -524,10 +583,10 @@ func runLocal(ctx context.Context, interpreter []string, command, dir string, en
 	}
 	args = append(append([]string{}, args...), command)
 	var stdout, stderr bytes.Buffer
-	var both lockedBuffer
+	var bothBuf bytes.Buffer
+	both := &lockedWriter{w: &bothBuf}
 	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Stdout = io.MultiWriter(&stdout, &both)
-	cmd.Stderr = io.MultiWriter(&stderr, &both)
+	cmd.Stdout, cmd.Stderr = out.writers(&stdout, &stderr, both)
 	if dir != "" {
 		cmd.Dir = dir
 	}
@@ -554,7 +613,7 @@ func runLocal(ctx context.Context, interpreter []string, command, dir string, en
 		err = ctx.Err()
 	}
 	if err != nil {
-		return "", "", fmt.Errorf("%w: running %q:\n%s", err, command, both.buf.String())
+		return "", "", fmt.Errorf("%w: running %q:\n%s", err, command, bothBuf.String())
 	}
 	return strings.TrimSuffix(stdout.String(), "\n"), strings.TrimSuffix(stderr.String(), "\n"), nil
 }
@@ -604,9 +663,18 @@ func dial(ctx context.Context, conn resource.PropertyMap) (*ssh.Client, error) {
 	}
 	cfg := &ssh.ClientConfig{
 		User: user, Auth: auths,
-		// The real provider does not verify host keys either.
+		// Without connection.hostKey the real provider accepts any host key too.
 		HostKeyCallback: ssh.InsecureIgnoreHostKey(), //nolint:gosec
 		Timeout:         time.Duration(numOr(conn, "perDialTimeout", 15)) * time.Second,
+	}
+	if hk, ok := str(conn, "hostKey"); ok {
+		// As the real provider: an authorized_keys line, the one key the server must present.
+		pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(hk))
+		if err != nil {
+			return nil, fmt.Errorf("failed to parse host key: %w", err)
+		}
+		cfg.HostKeyCallback = ssh.FixedHostKey(pub)
+		cfg.HostKeyAlgorithms = []string{pub.Type()}
 	}
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	limit := int(numOr(conn, "dialErrorLimit", 10))
@@ -626,24 +694,17 @@ func dial(ctx context.Context, conn resource.PropertyMap) (*ssh.Client, error) {
 	return nil, fmt.Errorf("unable to connect to %s after %d attempts: %w", addr, limit, lastErr)
 }
 
-func runSession(ctx context.Context, client *ssh.Client, command string, env map[string]string,
-	stdin io.Reader,
+func runInSession(ctx context.Context, client *ssh.Client, session *ssh.Session, command string, stdin io.Reader,
+	out streams,
 ) (string, string, error) {
-	session, err := client.NewSession()
-	if err != nil {
-		return "", "", err
-	}
-	defer session.Close()
-	for k, v := range env {
-		_ = session.Setenv(k, v) // refused unless sshd's AcceptEnv allows it, as with the real provider
-	}
 	session.Stdin = stdin
 	var stdout, stderr bytes.Buffer
-	var both lockedBuffer
-	session.Stdout = io.MultiWriter(&stdout, &both)
-	session.Stderr = io.MultiWriter(&stderr, &both)
+	var bothBuf bytes.Buffer
+	both := &lockedWriter{w: &bothBuf}
+	session.Stdout, session.Stderr = out.writers(&stdout, &stderr, both)
 	done := make(chan error, 1)
 	go func() { done <- session.Run(command) }()
+	var err error
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -652,24 +713,41 @@ func runSession(ctx context.Context, client *ssh.Client, command string, env map
 		err = ctx.Err()
 	}
 	if err != nil {
-		return "", "", fmt.Errorf("%w: running %q:\n%s", err, command, both.buf.String())
+		return "", "", fmt.Errorf("%w: running %q:\n%s", err, command, bothBuf.String())
 	}
 	return strings.TrimSuffix(stdout.String(), "\n"), strings.TrimSuffix(stderr.String(), "\n"), nil
 }
 
-func runRemote(ctx context.Context, conn resource.PropertyMap, command string, env map[string]string,
-	stdin string,
+func (p *standin) runRemote(ctx context.Context, urn resource.URN, conn resource.PropertyMap, command string,
+	env, prev map[string]string, stdin string, out streams,
 ) (string, string, error) {
 	client, err := dial(ctx, conn)
 	if err != nil {
 		return "", "", err
 	}
 	defer client.Close()
+	session, err := client.NewSession()
+	if err != nil {
+		return "", "", err
+	}
+	defer session.Close()
+	// As the real provider: a refused `environment` variable fails the command (sshd's AcceptEnv
+	// decides), a refused previous-output variable is a warning.
+	for k, v := range env {
+		if err := session.Setenv(k, v); err != nil {
+			return "", "", fmt.Errorf("could not set environment variable %q: %w", k, err)
+		}
+	}
+	for k, v := range prev {
+		if err := session.Setenv(k, v); err != nil && p.host != nil {
+			_ = p.host.Log(ctx, diag.Warning, urn, fmt.Sprintf("Unable to set '%s': sshd does not accept it (AcceptEnv)", k))
+		}
+	}
 	var in io.Reader
 	if stdin != "" {
 		in = strings.NewReader(stdin)
 	}
-	return runSession(ctx, client, command, env, in)
+	return runInSession(ctx, client, session, command, in, out)
 }
 
 // ---- CopyToRemote -----------------------------------------------------------------------------
@@ -689,15 +767,15 @@ func sourceHash(m resource.PropertyMap) string {
 	return ""
 }
 
-func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
-// copyToHost follows the real provider's rules:
+// copyToHost copies over SFTP with the real provider's rules:
 //
-//	source | dest is a dir | dest missing        | dest is a file
-//	dir    | dest/dir      | mkdir dest; dest/dir | error
-//	dir/   | dest/*        | dest/*              | error
-//	file   | dest/file     | dest                | dest (overwritten)
-//	text   | error         | dest                | dest (overwritten)
+//	source | dest is a dir | dest missing         | dest is a file
+//	dir    | dest/dir      | mkdir -p dest; dest/dir | error
+//	dir/   | dest/*        | mkdir -p dest; dest/*   | error
+//	file   | dest/file     | dest (parents made)  | dest (overwritten)
+//	text   | error         | dest (parents made)  | dest (overwritten)
+//
+// Files are created with the SFTP server's default mode (permission bits are not carried over).
 func copyToHost(ctx context.Context, props resource.PropertyMap) error {
 	dest, _ := str(props, "remotePath")
 	src := plain(props["source"])
@@ -706,14 +784,13 @@ func copyToHost(ctx context.Context, props resource.PropertyMap) error {
 		return err
 	}
 	defer client.Close()
-	q := shQuote(dest)
-	run := func(script string, in io.Reader) error {
-		_, _, err := runSession(ctx, client, "sh -c "+shQuote(script), nil, in)
+	sc, err := sftp.NewClient(client, sftp.UseConcurrentWrites(true))
+	if err != nil {
 		return err
 	}
+	defer sc.Close()
 	if src.IsAsset() && src.AssetValue().IsText() {
-		return run(`set -e; if [ -d `+q+` ]; then echo "remote path "`+q+`" is a directory; when using a text asset, remotePath must be a file path" >&2; exit 1; fi; cat > `+q,
-			strings.NewReader(src.AssetValue().Text))
+		return copyText(sc, src.AssetValue().Text, dest)
 	}
 	var local string
 	if src.IsAsset() {
@@ -721,75 +798,122 @@ func copyToHost(ctx context.Context, props resource.PropertyMap) error {
 	} else {
 		local = src.ArchiveValue().Path
 	}
-	info, err := os.Stat(local)
-	if err != nil {
-		return err
-	}
-	if !info.IsDir() {
-		f, err := os.Open(local)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		base := shQuote(filepath.Base(local))
-		return run(`set -e; t=`+q+`; if [ -d "$t" ]; then t="$t"/`+base+`; fi; cat > "$t"`, f)
-	}
-	target := `"$d"`
-	if !strings.HasSuffix(local, "/") {
-		target = `"$d"/` + shQuote(filepath.Base(local))
-	}
-	script := `set -e; d=` + q + `
-if [ -e "$d" ] && [ ! -d "$d" ]; then echo "remote path $d exists but is not a directory" >&2; exit 1; fi
-[ -d "$d" ] || mkdir "$d"
-t=` + target + `
-if [ -e "$t" ] && [ ! -d "$t" ]; then echo "remote path $t exists but is not a directory" >&2; exit 1; fi
-[ -d "$t" ] || mkdir "$t"
-tar -x -o -f - -C "$t"`
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(writeTar(pw, local)) }()
-	return run(script, pr)
+	return sftpCopy(sc, local, dest)
 }
 
-// writeTar streams dir as a tar with SFTP-like modes (0644 files, 0755 dirs): the real provider
-// does not preserve permission bits, so neither does the stand-in.
-func writeTar(w io.Writer, dir string) error {
-	tw := tar.NewWriter(w)
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, path)
-		if err != nil || rel == "." {
-			return err
-		}
-		if d.IsDir() {
-			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: rel + "/", Mode: 0o755, ModTime: time.Now()})
-		}
-		if !d.Type().IsRegular() {
-			info, err := os.Stat(path) // follow symlinks like a file copy does
-			if err != nil || !info.Mode().IsRegular() {
-				return err
-			}
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		info, err := f.Stat()
-		if err != nil {
-			return err
-		}
-		if err := tw.WriteHeader(&tar.Header{
-			Typeflag: tar.TypeReg, Name: rel, Mode: 0o644, Size: info.Size(), ModTime: info.ModTime(),
-		}); err != nil {
-			return err
-		}
-		_, err = io.Copy(tw, f)
-		return err
-	})
+// remoteStat is nil, nil when path does not exist.
+func remoteStat(sc *sftp.Client, path string) (fs.FileInfo, error) {
+	info, err := sc.Stat(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("failed to stat remote path %s: %w", path, err)
+	}
+	return info, nil
+}
+
+func copyText(sc *sftp.Client, content, dest string) error {
+	st, err := remoteStat(sc, dest)
 	if err != nil {
 		return err
 	}
-	return tw.Close()
+	if st != nil && st.IsDir() {
+		return fmt.Errorf("remote path %s is a directory; when using a text asset, remotePath must be a file path", dest)
+	}
+	if err := sc.MkdirAll(filepath.Dir(dest)); err != nil {
+		return fmt.Errorf("failed to create parent directories for %s: %w", dest, err)
+	}
+	f, err := sc.Create(dest)
+	if err != nil {
+		return fmt.Errorf("failed to create remote file %s: %w", dest, err)
+	}
+	defer f.Close()
+	if _, err := f.Write([]byte(content)); err != nil {
+		return fmt.Errorf("failed to write text content to remote path %s: %w", dest, err)
+	}
+	return nil
+}
+
+func sftpCopy(sc *sftp.Client, source, destPath string) error {
+	info, err := os.Stat(source)
+	if err != nil {
+		return err
+	}
+	st, err := remoteStat(sc, destPath)
+	if err != nil {
+		return err
+	}
+	dest := destPath
+	if !info.IsDir() {
+		if st != nil && st.IsDir() {
+			dest = filepath.Join(dest, filepath.Base(source))
+		} else if st == nil {
+			if err := sc.MkdirAll(filepath.Dir(dest)); err != nil {
+				return fmt.Errorf("failed to create parent directories for %s: %w", dest, err)
+			}
+		}
+		return copyFile(sc, source, dest)
+	}
+	if st == nil {
+		if err := sc.MkdirAll(dest); err != nil {
+			return fmt.Errorf("failed to create remote directory %s: %w", dest, err)
+		}
+	} else if !st.IsDir() {
+		return fmt.Errorf("remote path %s exists but is not a directory", dest)
+	}
+	if !strings.HasSuffix(source, "/") {
+		dest = filepath.Join(dest, filepath.Base(source))
+		st, err := remoteStat(sc, dest)
+		if err != nil {
+			return err
+		}
+		if st != nil && !st.IsDir() {
+			return fmt.Errorf("remote path %s exists but is not a directory", dest)
+		}
+		if st == nil {
+			if err := sc.Mkdir(dest); err != nil {
+				return fmt.Errorf("failed to create remote directory %s: %w", dest, err)
+			}
+		}
+	}
+	return copyDir(sc, source, dest)
+}
+
+func copyFile(sc *sftp.Client, src, dst string) error {
+	local, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer local.Close()
+	remote, err := sc.Create(dst)
+	if err != nil {
+		return fmt.Errorf("failed to create remote file %s: %w", dst, err)
+	}
+	defer remote.Close()
+	if _, err := remote.ReadFrom(local); err != nil {
+		return fmt.Errorf("failed to copy file %s to remote path %s: %w", src, dst, err)
+	}
+	return nil
+}
+
+func copyDir(sc *sftp.Client, src, dst string) error {
+	return fs.WalkDir(os.DirFS(src), ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		remote := filepath.Join(dst, path)
+		if !d.IsDir() {
+			return copyFile(sc, filepath.Join(src, path), remote)
+		}
+		st, err := remoteStat(sc, remote)
+		if err != nil {
+			return err
+		}
+		if st == nil {
+			if err := sc.Mkdir(remote); err != nil {
+				return fmt.Errorf("failed to create remote directory %s: %w", remote, err)
+			}
+		} else if !st.IsDir() {
+			return fmt.Errorf("remote path %s exists but is not a directory", remote)
+		}
+		return nil
+	})
 }

@@ -1,0 +1,41 @@
+/**
+ * The one place a deploy's outcome becomes the `d8` exit status, so scripts can act by kind (retry
+ * a timeout, page someone for a host key) without parsing messages.
+ */
+import type { DeployErrorKind, DeployResult } from '../core/deploy-result';
+
+/** 1 stays what it always was: the command itself could not run (bad option, unreadable stack). */
+export const EXIT_USAGE = 1;
+
+export const DEPLOY_EXIT_CODES: Readonly<Record<DeployErrorKind, number>> = {
+  install_failed: 10,
+  connect: 11,
+  auth: 12,
+  host_key: 13,
+  timeout: 14,
+  config: 15,
+  engine: 16,
+};
+
+const WHAT: Readonly<Record<DeployErrorKind, string>> = {
+  install_failed: 'install.sh ran and every strategy failed, or the agent did not come up',
+  connect: 'the host or its sshd cannot be reached',
+  auth: 'the SSH login or key was refused',
+  host_key: 'the host key is not the configured hostKey',
+  timeout: 'a step overran its time limit',
+  config: 'the stack config or a secret is missing or wrong',
+  engine: 'the deploy engine itself failed',
+};
+
+/** 0 when every slave is deployed or up to date; else the code of the first failed slave (stack order). */
+export function deployExitCode(results: readonly DeployResult[]): number {
+  const failed = results.find((r) => r.status === 'failed');
+  return failed ? DEPLOY_EXIT_CODES[failed.errorKind ?? 'engine'] : 0;
+}
+
+/** The exit-status table for `--help`. */
+export function exitCodesHelp(): string {
+  const rows = (Object.keys(DEPLOY_EXIT_CODES) as DeployErrorKind[]).map((k) => `  ${String(DEPLOY_EXIT_CODES[k]).padEnd(3)} ${k.padEnd(15)} ${WHAT[k]}`);
+  return ['Exit status:', '  0   every slave deployed or already up to date', `  ${EXIT_USAGE}   the command could not run (bad option, unreadable stack file)`,
+    ...rows, 'With several failures, the status of the first failed slave in the stack\'s order (--json lists each errorKind).'].join('\n');
+}
