@@ -13,6 +13,7 @@ import { DRIFT_CLASSES } from '../checker/drift';
 import { REQUEST_STATUSES } from '../requests/schema';
 import type { GitDistance } from './git-distance';
 import type { NewCheck } from './store-watch';
+import { answering } from './views/fleet';
 
 export interface MetricsDeps {
   control: FleetControl;
@@ -21,7 +22,6 @@ export interface MetricsDeps {
   distance: GitDistance;
 }
 
-const ANSWERING = new Set(['healthy', 'version_mismatch']);
 
 export class DashboardMetrics {
   readonly registry = new client.Registry();
@@ -37,7 +37,7 @@ export class DashboardMetrics {
     new client.Gauge({ name: 'd8_master_info', help: 'The master: 1, labelled with its commit and stack', labelNames: ['stack', 'commit'], registers,
       collect() { this.reset(); this.set({ stack: d.stack, commit: d.control.status().master.commit ?? 'unknown' }, 1); } });
     new client.Gauge({ name: 'd8_slave_up', help: 'Whether the slave\'s agent answered its last check (healthy or version_mismatch)', labelNames: ['slave'], registers,
-      collect() { this.reset(); for (const s of slaves()) this.set({ slave: s.name }, ANSWERING.has(s.state) ? 1 : 0); } });
+      collect() { this.reset(); for (const s of slaves()) this.set({ slave: s.name }, answering(s.state) ? 1 : 0); } });
     new client.Gauge({ name: 'd8_slave_state', help: 'The slave\'s state: 1 for the current one, 0 for the others', labelNames: ['slave', 'state'], registers,
       collect() { this.reset(); for (const s of slaves()) for (const st of SLAVE_STATES) this.set({ slave: s.name, state: st }, s.state === st ? 1 : 0); } });
     new client.Gauge({ name: 'd8_slave_drift', help: 'The slave\'s commit against the master\'s: 1 for the current class', labelNames: ['slave', 'drift'], registers,

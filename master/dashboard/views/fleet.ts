@@ -19,8 +19,9 @@ export interface FleetModel {
   pendingAlerts: number;
 }
 
-export function driftText(drift: string, commit: string | null, masterCommit: string | null, d: Distance | null): string {
+export function driftText(drift: string, commit: string | null, masterCommit: string | null, d: Distance | null, answering = true): string {
   const c = `<code>${escapeHtml(short(commit))}</code>`;
+  if (!answering && commit) return `${c} · last reported (not answering now)`;
   switch (drift) {
     case 'equal': return `${c}`;
     case 'behind': return `${c} · ${d ? `${d.behind} commit${d.behind === 1 ? '' : 's'} ` : ''}behind <code>${escapeHtml(short(masterCommit))}</code>`;
@@ -30,11 +31,13 @@ export function driftText(drift: string, commit: string | null, masterCommit: st
   }
 }
 
+export const answering = (state: string): boolean => state === 'healthy' || state === 'version_mismatch';
+
 export function fleetPage(m: FleetModel): Page {
   const rows = m.rows.map(({ slave: s, distance, checks }) => `<tr data-slave="${escapeHtml(s.name)}" data-state="${escapeHtml(s.state)}" class="row-${escapeHtml(s.state)}">
 <td><a href="/slaves/${encodeURIComponent(s.name)}">${escapeHtml(s.name)}</a><div class="muted small">${escapeHtml(s.endpoint)}</div></td>
 <td>${badge(s.state)}${s.failures ? `<div class="muted small">${s.failures} failed check${s.failures === 1 ? '' : 's'}</div>` : ''}</td>
-<td>${badge(s.drift)} ${driftText(s.drift, s.commit, m.masterCommit, distance)}</td>
+<td>${badge(s.drift)} ${driftText(s.drift, s.commit, m.masterCommit, distance, answering(s.state))}</td>
 <td>${escapeHtml(s.strategy ?? '—')}<div class="muted small">auto-update ${escapeHtml(s.auto_update)}</div></td>
 <td>${time(s.last_seen)}</td>
 <td>${checkChart(checks)}</td></tr>`).join('\n');

@@ -4,7 +4,7 @@ import type { DeployRow } from '../../store/deploys';
 import { escapeHtml } from '../http';
 import type { Distance } from '../git-distance';
 import { checkChart } from './chart';
-import { driftText } from './fleet';
+import { answering, driftText } from './fleet';
 import { badge, csrfField, short, time, type Page } from './layout';
 
 export interface CheckRow { at: string; ok: boolean; latency_ms: number | null; commit: string | null; error: string | null }
@@ -54,7 +54,7 @@ ${m.actions.length ? `<ul class="notes">${m.actions.map((a) => `<li>${badge(a.ok
     title: s.name, nav: 'none', topics: ['slaves', 'checks', 'deploys'],
     body: `<h1>${escapeHtml(s.name)} ${badge(s.state)}</h1>
 <dl class="facts"><dt>endpoint</dt><dd>${escapeHtml(s.endpoint)} (host ${escapeHtml(s.host)})</dd>
-<dt>drift</dt><dd>${badge(s.drift)} ${driftText(s.drift, s.commit, m.masterCommit, m.distance)}</dd>
+<dt>drift</dt><dd>${badge(s.drift)} ${driftText(s.drift, s.commit, m.masterCommit, m.distance, answering(s.state))}</dd>
 <dt>strategy</dt><dd>${escapeHtml(s.strategy ?? '—')} · auto-update ${escapeHtml(s.auto_update)}</dd>
 <dt>last seen</dt><dd>${time(s.last_seen)} · last check ${time(s.last_check)} · breaker ${escapeHtml(s.breaker)}</dd>
 ${s.last_error ? `<dt>last error</dt><dd class="err">${escapeHtml(s.last_error)}</dd>` : ''}</dl>
