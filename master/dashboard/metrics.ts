@@ -13,7 +13,7 @@ import { DRIFT_CLASSES } from '../checker/drift';
 import { REQUEST_STATUSES } from '../requests/schema';
 import type { GitDistance } from './git-distance';
 import type { NewCheck } from './store-watch';
-import { answering } from './views/fleet';
+import { answering } from './states';
 
 export interface MetricsDeps {
   control: FleetControl;

@@ -113,6 +113,15 @@ describeTier(browserTier, 'dashboard in a real browser (chromium, real master, r
     expect(await page.evaluate(() => (globalThis as unknown as { d8Marker?: number }).d8Marker)).toBe(7);
   });
 
+  it('the slave page charts its checks; its Retry button runs in the master and the outcome appears live', async () => {
+    await page.goto(`${base}/slaves/desktop`);
+    expect(await page.locator('svg.chart polyline.lat').count()).toBe(1);
+    await Promise.all([page.waitForURL(`${base}/slaves/desktop`), page.click('button[data-action="retry"]')]);
+    await page.waitForSelector('text=Retry of desktop started');
+    await page.waitForSelector('text=/desktop is healthy \\([0-9a-f]{7}\\); nothing to do/', { timeout: 20_000 });
+    await page.screenshot({ path: path.join(shots, 'slave.png'), fullPage: true });
+  });
+
   it('refuses a forged POST without the CSRF token', async () => {
     const id = fleet.db().requests.list({ open: true })[0].id;
     const status = await page.evaluate(async (rid) => (await fetch(`/requests/${rid}/reject`, { method: 'POST', body: new URLSearchParams({ reason: 'forged' }) })).status, id);

@@ -23,6 +23,8 @@ export function checkChart(points: CheckPoint[], opts: { width?: number; height?
   const okLat = pts.filter((p) => p.ok && p.latency_ms !== null).map((p) => p.latency_ms as number);
   const avg = okLat.length ? Math.round(okLat.reduce((a, b) => a + b, 0) / okLat.length) : null;
   const title = `${pts.length} checks since ${pts[0].at}: ${failed} failed${avg !== null ? `, mean latency ${avg} ms, max ${max} ms` : ''}`;
+  // A large chart gets its scale and summary written on it; a sparkline keeps them in the tooltip.
+  const legend = h >= 60 ? `<text x="${w - 4}" y="12" text-anchor="end">max ${max} ms</text><text x="${w - 4}" y="${h - 12}" text-anchor="end">${pts.length} checks, ${failed} failed${avg !== null ? `, mean ${avg} ms` : ''}</text>` : '';
   return `<svg class="chart" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" role="img" aria-label="${escapeHtml(label)}"><title>${escapeHtml(title)}</title>` +
-    (line ? `<polyline points="${line}" class="lat"/>` : '') + fails + '</svg>';
+    (line ? `<polyline points="${line}" class="lat"/>` : '') + fails + legend + '</svg>';
 }

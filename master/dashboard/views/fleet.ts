@@ -2,6 +2,7 @@
 import type { SlaveStatus } from '../../control';
 import { escapeHtml } from '../http';
 import type { Distance } from '../git-distance';
+import { answering } from '../states';
 import { checkChart, type CheckPoint } from './chart';
 import { badge, short, time, type Page } from './layout';
 
@@ -30,8 +31,6 @@ export function driftText(drift: string, commit: string | null, masterCommit: st
     default: return commit ? `${c} · not in the master's history` : '<span class="muted">no commit known</span>';
   }
 }
-
-export const answering = (state: string): boolean => state === 'healthy' || state === 'version_mismatch';
 
 export function fleetPage(m: FleetModel): Page {
   const rows = m.rows.map(({ slave: s, distance, checks }) => `<tr data-slave="${escapeHtml(s.name)}" data-state="${escapeHtml(s.state)}" class="row-${escapeHtml(s.state)}">

@@ -4,7 +4,8 @@ import type { DeployRow } from '../../store/deploys';
 import { escapeHtml } from '../http';
 import type { Distance } from '../git-distance';
 import { checkChart } from './chart';
-import { answering, driftText } from './fleet';
+import { driftText } from './fleet';
+import { answering } from '../states';
 import { badge, csrfField, short, time, type Page } from './layout';
 
 export interface CheckRow { at: string; ok: boolean; latency_ms: number | null; commit: string | null; error: string | null }
