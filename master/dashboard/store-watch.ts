@@ -26,7 +26,7 @@ export class StoreWatch {
   private readonly changeListeners = new Set<ChangeListener>();
   private readonly checkListeners = new Set<CheckListener>();
 
-  constructor(private readonly db: Db, private readonly stack: string, private readonly pollMs = 500) {
+  constructor(private readonly db: Db, private readonly stack: string, private readonly pollMs = 250) {
     this.lastCheckId = (stmt(db, 'SELECT COALESCE(MAX(id), 0) AS m FROM check_history').get() as { m: number }).m;
     this.fingerprints();
   }
