@@ -28,6 +28,7 @@ Examples:
   d8 master --stack prod --once --engine direct
 
 State lives in $D8_HOME (default ~/.d8)/master.db; \`d8 status\` reads it while this runs.
+The web dashboard and /metrics: http://127.0.0.1:7500/ (d8:dashboard; see docs/dashboard.md).
 SIGTERM stops cleanly: a deploy in flight may finish (bounded), else it is marked interrupted.`)
     .action(async (opts: MasterOpts) => {
       let ctx;

@@ -149,8 +149,12 @@ export class DashboardServer {
     c.session = this.sessions.get(cookieId);
     if (c.session) return;
     if (this.loopback) {
-      c.session = this.sessions.create();
-      c.cookie = this.cookie(c.req, c.session.id);
+      // A session (for its CSRF token) only for a page; a scraper or an event stream needs none,
+      // and must not crowd browsers' sessions out of the store.
+      if (c.req.method === 'GET' && !metrics && c.url.pathname !== '/live') {
+        c.session = this.sessions.create();
+        c.cookie = this.cookie(c.req, c.session.id);
+      }
       return;
     }
     if (metrics) {
