@@ -151,7 +151,7 @@ export class DashboardServer {
     if (this.loopback) {
       // A session (for its CSRF token) only for a page; a scraper or an event stream needs none,
       // and must not crowd browsers' sessions out of the store.
-      if (c.req.method === 'GET' && !metrics && c.url.pathname !== '/live') {
+      if (c.req.method !== 'POST' && !metrics && c.url.pathname !== '/live') {
         c.session = this.sessions.create();
         c.cookie = this.cookie(c.req, c.session.id);
       }

@@ -60,6 +60,12 @@ describe('dashboard on a loopback bind (real master, real agents)', () => {
     expect(r.headers['content-security-policy']).toContain("script-src 'self'");
     expect(r.headers['x-frame-options']).toBe('DENY');
     expect(fresh.csrf).toMatch(/^[A-Za-z0-9_-]{30,}$/);
+    // A scraper gets no session (it would crowd out the browsers' sessions); HEAD works like GET.
+    const scraper = new DashboardClient(port);
+    expect((await scraper.get('/metrics')).headers['set-cookie']).toBeUndefined();
+    const head = await scraper.request('HEAD', '/requests');
+    expect(head.status).toBe(200);
+    expect(head.text).toBe('');
   });
 
   it('approving in the dashboard changes the request in the store, and `d8 requests` sees it', async () => {
