@@ -122,6 +122,13 @@ describeTier(browserTier, 'dashboard in a real browser (chromium, real master, r
     await page.screenshot({ path: path.join(shots, 'slave.png'), fullPage: true });
   });
 
+  it('the events timeline shows the state change and the decision', async () => {
+    await page.goto(`${base}/events`);
+    await page.waitForSelector('li.event.cat-state[data-kind="slave_dead"] >> text=laptop');
+    await page.waitForSelector('li.event.cat-decision >> text=/is now APPROVED/');
+    await page.screenshot({ path: path.join(shots, 'events.png'), fullPage: false });
+  });
+
   it('refuses a forged POST without the CSRF token', async () => {
     const id = fleet.db().requests.list({ open: true })[0].id;
     const status = await page.evaluate(async (rid) => (await fetch(`/requests/${rid}/reject`, { method: 'POST', body: new URLSearchParams({ reason: 'forged' }) })).status, id);
