@@ -35,7 +35,7 @@ export const DECISIONS: readonly Decision[] = ['approve', 'reject', 'postpone', 
 const PAST: Record<Decision, string> = { approve: 'approved', reject: 'rejected', postpone: 'postponed', complete: 'completed' };
 
 const NOTE_MAX = 500;
-const CHART_POINTS = 120;
+const CHART_POINTS = 60;
 
 export class DashboardPages {
   /** Recent Retry / Update clicks per slave, newest first (their outcome also lands in the store). */

@@ -193,13 +193,14 @@ export class DashboardServer {
   }
 
   private page(c: Ctx, page: Page): void {
+    // A live refresh (fragment) never takes the flash: one may race the redirect after a POST.
+    if (c.req.headers['x-d8-fragment'] === '1') return sendHtml(c.res, 200, mainContent(page));
     const flash = c.session ? FLASH.get(c.session) : undefined;
     if (flash && c.session) {
       FLASH.delete(c.session);
       page = { ...page, flash };
     }
-    if (c.req.headers['x-d8-fragment'] === '1') sendHtml(c.res, 200, mainContent(page));
-    else sendHtml(c.res, 200, layout(this.chrome(c), page));
+    sendHtml(c.res, 200, layout(this.chrome(c), page));
   }
 
   /** A POST: read the form (CSRF), run `fn`, then JSON for scripts or a redirect with a flash for a browser. */
