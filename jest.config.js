@@ -1,4 +1,4 @@
-/** Test tiers: unit and integration always run; system (sshd, docker), pulumi (mocks) and engine
+/** Test tiers: unit and integration always run; browser (chromium), system (sshd, docker), pulumi (mocks) and engine
  *  (real pulumi CLI) need infrastructure and say how to enable it when it is missing (see tests/support/tier.ts). */
 const tier = (name) => ({
   displayName: name,
@@ -7,6 +7,6 @@ const tier = (name) => ({
   testEnvironment: 'node',
 });
 module.exports = {
-  projects: ['unit', 'integration', 'pulumi', 'system', 'engine'].map(tier),
+  projects: ['unit', 'integration', 'browser', 'pulumi', 'system', 'engine'].map(tier),
   testTimeout: 120000,
 };

@@ -40,6 +40,17 @@ export const SlaveConfigSchema = z.object({
 }).strict();
 export type SlaveConfigInput = z.input<typeof SlaveConfigSchema>;
 
+/** `d8:dashboard`: the master's web dashboard and /metrics. Off loopback it requires a login. */
+export const DashboardConfigSchema = z.object({
+  enabled: z.boolean().default(true),
+  port: port.default(7500),
+  /** An IP address or `localhost`; anything but 127.0.0.1, ::1 or localhost requires the dashboard token. */
+  bind: z.string().trim().min(1, 'must be an IP address or localhost').default('127.0.0.1'),
+  /** Behind an HTTPS reverse proxy: trust X-Forwarded-Proto/For (Secure cookies, per-client login limits). */
+  trustProxy: z.boolean().default(false),
+}).strict();
+export type DashboardConfig = z.infer<typeof DashboardConfigSchema>;
+
 export const FleetConfigSchema = z.object({
   slaves: z.array(SlaveConfigSchema).default([]),
   autoUpdate: AutoUpdatePolicySchema.default('auto'),
@@ -60,6 +71,7 @@ export const FleetConfigSchema = z.object({
   installDelaySeconds: z.number().min(0).max(600).default(10),
   /** Base image for the docker strategy (must exist on the slave or be pullable there). */
   baseImage: z.string().min(1).optional(),
+  dashboard: DashboardConfigSchema.default({}),
 }).strict();
 
 export type FleetConfigInput = z.input<typeof FleetConfigSchema>;
@@ -93,6 +105,8 @@ export interface FleetConfig {
   installAttempts: number;
   installDelaySeconds: number;
   baseImage?: string;
+  /** Absent in hand-built configs (tests, benches): the schema defaults apply. */
+  dashboard?: DashboardConfig;
 }
 
 export class ConfigError extends Error {
@@ -237,6 +251,7 @@ export function resolveFleetConfig(raw: Record<string, unknown>, opts: ResolveOp
     installAttempts: c.installAttempts,
     installDelaySeconds: c.installDelaySeconds,
     baseImage: c.baseImage,
+    dashboard: c.dashboard,
   };
 }
 

@@ -2,7 +2,8 @@
 # System setup for the system tests and bench:deploy on a fresh Debian bookworm machine (CI calls
 # it from .ci/run). Idempotent: safe to run again; skips what is already there.
 #   - apt packages: openssh-server/client (test hosts), python3 + python3-venv (the slaves' python),
-#     docker.io (the docker strategy), debootstrap (base image), ansible (bench), curl
+#     docker.io (the docker strategy), debootstrap (base image), ansible (bench), curl,
+#     chromium + fonts-liberation + fonts-noto-color-emoji (the dashboard's browser tier and its screenshots)
 #   - dockerd running (started in the background when no init system runs it)
 #   - the local base image d8-base:bookworm (scripts/docker-base-image.sh; no registry needed)
 #   - the SSH test hosts (scripts/test-hosts.sh up)
@@ -12,7 +13,7 @@ log() { printf 'ci-setup-system: %s\n' "$*" >&2; }
 
 [ "$(id -u)" -eq 0 ] || { log "must run as root"; exit 1; }
 
-PKGS="openssh-server openssh-client python3 python3-venv docker.io debootstrap ansible curl util-linux procps ca-certificates"
+PKGS="openssh-server openssh-client python3 python3-venv docker.io debootstrap ansible curl util-linux procps ca-certificates chromium fonts-liberation fonts-noto-color-emoji"
 missing=
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

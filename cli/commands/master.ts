@@ -7,6 +7,7 @@ import { MasterDaemon } from '../../master/daemon/daemon';
 import { tuningFromEnv } from '../../master/daemon/tuning';
 import { FleetControl } from '../../master/control';
 import { startTelegramBot } from '../../master/telegram';
+import { startDashboard, type Dashboard } from '../../master/dashboard';
 
 interface MasterOpts { stack: string; interval?: string; engine: EngineChoice; once?: boolean; repo?: string; deployerModule?: string }
 
@@ -27,6 +28,7 @@ Examples:
   d8 master --stack prod --once --engine direct
 
 State lives in $D8_HOME (default ~/.d8)/master.db; \`d8 status\` reads it while this runs.
+The web dashboard and /metrics: http://127.0.0.1:7500/ (d8:dashboard; see docs/dashboard.md).
 SIGTERM stops cleanly: a deploy in flight may finish (bounded), else it is marked interrupted.`)
     .action(async (opts: MasterOpts) => {
       let ctx;
@@ -44,9 +46,13 @@ SIGTERM stops cleanly: a deploy in flight may finish (bounded), else it is marke
         logger.info({ engine: chosen.engine, why: chosen.why }, `deploy engine: ${chosen.engine} (${chosen.why})`);
         const deployer = await createDeployer(chosen.engine, { config, repoDir, logger }, opts.deployerModule ?? process.env.D8_DEPLOYER_MODULE);
         const notifier = createNotifier(config, logger);
-        const daemon = new MasterDaemon({ config, store, deployer, notifier, logger, tuning, repoDir, intervalMs: interval * 1000, once: opts.once });
+        let dashboard: Dashboard | null = null;
+        const daemon = new MasterDaemon({ config, store, deployer, notifier, logger, tuning, repoDir, intervalMs: interval * 1000, once: opts.once,
+          onSweep: (s) => dashboard?.observeSweep(s.durationMs) });
+        const control = new FleetControl({ config, store, repoDir, supervisor: daemon.supervisor });
         // The bot (when a Telegram token is configured) stops with the notifier when the daemon stops.
-        if (!opts.once) startTelegramBot(notifier, { config, control: new FleetControl({ config, store, repoDir, supervisor: daemon.supervisor }) });
+        if (!opts.once) startTelegramBot(notifier, { config, control });
+        if (!opts.once) dashboard = await startDashboard({ config, store, control, repoDir, logger });
         if (opts.once) {
           await daemon.start();
           await daemon.stop('--once');
@@ -57,11 +63,11 @@ SIGTERM stops cleanly: a deploy in flight may finish (bounded), else it is marke
         }
         await new Promise<void>((resolve) => {
           const onSignal = (sig: string) => {
-            void daemon.stop(sig).then(resolve, (err) => { logger.error({ err: (err as Error).message }, 'error while stopping'); resolve(); });
+            void Promise.resolve(dashboard?.stop()).then(() => daemon.stop(sig)).then(resolve, (err) => { logger.error({ err: (err as Error).message }, 'error while stopping'); resolve(); });
           };
           process.once('SIGTERM', () => onSignal('SIGTERM'));
           process.once('SIGINT', () => onSignal('SIGINT'));
-          daemon.start().catch((err) => { logger.error({ err: (err as Error).message }, 'daemon failed to start'); process.exitCode = 1; resolve(); });
+          daemon.start().catch((err) => { logger.error({ err: (err as Error).message }, 'daemon failed to start'); process.exitCode = 1; void Promise.resolve(dashboard?.stop()).finally(resolve); });
         });
         ctx.close();
         process.exit(process.exitCode ?? 0);

@@ -27,6 +27,8 @@ export interface DaemonOptions {
   repoDir: string;
   intervalMs: number;
   once?: boolean;
+  /** Told after every sweep (the dashboard's /metrics). */
+  onSweep?: (summary: SweepSummary) => void;
 }
 
 export class MasterDaemon {
@@ -91,6 +93,7 @@ export class MasterDaemon {
       try {
         const s = await this.supervisor.sweep();
         this.o.logger.debug({ ...s }, 'sweep done');
+        this.o.onSweep?.(s);
         return s;
       } catch (err) {
         this.o.logger.error({ err: (err as Error).message }, 'sweep failed (the next one runs on schedule)');

@@ -98,6 +98,8 @@ export class Fleet {
       'd8:slaves': slaves.map((s) => ({ name: s.name, host: s.host ?? 'local', ...(s.user ? { user: s.user } : {}), agentPort: s.port, strategies: ['native'], ...(s.autoUpdate ? { autoUpdate: s.autoUpdate } : {}) })),
       'd8:autoUpdate': 'auto',
       'd8:checkIntervalSeconds': 1,
+      // Off unless a test asks for it: daemons of other tests must not race for :7500.
+      'd8:dashboard': { enabled: false },
       ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [`d8:${k}`, v])),
     };
     fs.writeFileSync(path.join(this.repo, `Pulumi.${this.stack}.yaml`), YAML.stringify({ config }));

@@ -1,0 +1,151 @@
+/**
+ * What each route does: reads for the pages, and the state-changing actions, which go through the
+ * same FleetControl (retry / update) and RequestService (decisions) as the CLI and the bot.
+ */
+import fs from 'fs';
+import path from 'path';
+import type { FleetConfig } from '../../core/stack-config';
+import { d8Home } from '../../core/paths';
+import type { Redactor } from '../../core/redact';
+import type { Logger } from '../../core/logger';
+import type { FleetControl, SlaveStatus } from '../control';
+import type { Store } from '../store';
+import { RequestError } from '../requests/service';
+import { RequestIdSchema } from '../requests/schema';
+import { EVENT_CATEGORIES, readEvents, type EventCategory } from './event-feed';
+import type { GitDistance } from './git-distance';
+import { HttpError } from './http';
+import { eventsPage } from './views/events';
+import { fleetPage } from './views/fleet';
+import type { Page } from './views/layout';
+import { requestsPage } from './views/requests';
+import { buildLogPage, slavePage, updateNeedsConfirmation, type ActionNote } from './views/slave';
+
+export interface PagesDeps {
+  config: FleetConfig;
+  store: Store;
+  control: FleetControl;
+  distance: GitDistance;
+  redactor: Redactor;
+  logger: Logger;
+}
+
+export type Decision = 'approve' | 'reject' | 'postpone' | 'complete';
+export const DECISIONS: readonly Decision[] = ['approve', 'reject', 'postpone', 'complete'];
+const PAST: Record<Decision, string> = { approve: 'approved', reject: 'rejected', postpone: 'postponed', complete: 'completed' };
+
+const NOTE_MAX = 500;
+const CHART_POINTS = 60;
+
+export class DashboardPages {
+  /** Recent Retry / Update clicks per slave, newest first (their outcome also lands in the store). */
+  private readonly actions = new Map<string, ActionNote[]>();
+
+  constructor(private readonly d: PagesDeps) {}
+
+  private slave(name: string): SlaveStatus {
+    const s = this.d.control.status().slaves.find((x) => x.name === name);
+    if (!s) throw new HttpError(404, `stack ${this.d.config.stack} has no slave named "${name}"`);
+    return s;
+  }
+
+  async fleet(): Promise<Page> {
+    const st = this.d.control.status();
+    const rows = await Promise.all(st.slaves.map(async (s) => ({
+      slave: s,
+      distance: await this.d.distance.between(st.master.commit, s.commit),
+      checks: this.d.store.slaves.history(st.stack, s.name, CHART_POINTS),
+    })));
+    return fleetPage({ masterCommit: st.master.commit, daemonRunning: st.master.daemon.running, rows, openRequests: st.open_requests, pendingAlerts: st.pending_alerts });
+  }
+
+  async slavePage(name: string, csrf: string): Promise<Page> {
+    const s = this.slave(name);
+    const master = this.d.control.status().master.commit;
+    return slavePage({
+      slave: this.scrub(s), masterCommit: master, csrf,
+      distance: await this.d.distance.between(master, s.commit),
+      checks: this.d.store.slaves.history(this.d.config.stack, name, 200).map((c) => ({ ...c, error: c.error && this.d.redactor.text(c.error) })),
+      deploys: this.d.store.deploys.list(this.d.config.stack, name, 30).map((r) => ({ ...r, error: r.error && this.d.redactor.text(r.error) })),
+      actions: this.actions.get(name) ?? [],
+    });
+  }
+
+  buildLog(name: string, deployId: string): Page {
+    this.slave(name);
+    const id = Number(deployId);
+    if (!Number.isSafeInteger(id) || id <= 0) throw new HttpError(400, `"${deployId}" is not a deploy id`);
+    const row = this.d.store.deploys.list(this.d.config.stack, name, 10_000).find((r) => r.id === id);
+    if (!row) throw new HttpError(404, `${name} has no deploy ${id}`);
+    if (!row.build_log_path) throw new HttpError(404, `deploy ${id} of ${name} kept no build log`);
+    // Only files under D8_HOME are shown, whatever a row says.
+    const file = path.resolve(row.build_log_path);
+    if (!file.startsWith(d8Home() + path.sep)) throw new HttpError(404, `the build log of deploy ${id} is outside D8_HOME`);
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new HttpError(404, `the build log of deploy ${id} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); it may have been cleaned up`);
+    }
+    try { text = JSON.stringify(JSON.parse(text), null, 2); } catch { /* shown as stored */ }
+    return buildLogPage(name, id, this.d.redactor.text(text));
+  }
+
+  requests(csrf: string): Page {
+    return requestsPage(this.d.store.requests.list({ limit: 5000 }).map((r) => this.d.redactor.value(r)), csrf);
+  }
+
+  events(query: URLSearchParams): Page {
+    const slave = query.get('slave') || undefined;
+    const rawCategory = query.get('category') || undefined;
+    if (rawCategory && !(EVENT_CATEGORIES as readonly string[]).includes(rawCategory)) {
+      throw new HttpError(400, `category must be one of ${EVENT_CATEGORIES.join(', ')} (not "${rawCategory}")`);
+    }
+    const category = rawCategory as EventCategory | undefined;
+    return eventsPage(readEvents(this.d.store.db, this.d.redactor, { slave, category, limit: 300 }), { slave, category });
+  }
+
+  /** Starts Retry or Update in the master (as `d8 retry` / the bot's /retry do); the outcome is recorded when it ends. */
+  startAction(kind: 'retry' | 'update', name: string, form: Record<string, string>): string {
+    const s = this.slave(name);
+    const needs = kind === 'update' ? updateNeedsConfirmation(s) : null;
+    if (needs && form.confirm !== 'yes') throw new HttpError(400, `${needs}; tick the confirmation box to update anyway`);
+    const note: ActionNote = { kind, started_at: new Date().toISOString(), finished_at: null, ok: null, message: `${kind} started from the dashboard` };
+    const list = [note, ...(this.actions.get(name) ?? [])].slice(0, 5);
+    this.actions.set(name, list);
+    this.d.logger.info({ slave: name, action: kind }, `dashboard: ${kind} ${name}`);
+    const run = kind === 'retry' ? this.d.control.retry(name) : this.d.control.update(name);
+    void run.then(
+      (r) => Object.assign(note, { ok: r.ok, message: this.d.redactor.text(r.message), finished_at: new Date().toISOString() }),
+      (err: unknown) => Object.assign(note, { ok: false, message: this.d.redactor.text((err as Error).message), finished_at: new Date().toISOString() }),
+    );
+    return `${kind === 'retry' ? 'Retry' : 'Update'} of ${name} started; its outcome shows here and under Events.`;
+  }
+
+  /** One decision through the RequestService the CLI and the bot use; typed errors become HTTP statuses. */
+  decide(id: string, decision: string, form: Record<string, string>): string {
+    if (!DECISIONS.includes(decision as Decision)) throw new HttpError(404, `no decision "${decision}" (approve, reject, postpone, complete)`);
+    const idOk = RequestIdSchema.safeParse(id);
+    if (!idOk.success) throw new HttpError(400, `"${id}" is not a request id (they look like req-0001)`);
+    const note = (form.reason ?? form.note ?? '').trim();
+    if (note.length > NOTE_MAX) throw new HttpError(400, `the note is ${note.length} characters; at most ${NOTE_MAX}`);
+    const d = decision as Decision;
+    try {
+      const before = this.d.store.requests.get(id);
+      if (before.status === ({ approve: 'APPROVED', reject: 'REJECTED', postpone: 'POSTPONED', complete: 'COMPLETED' } as const)[d]) {
+        throw new HttpError(409, `${id} is already ${before.status}`);
+      }
+      const r = this.d.store.requests[d](id, note ? `${note} (dashboard)` : 'by dashboard');
+      this.d.logger.info({ request_id: id, decision: d }, `dashboard: request ${id} ${PAST[d]}`);
+      const follow = d === 'approve' && r.action ? ` The master runs the ${r.action.kind} of ${r.action.slave} at its next check.` : '';
+      return `${id} ${PAST[d]}: ${r.title}.${follow}`;
+    } catch (err) {
+      if (err instanceof RequestError) throw new HttpError({ not_found: 404, invalid: 400, bad_transition: 409 }[err.code], err.message.replace(/ \(list them with `d8 requests list`\)/, ''));
+      throw err;
+    }
+  }
+
+  private scrub(s: SlaveStatus): SlaveStatus {
+    return { ...s, last_error: s.last_error && this.d.redactor.text(s.last_error) };
+  }
+}
