@@ -1,13 +1,15 @@
 /**
- * The events timeline, read from the outbox tables (alerts_sent, alerts_outbox). The payload is
- * read through this one lenient adapter rather than the alert schema: it only needs a kind, a
- * slave, a time and some words, and must keep working as the alert contract grows (a typed alert
- * without title or text gets a line made from its kind and data).
+ * The events timeline, read from the outbox tables (alerts_sent, alerts_outbox). A payload that is a
+ * typed alert (core/alerts.ts) gets the same headline the notifiers use; anything else that still
+ * has a kind (a row written before the contract, or by a newer master) is shown leniently from its
+ * kind and data rather than dropped.
  */
 import { z } from 'zod';
 import type { Db } from '../store/db';
 import { stmt } from '../store/db';
 import type { Redactor } from '../../core/redact';
+import { AlertSchema } from '../../core/alerts';
+import { alertHeadline } from '../notify/headline';
 
 export const EVENT_CATEGORIES = ['state', 'deploy', 'alert', 'decision', 'master'] as const;
 export type EventCategory = (typeof EVENT_CATEGORIES)[number];
@@ -53,10 +55,11 @@ export function eventFromPayload(id: number, payload: string, fallbackAt: string
   const slave = a.slave ?? null;
   const data = a.data ?? {};
   const words = Object.entries(data).filter(([, v]) => ['string', 'number', 'boolean'].includes(typeof v)).map(([k, v]) => `${k}: ${String(v)}`);
+  const typed = AlertSchema.safeParse(raw);
   return {
     id, delivered, kind: a.kind, category: categoryOf(a.kind), slave,
     at: a.created_at ?? fallbackAt,
-    title: a.title ?? `${a.kind.replace(/_/g, ' ')}${slave ? ` · ${slave}` : ''}`,
+    title: a.title ?? (typed.success ? alertHeadline(typed.data) : `${a.kind.replace(/_/g, ' ')}${slave ? ` · ${slave}` : ''}`),
     text: a.text ?? (a.title ? '' : words.join(' · ')),
   };
 }
