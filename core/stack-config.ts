@@ -11,6 +11,7 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_AGENT_PORT, STRATEGIES, StrategySchema } from './protocol';
 import { d8Home, ensurePrivateDir } from './paths';
+import { NodeVersionSchema } from './node-runtime';
 
 export const CONFIG_NAMESPACE = 'd8';
 export const LOCAL_HOST = 'local';
@@ -60,6 +61,10 @@ export const FleetConfigSchema = z.object({
   installDelaySeconds: z.number().min(0).max(600).default(10),
   /** Base image for the docker strategy (must exist on the slave or be pullable there). */
   baseImage: z.string().min(1).optional(),
+  /** Where the master fetches the Node.js runtime it ships to hosts without node (core/node-runtime.ts). */
+  nodeDistUrl: z.string().url('must be a URL like https://nodejs.org/dist').optional(),
+  /** The shipped runtime's version (default: the pinned Node 22 LTS in core/node-runtime.ts). */
+  nodeVersion: NodeVersionSchema.optional(),
 }).strict();
 
 export type FleetConfigInput = z.input<typeof FleetConfigSchema>;
@@ -93,6 +98,8 @@ export interface FleetConfig {
   installAttempts: number;
   installDelaySeconds: number;
   baseImage?: string;
+  nodeDistUrl?: string;
+  nodeVersion?: string;
 }
 
 export class ConfigError extends Error {
@@ -227,6 +234,8 @@ export function resolveFleetConfig(raw: Record<string, unknown>, opts: ResolveOp
     installAttempts: c.installAttempts,
     installDelaySeconds: c.installDelaySeconds,
     baseImage: c.baseImage,
+    nodeDistUrl: c.nodeDistUrl,
+    nodeVersion: c.nodeVersion,
   };
 }
 

@@ -24,6 +24,8 @@ export interface InstallInvocation {
   baseImage?: string;
   /** Seconds to wait for /api/health to report the bundle's commit after each install. */
   healthTimeoutSeconds?: number;
+  /** Absolute path of the node the venv and native strategies use (a runtime the deployer shipped). */
+  nodePath?: string;
 }
 
 const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -43,6 +45,7 @@ export function installCommand(inv: InstallInvocation): string {
   ];
   if (inv.baseImage) args.push(`--base-image ${q(inv.baseImage)}`);
   if (inv.healthTimeoutSeconds !== undefined) args.push(`--health-timeout ${inv.healthTimeoutSeconds}`);
+  if (inv.nodePath) args.push(`--node ${q(inv.nodePath)}`);
   return `sh ${inHome(inv.bundleDir)}/install.sh ${args.join(' ')}`;
 }
 
