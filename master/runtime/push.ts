@@ -42,15 +42,18 @@ set -u
 f=$1 want=$2 name=$3 root=$4 version=$5
 tmp=$root/.incoming/$name.$$
 fail() { rm -rf "$tmp" "$f"; printf '%s\n' "$2" >&2; exit "$1"; }
+pick() { for t in sha256sum shasum openssl python3; do command -v "$t" >/dev/null 2>&1 && { tool=$t; return 0; }; done; tool=; }
 sum() {
-  if command -v sha256sum >/dev/null 2>&1; then tool=sha256sum; sha256sum "$1" | cut -d' ' -f1
-  elif command -v shasum >/dev/null 2>&1; then tool=shasum; shasum -a 256 "$1" | cut -d' ' -f1
-  elif command -v openssl >/dev/null 2>&1; then tool=openssl; openssl dgst -sha256 "$1" | sed 's/.*= *//'
-  elif command -v python3 >/dev/null 2>&1; then tool=python3; python3 -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$1"
-  else return 1; fi
+  case "$tool" in
+    sha256sum) sha256sum "$1" | cut -d' ' -f1 ;;
+    shasum) shasum -a 256 "$1" | cut -d' ' -f1 ;;
+    openssl) openssl dgst -sha256 "$1" | sed 's/.*= *//' ;;
+    python3) python3 -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$1" ;;
+    *) return 1 ;;
+  esac
 }
 mismatch() { fail 3 "checksum mismatch for $f on $(uname -n): expected sha256 $want (SHASUMS256.txt), got $1 ($tool): the copy was corrupted on the way; nothing was installed, deploy again"; }
-tool=
+pick
 got=$(sum "$f") || got=
 [ -z "$got" ] || [ "$got" = "$want" ] || mismatch "$got"
 mkdir -p "$tmp" && tar -xzf "$f" -C "$tmp" 2>"$tmp.err" || fail 4 "cannot unpack $f: $(tail -n 2 "$tmp.err" 2>/dev/null) (disk full? tar and gzip installed?)"

@@ -26,8 +26,12 @@ p docker "$(command -v docker)"
 if have docker; then d=$(lim docker info --format '{{.ServerVersion}}' 2>&1); p docker_rc $?; p docker_info "$(printf '%s' "$d" | tail -n 1)"; fi
 p python3 "$(command -v python3)"
 if have python3; then
-  p python_version "$(python3 -c 'import platform; print(platform.python_version())' 2>&1)"
-  p python_venv "$(yn python3 -c 'import venv, ensurepip')"
+  py=$(python3 -c 'import platform; print(platform.python_version())
+try:
+    import venv, ensurepip; print("yes")
+except Exception:
+    print("no")' 2>&1)
+  p python_version "$py"; p python_venv "$(printf '%s\n' "$py" | sed -n 2p)"
 fi
 p node "$(command -v node)"
 if have node; then v=$(node -e 'process.stdout.write(process.version)' 2>&1); rc=$?; p node_version "$v"; p node_rc "$rc"
