@@ -3,6 +3,8 @@
  * one POSIX sh file with the bundle embedded (tar.gz, base64), the agent token and the master's
  * address filled in. Run on the slave, it unpacks the bundle where a direct deploy would have put it
  * and runs the same install.sh command line (agent/install/command.ts), token on stdin.
+ * With a runtime (`--arch`), the Node.js tarball is embedded too, with its sha256 from
+ * SHASUMS256.txt, and checked and unpacked on the host before the install (core/runtime-unpack.ts).
  */
 import { execFileSync } from 'child_process';
 import fs from 'fs';
@@ -10,6 +12,16 @@ import path from 'path';
 import { installCommand, remoteBundleDir } from '../install/command';
 import type { SlaveConfig } from '../../core/stack-config';
 import type { BundleInfo } from './build';
+import { REMOTE_RUNTIME_ROOT, runtimeName, type RuntimeArch } from '../../core/node-runtime';
+import { UNPACK_RUNTIME_SCRIPT, unpackRuntimeArgs } from '../../core/runtime-unpack';
+
+/** A Node.js tarball from the master's cache, already checked against SHASUMS256.txt. */
+export interface EmbeddedRuntime {
+  file: string;
+  sha256: string;
+  version: string;
+  arch: RuntimeArch;
+}
 
 export interface BootstrapScriptOptions {
   bundle: BundleInfo;
@@ -21,15 +33,40 @@ export interface BootstrapScriptOptions {
   attempts: number;
   delaySeconds: number;
   baseImage?: string;
+  runtime?: EmbeddedRuntime;
 }
 
 const MARKER = '__D8_BUNDLE_BELOW__';
+const RUNTIME_MARKER = '__D8_RUNTIME_BELOW__';
+
+function runtimePart(rt: EmbeddedRuntime): { prelude: string; payload: string; nodePath: string } {
+  const name = runtimeName(rt.version, rt.arch);
+  const root = `$HOME/${REMOTE_RUNTIME_ROOT}`;
+  const b64 = fs.readFileSync(rt.file).toString('base64').replace(/.{76}/g, '$&\n');
+  const prelude = `# The Node.js runtime ${rt.version} for linux-${rt.arch}, checked against sha256 ${rt.sha256} before use.
+D8_RT_DIR="$HOME"/${q(`${REMOTE_RUNTIME_ROOT}/${name}`)}
+if [ "$(cat "$D8_RT_DIR/.d8-sha256" 2>/dev/null)" = ${q(rt.sha256)} ] && "$D8_RT_DIR/bin/node" -e 0 2>/dev/null; then
+  echo "d8 bootstrap: node ${rt.version} (${rt.arch}) is already in $D8_RT_DIR" >&2
+else
+  mkdir -p "$HOME"/${q(`${REMOTE_RUNTIME_ROOT}/.incoming`)}
+  sed '1,/^${RUNTIME_MARKER}$/d' "$0" | base64 -d >"$HOME"/${q(`${REMOTE_RUNTIME_ROOT}/.incoming/${name}.tar.gz`)} ||
+    { echo "d8 bootstrap: cannot unpack the embedded runtime (was this file edited or truncated?)" >&2; exit 1; }
+  cat >"$D8_BUNDLE_DIR/unpack-runtime.sh" <<'D8_UNPACK_EOF'
+${UNPACK_RUNTIME_SCRIPT.trim()}
+D8_UNPACK_EOF
+  sh "$D8_BUNDLE_DIR/unpack-runtime.sh" ${unpackRuntimeArgs({ file: `${root}/.incoming/${name}.tar.gz`, sha256: rt.sha256, name, root, version: rt.version })} >&2 ||
+    { echo "d8 bootstrap: the embedded Node.js runtime was not installed (see above)" >&2; exit 1; }
+fi
+`;
+  return { prelude, payload: `${RUNTIME_MARKER}\n${b64}\n`, nodePath: `${REMOTE_RUNTIME_ROOT}/${name}/bin/node` };
+}
 const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 export function bootstrapScript(o: BootstrapScriptOptions): string {
   const tgz = execFileSync('tar', ['czf', '-', '-C', o.bundle.dir, ...o.bundle.files], { maxBuffer: 256 * 1024 * 1024 });
   const b64 = tgz.toString('base64').replace(/.{76}/g, '$&\n');
   const dir = remoteBundleDir(o.bundle.hash);
+  const rt = o.runtime ? runtimePart(o.runtime) : null;
   const cmd = installCommand({
     bundleDir: dir,
     strategies: o.slave.strategies,
@@ -37,6 +74,7 @@ export function bootstrapScript(o: BootstrapScriptOptions): string {
     delaySeconds: o.delaySeconds,
     agentPort: o.slave.agentPort,
     baseImage: o.baseImage,
+    nodePath: rt?.nodePath,
   });
   const v = o.bundle.versionInfo;
   return `#!/bin/sh
@@ -49,13 +87,13 @@ set -eu
 umask 077
 D8_MASTER=${q(o.master)}
 D8_BUNDLE_DIR="$HOME"/${q(dir)}
-for t in base64 tar gzip sed; do
+for t in base64 tar gzip sed${rt ? ' cut' : ''}; do
   command -v "$t" >/dev/null 2>&1 || { echo "d8 bootstrap: $t is missing on this host" >&2; exit 1; }
 done
 mkdir -p "$D8_BUNDLE_DIR"
-sed '1,/^${MARKER}$/d' "$0" | base64 -d | tar xzf - -C "$D8_BUNDLE_DIR" ||
+sed '1,/^${MARKER}$/d; /^${RUNTIME_MARKER}$/,$d' "$0" | base64 -d | tar xzf - -C "$D8_BUNDLE_DIR" ||
   { echo "d8 bootstrap: cannot unpack the embedded bundle (was this file edited or truncated?)" >&2; exit 1; }
-rc=0
+${rt?.prelude ?? ''}rc=0
 printf '%s\\n' ${q(o.token)} | ${cmd} || rc=$?
 if [ "$rc" -eq 0 ]; then
   echo "d8 bootstrap: the agent runs on port ${o.slave.agentPort}; the master ($D8_MASTER) sees it at its next health sweep" >&2
@@ -65,7 +103,7 @@ fi
 exit "$rc"
 ${MARKER}
 ${b64}
-`;
+${rt?.payload ?? ''}`;
 }
 
 /** Writes the script with mode 0700 (it holds the token); refuses to follow a symlink. */

@@ -24,7 +24,7 @@ export interface InstallInvocation {
   baseImage?: string;
   /** Seconds to wait for /api/health to report the bundle's commit after each install. */
   healthTimeoutSeconds?: number;
-  /** Absolute path of the node the venv and native strategies use (a runtime the deployer shipped). */
+  /** The node the venv and native strategies use (a runtime the deployer shipped; relative = under $HOME). */
   nodePath?: string;
 }
 
@@ -45,7 +45,7 @@ export function installCommand(inv: InstallInvocation): string {
   ];
   if (inv.baseImage) args.push(`--base-image ${q(inv.baseImage)}`);
   if (inv.healthTimeoutSeconds !== undefined) args.push(`--health-timeout ${inv.healthTimeoutSeconds}`);
-  if (inv.nodePath) args.push(`--node ${q(inv.nodePath)}`);
+  if (inv.nodePath) args.push(`--node ${inHome(inv.nodePath)}`);
   return `sh ${inHome(inv.bundleDir)}/install.sh ${args.join(' ')}`;
 }
 

@@ -2,9 +2,14 @@
  * A host without node (scripts/test-hosts.sh "nonode": node hidden in its mount namespace) gets the
  * master's Node.js runtime over SSH from a loopback mirror of this machine's node, and the agent runs
  * on it; a second deploy does not push it again. A host whose probe says musl ("musl": getconf/ldd
- * shims) is refused with a clear error, and nothing is left on it.
+ * shims) is refused with a clear error, and nothing is left on it. `d8 bootstrap-script --arch`
+ * embeds the runtime: run on the no-node host, it checks and unpacks it and the agent runs on it.
  */
+import { spawnSync } from 'child_process';
 import fs from 'fs';
+import path from 'path';
+import { NodeSSH } from 'node-ssh';
+import { parseInstallOutput } from '../../core/install-result';
 import { buildBundle, type BundleInfo } from '../../agent/bundle/build';
 import { DirectDeployer, type DeployProgress } from '../../master/deploy/direct';
 import { probeHealth } from '../../master/agent-client';
@@ -112,5 +117,40 @@ describeTier(systemTier, 'the shipped Node.js runtime on hosts without node', ()
     for (let i = 0; i < 50 && userProcesses(th.hosts.musl.user).length; i++) await new Promise((res) => setTimeout(res, 100));
     expect(userProcesses(th.hosts.musl.user)).toEqual([]);
     expect(tarballGets()).toBe(1);
+  });
+
+  it('d8 bootstrap-script --arch x64 embeds the runtime; run on the no-node host, the agent runs on it', async () => {
+    uninstallAsUser(REPO, th.hosts.nonode.user);
+    const dir = tempDir('d8-systest-rt-boot-');
+    const bootPort = await freePort();
+    fs.writeFileSync(path.join(dir, 'Pulumi.systest.yaml'), [
+      'config:', '  d8:slaves:', `    - { name: box, host: ${th.hosts.nonode.host}, user: ${th.hosts.nonode.user}, agentPort: ${bootPort}, strategies: [venv] }`,
+      `  d8:nodeDistUrl: ${server.url}`, `  d8:nodeVersion: ${mirror.version}`, '  d8:installDelaySeconds: 1', '',
+    ].join('\n'));
+    const file = path.join(dir, 'install-box.sh');
+    const env = { ...process.env, D8_HOME: d8Home, D8_AGENT_TOKEN: config.agentToken!, D8_SSH_KEY_PATH: th.key };
+    const g = spawnSync(process.execPath, [path.join(REPO, 'bin', 'd8.js'), 'bootstrap-script', 'box', '--stack', 'systest', '--dir', dir, '--arch', 'x64', '-o', file],
+      { env, encoding: 'utf8', cwd: REPO, maxBuffer: 64 * 1024 * 1024 });
+    expect(g.stderr).toMatch(/wrote .*install-box\.sh/);
+    expect(g.status).toBe(0);
+    expect(fs.statSync(file).size).toBeGreaterThan(mirror.bytes);
+    const bad = spawnSync(process.execPath, [path.join(REPO, 'bin', 'd8.js'), 'bootstrap-script', 'box', '--stack', 'systest', '--dir', dir, '--arch', 'mips', '-o', `${file}.x`], { env, encoding: 'utf8', cwd: REPO });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/--arch mips: not a shipped arch \(use x64, arm64, armv7l\)/);
+
+    const ssh = await new NodeSSH().connect({ host: th.hosts.nonode.host, port: th.hosts.nonode.port, username: th.hosts.nonode.user, privateKey: fs.readFileSync(th.key, 'utf8') });
+    try {
+      await ssh.putFile(file, `${th.hosts.nonode.home}/install-box.sh`);
+      const run = await ssh.execCommand('sh ./install-box.sh; rc=$?; rm -f ./install-box.sh; exit $rc', { cwd: th.hosts.nonode.home });
+      expect(run.stderr).toMatch(new RegExp(`installed node-${mirror.version}-linux-x64 \\(${mirror.version}\\), sha256 ${mirror.sha256} checked with sha256sum`));
+      expect(run.code).toBe(0);
+      expect(parseInstallOutput(run.stdout)).toMatchObject({ ok: true, strategy: 'venv' });
+    } finally {
+      ssh.dispose();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    const pids = agentPids(th.hosts.nonode.user, bootPort);
+    expect(pids).toHaveLength(1);
+    expect(fs.readlinkSync(`/proc/${pids[0]}/exe`)).toBe(`${runtimeDir()}/bin/node`);
   });
 });
