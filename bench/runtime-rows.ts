@@ -10,7 +10,7 @@ import type { BundleInfo } from '../agent/bundle/build';
 import type { DeployResult } from '../master/deploy/deployer';
 import { DirectDeployer } from '../master/deploy/direct';
 import { SshShell } from '../master/deploy/direct/shell';
-import { RuntimeCache } from '../master/runtime/cache';
+import { RuntimeCache } from '../core/runtime-cache';
 import { ensureRemoteRuntime } from '../master/runtime/push';
 import { nodeMirrorDir, serveNodeMirror } from '../scripts/test-hosts/node-mirror';
 import { fleetConfig, freePort, REPO, uninstallAsUser, type TestHosts } from '../scripts/test-hosts/hosts';

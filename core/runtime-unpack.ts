@@ -3,6 +3,7 @@
  * bootstrap script: check the tarball's sha256 (from SHASUMS256.txt) with whatever the host has,
  * unpack it under the runtime root, and keep the sha256 next to it so the next deploy can reuse it.
  */
+import { REMOTE_RUNTIME_ROOT, runtimeName, type RuntimeArch } from './node-runtime';
 import { shQuote } from './sh-quote';
 
 /**
@@ -47,8 +48,49 @@ echo "installed $name ($v), sha256 $got checked with $tool"
 
 export interface UnpackArgs { file: string; sha256: string; name: string; root: string; version: string }
 
-/** The script's positional arguments as shell words; `root` may start with "$HOME/" (left unquoted). */
+/** The script's positional arguments as shell words; a leading "$HOME/" stays expandable. */
 export function unpackRuntimeArgs(a: UnpackArgs): string {
   const word = (s: string): string => (s.startsWith('$HOME/') ? `"$HOME"/${shQuote(s.slice(6))}` : shQuote(s));
   return [a.file, a.sha256, a.name, a.root, a.version].map(word).join(' ');
+}
+
+/** A runtime tarball as the host sees it: which build, and the sha256 SHASUMS256.txt gives it. */
+export interface RuntimeRef {
+  sha256: string;
+  version: string;
+  arch: RuntimeArch;
+}
+
+/** Where a runtime is unpacked, relative to the user's home. */
+export function runtimeDirOnHost(rt: RuntimeRef): string {
+  return `${REMOTE_RUNTIME_ROOT}/${runtimeName(rt.version, rt.arch)}`;
+}
+
+/** The runtime's node, relative to the user's home (install.sh --node). */
+export function runtimeNodeOnHost(rt: RuntimeRef): string {
+  return `${runtimeDirOnHost(rt)}/bin/node`;
+}
+
+/** Where a copied tarball waits to be checked and unpacked, relative to the user's home. */
+export function incomingTarballOnHost(rt: RuntimeRef): string {
+  return `${REMOTE_RUNTIME_ROOT}/.incoming/${runtimeName(rt.version, rt.arch)}.tar.gz`;
+}
+
+/** A sh test: the runtime in `dirWord` (a shell word) was unpacked from this sha256 and runs. */
+export function runtimePresentTest(dirWord: string, sha256: string): string {
+  return `[ "$(cat ${dirWord}/.d8-sha256 2>/dev/null)" = ${shQuote(sha256)} ] && ${dirWord}/bin/node -e 0 >/dev/null 2>&1`;
+}
+
+/**
+ * sh: keep the runtime when it is already on the host, else run `prepare` (which puts the tarball
+ * at incomingTarballOnHost, if it is not copied there already) and check and unpack it.
+ */
+export function ensureRuntimeCommand(rt: RuntimeRef, prepare?: string): string {
+  const name = runtimeName(rt.version, rt.arch);
+  const dir = `"$HOME"/${shQuote(runtimeDirOnHost(rt))}`;
+  const incoming = incomingTarballOnHost(rt);
+  const unpack = `sh -c ${shQuote(UNPACK_RUNTIME_SCRIPT)} d8-runtime ` +
+    unpackRuntimeArgs({ file: `$HOME/${incoming}`, sha256: rt.sha256, name, root: `$HOME/${REMOTE_RUNTIME_ROOT}`, version: rt.version });
+  return `if ${runtimePresentTest(dir, rt.sha256)}; then echo "[d8] node ${rt.version} (${rt.arch}) is already in ~/${runtimeDirOnHost(rt)}" >&2; ` +
+    `rm -f "$HOME"/${shQuote(incoming)}; else ${prepare ? `${prepare} && ` : ''}${unpack} >&2; fi`;
 }

@@ -11,7 +11,7 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_AGENT_PORT, STRATEGIES, StrategySchema } from './protocol';
 import { d8Home, ensurePrivateDir } from './paths';
-import { NodeVersionSchema } from './node-runtime';
+import { NodeVersionSchema, RuntimeArchSchema, type RuntimeArch } from './node-runtime';
 
 export const CONFIG_NAMESPACE = 'd8';
 export const LOCAL_HOST = 'local';
@@ -38,6 +38,8 @@ export const SlaveConfigSchema = z.object({
   autoUpdate: AutoUpdatePolicySchema.optional(),
   /** A known_hosts-style public host key; when set, the SSH connection checks it. */
   hostKey: z.string().min(1).optional(),
+  /** For `pulumi up`: ship the Node.js runtime for this arch with the bundle (a host without node). */
+  arch: RuntimeArchSchema.optional(),
 }).strict();
 export type SlaveConfigInput = z.input<typeof SlaveConfigSchema>;
 
@@ -80,6 +82,7 @@ export interface SlaveConfig {
   strategies: Array<(typeof STRATEGIES)[number]>;
   autoUpdate: AutoUpdatePolicy;
   hostKey?: string;
+  arch?: RuntimeArch;
 }
 
 export interface FleetConfig {
@@ -196,6 +199,7 @@ export function resolveFleetConfig(raw: Record<string, unknown>, opts: ResolveOp
       strategies: [...s.strategies],
       autoUpdate: s.autoUpdate ?? c.autoUpdate,
       hostKey: s.hostKey,
+      arch: s.arch,
     };
   });
   const agentPorts = new Map<string, string>();

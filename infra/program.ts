@@ -7,11 +7,13 @@ import * as pulumi from '@pulumi/pulumi';
 import { z } from 'zod';
 import { BundleBuildError, buildBundle, readBundle } from '../agent/bundle/build';
 import { NotAGitCheckoutError, VersionFileError } from '../core/version-info';
+import { RuntimeChecksumError, RuntimeFetchError } from '../core/runtime-cache';
 import {
   CONFIG_NAMESPACE, ConfigError, devAgentToken, FleetConfigSchema, resolveFleetConfig, type FleetConfig,
 } from '../core/stack-config';
 import type { BundleRef } from './bundle-ref';
 import { createFleet, validateFleet, type CreateFleetOptions } from './fleet';
+import { fleetRuntimes } from './runtimes';
 
 /** Keys whose schema is a plain string: their value is kept verbatim (never JSON-parsed). */
 function isStringKey(key: string): boolean {
@@ -74,11 +76,13 @@ export async function program(env: NodeJS.ProcessEnv = process.env, fleetOptions
     const config = readFleetConfig(env);
     validateFleet(config, fleetOptions);
     const bundle = await fleetBundle(config, env);
-    const fleet = createFleet(config, bundle, fleetOptions);
+    const runtimes = fleetOptions.runtimes ?? await fleetRuntimes(config, env, (m) => { void pulumi.log.info(m); });
+    const fleet = createFleet(config, bundle, { ...fleetOptions, runtimes });
     return Object.fromEntries(Object.entries(fleet.outputs).filter(([, v]) => v !== undefined));
   } catch (err) {
     // Errors the user fixes from the message alone: no stack trace.
-    if (err instanceof ConfigError || err instanceof BundleBuildError || err instanceof NotAGitCheckoutError || err instanceof VersionFileError) {
+    if (err instanceof ConfigError || err instanceof BundleBuildError || err instanceof NotAGitCheckoutError || err instanceof VersionFileError ||
+      err instanceof RuntimeFetchError || err instanceof RuntimeChecksumError) {
       throw new pulumi.RunError((err as Error).message);
     }
     throw err;

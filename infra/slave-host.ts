@@ -13,6 +13,7 @@ import type { BundleRef } from './bundle-ref';
 import { stageRemoteCopy } from './bundle-stage';
 import { localCopyCommand, localRemoveCommand, uninstallOnDelete, withTimeout } from './shell';
 import { SLAVE_HOST_TYPE, slaveResourceNames } from './urns';
+import { ensureRuntimeCommand, incomingTarballOnHost, runtimeNodeOnHost, type RuntimeRef } from '../core/runtime-unpack';
 
 /** How long uninstall.sh may take (stop the service, remove the container or venv). */
 export const UNINSTALL_TIMEOUT_SECONDS = 300;
@@ -30,6 +31,8 @@ export interface SlaveHostArgs {
   installDelaySeconds: number;
   installTimeoutSeconds: number;
   baseImage?: string;
+  /** A remote slave without node (`arch` in its config): this runtime tarball travels with the bundle. */
+  runtime?: RuntimeRef & { file: string };
 }
 
 /** Parses install.sh's stdout into the winning strategy; a garbled result is a warning, not a crash. */
@@ -76,6 +79,7 @@ export class SlaveHost extends pulumi.ComponentResource {
       delaySeconds: args.installDelaySeconds,
       agentPort: slave.agentPort,
       baseImage: args.baseImage,
+      nodePath: args.runtime ? runtimeNodeOnHost(args.runtime) : undefined,
     });
     // The bundle is (re)placed before the install and the install's delete (uninstall.sh) removes
     // ~/.d8-agent with the bundles in it: so whenever the bundle is replaced, the install must be
@@ -84,7 +88,9 @@ export class SlaveHost extends pulumi.ComponentResource {
     // delete-before-replace resource before it (a plain dependsOn is not).
     // For the same reason, whatever replaces the install (a new port, other strategies: its command
     // lines) replaces the bundle too, or the new install would find its bundle removed.
-    const createCmd = withTimeout(install, args.installTimeoutSeconds);
+    const createCmd = args.runtime
+      ? `${ensureRuntimeCommand(args.runtime)} && ${withTimeout(install, args.installTimeoutSeconds)}`
+      : withTimeout(install, args.installTimeoutSeconds);
     const deleteCmd = uninstallOnDelete(bundleDir, slave.agentPort, uninstallCommand(bundleDir, slave.agentPort), UNINSTALL_TIMEOUT_SECONDS);
     const bundleTriggers = [...triggers, createCmd, deleteCmd];
     const installArgs = (bundleRes: pulumi.Resource) => ({
@@ -120,7 +126,9 @@ export class SlaveHost extends pulumi.ComponentResource {
     } else {
       if (!args.connection) throw new TypeError(`SlaveHost ${name}: a remote slave needs an SSH connection`);
       // Lands in bundleDir; see bundle-stage.ts for why the copy starts one level up.
-      const copy = stageRemoteCopy(bundle, bundleDir);
+      const rt = args.runtime;
+      const copy = stageRemoteCopy(bundle, bundleDir, undefined,
+        rt ? [{ local: rt.file, remote: incomingTarballOnHost(rt) }] : []);
       this.bundle = new command.remote.CopyToRemote(names.bundle, {
         connection: args.connection,
         source: new pulumi.asset.FileArchive(copy.source),

@@ -12,8 +12,9 @@ import path from 'path';
 import { installCommand, remoteBundleDir } from '../install/command';
 import type { SlaveConfig } from '../../core/stack-config';
 import type { BundleInfo } from './build';
-import { REMOTE_RUNTIME_ROOT, runtimeName, type RuntimeArch } from '../../core/node-runtime';
-import { UNPACK_RUNTIME_SCRIPT, unpackRuntimeArgs } from '../../core/runtime-unpack';
+import type { RuntimeArch } from '../../core/node-runtime';
+import { ensureRuntimeCommand, incomingTarballOnHost, runtimeNodeOnHost } from '../../core/runtime-unpack';
+import { shQuote as q } from '../../core/sh-quote';
 
 /** A Node.js tarball from the master's cache, already checked against SHASUMS256.txt. */
 export interface EmbeddedRuntime {
@@ -40,27 +41,15 @@ const MARKER = '__D8_BUNDLE_BELOW__';
 const RUNTIME_MARKER = '__D8_RUNTIME_BELOW__';
 
 function runtimePart(rt: EmbeddedRuntime): { prelude: string; payload: string; nodePath: string } {
-  const name = runtimeName(rt.version, rt.arch);
-  const root = `$HOME/${REMOTE_RUNTIME_ROOT}`;
   const b64 = fs.readFileSync(rt.file).toString('base64').replace(/.{76}/g, '$&\n');
+  const incoming = `"$HOME"/${q(incomingTarballOnHost(rt))}`;
+  const extract = `{ mkdir -p "$(dirname ${incoming})" && sed '1,/^${RUNTIME_MARKER}$/d' "$0" | base64 -d >${incoming}; }`;
   const prelude = `# The Node.js runtime ${rt.version} for linux-${rt.arch}, checked against sha256 ${rt.sha256} before use.
-D8_RT_DIR="$HOME"/${q(`${REMOTE_RUNTIME_ROOT}/${name}`)}
-if [ "$(cat "$D8_RT_DIR/.d8-sha256" 2>/dev/null)" = ${q(rt.sha256)} ] && "$D8_RT_DIR/bin/node" -e 0 2>/dev/null; then
-  echo "d8 bootstrap: node ${rt.version} (${rt.arch}) is already in $D8_RT_DIR" >&2
-else
-  mkdir -p "$HOME"/${q(`${REMOTE_RUNTIME_ROOT}/.incoming`)}
-  sed '1,/^${RUNTIME_MARKER}$/d' "$0" | base64 -d >"$HOME"/${q(`${REMOTE_RUNTIME_ROOT}/.incoming/${name}.tar.gz`)} ||
-    { echo "d8 bootstrap: cannot unpack the embedded runtime (was this file edited or truncated?)" >&2; exit 1; }
-  cat >"$D8_BUNDLE_DIR/unpack-runtime.sh" <<'D8_UNPACK_EOF'
-${UNPACK_RUNTIME_SCRIPT.trim()}
-D8_UNPACK_EOF
-  sh "$D8_BUNDLE_DIR/unpack-runtime.sh" ${unpackRuntimeArgs({ file: `${root}/.incoming/${name}.tar.gz`, sha256: rt.sha256, name, root, version: rt.version })} >&2 ||
-    { echo "d8 bootstrap: the embedded Node.js runtime was not installed (see above)" >&2; exit 1; }
-fi
+${ensureRuntimeCommand(rt, extract)} ||
+  { echo "d8 bootstrap: the embedded Node.js runtime was not installed (see above)" >&2; exit 1; }
 `;
-  return { prelude, payload: `${RUNTIME_MARKER}\n${b64}\n`, nodePath: `${REMOTE_RUNTIME_ROOT}/${name}/bin/node` };
+  return { prelude, payload: `${RUNTIME_MARKER}\n${b64}\n`, nodePath: runtimeNodeOnHost(rt) };
 }
-const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 export function bootstrapScript(o: BootstrapScriptOptions): string {
   const tgz = execFileSync('tar', ['czf', '-', '-C', o.bundle.dir, ...o.bundle.files], { maxBuffer: 256 * 1024 * 1024 });
@@ -87,7 +76,7 @@ set -eu
 umask 077
 D8_MASTER=${q(o.master)}
 D8_BUNDLE_DIR="$HOME"/${q(dir)}
-for t in base64 tar gzip sed${rt ? ' cut' : ''}; do
+for t in base64 tar gzip sed; do
   command -v "$t" >/dev/null 2>&1 || { echo "d8 bootstrap: $t is missing on this host" >&2; exit 1; }
 done
 mkdir -p "$D8_BUNDLE_DIR"

@@ -8,7 +8,7 @@ import { repoRoot } from '../../core/paths';
 import { findSlave, requireAgentToken } from '../../core/stack-config';
 import { loadStack } from './up';
 import { RUNTIME_ARCHES, RuntimeArchSchema, runtimeSource } from '../../core/node-runtime';
-import { RuntimeCache } from '../../master/runtime/cache';
+import { RuntimeCache } from '../../core/runtime-cache';
 
 interface Opts { output?: string; stack: string; dir?: string; master?: string; force?: boolean; arch?: string }
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { RUNTIME_ARCHES, RuntimeArchSchema, runtimeSource, type RuntimeArch } from '../../core/node-runtime';
 import { NodeVersionSchema } from '../../core/node-runtime';
-import { RuntimeCache, runtimesDir, type CachedRuntime } from '../../master/runtime/cache';
+import { RuntimeCache, runtimesDir, type CachedRuntime } from '../../core/runtime-cache';
 import { fail } from '../fleet-context';
 import { loadStack } from './up';
 

@@ -5,10 +5,10 @@
  * version) is reused: it is kept across redeploys and never pushed twice.
  */
 import { REMOTE_RUNTIME_ROOT, runtimeName } from '../../core/node-runtime';
-import { UNPACK_RUNTIME_SCRIPT, unpackRuntimeArgs } from '../../core/runtime-unpack';
+import { runtimePresentTest, UNPACK_RUNTIME_SCRIPT, unpackRuntimeArgs } from '../../core/runtime-unpack';
 import { shQuote } from '../../core/sh-quote';
 import type { SlaveShell } from '../deploy/direct/shell';
-import { RuntimeChecksumError, type CachedRuntime } from './cache';
+import { RuntimeChecksumError, type CachedRuntime } from '../../core/runtime-cache';
 
 export class RuntimePushError extends Error {
   constructor(message: string, readonly exitCode: number | null) {
@@ -49,10 +49,9 @@ export function remoteRuntimeDir(home: string, version: string, arch: CachedRunt
   return `${home}/${REMOTE_RUNTIME_ROOT}/${runtimeName(version, arch)}`;
 }
 
-/** Whether the runtime is already on the host, verified by the sha256 it was installed from. */
-export function presentCommand(dir: string, sha256: string, version: string): string {
-  return `d=${shQuote(dir)}; [ -x "$d/bin/node" ] && [ "$(cat "$d/.d8-sha256" 2>/dev/null)" = ${shQuote(sha256)} ] && ` +
-    `[ "$("$d/bin/node" -e 'process.stdout.write(process.version)' 2>/dev/null)" = ${shQuote(version)} ] && echo present`;
+/** Prints "present" when the runtime is already on the host, unpacked from this sha256 (and it runs). */
+export function presentCommand(dir: string, sha256: string): string {
+  return `if ${runtimePresentTest(shQuote(dir), sha256)}; then echo present; fi`;
 }
 
 export async function ensureRemoteRuntime(o: PushOptions): Promise<RemoteRuntime> {
@@ -67,7 +66,7 @@ export async function ensureRemoteRuntime(o: PushOptions): Promise<RemoteRuntime
     return r;
   };
 
-  const have = await step(presentCommand(dir, rt.sha256, rt.version), 30000);
+  const have = await step(presentCommand(dir, rt.sha256), 30000);
   if (have.stdout.trim() === 'present') {
     o.onProgress?.(`node ${rt.version} (${rt.arch}) already on the host in ${dir}`);
     return { nodePath, pushed: false, bytes: 0, ms: 0 };

@@ -8,7 +8,7 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { PROBE_SCRIPT, parseProbeOutput, judgeHost } from '../../master/deploy/probe';
-import { RuntimeCache, RuntimeChecksumError, RuntimeFetchError } from '../../master/runtime/cache';
+import { RuntimeCache, RuntimeChecksumError, RuntimeFetchError } from '../../core/runtime-cache';
 import { ensureRemoteRuntime } from '../../master/runtime/push';
 import { LocalShell } from '../../master/deploy/direct/shell';
 import type { HostVerdict } from '../../core/host-probe';

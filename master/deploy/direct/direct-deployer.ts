@@ -30,7 +30,7 @@ import { LocalShell, SshShell, type SlaveShell } from './shell';
 import { probeHost, PROBE_COMMAND_LABEL, type ProbeRun } from '../probe';
 import { runtimeSource } from '../../../core/node-runtime';
 import type { ProbeReport } from '../../../core/host-probe';
-import { RuntimeCache } from '../../runtime/cache';
+import { RuntimeCache } from '../../../core/runtime-cache';
 import { provideRuntime } from './runtime-step';
 
 export type DeployPhase = 'bundle' | 'check' | 'connect' | 'probe' | 'upload' | 'runtime' | 'install' | 'verify' | 'done';

@@ -7,7 +7,7 @@ import type { HostVerdict } from '../../../core/host-probe';
 import { runtimeSource } from '../../../core/node-runtime';
 import type { FleetConfig, SlaveConfig } from '../../../core/stack-config';
 import type { BuildLog } from '../build-log';
-import type { RuntimeCache } from '../../runtime/cache';
+import type { RuntimeCache } from '../../../core/runtime-cache';
 import { ensureRemoteRuntime } from '../../runtime/push';
 import type { SlaveShell } from './shell';
 

@@ -1,5 +1,5 @@
 /**
- * The master's Node.js runtime cache, `D8_HOME/runtimes/<version>/`: official linux tarballs per
+ * The master's Node.js runtime cache (used by the direct deployer, the CLI and the Pulumi program), `D8_HOME/runtimes/<version>/`: official linux tarballs per
  * arch plus the release's SHASUMS256.txt, fetched once from the mirror (`d8:nodeDistUrl`) and
  * checked against SHASUMS256.txt when fetched and again every time one is handed out.
  */
@@ -8,8 +8,8 @@ import fs from 'fs';
 import path from 'path';
 import { Readable, Transform } from 'stream';
 import { pipeline } from 'stream/promises';
-import { d8Home, ensurePrivateDir } from '../../core/paths';
-import { runtimeTarball, type RuntimeArch, type RuntimeSource } from '../../core/node-runtime';
+import { d8Home, ensurePrivateDir } from './paths';
+import { runtimeTarball, type RuntimeArch, type RuntimeSource } from './node-runtime';
 
 export const SHASUMS_FILE = 'SHASUMS256.txt';
 
