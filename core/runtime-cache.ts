@@ -1,7 +1,8 @@
 /**
- * The master's Node.js runtime cache (used by the direct deployer, the CLI and the Pulumi program), `D8_HOME/runtimes/<version>/`: official linux tarballs per
+ * The master's Node.js runtime cache, `D8_HOME/runtimes/<version>/`: official linux tarballs per
  * arch plus the release's SHASUMS256.txt, fetched once from the mirror (`d8:nodeDistUrl`) and
- * checked against SHASUMS256.txt when fetched and again every time one is handed out.
+ * checked against SHASUMS256.txt when fetched and again every time one is handed out. Used by the
+ * direct deployer, the CLI (`d8 runtime fetch`, `d8 bootstrap-script --arch`) and the Pulumi program.
  */
 import crypto from 'crypto';
 import fs from 'fs';

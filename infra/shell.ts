@@ -4,8 +4,9 @@
  * only adds what surrounds it: a time limit, and the local bundle copy for `host: local`.
  */
 
-/** Single-quotes `s` for POSIX sh. */
-export const shQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+import { shQuote } from '../core/sh-quote';
+
+export { shQuote };
 
 /** A path relative to the user's home (as remoteBundleDir returns) as a shell word that works from any cwd. */
 export function homePath(dir: string): string {

@@ -5,6 +5,7 @@
  * from stdin (first line).
  */
 import type { Strategy } from '../../core/protocol';
+import { shQuote as q } from '../../core/sh-quote';
 
 /** Bundles live under the slave user's home, one directory per bundle hash. */
 export const REMOTE_BUNDLE_ROOT = '.d8-agent/bundles';
@@ -28,7 +29,6 @@ export interface InstallInvocation {
   nodePath?: string;
 }
 
-const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** `cd`-independent: works from any working directory of an SSH session (which starts in $HOME). */
 function inHome(dir: string): string {

@@ -21,6 +21,7 @@ import type { Strategy } from '../../../core/protocol';
 import { environmentSecrets, Redactor } from '../../../core/redact';
 import { requireAgentToken, type FleetConfig, type SlaveConfig } from '../../../core/stack-config';
 import { gitHead } from '../../../core/version-info';
+import { shQuote as q } from '../../../core/sh-quote';
 import { BuildLog } from '../build-log';
 import type { Deployer, DeployOptions, DeployResult } from '../deployer';
 import type { DeployErrorKind, DeployStatus } from '../../../core/deploy-result';
@@ -68,8 +69,6 @@ export interface UninstallResult {
   output: string;
   error: string | null;
 }
-
-const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 export class DirectDeployer implements Deployer {
   readonly engine = 'direct' as const;
