@@ -3,7 +3,7 @@
  * machines; the master's runtime cache against a loopback Node.js mirror made from this machine's
  * node; the host-side push (the real unpack script through the local shell) with a corrupted copy.
  */
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
@@ -11,11 +11,25 @@ import { PROBE_SCRIPT, parseProbeOutput, judgeHost } from '../../master/deploy/p
 import { RuntimeCache, RuntimeChecksumError, RuntimeFetchError } from '../../core/runtime-cache';
 import { ensureRemoteRuntime } from '../../master/runtime/push';
 import { LocalShell } from '../../master/deploy/direct/shell';
-import type { HostVerdict } from '../../core/host-probe';
+import { ProbeReportSchema, type HostVerdict } from '../../core/host-probe';
 import { PINNED_NODE_VERSION } from '../../core/node-runtime';
 import { corruptedMirrorDir, flipByte, nodeMirrorDir, serveNodeMirror, type NodeMirrorDir, type NodeMirrorServer } from '../support/node-mirror';
 
 jest.setTimeout(180_000);
+
+const D8 = path.join(__dirname, '..', '..', 'bin', 'd8.js');
+/** Runs the built CLI (npm test builds dist/ first); async, so the loopback mirror in this process can answer. */
+function d8(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [D8, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
+    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
 
 const tmp = (p: string): string => fs.mkdtempSync(path.join(os.tmpdir(), p));
 
@@ -156,5 +170,43 @@ describe('runtime cache and push against a loopback mirror of this machine\'s no
     const left = fs.readdirSync(path.join(badHome, '.d8-agent', 'runtime'));
     expect(left).toEqual(['.incoming']);
     expect(fs.readdirSync(path.join(badHome, '.d8-agent', 'runtime', '.incoming'))).toEqual([]);
+  });
+
+  const badMirror = { get url(): string { return bad.url; } };
+
+  it('d8 runtime fetch fills the cache once and says so; --json for scripts; a bad --arch exits 2', async () => {
+    const env = { D8_HOME: path.join(work, 'home-cli') };
+    const args = ['runtime', 'fetch', '--dist-url', server.url, '--node-version', mirror.version, '--arch', 'x64'];
+    const first = await d8(args, env);
+    expect(first.stderr).toMatch(new RegExp(`fetched .*node-${mirror.version}-linux-x64\\.tar\\.gz .*matches SHASUMS256\\.txt`));
+    expect(first.code).toBe(0);
+    const again = await d8([...args, '--json'], env);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ version: mirror.version, distUrl: server.url, runtimes: [{ arch: 'x64', fetched: false, sha256: mirror.sha256 }] });
+    const wrong = await d8(['runtime', 'fetch', '--arch', 'sparc'], env);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/--arch sparc: not a shipped arch \(use x64, arm64, armv7l\)/);
+    const corrupt = await d8(['runtime', 'fetch', '--dist-url', badMirror.url, '--node-version', mirror.version, '--arch', 'x64'], { D8_HOME: path.join(work, 'home-cli-bad') });
+    expect(corrupt.code).toBe(1);
+    expect(corrupt.stderr).toMatch(/^d8: checksum mismatch for node-v[\d.]+-linux-x64\.tar\.gz/m);
+  });
+});
+
+describe('d8 probe on this machine (the dev stack\'s host: local)', () => {
+  it('prints the facts and a verdict per strategy; --json is the ProbeReport contract', async () => {
+    const env = { D8_HOME: tmp('d8-probe-cli-') };
+    const human = await d8(['probe', 'local'], env);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/^local \(local\)\n/);
+    expect(human.stdout).toMatch(/^ {2}arch +x86_64, 64-bit userland → runtime x64$/m);
+    expect(human.stdout).toMatch(/^ {2}venv +(will work: |cannot: )/m);
+    const json = await d8(['probe', 'local', '--json'], env);
+    expect(json.code).toBe(0);
+    const report = ProbeReportSchema.parse(JSON.parse(json.stdout));
+    expect(report).toMatchObject({ slave: 'local', where: 'local', facts: { machine: os.arch() === 'x64' ? 'x86_64' : expect.any(String), home: os.homedir() } });
+    expect(human.stdout).toContain(report.verdict.summary);
+    const missing = await d8(['probe', 'nope'], env);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/stack dev has no slave named "nope" \(it has: local\)/);
   });
 });
