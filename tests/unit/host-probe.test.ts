@@ -2,6 +2,7 @@
 import fs from 'fs';
 import path from 'path';
 import { judgeHost, judgeRuntime, parseProbeOutput, ProbeOutputError, runtimeArchFor } from '../../master/deploy/probe';
+import { supervisionHint } from '../../master/deploy/probe/judge';
 import { HostFactsSchema, type HostFacts } from '../../core/host-probe';
 import { PINNED_NODE_VERSION, runtimeSource } from '../../core/node-runtime';
 
@@ -54,7 +55,7 @@ describe('judge', () => {
       .toEqual({ need: 'push', arch: 'x64', why: 'node v16.20.2 is older than the agent needs (>= 18)' });
     expect(judgeRuntime(facts({ node: noNode }), src)).toEqual({ need: 'push', arch: 'x64', why: 'no node on PATH' });
     const v = judgeHost({ facts: facts({ node: noNode }), strategies: ['venv'], runtime: src });
-    expect(v.strategies[0].reason).toBe(`will work: pushed node ${PINNED_NODE_VERSION}-x64, python3 3.11.7, setsid`);
+    expect(v.strategies[0].reason).toBe(`will work: pushed node ${PINNED_NODE_VERSION}-x64, python3 3.11.7; supervision: no systemd (cron @reboot or setsid)`);
   });
 
   it.each([
@@ -83,10 +84,12 @@ describe('judge', () => {
     expect(v.summary).toMatch(/; node: none possible; docker ok, venv no, native no$/);
   });
 
-  it('venv needs ensurepip; a systemd host with sudo gets a system unit for native', () => {
+  it('venv needs ensurepip; the supervision hint follows systemd, sudo and linger', () => {
     const f = facts({ python: { path: '/usr/bin/python3', version: '3.11.2', venv: false }, init: { systemdSystem: true, systemdUser: true, linger: 'no', sudo: true }, uid: 1000 });
     const v = judgeHost({ facts: f, strategies: ['venv', 'native'], runtime: src });
     expect(v.strategies[0]).toEqual({ strategy: 'venv', ok: false, reason: 'python3 3.11.2 cannot make a venv (no venv/ensurepip module; on Debian/Ubuntu: apt-get install python3-venv)' });
-    expect(v.strategies[1].reason).toMatch(/systemd system unit$/);
+    expect(v.strategies[1].reason).toMatch(/; supervision: systemd system unit possible$/);
+    expect(supervisionHint({ ...f, init: { systemdSystem: true, systemdUser: true, linger: 'no', sudo: false } })).toBe('supervision: systemd user unit if linger can be enabled');
+    expect(supervisionHint({ ...f, init: { systemdSystem: true, systemdUser: true, linger: 'yes', sudo: false } })).toBe('supervision: systemd user unit (linger on)');
   });
 });

@@ -70,6 +70,14 @@ export function judgeRuntime(f: HostFacts, runtime: RuntimeSource): RuntimeVerdi
   return { need: 'push', arch: a.arch, why };
 }
 
+/** What can keep the agent running on this host (install.sh decides, in this order). */
+export function supervisionHint(f: HostFacts): string {
+  if (f.init.systemdSystem && (f.uid === 0 || f.init.sudo)) return 'supervision: systemd system unit possible';
+  if (f.init.systemdUser && f.init.linger === 'yes') return 'supervision: systemd user unit (linger on)';
+  if (f.init.systemdUser) return 'supervision: systemd user unit if linger can be enabled';
+  return 'supervision: no systemd (cron @reboot or setsid)';
+}
+
 function nodeNote(r: RuntimeVerdict, version: string): string {
   return r.need === 'host' ? `node ${r.version}` : r.need === 'push' ? `pushed node ${version}-${r.arch}` : 'no node';
 }
@@ -85,9 +93,7 @@ export function judgeStrategy(s: Strategy, f: HostFacts, r: RuntimeVerdict, vers
   if (s === 'venv' && !f.python.venv) {
     return { strategy: s, ok: false, reason: `python3 ${f.python.version ?? ''} cannot make a venv (no venv/ensurepip module; on Debian/Ubuntu: apt-get install python3-venv)`.replace('  ', ' ') };
   }
-  const sup = f.init.systemdSystem && (f.uid === 0 || f.init.sudo) && s === 'native' ? 'systemd system unit'
-    : f.init.systemdUser ? `systemd user unit${f.init.linger === 'yes' ? ' (linger on)' : ''}` : 'setsid';
-  return { strategy: s, ok: true, reason: `will work: ${nodeNote(r, version)}, python3 ${f.python.version ?? '?'}, ${sup}` };
+  return { strategy: s, ok: true, reason: `will work: ${nodeNote(r, version)}, python3 ${f.python.version ?? '?'}; ${supervisionHint(f)}` };
 }
 
 function archNote(f: HostFacts): string {
