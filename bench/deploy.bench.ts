@@ -7,8 +7,11 @@
  *   1 host vs 4 in parallel     forced venv redeploys
  *   ours vs Ansible             the same push (copy the bundle, run install.sh) to the same 4 hosts
  *                               with Debian's ansible-playbook (forks = 4), in the same run
+ *   Node.js runtime             fresh install on a no-node host incl. the runtime push, redeploy with
+ *                               the runtime there, the push alone in MB/s (bench/runtime-rows.ts)
  *
- * Prints a markdown table of medians with targets. Env: D8_BENCH_RUNS (default 3).
+ * Prints a markdown table of medians with targets. Env: D8_BENCH_RUNS (default 3),
+ * D8_BENCH_ONLY=runtime (only the runtime rows).
  */
 import { spawn } from 'child_process';
 import fs from 'fs';
@@ -24,6 +27,7 @@ import { probeHealth } from '../master/agent-client';
 import {
   fleetConfig, freePort, REPO, uninstallAsUser, upTestHosts, type Shape, type TestHosts,
 } from '../scripts/test-hosts/hosts';
+import { runtimeRows } from './runtime-rows';
 
 const RUNS = Math.max(1, Number(process.env.D8_BENCH_RUNS ?? 3));
 
@@ -109,80 +113,86 @@ async function main(): Promise<void> {
     const bundle = await buildBundle({ outRoot: path.join(work, 'bundles') });
     say(`bundle ${bundle.hash.slice(0, 16)} built in ${fmt(tBundle)}`);
 
-    const ports: Record<string, number> = {};
-    for (const s of used) ports[s] = await freePort();
-    const spec = (name: string, shape: Shape, strategies: Strategy[]) => ({ name, host: th.hosts[shape], agentPort: ports[shape], strategies });
-    const cfgFor = (specs: ReturnType<typeof spec>[]): FleetConfig => fleetConfig(th, specs);
-    const deployerFor = (cfg: FleetConfig): DirectDeployer => new DirectDeployer({ config: cfg, bundle, env, healthTimeoutSeconds: 60 });
+    // D8_BENCH_ONLY=runtime skips these rows.
+    if (process.env.D8_BENCH_ONLY !== 'runtime') {
+      const ports: Record<string, number> = {};
+      for (const s of used) ports[s] = await freePort();
+      const spec = (name: string, shape: Shape, strategies: Strategy[]) => ({ name, host: th.hosts[shape], agentPort: ports[shape], strategies });
+      const cfgFor = (specs: ReturnType<typeof spec>[]): FleetConfig => fleetConfig(th, specs);
+      const deployerFor = (cfg: FleetConfig): DirectDeployer => new DirectDeployer({ config: cfg, bundle, env, healthTimeoutSeconds: 60 });
 
-    // Fresh deploy per strategy.
-    for (const [strategy, shape] of [['docker', 'docker'], ['venv', 'venv'], ['native', 'native']] as const) {
-      const cfg = cfgFor([spec(strategy, shape, [strategy])]);
-      const runs: number[] = [];
-      for (let i = 0; i < RUNS; i++) {
-        uninstallAsUser(REPO, th.hosts[shape].user);
+      // Fresh deploy per strategy.
+      for (const [strategy, shape] of [['docker', 'docker'], ['venv', 'venv'], ['native', 'native']] as const) {
+        const cfg = cfgFor([spec(strategy, shape, [strategy])]);
+        const runs: number[] = [];
+        for (let i = 0; i < RUNS; i++) {
+          uninstallAsUser(REPO, th.hosts[shape].user);
+          const d = deployerFor(cfg);
+          let r!: DeployResult;
+          runs.push(await timed(async () => { r = await d.deploy(cfg.slaves[0], { reason: 'bench', force: true }); }));
+          mustOk(r, strategy);
+          say(`fresh ${strategy} #${i + 1}: ${fmt(runs[runs.length - 1])}`);
+        }
+        const target = strategy === 'venv' ? 15000 : null;
+        rows.push({ what: `fresh deploy, ${strategy}`, runs, target: target ? `< ${fmt(target)}` : '-', pass: target ? median(runs) < target : null });
+      }
+
+      // Redeploy over the running venv agent.
+      {
+        const cfg = cfgFor([spec('venv', 'venv', ['venv'])]);
         const d = deployerFor(cfg);
-        let r!: DeployResult;
-        runs.push(await timed(async () => { r = await d.deploy(cfg.slaves[0], { reason: 'bench', force: true }); }));
-        mustOk(r, strategy);
-        say(`fresh ${strategy} #${i + 1}: ${fmt(runs[runs.length - 1])}`);
+        const runs: number[] = [];
+        for (let i = 0; i < RUNS + 2; i++) {
+          let r!: DeployResult;
+          runs.push(await timed(async () => { r = await d.deploy(cfg.slaves[0], { reason: 'bench', force: true }); }));
+          mustOk(r, 'venv');
+        }
+        rows.push({ what: 'redeploy (forced, venv, agent running)', runs, target: `< ${fmt(8000)}`, pass: median(runs) < 8000 });
       }
-      const target = strategy === 'venv' ? 15000 : null;
-      rows.push({ what: `fresh deploy, ${strategy}`, runs, target: target ? `< ${fmt(target)}` : '-', pass: target ? median(runs) < target : null });
-    }
 
-    // Redeploy over the running venv agent.
-    {
-      const cfg = cfgFor([spec('venv', 'venv', ['venv'])]);
-      const d = deployerFor(cfg);
-      const runs: number[] = [];
-      for (let i = 0; i < RUNS + 2; i++) {
+      // One host against four in parallel (forced venv redeploys; the docker host's user can run venv too).
+      const four = cfgFor([spec('venv', 'venv', ['venv']), spec('venv2', 'venv2', ['venv']), spec('venv3', 'venv3', ['venv']), spec('docker', 'docker', ['venv'])]);
+      uninstallAsUser(REPO, th.hosts.docker.user);
+      const dFour = deployerFor(four);
+      for (const r of await Promise.all(four.slaves.map((s) => dFour.deploy(s, { reason: 'bench warm-up', force: true })))) mustOk(r, 'venv');
+      const one: number[] = [];
+      const par: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
         let r!: DeployResult;
-        runs.push(await timed(async () => { r = await d.deploy(cfg.slaves[0], { reason: 'bench', force: true }); }));
+        one.push(await timed(async () => { r = await dFour.deploy(four.slaves[0], { reason: 'bench', force: true }); }));
         mustOk(r, 'venv');
+        let rs: DeployResult[] = [];
+        par.push(await timed(async () => { rs = await Promise.all(four.slaves.map((s) => dFour.deploy(s, { reason: 'bench', force: true }))); }));
+        rs.forEach((x) => mustOk(x, 'venv'));
       }
-      rows.push({ what: 'redeploy (forced, venv, agent running)', runs, target: `< ${fmt(8000)}`, pass: median(runs) < 8000 });
+      rows.push({ what: '1 host (forced venv redeploy)', runs: one, target: '-', pass: null });
+      const ratio = median(par) / median(one);
+      rows.push({ what: '4 hosts in parallel', runs: par, target: '< 1.5 x 1 host', pass: ratio < 1.5, note: `${ratio.toFixed(2)} x 1 host` });
+
+      // The same push with Ansible, same hosts, same run.
+      const token = four.agentToken!;
+      const { inventory, playbook } = ansibleFiles(work, th, four, four.slaves, bundle, token);
+      const ours: number[] = [];
+      const ansible: number[] = [];
+      await runAnsible(inventory, playbook, work); // warm-up: ansible's first contact (facts cache, control sockets)
+      for (let i = 0; i < RUNS; i++) {
+        ansible.push(await timed(() => runAnsible(inventory, playbook, work)));
+        for (const s of four.slaves) {
+          const p = await probeHealth(s.agentHost, s.agentPort);
+          if (!p.ok || p.health.commit !== bundle.versionInfo.commit) throw new Error(`after ansible: ${s.name} is not up with the bundle's commit`);
+        }
+        let rs: DeployResult[] = [];
+        ours.push(await timed(async () => { rs = await Promise.all(four.slaves.map((s) => dFour.deploy(s, { reason: 'bench', force: true }))); }));
+        rs.forEach((x) => mustOk(x, 'venv'));
+        say(`push #${i + 1}: ours ${fmt(ours[i])}, ansible ${fmt(ansible[i])}`);
+      }
+      const vs = median(ours) / median(ansible);
+      rows.push({ what: 'Ansible playbook, same push to 4 hosts', runs: ansible, target: '-', pass: null });
+      rows.push({ what: 'ours, same push to 4 hosts', runs: ours, target: '< Ansible', pass: vs < 1, note: `ours / Ansible = ${vs.toFixed(2)}` });
+
     }
 
-    // One host against four in parallel (forced venv redeploys; the docker host's user can run venv too).
-    const four = cfgFor([spec('venv', 'venv', ['venv']), spec('venv2', 'venv2', ['venv']), spec('venv3', 'venv3', ['venv']), spec('docker', 'docker', ['venv'])]);
-    uninstallAsUser(REPO, th.hosts.docker.user);
-    const dFour = deployerFor(four);
-    for (const r of await Promise.all(four.slaves.map((s) => dFour.deploy(s, { reason: 'bench warm-up', force: true })))) mustOk(r, 'venv');
-    const one: number[] = [];
-    const par: number[] = [];
-    for (let i = 0; i < RUNS; i++) {
-      let r!: DeployResult;
-      one.push(await timed(async () => { r = await dFour.deploy(four.slaves[0], { reason: 'bench', force: true }); }));
-      mustOk(r, 'venv');
-      let rs: DeployResult[] = [];
-      par.push(await timed(async () => { rs = await Promise.all(four.slaves.map((s) => dFour.deploy(s, { reason: 'bench', force: true }))); }));
-      rs.forEach((x) => mustOk(x, 'venv'));
-    }
-    rows.push({ what: '1 host (forced venv redeploy)', runs: one, target: '-', pass: null });
-    const ratio = median(par) / median(one);
-    rows.push({ what: '4 hosts in parallel', runs: par, target: '< 1.5 x 1 host', pass: ratio < 1.5, note: `${ratio.toFixed(2)} x 1 host` });
-
-    // The same push with Ansible, same hosts, same run.
-    const token = four.agentToken!;
-    const { inventory, playbook } = ansibleFiles(work, th, four, four.slaves, bundle, token);
-    const ours: number[] = [];
-    const ansible: number[] = [];
-    await runAnsible(inventory, playbook, work); // warm-up: ansible's first contact (facts cache, control sockets)
-    for (let i = 0; i < RUNS; i++) {
-      ansible.push(await timed(() => runAnsible(inventory, playbook, work)));
-      for (const s of four.slaves) {
-        const p = await probeHealth(s.agentHost, s.agentPort);
-        if (!p.ok || p.health.commit !== bundle.versionInfo.commit) throw new Error(`after ansible: ${s.name} is not up with the bundle's commit`);
-      }
-      let rs: DeployResult[] = [];
-      ours.push(await timed(async () => { rs = await Promise.all(four.slaves.map((s) => dFour.deploy(s, { reason: 'bench', force: true }))); }));
-      rs.forEach((x) => mustOk(x, 'venv'));
-      say(`push #${i + 1}: ours ${fmt(ours[i])}, ansible ${fmt(ansible[i])}`);
-    }
-    const vs = median(ours) / median(ansible);
-    rows.push({ what: 'Ansible playbook, same push to 4 hosts', runs: ansible, target: '-', pass: null });
-    rows.push({ what: 'ours, same push to 4 hosts', runs: ours, target: '< Ansible', pass: vs < 1, note: `ours / Ansible = ${vs.toFixed(2)}` });
+    rows.push(...await runtimeRows({ th, bundle, env, runs: RUNS, timed, say }));
 
     const lines = [
       `bench:deploy — ${RUNS} run(s) per row (redeploy: ${RUNS + 2}), ${os.cpus().length} CPUs, bundle build ${fmt(tBundle)} (not included below)`,

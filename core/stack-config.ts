@@ -11,6 +11,7 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_AGENT_PORT, STRATEGIES, StrategySchema } from './protocol';
 import { d8Home, ensurePrivateDir } from './paths';
+import { NodeVersionSchema, RuntimeArchSchema, type RuntimeArch } from './node-runtime';
 
 export const CONFIG_NAMESPACE = 'd8';
 export const LOCAL_HOST = 'local';
@@ -37,6 +38,8 @@ export const SlaveConfigSchema = z.object({
   autoUpdate: AutoUpdatePolicySchema.optional(),
   /** A known_hosts-style public host key; when set, the SSH connection checks it. */
   hostKey: z.string().min(1).optional(),
+  /** For `pulumi up`: ship the Node.js runtime for this arch with the bundle (a host without node). */
+  arch: RuntimeArchSchema.optional(),
 }).strict();
 export type SlaveConfigInput = z.input<typeof SlaveConfigSchema>;
 
@@ -72,6 +75,10 @@ export const FleetConfigSchema = z.object({
   /** Base image for the docker strategy (must exist on the slave or be pullable there). */
   baseImage: z.string().min(1).optional(),
   dashboard: DashboardConfigSchema.default({}),
+  /** Where the master fetches the Node.js runtime it ships to hosts without node (core/node-runtime.ts). */
+  nodeDistUrl: z.string().url('must be a URL like https://nodejs.org/dist').optional(),
+  /** The shipped runtime's version (default: the pinned Node 22 LTS in core/node-runtime.ts). */
+  nodeVersion: NodeVersionSchema.optional(),
 }).strict();
 
 export type FleetConfigInput = z.input<typeof FleetConfigSchema>;
@@ -87,6 +94,7 @@ export interface SlaveConfig {
   strategies: Array<(typeof STRATEGIES)[number]>;
   autoUpdate: AutoUpdatePolicy;
   hostKey?: string;
+  arch?: RuntimeArch;
 }
 
 export interface FleetConfig {
@@ -107,6 +115,8 @@ export interface FleetConfig {
   baseImage?: string;
   /** Absent in hand-built configs (tests, benches): the schema defaults apply. */
   dashboard?: DashboardConfig;
+  nodeDistUrl?: string;
+  nodeVersion?: string;
 }
 
 export class ConfigError extends Error {
@@ -213,6 +223,7 @@ export function resolveFleetConfig(raw: Record<string, unknown>, opts: ResolveOp
       strategies: [...s.strategies],
       autoUpdate: s.autoUpdate ?? c.autoUpdate,
       hostKey: s.hostKey,
+      arch: s.arch,
     };
   });
   const agentPorts = new Map<string, string>();
@@ -252,6 +263,8 @@ export function resolveFleetConfig(raw: Record<string, unknown>, opts: ResolveOp
     installDelaySeconds: c.installDelaySeconds,
     baseImage: c.baseImage,
     dashboard: c.dashboard,
+    nodeDistUrl: c.nodeDistUrl,
+    nodeVersion: c.nodeVersion,
   };
 }
 

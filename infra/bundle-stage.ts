@@ -16,6 +16,12 @@ import path from 'path';
 import { BUNDLE_HASH_FILE } from '../agent/bundle/build';
 import type { BundleRef } from './bundle-ref';
 
+/** A file copied along with the bundle, to `remote` (relative to the home, under the bundle's first element). */
+export interface StagedExtra {
+  local: string;
+  remote: string;
+}
+
 export interface RemoteCopy {
   /** Local directory, with a trailing slash: its content lands inside remotePath. */
   source: string;
@@ -44,17 +50,23 @@ function linkOrCopyTree(src: string, dest: string): void {
 }
 
 /** Stages `bundle` for a copy to `remoteDir` (relative, as agent/install/command.ts's remoteBundleDir returns). */
-export function stageRemoteCopy(bundle: BundleRef, remoteDir: string, stageRoot = defaultStageRoot()): RemoteCopy {
+export function stageRemoteCopy(bundle: BundleRef, remoteDir: string, stageRoot = defaultStageRoot(), extras: StagedExtra[] = []): RemoteCopy {
   const parts = remoteDir.split('/').filter((p) => p !== '');
   if (remoteDir.startsWith('/') || parts.length < 2 || parts.some((p) => p === '.' || p === '..')) {
     throw new RangeError(`remote bundle directory must be relative with at least two elements (got ${JSON.stringify(remoteDir)})`);
   }
   const [head, ...tail] = parts;
-  const stage = path.join(stageRoot, bundle.hash.slice(0, 16));
+  const rels = extras.map((e) => {
+    if (!e.remote.startsWith(`${head}/`)) throw new RangeError(`${e.remote} is not under ${head}/, where the bundle copy lands`);
+    return { local: e.local, rel: e.remote.slice(head.length + 1) };
+  });
+  const extrasKey = rels.length ? `-${crypto.createHash('sha256').update(rels.map((e) => `${e.rel}\0${e.local}`).join('\0')).digest('hex').slice(0, 12)}` : '';
+  const stage = path.join(stageRoot, bundle.hash.slice(0, 16) + extrasKey);
   const placed = path.join(stage, ...tail);
   const ready = (): boolean => {
     try {
-      return fs.readFileSync(path.join(placed, BUNDLE_HASH_FILE), 'utf8').trim() === bundle.hash;
+      return rels.every((e) => fs.existsSync(path.join(stage, e.rel))) &&
+        fs.readFileSync(path.join(placed, BUNDLE_HASH_FILE), 'utf8').trim() === bundle.hash;
     } catch {
       return false;
     }
@@ -64,6 +76,15 @@ export function stageRemoteCopy(bundle: BundleRef, remoteDir: string, stageRoot 
     const tmp = path.join(stageRoot, `.tmp-${crypto.randomBytes(6).toString('hex')}`);
     try {
       linkOrCopyTree(bundle.dir, path.join(tmp, ...tail));
+      for (const e of rels) {
+        const to = path.join(tmp, e.rel);
+        fs.mkdirSync(path.dirname(to), { recursive: true });
+        try {
+          fs.linkSync(e.local, to);
+        } catch {
+          fs.copyFileSync(e.local, to);
+        }
+      }
       fs.rmSync(stage, { recursive: true, force: true });
       try {
         fs.renameSync(tmp, stage);

@@ -10,7 +10,7 @@ import type { InstallResult } from '../core/install-result';
 import { DEFAULT_AGENT_PORT, type Strategy } from '../core/protocol';
 import { ConfigError, requireAgentToken, type FleetConfig, type SlaveConfig } from '../core/stack-config';
 import type { BundleRef } from './bundle-ref';
-import { agentEndpoint, SlaveHost } from './slave-host';
+import { agentEndpoint, SlaveHost, type SlaveHostArgs } from './slave-host';
 import { slaveConnection, sshPrivateKeyMaterial } from './ssh-connection';
 import { SwarmAgent } from './swarm-agent';
 import { swarmResourceNames } from './urns';
@@ -23,6 +23,8 @@ export interface CreateFleetOptions {
   installTimeoutSeconds?: number;
   /** Options given to every top-level component (e.g. `transformations`, `protect`). */
   resourceOptions?: pulumi.ComponentResourceOptions;
+  /** Node.js runtimes to ship, by slave name (infra/runtimes.ts). */
+  runtimes?: Record<string, SlaveHostArgs['runtime']>;
 }
 
 export interface SlaveOutput {
@@ -120,6 +122,7 @@ export function createFleet(config: FleetConfig, bundle: BundleRef, opts: Create
       installDelaySeconds: config.installDelaySeconds,
       installTimeoutSeconds: plan.installTimeoutSeconds,
       baseImage: config.baseImage,
+      runtime: opts.runtimes?.[plan.slave.name],
     }, opts.resourceOptions);
   }
   const slaves = pulumi.all(Object.fromEntries(Object.entries(hosts).map(([name, h]) => [name,

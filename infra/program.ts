@@ -6,11 +6,13 @@
 import * as pulumi from '@pulumi/pulumi';
 import { BundleBuildError, buildBundle, readBundle } from '../agent/bundle/build';
 import { NotAGitCheckoutError, VersionFileError } from '../core/version-info';
+import { RuntimeChecksumError, RuntimeFetchError } from '../core/runtime-cache';
 import {
   CONFIG_NAMESPACE, ConfigError, isStringKey, resolveFleetConfig, withDevToken, type FleetConfig,
 } from '../core/stack-config';
 import type { BundleRef } from './bundle-ref';
 import { createFleet, validateFleet, type CreateFleetOptions } from './fleet';
+import { fleetRuntimes } from './runtimes';
 
 /**
  * Every `d8:` key of the stack, namespace stripped. The CLI hands objects, lists and numbers over as
@@ -61,11 +63,13 @@ export async function program(env: NodeJS.ProcessEnv = process.env, fleetOptions
     const config = readFleetConfig(env);
     validateFleet(config, fleetOptions);
     const bundle = await fleetBundle(config, env);
-    const fleet = createFleet(config, bundle, fleetOptions);
+    const runtimes = fleetOptions.runtimes ?? await fleetRuntimes(config, env, (m) => { void pulumi.log.info(m); });
+    const fleet = createFleet(config, bundle, { ...fleetOptions, runtimes });
     return Object.fromEntries(Object.entries(fleet.outputs).filter(([, v]) => v !== undefined));
   } catch (err) {
     // Errors the user fixes from the message alone: no stack trace.
-    if (err instanceof ConfigError || err instanceof BundleBuildError || err instanceof NotAGitCheckoutError || err instanceof VersionFileError) {
+    if (err instanceof ConfigError || err instanceof BundleBuildError || err instanceof NotAGitCheckoutError || err instanceof VersionFileError ||
+      err instanceof RuntimeFetchError || err instanceof RuntimeChecksumError) {
       throw new pulumi.RunError((err as Error).message);
     }
     throw err;

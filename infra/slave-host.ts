@@ -16,6 +16,7 @@ import type { BundleRef } from './bundle-ref';
 import { stageRemoteCopy } from './bundle-stage';
 import { localCopyCommand, localRemoveCommand, purgeCommand, STATE_CREATE_COMMAND, uninstallOnDelete, withTimeout } from './shell';
 import { SLAVE_HOST_TYPE, slaveResourceNames } from './urns';
+import { ensureRuntimeCommand, incomingTarballOnHost, runtimeNodeOnHost, type RuntimeRef } from '../core/runtime-unpack';
 
 /** How long uninstall.sh may take (stop the service, remove the container or venv). */
 export const UNINSTALL_TIMEOUT_SECONDS = 300;
@@ -33,6 +34,8 @@ export interface SlaveHostArgs {
   installDelaySeconds: number;
   installTimeoutSeconds: number;
   baseImage?: string;
+  /** A remote slave without node (`arch` in its config): this runtime tarball travels with the bundle. */
+  runtime?: RuntimeRef & { file: string };
 }
 
 /** Parses install.sh's stdout into its JSON result; a garbled result is a warning, not a crash. */
@@ -87,6 +90,7 @@ export class SlaveHost extends pulumi.ComponentResource {
       delaySeconds: args.installDelaySeconds,
       agentPort: slave.agentPort,
       baseImage: args.baseImage,
+      nodePath: args.runtime ? runtimeNodeOnHost(args.runtime) : undefined,
     });
     // The bundle is (re)placed before the install, and the install's delete must stop the old agent
     // before the new copy lands: so whenever the bundle is replaced, the install must be
@@ -98,7 +102,9 @@ export class SlaveHost extends pulumi.ComponentResource {
     // A replace runs the delete command as much as a real delete does: the install's delete only
     // stops the agent (keeping the venv, bundles and images), the state's delete cleans everything,
     // and the state is replaced by nothing but a real delete.
-    const createCmd = withTimeout(install, args.installTimeoutSeconds);
+    const createCmd = args.runtime
+      ? `${ensureRuntimeCommand(args.runtime)} && ${withTimeout(install, args.installTimeoutSeconds)}`
+      : withTimeout(install, args.installTimeoutSeconds);
     const deleteCmd = uninstallOnDelete(bundleDir, slave.agentPort, uninstallCommand(bundleDir, slave.agentPort, { stopOnly: true }), UNINSTALL_TIMEOUT_SECONDS);
     const stateArgs = {
       create: STATE_CREATE_COMMAND,
@@ -145,7 +151,9 @@ export class SlaveHost extends pulumi.ComponentResource {
       if (!args.connection) throw new TypeError(`SlaveHost ${name}: a remote slave needs an SSH connection`);
       this.state = new command.remote.Command(names.state, { ...stateArgs, connection: args.connection }, stateOpts);
       // Lands in bundleDir; see bundle-stage.ts for why the copy starts one level up.
-      const copy = stageRemoteCopy(bundle, bundleDir);
+      const rt = args.runtime;
+      const copy = stageRemoteCopy(bundle, bundleDir, undefined,
+        rt ? [{ local: rt.file, remote: incomingTarballOnHost(rt) }] : []);
       this.bundle = new command.remote.CopyToRemote(names.bundle, {
         connection: args.connection,
         source: new pulumi.asset.FileArchive(copy.source),

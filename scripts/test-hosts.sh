@@ -15,9 +15,13 @@
 #           `python3 -m venv` fails with Debian's own error                -> native wins
 #   broken  user d8-broken: no docker, no ensurepip, and node is not executable -> every strategy fails
 #   venv2, venv3  more hosts shaped like venv (bench:deploy runs four hosts in parallel)
+#   nonode  user d8-nonode: no docker, no node (a fresh VPS): the deployer pushes its Node.js runtime
+#           over SSH and venv wins with it
+#   musl    user d8-musl: no docker, no node, and getconf/ldd say the C library is musl: the probe
+#           refuses the host before anything is written to it
 # A "host" is an sshd started in its own mount namespace (unshare -m): what is missing on it is
 # hidden by bind mounts inside that namespace only (an empty directory over ensurepip, /dev/null
-# over node). Nothing on this machine is changed for anyone else, and stopping the sshd (plus the
+# over node, shims over getconf and ldd). Nothing on this machine is changed for anyone else, and stopping the sshd (plus the
 # processes its sessions left) makes the namespace go away.
 #
 # Environment: D8_TEST_HOSTS_DIR (state, default /var/lib/d8-test-hosts), D8_TEST_HOSTS_SSH_PORT
@@ -26,7 +30,7 @@ set -eu
 
 STATE=${D8_TEST_HOSTS_DIR:-/var/lib/d8-test-hosts}
 SSH_PORT=${D8_TEST_HOSTS_SSH_PORT:-2222}
-HOSTS="docker venv native broken venv2 venv3"
+HOSTS="docker venv native broken venv2 venv3 nonode musl"
 ENV_FILE=$STATE/hosts.env
 KEY=$STATE/id_ed25519
 SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -37,10 +41,10 @@ die() { log "error: $*"; exit 1; }
 addr_of() {
   case "$1" in
     docker) echo 127.0.0.11 ;; venv) echo 127.0.0.12 ;; native) echo 127.0.0.13 ;; broken) echo 127.0.0.14 ;;
-    venv2) echo 127.0.0.15 ;; venv3) echo 127.0.0.16 ;;
+    venv2) echo 127.0.0.15 ;; venv3) echo 127.0.0.16 ;; nonode) echo 127.0.0.17 ;; musl) echo 127.0.0.18 ;;
   esac
 }
-expect_of() { case "$1" in broken) echo none ;; venv*) echo venv ;; *) echo "$1" ;; esac; }
+expect_of() { case "$1" in broken | musl) echo none ;; venv* | nonode) echo venv ;; *) echo "$1" ;; esac; }
 user_of() { echo "d8-$1"; }
 
 need_root() { [ "$(id -u)" -eq 0 ] || die "must run as root (it creates users and starts sshd)"; }
@@ -108,7 +112,27 @@ host_mounts() { # $1 = shape -> shell commands run inside the namespace before s
       echo "mount --bind '$empty' '$ENSUREPIP'"
       for n in $NODES; do echo "mount --bind /dev/null '$n'"; done
       ;;
+    nonode)
+      for n in $NODES; do echo "mount --bind /dev/null '$n'"; done
+      ;;
+    musl)
+      for n in $NODES; do echo "mount --bind /dev/null '$n'"; done
+      echo "mount --bind '$STATE/shims/getconf' '$(readlink -f "$(command -v getconf)")'"
+      echo "mount --bind '$STATE/shims/ldd' '$(readlink -f "$(command -v ldd)")'"
+      ;;
   esac
+}
+
+# What getconf and ldd say on a musl host (Alpine); the real getconf answers everything else.
+write_shims() {
+  mkdir -p "$STATE/shims" && chmod 755 "$STATE/shims"
+  cp "$(readlink -f "$(command -v getconf)")" "$STATE/shims/getconf.real"
+  printf '%s\n' '#!/bin/sh' \
+    '[ "$1" = GNU_LIBC_VERSION ] && { echo "getconf: Unrecognized variable GNU_LIBC_VERSION" >&2; exit 1; }' \
+    "exec '$STATE/shims/getconf.real' \"\$@\"" >"$STATE/shims/getconf"
+  printf '%s\n' '#!/bin/sh' \
+    "printf 'musl libc (x86_64)\\nVersion 1.2.4\\nDynamic Program Loader\\n' >&2" 'exit 1' >"$STATE/shims/ldd"
+  chmod 755 "$STATE/shims/getconf" "$STATE/shims/getconf.real" "$STATE/shims/ldd"
 }
 
 start_host() { # $1 = shape
@@ -166,6 +190,7 @@ cmd_up() {
   [ -f "$KEY" ] || { ssh-keygen -q -t ed25519 -N '' -C d8-test-hosts -f "$KEY"; log "generated $KEY"; }
   chmod 600 "$KEY"
   cp "$SCRIPT_DIR/../agent/install/uninstall.sh" "$STATE/uninstall.sh"
+  write_shims
   chmod 755 "$STATE/uninstall.sh"
   for h in $HOSTS; do
     ensure_user "$h"

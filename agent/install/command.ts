@@ -25,6 +25,8 @@ export interface InstallInvocation {
   baseImage?: string;
   /** Seconds to wait for /api/health to report the bundle's commit after each install. */
   healthTimeoutSeconds?: number;
+  /** The node the venv and native strategies use (a runtime the deployer shipped; relative = under $HOME). */
+  nodePath?: string;
 }
 
 
@@ -43,6 +45,7 @@ export function installCommand(inv: InstallInvocation): string {
   ];
   if (inv.baseImage) args.push(`--base-image ${q(inv.baseImage)}`);
   if (inv.healthTimeoutSeconds !== undefined) args.push(`--health-timeout ${inv.healthTimeoutSeconds}`);
+  if (inv.nodePath) args.push(`--node ${inHome(inv.nodePath)}`);
   return `sh ${inHome(inv.bundleDir)}/install.sh ${args.join(' ')}`;
 }
 

@@ -4,6 +4,7 @@
 #
 #   sh install.sh [--strategies docker,venv,native] [--attempts 3] [--delay 10] [--port 7600]
 #                 (--token-stdin | --token-file FILE) [--base-image IMAGE] [--health-timeout 30]
+#                 [--node PATH]   (the node the venv and native strategies run the agent with)
 #
 # Tries each strategy in order, each up to --attempts times with --delay seconds between attempts.
 # An attempt succeeds only when http://127.0.0.1:PORT/api/health reports this bundle's commit and
@@ -31,6 +32,7 @@ TOKEN_SOURCE=
 TOKEN_FILE_ARG=
 BASE_IMAGE=d8-base:bookworm
 HEALTH_TIMEOUT=30
+NODE_ARG=
 
 ATTEMPTS_JSON=
 WINNER=
@@ -67,7 +69,8 @@ while [ $# -gt 0 ]; do
     --token-file) value $# "$1"; TOKEN_SOURCE=file; TOKEN_FILE_ARG=$2; shift 2 ;;
     --base-image) value $# "$1"; BASE_IMAGE=$2; shift 2 ;;
     --health-timeout) value $# "$1"; HEALTH_TIMEOUT=$2; shift 2 ;;
-    -h | --help) sed -n '2,18p' "$0" >&2; exit 0 ;;
+    --node) value $# "$1"; NODE_ARG=$2; shift 2 ;;
+    -h | --help) sed -n '2,19p' "$0" >&2; exit 0 ;;
     *) usage_error "unknown argument: $1 (see --help)" ;;
   esac
 done
@@ -83,6 +86,10 @@ done
 [ -n "$(printf '%s' "$STRATEGIES" | tr -d ', ')" ] || usage_error "--strategies is empty"
 [ -n "$TOKEN_SOURCE" ] || usage_error "no token: pass --token-stdin (token on the first line of stdin) or --token-file FILE"
 [ -n "${HOME:-}" ] && [ -d "$HOME" ] || usage_error "HOME is not set to a directory"
+if [ -n "$NODE_ARG" ]; then # a runtime the deployer shipped: first on PATH for the installer and the agent
+  [ -x "$NODE_ARG" ] || usage_error "--node: '$NODE_ARG' is not an executable file"
+  PATH=$(dirname "$NODE_ARG"):$PATH && export PATH
+fi
 
 BUNDLE_DIR=$(cd "$(dirname "$0")" && pwd) || usage_error "cannot find the bundle directory"
 STATE_DIR=$HOME/.d8-agent

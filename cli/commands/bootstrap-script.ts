@@ -7,8 +7,10 @@ import { bootstrapScript, writeBootstrapScript } from '../../agent/bundle/bootst
 import { repoRoot } from '../../core/paths';
 import { findSlave, requireAgentToken } from '../../core/stack-config';
 import { loadStack } from './up';
+import { RUNTIME_ARCHES, RuntimeArchSchema, runtimeSource } from '../../core/node-runtime';
+import { RuntimeCache } from '../../core/runtime-cache';
 
-interface Opts { output?: string; stack: string; dir?: string; master?: string; force?: boolean }
+interface Opts { output?: string; stack: string; dir?: string; master?: string; force?: boolean; arch?: string }
 
 export function registerBootstrapScript(program: Command): void {
   program
@@ -19,20 +21,30 @@ export function registerBootstrapScript(program: Command): void {
     .option('--dir <dir>', 'directory with Pulumi.<stack>.yaml')
     .option('--master <address>', 'the master\'s address, printed by the script for the operator (default: this host name)')
     .option('--force', 'overwrite an existing output file')
+    .option('--arch <arch>', `embed the Node.js runtime for a host without node (${RUNTIME_ARCHES.join(', ')}; see \`d8 probe\` or \`uname -m\`)`)
     .addHelpText('after', `
 Copy the script to the slave by any means (USB stick, scp from elsewhere) and run it there as the
 user the agent should run as:  sh ./install-<slave>.sh
-It holds the agent token: keep it private and delete it after use.`)
+It holds the agent token: keep it private and delete it after use.
+
+With --arch, the pinned Node.js runtime (d8:nodeVersion, from d8:nodeDistUrl through the master's cache)
+is embedded (~50 MiB more) with its SHASUMS256.txt checksum, checked and unpacked on the host: the
+host needs no node and no network, only sh, tar, gzip and base64.`)
     .action(async (name: string, o: Opts) => {
       const { config } = loadStack(o.stack, o.dir);
       const slave = findSlave(config, name);
       const token = requireAgentToken(config);
+      const arch = o.arch === undefined ? undefined : RuntimeArchSchema.safeParse(o.arch);
+      if (arch && !arch.success) throw new Error(`--arch ${o.arch}: not a shipped arch (use ${RUNTIME_ARCHES.join(', ')})`);
       const file = path.resolve(o.output ?? `install-${slave.name}.sh`);
       if (fs.existsSync(file) && !o.force) throw new Error(`${file} already exists: pass --force to overwrite it, or -o another file`);
       if (o.force) fs.rmSync(file, { force: true });
       process.stderr.write(`building the agent bundle…\n`);
       const bundle = await buildBundle({ repoDir: repoRoot(), requirements: config.requirements });
-      const script = bootstrapScript({
+      const runtime = arch?.success
+        ? await new RuntimeCache({ onProgress: (m) => process.stderr.write(`${m}\n`) }).ensure(runtimeSource(config), arch.data)
+        : undefined;
+      const script = bootstrapScript({ runtime,
         bundle, slave, stack: config.stack, token, master: o.master ?? os.hostname(),
         attempts: config.installAttempts, delaySeconds: config.installDelaySeconds, baseImage: config.baseImage,
       });

@@ -9,6 +9,8 @@ import { registerAgent } from './agent';
 import { registerUp } from './up';
 import { registerBundle } from './bundle';
 import { registerBootstrapScript } from './bootstrap-script';
+import { registerProbe } from './probe';
+import { registerRuntime } from './runtime';
 
 /** Every `d8` subcommand; add one line per command module. */
 export const COMMANDS: Array<(program: Command) => void> = [
@@ -16,4 +18,5 @@ export const COMMANDS: Array<(program: Command) => void> = [
   registerMaster, registerStatus, registerRetry, registerUpdate, registerExec, registerRequests,
   registerAgent,
   registerUp, registerBundle, registerBootstrapScript,
+  registerProbe, registerRuntime,
 ];

@@ -105,7 +105,13 @@ Examples:
         deployer = await createDeployer(engine, { config, repoDir: dir, logger });
       }
 
+      // The direct deployer probes every host itself; for pulumi, the same read-only probe first.
+      const prober = engine === 'direct' ? null : new DirectDeployer({ config });
       const results = await mapBounded(slaves, concurrency, async (s) => {
+        if (prober) {
+          const line = await prober.probe(s).then((r) => r.verdict.summary, (err: Error) => `cannot probe: ${err.message}`);
+          say(`[${s.name}] probe ${line}`);
+        }
         if (engine !== 'direct') say(`[${s.name}] deploying with ${engine}…`);
         const r = await deployer.deploy(s, { force: !!o.force, reason: 'manual' });
         if (engine !== 'direct') say(`[${s.name}] ${r.ok ? `${r.status === 'up_to_date' ? 'up to date' : 'deployed'} (${r.strategy ?? '-'})` : `failed (${r.errorKind ?? 'engine'}): ${r.error ?? 'unknown error'}`}`);

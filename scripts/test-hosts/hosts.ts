@@ -21,10 +21,11 @@ export const REPO = ((): string => {
 const HARNESS = path.join(REPO, 'scripts', 'test-hosts.sh');
 export const BASE_IMAGE = 'd8-base:bookworm';
 
-export type Shape = 'docker' | 'venv' | 'native' | 'broken' | 'venv2' | 'venv3';
+export type Shape = 'docker' | 'venv' | 'native' | 'broken' | 'venv2' | 'venv3' | 'nonode' | 'musl';
 /** The four shapes of the fallback order (venv2/venv3 are extra venv-shaped hosts for the bench). */
 export const SHAPES: Shape[] = ['docker', 'venv', 'native', 'broken'];
-export const ALL_HOSTS: Shape[] = [...SHAPES, 'venv2', 'venv3'];
+/** nonode: no node (the runtime is pushed); musl: no node and a musl libc (refused). */
+export const ALL_HOSTS: Shape[] = [...SHAPES, 'venv2', 'venv3', 'nonode', 'musl'];
 
 export interface TestHost {
   shape: Shape;
@@ -117,6 +118,9 @@ export function fleetConfig(th: TestHosts, slaves: SlaveSpec[], extra: Record<st
     installAttempts: 3,
     installDelaySeconds: 1,
     baseImage: BASE_IMAGE,
+    // No runtime mirror unless a test serves one (tests/support/node-mirror.ts): a host without node
+    // stays without it, whatever network the machine has.
+    nodeDistUrl: 'http://127.0.0.1:9/no-mirror',
     ...extra,
   }, { stack: 'systest', env: {} });
 }

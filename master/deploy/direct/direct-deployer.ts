@@ -2,8 +2,10 @@
  * The direct deployer: puts the agent on a slave without a Pulumi CLI. For one slave:
  *   up to date?  → GET /api/health already reports the bundle's commit: nothing to do (unless force)
  *   connect      → node-ssh (key auth, optional host key pinning) or a local shell for `host: local`
- *   preflight    → who and what the host is (home, node, python3, docker), recorded in the build log
+ *   probe        → what the host is and which strategy can work (master/deploy/probe), in the build log;
+ *                  a host where none can is refused before anything is written to it
  *   upload       → the bundle into ~/.d8-agent/bundles/<hash16> (skipped when already there)
+ *   runtime      → a host without a usable node gets the pinned Node.js runtime (master/runtime)
  *   install      → install.sh with the token on stdin; its progress lines are streamed as progress
  *   verify       → the master itself reaches GET /api/health and sees the bundle's commit
  * Every deploy writes a build log (secrets replaced by ***). Deploys of one slave are serialized.
@@ -19,15 +21,20 @@ import { fleetRedactor } from '../../../core/fleet-secrets';
 import type { Redactor } from '../../../core/redact';
 import { requireAgentToken, type FleetConfig, type SlaveConfig } from '../../../core/stack-config';
 import { gitHead } from '../../../core/version-info';
+import { shQuote as q } from '../../../core/shell-quote';
 import { BuildLog } from '../build-log';
 import type { Deployer, DeployOptions, DeployResult } from '../deployer';
 import type { DeployErrorKind, DeployStatus } from '../../../core/deploy-result';
 import { AgentClient, probeHealth, waitForHealth } from '../../agent-client';
-import { DeployConfigError, RemoteCommandError, deployErrorKind } from './errors';
+import { DeployConfigError, HostUnsupportedError, RemoteCommandError, deployErrorKind } from './errors';
 import { LocalShell, SshShell, sshTarget, type SlaveShell } from './shell';
-import { shQuote as q } from '../../../core/shell-quote';
+import { probeHost, PROBE_COMMAND_LABEL, type ProbeRun } from '../probe';
+import { runtimeSource } from '../../../core/node-runtime';
+import type { ProbeReport } from '../../../core/host-probe';
+import { RuntimeCache } from '../../../core/runtime-cache';
+import { provideRuntime } from './runtime-step';
 
-export type DeployPhase = 'bundle' | 'check' | 'connect' | 'preflight' | 'upload' | 'install' | 'verify' | 'done';
+export type DeployPhase = 'bundle' | 'check' | 'connect' | 'probe' | 'upload' | 'runtime' | 'install' | 'verify' | 'done';
 
 export interface DeployProgress {
   slave: string;
@@ -52,6 +59,8 @@ export interface DirectDeployerOptions {
   installTimeoutMs?: number;
   /** How long the master polls /api/health after a successful install. */
   verifyTimeoutMs?: number;
+  /** The master's Node.js runtime cache (default: D8_HOME/runtimes of `env`). */
+  runtimeCache?: RuntimeCache;
 }
 
 export interface UninstallResult {
@@ -61,37 +70,15 @@ export interface UninstallResult {
   error: string | null;
 }
 
-const PREFLIGHT = [
-  'printf "home=%s\\nuser=%s\\nos=%s\\n" "$HOME" "$(id -un)" "$(uname -sm)"',
-  'for t in sh node python3 docker curl systemctl; do printf "%s=%s\\n" "$t" "$(command -v "$t" || echo missing)"; done',
-  'printf "node_version=%s\\n" "$(node --version 2>&1 | head -n 1)"',
-  'printf "python_version=%s\\n" "$(python3 --version 2>&1 | head -n 1)"',
-  'printf "docker_engine=%s\\n" "$(docker info --format "{{.ServerVersion}}" 2>&1 | head -n 1)"',
-].join('; ');
-
-function parseFacts(stdout: string): Record<string, string> {
-  const facts: Record<string, string> = {};
-  for (const line of stdout.split('\n')) {
-    const i = line.indexOf('=');
-    if (i > 0) facts[line.slice(0, i)] = line.slice(i + 1).trim();
-  }
-  return facts;
-}
-
-function factsSummary(f: Record<string, string>): string {
-  const node = f.node === 'missing' ? 'no node' : `node ${f.node_version ?? '?'}`;
-  const py = f.python3 === 'missing' ? 'no python3' : (f.python_version ?? 'python3');
-  const docker = f.docker === 'missing' ? 'no docker' : /^\d/.test(f.docker_engine ?? '') ? `docker ${f.docker_engine}` : 'docker (not usable by this user)';
-  return `${f.user ?? '?'} on ${f.os ?? '?'}: ${node}, ${py}, ${docker}`;
-}
-
-
 export class DirectDeployer implements Deployer {
   readonly engine = 'direct' as const;
   private readonly queues = new Map<string, Promise<unknown>>();
   private cachedBundle: { head: string | null; bundle: Promise<BundleInfo> } | null = null;
+  private readonly runtimes: RuntimeCache;
 
-  constructor(private readonly opts: DirectDeployerOptions) {}
+  constructor(private readonly opts: DirectDeployerOptions) {
+    this.runtimes = opts.runtimeCache ?? new RuntimeCache({ env: opts.env });
+  }
 
   private get env(): NodeJS.ProcessEnv {
     return this.opts.env ?? process.env;
@@ -145,24 +132,47 @@ export class DirectDeployer implements Deployer {
     return SshShell.connect(sshTarget(slave, this.opts.config, this.opts.connectTimeoutMs));
   }
 
-  /** Runs preflight and puts the bundle on the slave; returns the bundle's absolute dir there. */
-  private async stage(slave: SlaveConfig, shell: SlaveShell, bundle: BundleInfo, log: BuildLog): Promise<string> {
-    this.progress(slave.name, 'preflight', `checking ${shell.where}`);
-    const pre = await shell.exec(PREFLIGHT, { timeoutMs: 60000 });
-    log.record({ command: 'preflight: user, home, node, python3, docker', success: pre.code === 0, stdout: pre.stdout, stderr: pre.stderr, exit_code: pre.code });
-    const facts = parseFacts(pre.stdout);
-    if (pre.code !== 0 || !facts.home?.startsWith('/')) {
-      throw new RemoteCommandError(`${slave.name}: preflight failed on ${shell.where} (exit ${pre.code}): ${pre.stderr.trim().split('\n').pop() ?? 'no output'} ` +
-        '(the login shell must be a POSIX sh-compatible shell)', pre.code);
+  /** What the host is and which strategies can work there (the build log gets the raw probe and the verdict). */
+  private async probeOn(slave: SlaveConfig, shell: SlaveShell, log: BuildLog): Promise<ProbeRun> {
+    this.progress(slave.name, 'probe', `probing ${shell.where}`);
+    let run: ProbeRun;
+    try {
+      run = await probeHost(shell, slave.strategies, runtimeSource(this.opts.config));
+    } catch (err) {
+      log.record({ command: PROBE_COMMAND_LABEL, success: false, stdout: '', stderr: (err as Error).message, exit_code: null });
+      throw new RemoteCommandError(`${slave.name}: ${(err as Error).message}`, null);
     }
-    this.progress(slave.name, 'preflight', factsSummary(facts));
+    log.record({ command: PROBE_COMMAND_LABEL, success: run.raw.code === 0, stdout: run.raw.stdout, stderr: run.raw.stderr, exit_code: run.raw.code });
+    log.record({ command: 'probe verdict', success: true, stdout: JSON.stringify({ facts: run.facts, verdict: run.verdict }), stderr: '', exit_code: 0 });
+    this.progress(slave.name, 'probe', run.verdict.summary);
+    return run;
+  }
 
-    const dir = `${facts.home}/${remoteBundleDir(bundle.hash)}`;
+  /** Probes the host (`d8 probe`): connects, runs the probe, disconnects. */
+  async probe(slave: SlaveConfig): Promise<ProbeReport> {
+    const shell = await this.open(slave);
+    try {
+      const run = await probeHost(shell, slave.strategies, runtimeSource(this.opts.config));
+      return { slave: slave.name, where: shell.where, facts: run.facts, verdict: run.verdict };
+    } finally {
+      await shell.close().catch(() => undefined);
+    }
+  }
+
+  /** Probes and puts the bundle on the slave; returns the bundle's absolute dir there. */
+  private async stage(slave: SlaveConfig, shell: SlaveShell, bundle: BundleInfo, log: BuildLog): Promise<{ dir: string; probe: ProbeRun }> {
+    const probe = await this.probeOn(slave, shell, log);
+    const unusable = probe.verdict.strategies.filter((v) => !v.ok);
+    if (unusable.length === probe.verdict.strategies.length) {
+      throw new HostUnsupportedError(`${slave.name} (${shell.where}): no strategy can work on this host, nothing was installed: ` +
+        unusable.map((v) => `${v.strategy}: ${v.reason}`).join('; '));
+    }
+    const dir = `${probe.facts.home}/${remoteBundleDir(bundle.hash)}`;
     const have = await shell.exec(`cat ${q(`${dir}/${BUNDLE_HASH_FILE}`)} 2>/dev/null`, { timeoutMs: 30000 });
     if (have.stdout.trim() === bundle.hash) {
       log.record({ command: `upload bundle to ${dir} (already there)`, success: true, stdout: '', stderr: '', exit_code: 0 });
       this.progress(slave.name, 'upload', `bundle ${bundle.hash.slice(0, 16)} already on the slave`);
-      return dir;
+      return { dir, probe };
     }
     this.progress(slave.name, 'upload', `uploading bundle ${bundle.hash.slice(0, 16)} to ${dir}`);
     const mk = await shell.exec(`mkdir -p ${q(dir)} && chmod 700 "$HOME/.d8-agent" && rm -f ${q(`${dir}/${BUNDLE_HASH_FILE}`)}`, { timeoutMs: 30000 });
@@ -176,7 +186,7 @@ export class DirectDeployer implements Deployer {
     await shell.upload(files);
     await shell.upload([{ local: path.join(bundle.dir, BUNDLE_HASH_FILE), remote: `${dir}/${BUNDLE_HASH_FILE}` }]);
     log.record({ command: `upload bundle to ${dir}`, success: true, stdout: `${bundle.files.join(' ')} in ${Date.now() - started} ms`, stderr: '', exit_code: 0 });
-    return dir;
+    return { dir, probe };
   }
 
   private async deployNow(slave: SlaveConfig, opts: DeployOptions): Promise<DeployResult> {
@@ -230,7 +240,18 @@ export class DirectDeployer implements Deployer {
         log.record({ command: `ssh ${slave.user}@${slave.host} -p ${slave.sshPort}`, success: false, stdout: '', stderr: (err as Error).message, exit_code: null, timestamp: connectStarted });
         throw err;
       }
-      const dir = await this.stage(slave, shell, b, log);
+      const { dir, probe: host } = await this.stage(slave, shell, b, log);
+      // Without the runtime, install.sh still runs: docker may win, and venv/native fail with their own reason.
+      let runtimeError: string | null = null;
+      const nodePath = await provideRuntime({
+        slave, config: c, shell, home: host.facts.home, verdict: host.verdict, cache: this.runtimes, log,
+        progress: (m) => this.progress(slave.name, 'runtime', m),
+      }).catch((err: Error) => {
+        runtimeError = `the Node.js runtime could not be provided: ${err.message}`;
+        log.record({ command: 'runtime', success: false, stdout: '', stderr: runtimeError, exit_code: null });
+        this.progress(slave.name, 'runtime', runtimeError);
+        return undefined;
+      });
 
       const cmd = installCommand({
         bundleDir: dir,
@@ -240,6 +261,7 @@ export class DirectDeployer implements Deployer {
         agentPort: slave.agentPort,
         baseImage: c.baseImage,
         healthTimeoutSeconds: this.opts.healthTimeoutSeconds,
+        nodePath,
       });
       this.progress(slave.name, 'install', `install.sh --strategies ${slave.strategies.join(',')} (${c.installAttempts} attempt(s) each)`);
       const installStarted = new Date().toISOString();
@@ -265,7 +287,8 @@ export class DirectDeployer implements Deployer {
         const last = result.attempts[result.attempts.length - 1];
         const lastLine = last?.stderr_tail.trim().split('\n').pop() ?? '';
         throw new RemoteCommandError(`${slave.name}: every strategy failed (${slave.strategies.join(', ')}; ${result.attempts.length} attempts)` +
-          (last ? `; last: ${last.strategy} attempt ${last.attempt} exited ${last.exit_code}${lastLine ? `: ${lastLine}` : ''}` : ''), run.code);
+          (last ? `; last: ${last.strategy} attempt ${last.attempt} exited ${last.exit_code}${lastLine ? `: ${lastLine}` : ''}` : '') +
+          (runtimeError ? `; ${runtimeError}` : ''), run.code);
       }
 
       this.progress(slave.name, 'verify', `checking http://${slave.agentHost}:${slave.agentPort}/api/health from the master`);
@@ -332,7 +355,11 @@ export class DirectDeployer implements Deployer {
     try {
       const bundle = await this.bundle();
       shell = await this.open(slave);
-      const dir = await this.stage(slave, shell, bundle, log);
+      const { dir } = await this.stage(slave, shell, bundle, log).catch((err: unknown) => {
+        if (err instanceof HostUnsupportedError) return { dir: null };
+        throw err;
+      });
+      if (!dir) return { slave: slave.name, ok: true, output: 'nothing to uninstall: no strategy can run on this host', error: null };
       const r = await shell.exec(uninstallCommand(dir, slave.agentPort), { timeoutMs: 120000 });
       const output = redactor.text(r.stderr + r.stdout);
       return { slave: slave.name, ok: r.code === 0, output, error: r.code === 0 ? null : `uninstall.sh exited ${r.code}` };

@@ -35,6 +35,7 @@ export function deployErrorKind(err: unknown): DeployErrorKind {
     }
   }
   if (err instanceof DeployTimeoutError) return 'timeout';
+  if (err instanceof HostUnsupportedError) return 'install_failed';
   if (err instanceof RemoteCommandError) return 'install_failed';
   if (err instanceof DeployConfigError) return 'config';
   return 'engine';
@@ -45,5 +46,13 @@ export class DeployConfigError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'DeployConfigError';
+  }
+}
+
+/** The probe found that no configured strategy can work on the host (refused before installing). */
+export class HostUnsupportedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'HostUnsupportedError';
   }
 }

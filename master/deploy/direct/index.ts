@@ -4,7 +4,7 @@ import { DirectDeployer } from './direct-deployer';
 
 export { DirectDeployer } from './direct-deployer';
 export type { DirectDeployerOptions, DeployProgress, DeployPhase, UninstallResult } from './direct-deployer';
-export { SlaveConnectError, RemoteCommandError, DeployTimeoutError } from './errors';
+export { SlaveConnectError, RemoteCommandError, DeployTimeoutError, HostUnsupportedError } from './errors';
 
 /** Factory used by master/deploy/select.ts (the daemon and `d8 up` pick the engine there). */
 export function createDirectDeployer(ctx: DeployerContext): DirectDeployer {
