@@ -21,21 +21,29 @@ const envelope = {
 };
 const aboutSlave = { ...envelope, slave: z.string() };
 
+/** What a check saw, shared by the alerts a check raises. */
+const checkSnapshot = {
+  master_commit: z.string().optional(),
+  slave_commit: commit.optional(),
+  state: SlaveStateSchema.optional(),
+  previous_state: SlaveStateSchema.optional(),
+};
+/** True when this repeats an alert already sent (resend interval). */
+const resend = z.boolean().default(false);
+
 export const VersionMismatchAlertSchema = z.object({
   ...aboutSlave,
   kind: z.literal('version_mismatch'),
   data: z.object({
+    ...checkSnapshot,
     master_commit: z.string(),
     slave_commit: commit,
     branch: z.string().nullable().optional(),
     drift: DriftSchema,
-    state: SlaveStateSchema.optional(),
-    previous_state: SlaveStateSchema.optional(),
     strategy: z.string().nullable().optional(),
     /** The slave's auto-update policy: what the master does about it. */
     auto_update: AutoUpdatePolicySchema.optional(),
-    /** True when this repeats an alert already sent (resend interval). */
-    resend: z.boolean().default(false),
+    resend,
   }),
 });
 
@@ -43,16 +51,13 @@ export const SlaveDeadAlertSchema = z.object({
   ...aboutSlave,
   kind: z.literal('slave_dead'),
   data: z.object({
-    master_commit: z.string().optional(),
-    slave_commit: commit.optional(),
-    state: SlaveStateSchema.optional(),
-    previous_state: SlaveStateSchema.optional(),
+    ...checkSnapshot,
     error_tail: z.string().default(''),
     failures: z.number().int().optional(),
     /** host:port of the agent. */
     endpoint: z.string().optional(),
     last_seen: z.string().nullable().optional(),
-    resend: z.boolean().default(false),
+    resend,
   }),
 });
 
@@ -60,10 +65,8 @@ export const SlaveRecoveredAlertSchema = z.object({
   ...aboutSlave,
   kind: z.literal('slave_recovered'),
   data: z.object({
-    master_commit: z.string().optional(),
-    slave_commit: commit.optional(),
+    ...checkSnapshot,
     state: SlaveStateSchema.default('healthy'),
-    previous_state: SlaveStateSchema.optional(),
     drift: DriftSchema.optional(),
     strategy: z.string().nullable().optional(),
   }),
@@ -139,9 +142,11 @@ const requestData = {
   title: z.string(),
 };
 
+/** A request may be about a slave (its action's) or about nothing in the fleet. */
+const aboutRequest = { ...envelope, slave: z.string().nullable() };
+
 export const HumanRequestAlertSchema = z.object({
-  ...envelope,
-  slave: z.string().nullable(),
+  ...aboutRequest,
   kind: z.literal('human_request'),
   data: z.object({
     ...requestData,
@@ -152,8 +157,7 @@ export const HumanRequestAlertSchema = z.object({
 });
 
 export const RequestChangedAlertSchema = z.object({
-  ...envelope,
-  slave: z.string().nullable(),
+  ...aboutRequest,
   kind: z.literal('request_changed'),
   data: z.object({
     ...requestData,

@@ -153,8 +153,13 @@ export class AgentClient {
       const r = await this.withDeadline((signal) => this.http.post(agentBaseUrl(slave) + ROUTES.restart, {}, {
         headers: { authorization: `Bearer ${token}` }, signal,
       }));
-      RestartResponseSchema.parse(r.data);
+      const parsed = RestartResponseSchema.safeParse(r.data);
+      if (!parsed.success) {
+        const i = parsed.error.issues[0];
+        throw new AgentCallError(`restart refused: invalid /api/restart answer: ${i.path.join('.') || '(root)'} ${i.message}`, r.status);
+      }
     } catch (err) {
+      if (err instanceof AgentCallError) throw err;
       const d = describe(err);
       throw new AgentCallError(`restart refused: ${d.msg}`, err instanceof AxiosError ? err.response?.status ?? null : null);
     }

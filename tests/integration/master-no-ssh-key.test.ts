@@ -4,6 +4,7 @@
  * checking and alerting, and turns an update or a recovery that needs SSH into a human request
  * naming the fix.
  */
+import http from 'http';
 import { Fleet, freePort, waitFor, sleep } from './master-support/fleet';
 import type { AgentHandle } from '../support/agent-process';
 
@@ -13,26 +14,34 @@ describe('d8 master without an SSH key (real processes)', () => {
   const fleet = new Fleet('keyless');
   const agents: Record<string, AgentHandle> = {};
   let daemon: ReturnType<Fleet['daemon']>;
+  let impostor: http.Server;
 
   beforeAll(async () => {
     const specs = [
       { name: 'watched', port: await freePort(), host: '127.0.0.1', user: 'd8', autoUpdate: 'off' as const },
       { name: 'stale', port: await freePort(), host: '127.0.0.1', user: 'd8' },
+      { name: 'odd', port: await freePort(), host: '127.0.0.1', user: 'd8', autoUpdate: 'off' as const },
     ];
     const c = fleet.initRepo(specs);
     agents.watched = await fleet.agent('watched', specs[0].port, c.main);
     agents.stale = await fleet.agent('stale', specs[1].port, c.base);
+    // Answers HTTP, but not as an agent: a restart is possible to try without SSH, a redeploy is not.
+    impostor = http.createServer((_q, res) => res.end('not json'));
+    await new Promise<void>((r) => impostor.listen(specs[2].port, '127.0.0.1', r));
     daemon = fleet.daemon({ realDeployer: true });
   });
-  afterAll(() => fleet.cleanup());
+  afterAll(async () => {
+    await new Promise((r) => impostor.close(r));
+    await fleet.cleanup();
+  });
 
   it('starts, and says once which actions are unavailable and how to enable them', async () => {
     await waitFor(() => fleet.slave('watched')?.state === 'healthy', 60_000, 'watched checked healthy');
-    const lines = daemon.log().split('\n').filter((l) => l.includes('no SSH key configured'));
+    const lines = daemon.log().split('\n').filter((l) => l.includes('"msg":"no SSH key configured:'));
     expect(lines).toHaveLength(1);
     const line = JSON.parse(lines[0]);
     expect(line.level).toBe(40);
-    expect(line.slaves).toEqual(['watched', 'stale']);
+    expect(line.slaves).toEqual(['watched', 'stale', 'odd']);
     expect(line.msg).toMatch(/redeploy and update are unavailable/);
     expect(line.msg).toContain('D8_SSH_KEY_PATH');
   });
@@ -65,6 +74,16 @@ describe('d8 master without an SSH key (real processes)', () => {
     expect(fleet.db().deploys.list('keyless', 'watched')).toHaveLength(0);
     expect(fleet.slave('watched')?.last_check ?? '').not.toBe('');
     expect(daemon.child.exitCode).toBeNull();
-    expect(daemon.log().split('\n').filter((l) => l.includes('no SSH key configured'))).toHaveLength(1);
+    expect(daemon.log().split('\n').filter((l) => l.includes('"msg":"no SSH key configured:'))).toHaveLength(1);
+  });
+
+  it('an agent that answers HTTP is still restarted without a key; when that fails, a person is asked at once', async () => {
+    const req = await waitFor(() => fleet.db().requests.list().find((r) => r.action?.slave === 'odd'), 60_000, 'the escalation of odd');
+    expect(req.description).toContain('D8_SSH_KEY_PATH');
+    const failure = await waitFor(() => fleet.alerts('odd').find((a) => a.kind === 'recovery_failed'), 30_000, 'the failure alert');
+    expect((failure.data.steps as Array<{ action: string; ok: boolean; error_kind: string | null }>).map((s) => `${s.action}:${s.ok}:${s.error_kind}`))
+      .toEqual(['restart:false:null', 'redeploy:false:no_ssh_key']);
+    expect(failure.data).toMatchObject({ attempt: 1, error_kind: 'no_ssh_key', request_id: req.id });
+    expect(fleet.db().deploys.list('keyless', 'odd')).toHaveLength(0);
   });
 });

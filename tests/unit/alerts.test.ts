@@ -2,12 +2,10 @@
  * Alerts as typed data (core/alerts.ts) through a real outbox: every kind round-trips, an old or
  * foreign row is set aside without stopping delivery, and `recent()` lists what the dashboard shows.
  */
-import fs from 'fs';
-import os from 'os';
-import path from 'path';
 import pino from 'pino';
 import { AlertSchema, ALERT_KINDS, type Alert } from '../../core/alerts';
-import { openStore, type Store } from '../../master/store';
+import type { Store } from '../../master/store';
+import { useTempStore } from '../support/temp-store';
 import { AlertDispatcher } from '../../master/notify/dispatcher';
 import { alertHeadline } from '../../master/notify/headline';
 import { formatAlert } from '../../master/telegram/format';
@@ -17,16 +15,9 @@ const M = 'a'.repeat(40);
 const S = 'b'.repeat(40);
 
 describe('alerts', () => {
-  let dir: string;
+  const temp = useTempStore();
   let store: Store;
-  beforeEach(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'd8-alerts-'));
-    store = openStore(path.join(dir, 'master.db'));
-  });
-  afterEach(() => {
-    store.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  beforeEach(() => { store = temp(); });
 
   it('is one union: each kind has its own fields, a wrong field is refused, update_started is gone', () => {
     expect(ALERT_KINDS).not.toContain('update_started');

@@ -1,20 +1,11 @@
 /** master/requests/service.ts against a real SQLite file: finding an answered request, and announcing before it. */
-import fs from 'fs';
-import os from 'os';
-import path from 'path';
-import { openStore, type Store } from '../../master/store';
+import type { Store } from '../../master/store';
+import { useTempStore } from '../support/temp-store';
 
 describe('request service', () => {
-  let dir: string;
+  const temp = useTempStore();
   let store: Store;
-  beforeEach(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'd8-requests-'));
-    store = openStore(path.join(dir, 'master.db'));
-  });
-  afterEach(() => {
-    store.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  beforeEach(() => { store = temp(); });
 
   const update = (slave: string, target: string) => ({ type: 'INFRASTRUCTURE' as const, title: `update ${slave}`, action: { kind: 'update' as const, slave, target_commit: target } });
 
