@@ -207,7 +207,7 @@ user_unit_refusal() {
 # Why a crontab @reboot entry cannot be used, or nothing when it can.
 cron_refusal() {
   have crontab || { echo "crontab is not installed"; return; }
-  ps -e -o comm= 2>/dev/null | grep -Eqx 'cron|crond|busybox' || { echo "no cron daemon is running (an @reboot entry would never run)"; return; }
+  cat /proc/[0-9]*/comm 2>/dev/null | grep -Eqx 'cron|crond' || { echo "no cron daemon is running (an @reboot entry would never run)"; return; }
   out=$(crontab -l 2>&1) || case "$out" in *"no crontab"*) ;; *) echo "crontab -l failed: $(printf '%s' "$out" | tail -n 1)"; return ;; esac
 }
 
