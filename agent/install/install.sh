@@ -3,7 +3,7 @@
 # bundle directory it was shipped in (see agent/bundle/build.ts and agent/install/command.ts).
 #
 #   sh install.sh [--strategies docker,venv,native] [--attempts 3] [--delay 10] [--port 7600]
-#                 (--token-stdin | --token-file FILE) [--base-image IMAGE] [--health-timeout 30]
+#                 (--token-stdin | --token-file FILE) [--base-image IMAGE (node:22-bookworm-slim)] [--health-timeout 30]
 #
 # Tries each strategy in order, each up to --attempts times with --delay seconds between attempts.
 # An attempt succeeds only when http://127.0.0.1:PORT/api/health reports this bundle's commit and
@@ -29,7 +29,7 @@ DELAY=10
 PORT=7600
 TOKEN_SOURCE=
 TOKEN_FILE_ARG=
-BASE_IMAGE=d8-base:bookworm
+BASE_IMAGE=node:22-bookworm-slim
 HEALTH_TIMEOUT=30
 
 ATTEMPTS_JSON=
@@ -429,7 +429,7 @@ install_docker() {
   if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
     echo "base image $BASE_IMAGE is not on this host; trying to pull it"
     docker pull "$BASE_IMAGE" || {
-      echo "docker: base image $BASE_IMAGE is unavailable (build it with scripts/docker-base-image.sh, or set d8:baseImage)"
+      echo "docker: base image $BASE_IMAGE is not on this host and cannot be pulled here: load it (on a machine that has it: docker save $BASE_IMAGE | ssh THIS-HOST docker load), or set d8:baseImage to an image with node >= 18 that this host has"
       return 127
     }
   fi
