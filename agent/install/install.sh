@@ -365,7 +365,9 @@ launch_agent() {
   else
     note "supervisor: no cron: $why"
   fi
-  note "warning: the agent runs under setsid only and will NOT come back after a reboot; for reboot safety give $(id -un) passwordless sudo, install polkit (so logind allows linger) or cron"
+  if [ "$(id -u)" -eq 0 ]; then fix="run systemd as init, or install cron and run its daemon"
+  else fix="give $(id -un) passwordless sudo, install polkit (so logind allows linger), or install cron"; fi
+  note "warning: the agent runs under setsid only and will NOT come back after a reboot; for reboot safety $fix"
   write_runner "$1" "$2" setsid
   start_detached
   SUPERVISOR=setsid
