@@ -6,13 +6,14 @@
  * only, and uninstall leaves no unit, crontab line, linger or process behind.
  * The shapes run concurrently: each one is a separate container.
  */
-import { execFile, spawn } from 'child_process';
+import { execFile } from 'child_process';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { promisify } from 'util';
 import type { HealthResponse } from '../../core/protocol';
 import { probeHealth } from '../../master/agent-client';
+import { runD8, type Run } from '../support/run-process';
 import { describeTier } from '../support/tier';
 import { freePort, randomToken, REPO } from '../system/support/hosts';
 import {
@@ -24,19 +25,7 @@ jest.setTimeout(6 * 60 * 1000);
 const execFileP = promisify(execFile);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function d8(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(REPO, 'bin', 'd8.js'), ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const d8 = (args: string[], env: NodeJS.ProcessEnv): Promise<Run> => runD8(REPO, args, env);
 
 async function health(h: ContainerHost): Promise<HealthResponse | null> {
   const r = await probeHealth(h.host, h.agentPort, 2000);

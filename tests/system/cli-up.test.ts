@@ -3,31 +3,20 @@
  * `d8 bootstrap-script` producing a script that installs an agent on a host when run there.
  * Runs bin/d8.js (dist/): build first (`npx tsc -p tsconfig.json`).
  */
-import { spawn, spawnSync } from 'child_process';
+import { spawnSync } from 'child_process';
 import fs from 'fs';
 import path from 'path';
 import { NodeSSH } from 'node-ssh';
 import { parseInstallOutput } from '../../core/install-result';
 import { gitHead } from '../../core/version-info';
 import { probeHealth } from '../../master/agent-client';
+import { runD8, type Run } from '../support/run-process';
 import { describeTier } from '../support/tier';
 import { agentPids, freePort, randomToken, REPO, systemTier, tempDir, uninstallAsUser, upTestHosts, type TestHosts } from './support/hosts';
 
 jest.setTimeout(8 * 60 * 1000);
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function d8(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(REPO, 'bin', 'd8.js'), ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const d8 = (args: string[], env: NodeJS.ProcessEnv): Promise<Run> => runD8(REPO, args, env);
 
 describeTier(systemTier, 'd8 up --engine direct and d8 bootstrap-script', () => {
   let th: TestHosts;

@@ -8,24 +8,15 @@ import fs from 'fs';
 import path from 'path';
 import { buildBundle, bundleHash, requirementsText, BundleBuildError, type BundleInfo } from '../../agent/bundle/build';
 import { parseInstallOutput } from '../../core/install-result';
+import { runProcess, type Run } from '../support/run-process';
 import { freePort, randomToken, tempDir } from '../../scripts/test-hosts/hosts';
 
 jest.setTimeout(3 * 60 * 1000);
 
 const DASH = fs.existsSync('/usr/bin/dash') ? '/usr/bin/dash' : 'sh';
 
-function sh(script: string, args: string[], opts: { stdin?: string; home: string }): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(DASH, [script, ...args], { env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: opts.home }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.on('error', () => { /* the script may exit before reading stdin */ });
-    child.stdin.end(opts.stdin ?? '');
-  });
+function sh(script: string, args: string[], opts: { stdin?: string; home: string }): Promise<Run> {
+  return runProcess(DASH, [script, ...args], { env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: opts.home }, stdin: opts.stdin ?? '' });
 }
 
 /** A bin directory with the usual tools but no node: a host where the agent cannot run. */
