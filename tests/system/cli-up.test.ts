@@ -27,7 +27,7 @@ describeTier(systemTier, 'd8 up --engine direct and d8 bootstrap-script', () => 
   const token = randomToken();
 
   beforeAll(async () => {
-    if (!fs.existsSync(path.join(REPO, 'dist', 'master', 'cli', 'main.js'))) {
+    if (!fs.existsSync(path.join(REPO, 'dist', 'cli', 'main.js'))) {
       throw new Error('dist/ is missing: build first (npx tsc -p tsconfig.json)');
     }
     th = upTestHosts();
