@@ -183,6 +183,8 @@ export function traces(h: ContainerHost): HostTraces {
 
 export function removeContainerHost(h: ContainerHost): void {
   spawnSync('docker', ['rm', '-f', '-v', h.container], { stdio: 'ignore' });
+  // Fails (and is left) while another offline host still uses it.
+  if (HOST_SHAPES[h.shape].network === 'internal') spawnSync('docker', ['network', 'rm', OFFLINE_NETWORK], { stdio: 'ignore' });
 }
 
 /** Removes every d8h- container and the offline network (after a crashed run too). */
