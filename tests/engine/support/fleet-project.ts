@@ -26,7 +26,7 @@ export interface FleetProject {
 
 export function createFleetProject(dir: string): FleetProject {
   const repo = repoRoot();
-  if (!fs.existsSync(path.join(repo, 'dist', 'infra', 'program.js')) || !fs.existsSync(path.join(repo, 'dist', 'master', 'cli', 'main.js'))) {
+  if (!fs.existsSync(path.join(repo, 'dist', 'infra', 'program.js')) || !fs.existsSync(path.join(repo, 'dist', 'cli', 'main.js'))) {
     throw new Error('dist/ is missing: build first (npx tsc -p tsconfig.json)');
   }
   fs.mkdirSync(path.join(dir, 'infra'), { recursive: true });
