@@ -12,7 +12,7 @@
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE_DIR="${D8_CACHE_DIR:-${HOME:-/root}/.cache/d8}"
-SHAPES="node cron polkit sudo nonode"
+SHAPES="node cron polkit sudo sudolinger nonode"
 REPO=d8h-host
 
 log() { printf 'host-images: %s\n' "$*" >&2; }

@@ -16,7 +16,7 @@ const execFileP = promisify(execFile);
 
 export const HOST_IMAGE_REPO = 'd8h-host';
 /** The images scripts/host-images.sh builds (one build target each). */
-export const HOST_IMAGES = ['node', 'cron', 'polkit', 'sudo', 'nonode'] as const;
+export const HOST_IMAGES = ['node', 'cron', 'polkit', 'sudo', 'sudolinger', 'nonode'] as const;
 export type HostImage = (typeof HOST_IMAGES)[number];
 
 export interface HostShapeSpec {
@@ -43,6 +43,8 @@ export const HOST_SHAPES = {
   root: { image: 'node', user: 'root', network: 'bridge', supervisor: 'system-unit', what: 'root login: system unit' },
   /** passwordless sudo, no root login. */
   sudo: { image: 'sudo', user: 'd8', network: 'bridge', supervisor: 'system-unit', what: 'sudo -n: system unit without a root login' },
+  /** sudo for loginctl only: logind refuses the user's own linger, `sudo -n loginctl enable-linger` does it. */
+  sudolinger: { image: 'sudolinger', user: 'd8', network: 'bridge', supervisor: 'user-unit', what: 'sudo for loginctl only: user unit, linger through sudo' },
   /** (e) no route to any mirror: only SSH (and the agent port) reach it, from this machine. */
   offline: { image: 'nonode', user: 'd8', network: 'internal', supervisor: null, what: 'no node, no route to any mirror' },
 } satisfies Record<string, HostShapeSpec>;

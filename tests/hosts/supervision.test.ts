@@ -71,6 +71,7 @@ const CASES: Case[] = [
   { shape: 'cron', rebootSafe: true, refusal: /no user unit: 'loginctl enable-linger d8' was refused: .+/ },
   { shape: 'polkit', rebootSafe: true, refusal: /no system unit: not root, and sudo is not installed/ },
   { shape: 'root', rebootSafe: true, refusal: /supervisor: systemd system unit d8-agent-\d+\.service \(runs as root\)/ },
+  { shape: 'sudolinger', rebootSafe: true, refusal: /'loginctl enable-linger d8' was refused: .+; enabled linger with sudo -n instead/ },
   { shape: 'sudo', rebootSafe: true, refusal: /supervisor: systemd system unit d8-agent-\d+\.service \(runs as d8\)/ },
 ];
 
