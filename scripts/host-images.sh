@@ -53,4 +53,6 @@ log "saving to $TARBALL"
 # shellcheck disable=SC2086
 docker save -o "$TARBALL.partial" $tags && mv "$TARBALL.partial" "$TARBALL" || { rm -f "$TARBALL.partial"; die "docker save failed"; }
 for old in "$CACHE_DIR"/d8h-host-images-*.tar; do [ "$old" = "$TARBALL" ] || rm -f "$old"; done
+# The previous build's images, untagged by this one.
+docker image prune -f --filter label=d8h.key >/dev/null 2>&1 || true
 log "built $REPO:{$(echo $SHAPES | tr ' ' ',')}"
