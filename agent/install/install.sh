@@ -245,15 +245,25 @@ pid_is_agent() { # $1 = pid
   tr '\000' ' ' <"/proc/$1/cmdline" | grep -q "agent-$PORT/agent.js"
 }
 
+# Pids running this port's agent.js from our state directory. After POST /api/restart a detached
+# agent is a new process the pid file does not name, so the pid file alone is not enough.
+# (grep lists itself too; it has exited by the time stop_pid checks that pid.)
+agent_pids_by_path() {
+  grep -lF "$RUN_DIR/agent.js" /proc/[0-9]*/cmdline 2>/dev/null | sed -n 's#^/proc/\([0-9]*\)/cmdline$#\1#p'
+}
+
+stop_pid() { # $1 = pid
+  pid_is_agent "$1" || return 0
+  kill -TERM "-$1" 2>/dev/null || kill -TERM "$1" 2>/dev/null
+  i=0
+  while pid_is_agent "$1" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+  pid_is_agent "$1" && { kill -KILL "-$1" 2>/dev/null || kill -KILL "$1" 2>/dev/null; }
+  return 0
+}
+
 stop_pidfile_agent() {
-  [ -f "$PID_FILE" ] || return 0
-  pid=$(cat "$PID_FILE" 2>/dev/null)
-  if pid_is_agent "$pid"; then
-    kill -TERM "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
-    i=0
-    while pid_is_agent "$pid" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-    pid_is_agent "$pid" && { kill -KILL "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null; }
-  fi
+  [ -f "$PID_FILE" ] && stop_pid "$(cat "$PID_FILE" 2>/dev/null)"
+  for pid in $(agent_pids_by_path); do stop_pid "$pid"; done
   rm -f "$PID_FILE"
 }
 

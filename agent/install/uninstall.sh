@@ -74,9 +74,11 @@ remove_port() { # $1 = port
   if have crontab && cur=$(crontab -l 2>/dev/null) && printf '%s\n' "$cur" | grep -qF "# d8-agent-$p"; then
     printf '%s\n' "$cur" | grep -vF "# d8-agent-$p" | crontab - && say "removed the crontab @reboot line (port $p)"
   fi
-  pidfile=$STATE_DIR/agent-$p.pid
-  if [ -f "$pidfile" ]; then
-    pid=$(cat "$pidfile" 2>/dev/null)
+  # The pid file, and any other process running this port's agent.js from our state directory
+  # (after POST /api/restart a detached agent is a new process the pid file does not name).
+  # (grep lists itself too; it has exited by the time pid_is_agent checks that pid.)
+  pids="$(cat "$STATE_DIR/agent-$p.pid" 2>/dev/null) $(grep -lF "$STATE_DIR/agent-$p/agent.js" /proc/[0-9]*/cmdline 2>/dev/null | sed -n 's#^/proc/\([0-9]*\)/cmdline$#\1#p')"
+  for pid in $(echo $pids | tr ' ' '\n' | sort -u); do
     if pid_is_agent "$pid" "$p"; then
       kill -TERM "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
       i=0
@@ -84,7 +86,7 @@ remove_port() { # $1 = port
       pid_is_agent "$pid" "$p" && { kill -KILL "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null; }
       say "stopped agent process $pid (port $p)"
     fi
-  fi
+  done
   rm -rf "$STATE_DIR/agent-$p" "$STATE_DIR/agent-$p.pid" "$STATE_DIR/agent-token-$p"
 }
 

@@ -12,7 +12,7 @@ import os from 'os';
 import path from 'path';
 import { promisify } from 'util';
 import type { HealthResponse } from '../../core/protocol';
-import { probeHealth } from '../../master/agent-client';
+import { AgentClient, probeHealth } from '../../master/agent-client';
 import { runD8, type Run } from '../support/run-process';
 import { describeTier } from '../support/tier';
 import { freePort, randomToken, REPO } from '../system/support/hosts';
@@ -126,6 +126,20 @@ describeTier(hostsTier, 'supervision on real hosts (systemd containers over SSH)
       expect(back!.uptime_s).toBeLessThan(later!.uptime_s); // a new process, not a survivor
     } else {
       expect(back).toBeNull();
+    }
+
+    if (rebootSafe) {
+      // A restart through the API (a new process under cron/setsid, a unit restart under systemd) must
+      // not leave uninstall a stale pid to miss.
+      const client = new AgentClient({ attempts: 1 });
+      try {
+        await client.restart({ agentHost: h.host, agentPort: h.agentPort }, token);
+      } finally {
+        client.close();
+      }
+      await sleep(1500);
+      const restarted = await healthWithin(h, 30_000);
+      expect(restarted).toMatchObject({ supervisor: expected, commit: first!.commit });
     }
 
     const said = await uninstallOverSsh(h, key);
