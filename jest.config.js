@@ -1,5 +1,6 @@
-/** Test tiers: unit and integration always run; browser (chromium), system (sshd, docker), pulumi (mocks) and engine
- *  (real pulumi CLI) need infrastructure and say how to enable it when it is missing (see tests/support/tier.ts). */
+/** Test tiers: unit and integration always run; browser (chromium), pulumi (mocks), system (sshd, docker), engine
+ *  (real pulumi CLI) and hosts (systemd containers) need infrastructure and say how to enable it when it is missing
+ *  (see tests/support/tier.ts). */
 const tier = (name) => ({
   displayName: name,
   testMatch: [`<rootDir>/tests/${name}/**/*.test.ts`],
@@ -7,6 +8,6 @@ const tier = (name) => ({
   testEnvironment: 'node',
 });
 module.exports = {
-  projects: ['unit', 'integration', 'browser', 'pulumi', 'system', 'engine'].map(tier),
+  projects: ['unit', 'integration', 'browser', 'pulumi', 'system', 'engine', 'hosts'].map(tier),
   testTimeout: 120000,
 };

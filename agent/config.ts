@@ -5,7 +5,7 @@
  */
 import fs from 'fs';
 import path from 'path';
-import { DEFAULT_AGENT_PORT, StrategySchema, type Strategy } from '../core/protocol';
+import { DEFAULT_AGENT_PORT, StrategySchema, SUPERVISORS, SupervisorSchema, type Strategy, type Supervisor } from '../core/protocol';
 import { weakTokenReason } from '../core/stack-config';
 import { VERSION_FILE_NAME } from '../core/version-info';
 
@@ -19,6 +19,8 @@ export interface AgentConfig {
   port: number;
   versionFile: string;
   installStrategy: Strategy | null;
+  /** What keeps this agent running (D8_SUPERVISOR, set by the installer); null when started by hand. */
+  supervisor: Supervisor | null;
   venvDir: string | null;
   taskImage: string;
   python: string;
@@ -120,6 +122,13 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv, hereDir: string): AgentC
     if (!s.success) throw new AgentConfigError(`D8_INSTALL_STRATEGY must be one of docker, venv, native (got "${rawStrategy.slice(0, 40)}")`, 'D8_INSTALL_STRATEGY');
     installStrategy = s.data;
   }
+  const rawSupervisor = strVar(env, 'D8_SUPERVISOR');
+  let supervisor: Supervisor | null = null;
+  if (rawSupervisor !== undefined) {
+    const s = SupervisorSchema.safeParse(rawSupervisor);
+    if (!s.success) throw new AgentConfigError(`D8_SUPERVISOR must be one of ${SUPERVISORS.join(', ')} (got "${rawSupervisor.slice(0, 40)}")`, 'D8_SUPERVISOR');
+    supervisor = s.data;
+  }
   const restartedFromRaw = strVar(env, 'D8_RESTARTED_FROM');
   const restartedFrom = restartedFromRaw && /^\d+$/.test(restartedFromRaw) ? Number(restartedFromRaw) : null;
   const venv = strVar(env, 'D8_VENV_DIR');
@@ -130,6 +139,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv, hereDir: string): AgentC
     port: intVar(env, 'D8_AGENT_PORT', DEFAULT_AGENT_PORT, 0, 65535),
     versionFile: resolveVersionFile(env, hereDir),
     installStrategy,
+    supervisor,
     venvDir: venv === undefined ? null : path.resolve(venv),
     taskImage: strVar(env, 'D8_TASK_IMAGE') ?? DEFAULT_TASK_IMAGE,
     python: strVar(env, 'D8_PYTHON') ?? 'python3',

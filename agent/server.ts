@@ -7,7 +7,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'http';
 import path from 'path';
 import type { ZodError } from 'zod';
 import {
-  ExecuteRequestSchema, LIMITS, ROUTES,
+  ExecuteRequestSchema, LIMITS, ROUTES, isRebootSafe,
   type ExecuteResponse, type HealthResponse, type ParsedExecuteRequest, type RestartResponse, type Strategy, type VersionResponse,
 } from '../core/protocol';
 import type { Logger } from '../core/logger';
@@ -155,6 +155,8 @@ export class AgentServer {
       python_version: this.deps.methods.pythonVersion,
       execution_methods: this.deps.methods.snapshot(),
       install_strategy: this.deps.config.installStrategy,
+      supervisor: this.deps.config.supervisor,
+      reboot_safe: isRebootSafe(this.deps.config.supervisor),
       update_pending: u.update_pending,
       update_failed: u.update_failed,
     };

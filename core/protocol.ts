@@ -48,6 +48,19 @@ export const ExecutionMethodsSchema = z.object({
 });
 export type ExecutionMethods = z.infer<typeof ExecutionMethodsSchema>;
 
+/**
+ * What keeps the agent running, from the installer: a systemd system unit, a systemd user unit with
+ * linger, a crontab @reboot entry (plus setsid now), setsid alone, or a container restart policy.
+ */
+export const SUPERVISORS = ['system-unit', 'user-unit', 'cron', 'setsid', 'container'] as const;
+export const SupervisorSchema = z.enum(SUPERVISORS);
+export type Supervisor = z.infer<typeof SupervisorSchema>;
+
+/** Whether the agent comes back by itself after the host reboots (setsid alone does not). */
+export function isRebootSafe(s: Supervisor | null): boolean {
+  return s !== null && s !== 'setsid';
+}
+
 /** GET /api/health */
 export const HealthResponseSchema = VersionFieldsSchema.extend({
   status: z.literal('ok'),
@@ -59,6 +72,10 @@ export const HealthResponseSchema = VersionFieldsSchema.extend({
   execution_methods: ExecutionMethodsSchema,
   /** The installer strategy that put this agent in place (null when started by hand). */
   install_strategy: StrategySchema.nullable(),
+  /** What keeps the agent running (null: started by hand, or an agent older than this field). */
+  supervisor: SupervisorSchema.nullable().default(null),
+  /** Whether that supervisor brings the agent back after a reboot. */
+  reboot_safe: z.boolean().default(false),
   update_pending: z.boolean(),
   update_failed: z.boolean(),
 });

@@ -72,7 +72,7 @@ export const FleetConfigSchema = z.object({
   requirements: z.array(z.string().min(1)).default([]),
   installAttempts: z.number().int().min(1).max(10).default(3),
   installDelaySeconds: z.number().min(0).max(600).default(10),
-  /** Base image for the docker strategy (must exist on the slave or be pullable there). */
+  /** Base image for the docker strategy (default node:22-bookworm-slim; must exist on the slave or be pullable there). */
   baseImage: z.string().min(1).optional(),
   dashboard: DashboardConfigSchema.default({}),
   /** Where the master fetches the Node.js runtime it ships to hosts without node (core/node-runtime.ts). */

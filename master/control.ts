@@ -41,6 +41,8 @@ export interface SlaveStatus {
   commit: string | null;
   branch: string | null;
   strategy: string | null;
+  supervisor: string | null;
+  reboot_safe: boolean | null;
   last_seen: string | null;
   last_check: string | null;
   last_error: string | null;
@@ -159,7 +161,7 @@ function toStatus(s: SlaveConfig, r: SlaveRecord | undefined): SlaveStatus {
   return {
     name: s.name, host: s.host, endpoint: `${s.agentHost}:${s.agentPort}`,
     state: r?.state ?? 'unknown', drift: r?.drift ?? 'unknown', commit: r?.commit ?? null, branch: r?.branch ?? null,
-    strategy: r?.strategy ?? null, last_seen: r?.last_seen ?? null, last_check: r?.last_check ?? null, last_error: r?.last_error ?? null,
+    strategy: r?.strategy ?? null, supervisor: r?.supervisor ?? null, reboot_safe: r?.reboot_safe ?? null, last_seen: r?.last_seen ?? null, last_check: r?.last_check ?? null, last_error: r?.last_error ?? null,
     failures: r?.failures ?? 0, breaker: r?.breaker ?? 'closed', auto_update: s.autoUpdate,
   };
 }

@@ -6,6 +6,7 @@
 #     chromium + fonts-liberation + fonts-noto-color-emoji (the dashboard's browser tier and its screenshots)
 #   - dockerd running (started in the background when no init system runs it)
 #   - the local base image d8-base:bookworm (scripts/docker-base-image.sh; no registry needed)
+#   - the hosts tier's d8h-host:* images, systemd + sshd per host shape (scripts/host-images.sh; cached)
 #   - the SSH test hosts (scripts/test-hosts.sh up)
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -41,5 +42,6 @@ fi
 getent group docker >/dev/null || groupadd docker
 
 sh "$HERE/docker-base-image.sh"
+sh "$HERE/host-images.sh"
 sh "$HERE/test-hosts.sh" up >/dev/null
 log "ready: $(sh "$HERE/test-hosts.sh" status | tr '\n' ';')"

@@ -3,7 +3,7 @@
 # bundle directory it was shipped in (see agent/bundle/build.ts and agent/install/command.ts).
 #
 #   sh install.sh [--strategies docker,venv,native] [--attempts 3] [--delay 10] [--port 7600]
-#                 (--token-stdin | --token-file FILE) [--base-image IMAGE] [--health-timeout 30]
+#                 (--token-stdin | --token-file FILE) [--base-image IMAGE (node:22-bookworm-slim)] [--health-timeout 30]
 #                 [--node PATH]   (the node the venv and native strategies run the agent with)
 #
 # Tries each strategy in order, each up to --attempts times with --delay seconds between attempts.
@@ -30,7 +30,7 @@ DELAY=10
 PORT=7600
 TOKEN_SOURCE=
 TOKEN_FILE_ARG=
-BASE_IMAGE=d8-base:bookworm
+BASE_IMAGE=node:22-bookworm-slim
 HEALTH_TIMEOUT=30
 NODE_ARG=
 
@@ -169,16 +169,76 @@ node_ok() {
 
 has_requirements() { grep -q '^[[:space:]]*[^#[:space:]]' "$BUNDLE_DIR/requirements.txt"; }
 
-systemd_user_ok() {
-  have systemctl || return 1
-  systemctl --user show-environment >/dev/null 2>&1 || return 1
-  # Without lingering, the user's systemd (and the agent with it) stops when the SSH session ends.
-  have loginctl || return 1
-  [ "$(loginctl show-user "$(id -un)" -p Linger --value 2>/dev/null)" = yes ] ||
-    loginctl enable-linger "$(id -un)" >/dev/null 2>&1
+# --- supervision ---------------------------------------------------------------------------------
+# In this order: a systemd system unit (root, or `sudo -n`), a systemd user unit with linger, a
+# crontab @reboot entry plus setsid, setsid alone (not reboot-safe, warned). Every refusal is said on
+# stdout (the attempt's log) and as a progress line, so its reason is never lost.
+note() { echo "$*"; progress "$*"; }
+
+sq() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
+
+# Runs "$@" as root: directly when we are root, else through passwordless sudo.
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
+
+# Why a system unit cannot be used (prints the reason), or nothing when it can.
+system_unit_refusal() {
+  [ -d /run/systemd/system ] && have systemctl || { echo "systemd is not the init system here (no /run/systemd/system)"; return; }
+  [ "$(id -u)" -eq 0 ] && return
+  have sudo || { echo "not root, and sudo is not installed"; return; }
+  out=$(sudo -n true 2>&1) || echo "not root, and 'sudo -n' is refused: $(printf '%s' "$out" | tail -n 1)"
 }
 
-systemd_system_ok() { [ "$(id -u)" -eq 0 ] && [ -d /run/systemd/system ] && have systemctl; }
+# Why a user unit cannot be used, or nothing when it can (enables linger when it is off).
+user_unit_refusal() {
+  have systemctl || { echo "systemctl is not installed"; return; }
+  out=$(systemctl --user show-environment 2>&1 >/dev/null) || { echo "no systemd user manager for $(id -un): $(printf '%s' "$out" | tail -n 1)"; return; }
+  have loginctl || { echo "loginctl is not installed, so linger cannot be enabled (the agent would stop at logout)"; return; }
+  me=$(id -un)
+  [ "$(loginctl show-user "$me" -p Linger --value 2>/dev/null)" = yes ] && return
+  # Without lingering, the user's systemd (and the agent with it) stops when the SSH session ends.
+  if out=$(loginctl enable-linger "$me" 2>&1); then
+    echo loginctl >"$STATE_DIR/linger-enabled"
+    note "supervisor: enabled linger for $me (loginctl enable-linger)" >&2
+    return
+  fi
+  why="'loginctl enable-linger $me' was refused: $(printf '%s' "$out" | tail -n 1)"
+  if have sudo && out=$(sudo -n loginctl enable-linger "$me" 2>&1); then
+    echo sudo >"$STATE_DIR/linger-enabled"
+    note "supervisor: $why; enabled linger with sudo -n instead" >&2
+    return
+  fi
+  have sudo && why="$why; 'sudo -n loginctl enable-linger' too: $(printf '%s' "$out" | tail -n 1)"
+  echo "$why"
+}
+
+# Why a crontab @reboot entry cannot be used, or nothing when it can.
+cron_refusal() {
+  have crontab || { echo "crontab is not installed"; return; }
+  cat /proc/[0-9]*/comm 2>/dev/null | grep -Eqx 'cron|crond' || { echo "no cron daemon is running (an @reboot entry would never run)"; return; }
+  out=$(crontab -l 2>&1) || case "$out" in *"no crontab"*) ;; *) echo "crontab -l failed: $(printf '%s' "$out" | tail -n 1)"; return ;; esac
+}
+
+CRON_MARK="# d8-agent-$PORT"
+remove_cron_line() {
+  have crontab || return 0
+  cur=$(crontab -l 2>/dev/null) || return 0
+  printf '%s\n' "$cur" | grep -qF "$CRON_MARK" || return 0
+  printf '%s\n' "$cur" | grep -vF "$CRON_MARK" | crontab -
+}
+
+# The agent's environment and command, written once: setsid and cron both run it.
+write_runner() { # $1 = strategy, $2 = python, $3 = supervisor
+  cat >"$RUN_DIR/run.sh" <<EOF
+#!/bin/sh
+# Starts the D8 agent on port $PORT ($1 strategy, supervisor $3). Written by install.sh.
+echo \$\$ >$(sq "$PID_FILE")
+PATH=$(sq "$PATH") D8_AGENT_PORT=$PORT D8_AGENT_TOKEN_FILE=$(sq "$TOKEN_FILE") D8_INSTALL_STRATEGY=$1 D8_SUPERVISOR=$3 \\
+D8_VERSION_FILE=$(sq "$RUN_DIR/version_info.json") D8_PYTHON=$(sq "$2") D8_VENV_DIR=$(sq "$VENV_DIR") \\
+  exec $(sq "$NODE") $(sq "$RUN_DIR/agent.js") </dev/null >>$(sq "$RUN_DIR/agent.log") 2>&1
+EOF
+}
+
+systemd_system_ok() { [ -d /run/systemd/system ] && have systemctl && { [ "$(id -u)" -eq 0 ] || { have sudo && sudo -n true 2>/dev/null; }; }; }
 
 # The agent's own files live outside the bundle (which is pruned on the next deploy).
 prepare_run_dir() {
@@ -192,15 +252,25 @@ pid_is_agent() { # $1 = pid
   tr '\000' ' ' <"/proc/$1/cmdline" | grep -q "agent-$PORT/agent.js"
 }
 
+# Pids running this port's agent.js from our state directory. After POST /api/restart a detached
+# agent is a new process the pid file does not name, so the pid file alone is not enough.
+# (grep lists itself too; it has exited by the time stop_pid checks that pid.)
+agent_pids_by_path() {
+  grep -lF "$RUN_DIR/agent.js" /proc/[0-9]*/cmdline 2>/dev/null | sed -n 's#^/proc/\([0-9]*\)/cmdline$#\1#p'
+}
+
+stop_pid() { # $1 = pid
+  pid_is_agent "$1" || return 0
+  kill -TERM "-$1" 2>/dev/null || kill -TERM "$1" 2>/dev/null
+  i=0
+  while pid_is_agent "$1" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+  pid_is_agent "$1" && { kill -KILL "-$1" 2>/dev/null || kill -KILL "$1" 2>/dev/null; }
+  return 0
+}
+
 stop_pidfile_agent() {
-  [ -f "$PID_FILE" ] || return 0
-  pid=$(cat "$PID_FILE" 2>/dev/null)
-  if pid_is_agent "$pid"; then
-    kill -TERM "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
-    i=0
-    while pid_is_agent "$pid" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-    pid_is_agent "$pid" && { kill -KILL "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null; }
-  fi
+  [ -f "$PID_FILE" ] && stop_pid "$(cat "$PID_FILE" 2>/dev/null)"
+  for pid in $(agent_pids_by_path); do stop_pid "$pid"; done
   rm -f "$PID_FILE"
 }
 
@@ -213,11 +283,16 @@ stop_user_unit() {
 }
 
 stop_system_unit() {
-  [ "$(id -u)" -eq 0 ] && [ -f "/etc/systemd/system/$UNIT" ] || return 0
-  systemctl disable --now "$UNIT" >/dev/null 2>&1
-  rm -f "/etc/systemd/system/$UNIT"
-  systemctl daemon-reload >/dev/null 2>&1
+  [ -f "/etc/systemd/system/$UNIT" ] && systemd_system_ok || return 0
+  as_root systemctl disable --now "$UNIT" >/dev/null 2>&1
+  as_root rm -f "/etc/systemd/system/$UNIT"
+  as_root systemctl daemon-reload >/dev/null 2>&1
   return 0
+}
+
+stop_cron_agent() {
+  remove_cron_line
+  stop_pidfile_agent
 }
 
 docker_usable() { have docker && docker info >/dev/null 2>&1; }
@@ -228,21 +303,23 @@ stop_container() {
   return 0
 }
 
-# Starts "$@" detached: own session, all three fds redirected, fd 3 closed. Records the pid.
+# Starts run.sh detached: own session, all three fds redirected, fd 3 closed. run.sh records the pid.
 start_detached() {
   : >"$RUN_DIR/agent.log"
-  setsid "$@" </dev/null >>"$RUN_DIR/agent.log" 2>&1 3>&- &
+  setsid sh "$RUN_DIR/run.sh" </dev/null >>"$RUN_DIR/agent.log" 2>&1 3>&- &
   echo $! >"$PID_FILE"
 }
 
-write_unit() { # $1 = file, $2 = strategy, $3 = python, $4 = WantedBy
+write_unit() { # $1 = file, $2 = strategy, $3 = python, $4 = WantedBy, $5 = supervisor, $6 = extra [Service] line
   cat >"$1" <<EOF
 [Unit]
 Description=D8 Fleet agent on port $PORT ($2 strategy)
 After=network-online.target
 
 [Service]
+$6
 ExecStart=$NODE $RUN_DIR/agent.js
+Environment=D8_SUPERVISOR=$5
 Environment=D8_AGENT_PORT=$PORT
 Environment=D8_AGENT_TOKEN_FILE=$TOKEN_FILE
 Environment=D8_INSTALL_STRATEGY=$2
@@ -261,25 +338,56 @@ WantedBy=$4
 EOF
 }
 
-# Runs the agent for strategy $1 with python $2: user unit, system unit or setsid.
+# Runs the agent for strategy $1 with python $2 under the best supervisor this host allows.
 launch_agent() {
-  if [ "$1" = native ] && systemd_system_ok; then
-    echo "supervisor: systemd system unit $UNIT"
-    write_unit "/etc/systemd/system/$UNIT" "$1" "$2" multi-user.target && chmod 644 "/etc/systemd/system/$UNIT" &&
-      systemctl daemon-reload && systemctl enable --now "$UNIT" 3>&-
-    SUPERVISOR=system-unit
-  elif systemd_user_ok; then
-    echo "supervisor: systemd user unit $UNIT"
-    mkdir -p "$HOME/.config/systemd/user" && write_unit "$HOME/.config/systemd/user/$UNIT" "$1" "$2" default.target &&
-      systemctl --user daemon-reload && systemctl --user enable --now "$UNIT" 3>&-
-    SUPERVISOR=user-unit
+  why=$(system_unit_refusal)
+  if [ -z "$why" ]; then
+    note "supervisor: systemd system unit $UNIT (runs as $(id -un))"
+    if write_unit "$STATE_DIR/$UNIT" "$1" "$2" multi-user.target system-unit "User=$(id -un)" &&
+      as_root install -m 644 "$STATE_DIR/$UNIT" "/etc/systemd/system/$UNIT" && rm -f "$STATE_DIR/$UNIT" &&
+      as_root systemctl daemon-reload && as_root systemctl enable --now "$UNIT" 3>&-; then
+      SUPERVISOR=system-unit
+      return 0
+    fi
+    rm -f "$STATE_DIR/$UNIT"
+    stop_system_unit
+    note "supervisor: the system unit failed to start (see above); trying the next supervisor"
   else
-    echo "supervisor: none usable (no systemd), detaching with setsid"
-    start_detached env D8_AGENT_PORT="$PORT" D8_AGENT_TOKEN_FILE="$TOKEN_FILE" D8_INSTALL_STRATEGY="$1" \
-      D8_VERSION_FILE="$RUN_DIR/version_info.json" D8_PYTHON="$2" D8_VENV_DIR="$VENV_DIR" \
-      "$NODE" "$RUN_DIR/agent.js"
-    SUPERVISOR=setsid
+    note "supervisor: no system unit: $why"
   fi
+  why=$(user_unit_refusal)
+  if [ -z "$why" ]; then
+    note "supervisor: systemd user unit $UNIT with linger"
+    if mkdir -p "$HOME/.config/systemd/user" && write_unit "$HOME/.config/systemd/user/$UNIT" "$1" "$2" default.target user-unit "" &&
+      systemctl --user daemon-reload && systemctl --user enable --now "$UNIT" 3>&-; then
+      SUPERVISOR=user-unit
+      return 0
+    fi
+    stop_user_unit
+    note "supervisor: the user unit failed to start (see above); trying the next supervisor"
+  else
+    note "supervisor: no user unit: $why"
+  fi
+  why=$(cron_refusal)
+  if [ -z "$why" ]; then
+    note "supervisor: crontab @reboot entry, started now with setsid"
+    write_runner "$1" "$2" cron
+    remove_cron_line
+    if (crontab -l 2>/dev/null; echo "@reboot sh $(sq "$RUN_DIR/run.sh") $CRON_MARK") | crontab -; then
+      start_detached
+      SUPERVISOR=cron
+      return 0
+    fi
+    note "supervisor: writing the crontab failed (see above)"
+  else
+    note "supervisor: no cron: $why"
+  fi
+  if [ "$(id -u)" -eq 0 ]; then fix="run systemd as init, or install cron and run its daemon"
+  else fix="give $(id -un) passwordless sudo, install polkit (so logind allows linger), or install cron"; fi
+  note "warning: the agent runs under setsid only and will NOT come back after a reboot; for reboot safety $fix"
+  write_runner "$1" "$2" setsid
+  start_detached
+  SUPERVISOR=setsid
 }
 
 # Is the agent we just started still alive? (a crashed agent fails the attempt at once)
@@ -288,7 +396,7 @@ agent_alive() { # $1 = strategy
     docker) [ "$(docker inspect -f '{{.State.Running}}' "$CONTAINER" 2>/dev/null)" = true ] ;;
     user-unit) case "$(systemctl --user show -p ActiveState --value "$UNIT" 2>/dev/null)" in active | activating) ;; *) return 1 ;; esac ;;
     system-unit) case "$(systemctl show -p ActiveState --value "$UNIT" 2>/dev/null)" in active | activating) ;; *) return 1 ;; esac ;;
-    setsid) pid_is_agent "$(cat "$PID_FILE" 2>/dev/null)" ;;
+    setsid | cron) pid_is_agent "$(cat "$PID_FILE" 2>/dev/null)" ;;
     *) return 0 ;;
   esac
 }
@@ -340,7 +448,7 @@ install_docker() {
   if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
     echo "base image $BASE_IMAGE is not on this host; trying to pull it"
     docker pull "$BASE_IMAGE" || {
-      echo "docker: base image $BASE_IMAGE is unavailable (build it with scripts/docker-base-image.sh, or set d8:baseImage)"
+      echo "docker: base image $BASE_IMAGE is not on this host and cannot be pulled here: load it (on a machine that has it: docker save $BASE_IMAGE | ssh THIS-HOST docker load), or set d8:baseImage to an image with node >= 18 that this host has"
       return 127
     }
   fi
@@ -356,8 +464,9 @@ install_docker() {
 }
 
 cleanup_venv() {
+  stop_system_unit
   stop_user_unit
-  stop_pidfile_agent
+  stop_cron_agent
   # A venv that failed to build is removed; a good one is kept, so a redeploy does not rebuild it.
   [ "${1:-}" = failed ] && [ ! -x "$VENV_DIR/bin/python" ] && rm -rf "$VENV_DIR"
   return 0
@@ -385,7 +494,7 @@ install_venv() {
 cleanup_native() {
   stop_system_unit
   stop_user_unit
-  stop_pidfile_agent
+  stop_cron_agent
   return 0
 }
 
@@ -414,7 +523,7 @@ stop_everything() {
   stop_container
   stop_system_unit
   stop_user_unit
-  stop_pidfile_agent
+  stop_cron_agent
 }
 
 # --- main ----------------------------------------------------------------------------------------

@@ -28,6 +28,11 @@ export function formatStatus(st: FleetStatus): string {
   return lines.join('\n') + '\n';
 }
 
+function supervisorLabel(s: SlaveStatus): string {
+  if (!s.supervisor) return '-';
+  return s.reboot_safe === false ? `${s.supervisor} (not reboot-safe)` : s.supervisor;
+}
+
 function slaveLine(s: SlaveStatus, w: number): string {
   const marker = s.state === 'version_mismatch' ? ` [≠ ${shortCommit(s.commit)} ${s.drift}]` : '';
   const parts = [
@@ -35,6 +40,7 @@ function slaveLine(s: SlaveStatus, w: number): string {
     `${s.state}${marker}`.padEnd(34),
     (s.state === 'version_mismatch' ? '' : shortCommit(s.commit)).padEnd(7),
     (s.strategy ?? '-').padEnd(6),
+    supervisorLabel(s).padEnd(10),
     `last seen ${ago(s.last_seen)}`.padEnd(20),
     s.endpoint,
   ];
@@ -46,10 +52,10 @@ function slaveLine(s: SlaveStatus, w: number): string {
 export function registerStatus(program: Command): void {
   program
     .command('status')
-    .description("show every slave's state, commit, strategy and last contact (reads the master's store; works while it runs)")
+    .description("show every slave's state, commit, strategy, supervisor (and whether it survives a reboot) and last contact (reads the master's store; works while it runs)")
     .option('-s, --stack <stack>', 'stack', DEFAULT_STACK)
     .option('--repo <dir>', 'repository with the stack files (default: this checkout)')
-    .option('--json', 'print { master: { commit }, slaves: [{ name, state, drift, commit, strategy, last_seen, last_error }] }')
+    .option('--json', 'print { master: { commit }, slaves: [{ name, state, drift, commit, strategy, supervisor, reboot_safe, last_seen, last_error }] }')
     .action(async (opts: { stack: string; repo?: string; json?: boolean }) => {
       await withFleet(opts, (ctx) => {
         const st = new FleetControl({ config: ctx.config, store: ctx.store, repoDir: ctx.repoDir }).status();

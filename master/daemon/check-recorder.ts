@@ -107,6 +107,7 @@ export class CheckRecorder {
     if (h.ok) {
       Object.assign(rec, {
         commit: h.health.commit, branch: h.health.branch, strategy: h.health.install_strategy ?? prev.strategy,
+          supervisor: h.health.supervisor, reboot_safe: h.health.supervisor === null ? null : h.health.reboot_safe,
         last_seen: nowIso(now), last_error: null, last_error_reachable: false,
         drift: outcome.ok ? outcome.drift : 'unknown',
       });

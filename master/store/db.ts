@@ -124,6 +124,9 @@ const MIGRATIONS: string[] = [
      heartbeat_at TEXT NOT NULL,
      stopped_at TEXT
    )`,
+  // What keeps each agent running (its /api/health `supervisor`, `reboot_safe`).
+  `ALTER TABLE slave_state ADD COLUMN supervisor TEXT`,
+  `ALTER TABLE slave_state ADD COLUMN reboot_safe INTEGER`,
 ];
 
 export class StoreError extends Error {

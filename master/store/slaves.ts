@@ -12,6 +12,10 @@ export interface SlaveRecord {
   commit: string | null;
   branch: string | null;
   strategy: string | null;
+  /** The agent's supervisor (system-unit, user-unit, cron, setsid, container), null until it reports one. */
+  supervisor: string | null;
+  /** Whether that supervisor survives a reboot; null until known. */
+  reboot_safe: boolean | null;
   last_seen: string | null;
   last_check: string | null;
   failures: number;
@@ -33,7 +37,7 @@ export interface SlaveRecord {
 
 const COLUMNS: Record<keyof SlaveRecord, string> = {
   stack: 'stack', name: 'name', state: 'state', drift: 'drift', commit: 'commit_sha', branch: 'branch', strategy: 'strategy',
-  last_seen: 'last_seen', last_check: 'last_check', failures: 'failures', last_error: 'last_error',
+  supervisor: 'supervisor', reboot_safe: 'reboot_safe', last_seen: 'last_seen', last_check: 'last_check', failures: 'failures', last_error: 'last_error',
   last_error_reachable: 'last_error_reachable', breaker: 'breaker', alert_kind: 'alert_kind', alert_at: 'alert_at',
   alert_key: 'alert_key', recovery_attempts: 'recovery_attempts', next_recovery_at: 'next_recovery_at', escalated: 'escalated',
   update_attempts: 'update_attempts', next_update_at: 'next_update_at', update_target: 'update_target',
@@ -47,12 +51,13 @@ function fromRow(r: Row): SlaveRecord {
   for (const [k, col] of Object.entries(COLUMNS)) out[k] = r[col];
   out.last_error_reachable = !!r.last_error_reachable;
   out.escalated = !!r.escalated;
+  out.reboot_safe = r.reboot_safe === null || r.reboot_safe === undefined ? null : !!r.reboot_safe;
   return out as unknown as SlaveRecord;
 }
 
 export function emptyRecord(stack: string, name: string): SlaveRecord {
   return {
-    stack, name, state: 'unknown', drift: 'unknown', commit: null, branch: null, strategy: null, last_seen: null, last_check: null,
+    stack, name, state: 'unknown', drift: 'unknown', commit: null, branch: null, strategy: null, supervisor: null, reboot_safe: null, last_seen: null, last_check: null,
     failures: 0, last_error: null, last_error_reachable: false, breaker: 'closed', alert_kind: null, alert_at: null, alert_key: null,
     recovery_attempts: 0, next_recovery_at: null, escalated: false, update_attempts: 0, next_update_at: null,
     update_target: null, update_request_id: null, updated_at: nowIso(),

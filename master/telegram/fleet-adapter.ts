@@ -11,7 +11,7 @@ export function servicesFromControl(control: FleetControl, config: FleetConfig):
         stack: s.stack,
         master_commit: s.master.commit,
         slaves: s.slaves.map((x) => ({
-          name: x.name, state: x.state, drift: x.drift, commit: x.commit, strategy: x.strategy, last_seen: x.last_seen, last_error: x.last_error,
+          name: x.name, state: x.state, drift: x.drift, commit: x.commit, strategy: x.strategy, supervisor: x.supervisor, reboot_safe: x.reboot_safe, last_seen: x.last_seen, last_error: x.last_error,
         })),
       };
     },

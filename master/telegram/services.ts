@@ -11,6 +11,8 @@ export interface SlaveView {
   drift: string;
   commit: string | null;
   strategy: string | null;
+  supervisor: string | null;
+  reboot_safe: boolean | null;
   last_seen: string | null;
   last_error: string | null;
 }

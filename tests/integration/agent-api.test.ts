@@ -45,6 +45,21 @@ describe('health and version', () => {
     expect(h.python_version).toMatch(/^3\.\d+/);
     expect(h.update_pending).toBe(false);
     expect(h.update_failed).toBe(false);
+    expect(h.supervisor).toBeNull(); // started by hand, not by the installer
+    expect(h.reboot_safe).toBe(false);
+  });
+
+  it.each([
+    ['user-unit', true],
+    ['setsid', false],
+  ] as const)('reports the supervisor the installer gave it (%s) and whether it is reboot-safe', async (supervisor, safe) => {
+    const a = await startAgent({ env: { D8_INSTALL_STRATEGY: 'venv', D8_SUPERVISOR: supervisor } });
+    try {
+      const h = HealthResponseSchema.parse((await a.request('GET', '/api/health', undefined, { token: null })).body);
+      expect({ supervisor: h.supervisor, reboot_safe: h.reboot_safe }).toEqual({ supervisor, reboot_safe: safe });
+    } finally {
+      await a.stop();
+    }
   });
 
   it('uptime grows', async () => {

@@ -14,8 +14,8 @@ describe('d8 master: classification of real agents', () => {
     ports = {};
     for (const n of names) ports[n] = await freePort();
     const c = fleet.initRepo(names.map((n) => ({ name: n, port: ports[n] })), { autoUpdate: 'off' });
-    await fleet.agent('equal', ports.equal, c.main);
-    await fleet.agent('behind', ports.behind, c.base);
+    await fleet.agent('equal', ports.equal, c.main, { D8_SUPERVISOR: 'setsid' });
+    await fleet.agent('behind', ports.behind, c.base, { D8_SUPERVISOR: 'user-unit' });
     await fleet.agent('ahead', ports.ahead, c.ahead);
     await fleet.agent('diverged', ports.diverged, c.side);
     await fleet.agent('foreign', ports.foreign, crypto.randomBytes(20).toString('hex'));
@@ -31,8 +31,9 @@ describe('d8 master: classification of real agents', () => {
     const json = JSON.parse(st.stdout) as { master: { commit: string }; slaves: Array<{ name: string; state: string; drift: string; commit: string | null; strategy: string | null; last_seen: string | null; last_error: string | null }> };
     expect(json.master.commit).toBe(fleet.commits.main);
     const by = Object.fromEntries(json.slaves.map((s) => [s.name, s]));
-    expect(by.equal).toMatchObject({ state: 'healthy', drift: 'equal', commit: fleet.commits.main, strategy: 'native' });
-    expect(by.behind).toMatchObject({ state: 'version_mismatch', drift: 'behind', commit: fleet.commits.base });
+    expect(by.equal).toMatchObject({ state: 'healthy', drift: 'equal', commit: fleet.commits.main, strategy: 'native', supervisor: 'setsid', reboot_safe: false });
+    expect(by.behind).toMatchObject({ state: 'version_mismatch', drift: 'behind', commit: fleet.commits.base, supervisor: 'user-unit', reboot_safe: true });
+    expect(by.ahead).toMatchObject({ supervisor: null, reboot_safe: null }); // started by hand
     expect(by.ahead).toMatchObject({ state: 'version_mismatch', drift: 'ahead', commit: fleet.commits.ahead });
     expect(by.diverged).toMatchObject({ state: 'version_mismatch', drift: 'diverged' });
     expect(by.foreign).toMatchObject({ state: 'version_mismatch', drift: 'unknown' });
@@ -44,6 +45,8 @@ describe('d8 master: classification of real agents', () => {
     expect(text.stdout).toContain(`master ${fleet.commits.main.slice(0, 7)}`);
     expect(text.stdout).toContain(`[≠ ${fleet.commits.base.slice(0, 7)} behind]`);
     expect(text.stdout).toContain(`[≠ ${fleet.commits.ahead.slice(0, 7)} ahead]`);
+    expect(text.stdout).toMatch(/ equal .*native\s+setsid \(not reboot-safe\)/);
+    expect(text.stdout).toMatch(/ behind .*native\s+user-unit /);
 
     // Mismatches alert once each; ahead/diverged also ask a human (never a downgrade).
     const kinds = fleet.alerts().map((a) => `${a.kind}:${a.slave}`);

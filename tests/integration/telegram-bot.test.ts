@@ -87,10 +87,10 @@ describe('Telegram bot (telegraf against the stand-in)', () => {
   });
 
   test('/status lists the slaves with their state and commit', async () => {
-    store.slaves.put({ ...store.slaves.getOrEmpty('bottest', 'laptop'), state: 'version_mismatch', drift: 'behind', commit: 'c'.repeat(40), strategy: 'venv' });
+    store.slaves.put({ ...store.slaves.getOrEmpty('bottest', 'laptop'), state: 'version_mismatch', drift: 'behind', commit: 'c'.repeat(40), strategy: 'venv', supervisor: 'setsid', reboot_safe: false });
     const m = await ask('/status', /Fleet bottest/);
     expect(m.text).toMatch(/desk: unknown/);
-    expect(m.text).toMatch(/laptop: version mismatch \(behind\) · commit ccccccc · venv/);
+    expect(m.text).toMatch(/laptop: version mismatch \(behind\) · commit ccccccc · venv · setsid ⚠️ not reboot-safe/);
   });
 
   test('an unauthorized chat gets a refusal, nothing else, and the attempt is logged', async () => {

@@ -1,29 +1,26 @@
-/** Runs a real process to its end and collects what it printed (the d8 CLI, install.sh under dash, …). */
+/** Runs a real process to its end and collects its output (the d8 CLI, install.sh under dash, …). */
 import { spawn } from 'child_process';
+import path from 'path';
 
-export interface ProcessRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export interface Run { code: number | null; stdout: string; stderr: string }
 
-export interface RunOptions {
-  env?: NodeJS.ProcessEnv;
-  cwd?: string;
-  /** Written to stdin, then closed (stdin is closed empty without it). */
-  stdin?: string;
-}
-
-export function runProcess(command: string, args: string[], opts: RunOptions = {}): Promise<ProcessRun> {
+export function runProcess(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; stdin?: string } = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: opts.cwd, env: opts.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { env: opts.env, cwd: opts.cwd, stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.on('error', () => { /* the process may exit before reading stdin */ });
-    child.stdin.end(opts.stdin ?? '');
+    if (child.stdin) {
+      child.stdin.on('error', () => { /* the process may exit before reading stdin */ });
+      child.stdin.end(opts.stdin);
+    }
   });
+}
+
+/** `d8 ARGS` through bin/d8.js (dist/: build first), from the repository root. */
+export function runD8(repo: string, args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
+  return runProcess(process.execPath, [path.join(repo, 'bin', 'd8.js'), ...args], { env, cwd: repo });
 }

@@ -10,15 +10,13 @@ import { NodeSSH } from 'node-ssh';
 import { parseInstallOutput } from '../../core/install-result';
 import { gitHead } from '../../core/version-info';
 import { probeHealth } from '../../master/agent-client';
+import { runD8, type Run } from '../support/run-process';
 import { describeTier } from '../support/tier';
-import { runProcess, type ProcessRun } from '../support/run-process';
 import { agentPids, freePort, randomToken, REPO, systemTier, tempDir, uninstallAsUser, upTestHosts, type TestHosts } from './support/hosts';
 
 jest.setTimeout(8 * 60 * 1000);
 
-function d8(args: string[], env: NodeJS.ProcessEnv): Promise<ProcessRun> {
-  return runProcess(process.execPath, [path.join(REPO, 'bin', 'd8.js'), ...args], { cwd: REPO, env });
-}
+const d8 = (args: string[], env: NodeJS.ProcessEnv): Promise<Run> => runD8(REPO, args, env);
 
 describeTier(systemTier, 'd8 up --engine direct and d8 bootstrap-script', () => {
   let th: TestHosts;

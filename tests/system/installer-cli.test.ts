@@ -8,15 +8,15 @@ import fs from 'fs';
 import path from 'path';
 import { buildBundle, bundleHash, requirementsText, BundleBuildError, type BundleInfo } from '../../agent/bundle/build';
 import { parseInstallOutput } from '../../core/install-result';
+import { runProcess, type Run } from '../support/run-process';
 import { freePort, randomToken, tempDir } from '../../scripts/test-hosts/hosts';
-import { runProcess, type ProcessRun } from '../support/run-process';
 
 jest.setTimeout(3 * 60 * 1000);
 
 const DASH = fs.existsSync('/usr/bin/dash') ? '/usr/bin/dash' : 'sh';
 
-function sh(script: string, args: string[], opts: { stdin?: string; home: string }): Promise<ProcessRun> {
-  return runProcess(DASH, [script, ...args], { env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: opts.home }, stdin: opts.stdin });
+function sh(script: string, args: string[], opts: { stdin?: string; home: string }): Promise<Run> {
+  return runProcess(DASH, [script, ...args], { env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: opts.home }, stdin: opts.stdin ?? '' });
 }
 
 /** A bin directory with the usual tools but no node: a host where the agent cannot run. */

@@ -24,7 +24,7 @@ describe('loadAgentConfig', () => {
   it('defaults', () => {
     const c = loadAgentConfig({ D8_AGENT_TOKEN: TOKEN }, dir);
     expect(c).toMatchObject({
-      token: TOKEN, host: '0.0.0.0', port: 7600, installStrategy: null, venvDir: null, taskImage: 'd8-base:bookworm',
+      token: TOKEN, host: '0.0.0.0', port: 7600, installStrategy: null, supervisor: null, venvDir: null, taskImage: 'd8-base:bookworm',
       python: 'python3', maxConcurrency: 4, stateDir: null, restartedFrom: null, bindRetryMs: 0,
     });
   });
@@ -34,10 +34,11 @@ describe('loadAgentConfig', () => {
       D8_AGENT_TOKEN: TOKEN, D8_AGENT_PORT: '0', D8_AGENT_HOST: '127.0.0.1', D8_INSTALL_STRATEGY: 'venv',
       D8_VENV_DIR: '/opt/venv', D8_TASK_IMAGE: 'img:1', D8_PYTHON: '/usr/bin/python3', D8_MAX_CONCURRENCY: '9',
       D8_STATE_DIR: '/var/lib/d8', D8_RESTART_MODE: 'exit', D8_RESTARTED_FROM: '123', D8_VERSION_FILE: 'v.json',
+      D8_SUPERVISOR: 'cron',
     }, dir);
     expect(c).toMatchObject({
       port: 0, host: '127.0.0.1', installStrategy: 'venv', venvDir: '/opt/venv', taskImage: 'img:1', python: '/usr/bin/python3',
-      maxConcurrency: 9, stateDir: '/var/lib/d8', restartMode: 'exit', restartedFrom: 123, bindRetryMs: 15_000,
+      maxConcurrency: 9, stateDir: '/var/lib/d8', restartMode: 'exit', restartedFrom: 123, bindRetryMs: 15_000, supervisor: 'cron',
       versionFile: path.resolve('v.json'),
     });
   });
@@ -51,6 +52,7 @@ describe('loadAgentConfig', () => {
     [{ D8_AGENT_TOKEN: TOKEN, D8_MAX_CONCURRENCY: 'lots' }, 'D8_MAX_CONCURRENCY', /integer/],
     [{ D8_AGENT_TOKEN: TOKEN, D8_INSTALL_STRATEGY: 'apt' }, 'D8_INSTALL_STRATEGY', /docker, venv, native/],
     [{ D8_AGENT_TOKEN: TOKEN, D8_RESTART_MODE: 'reboot' }, 'D8_RESTART_MODE', /spawn.*exit/],
+    [{ D8_AGENT_TOKEN: TOKEN, D8_SUPERVISOR: 'init.d' }, 'D8_SUPERVISOR', /system-unit, user-unit, cron, setsid, container/],
   ])('%j is refused naming %s', (env, variable, msg) => {
     const e = errorOf(env as NodeJS.ProcessEnv);
     expect(e.variable).toBe(variable);

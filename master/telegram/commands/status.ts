@@ -1,4 +1,4 @@
-/** /status: every slave, its state, drift and commit. */
+/** /status: every slave, its state, drift, commit, strategy and supervisor. */
 import { Composer, type Context } from 'telegraf';
 import { short } from '../format';
 import { say } from '../reply';
@@ -11,6 +11,7 @@ export function slaveLine(s: SlaveView): string {
   const state = s.state === 'version_mismatch' ? `version mismatch (${s.drift})` : s.state;
   const parts = [`${ICON[s.state] ?? '•'} ${s.name}: ${state}`, `commit ${short(s.commit)}`];
   if (s.strategy) parts.push(s.strategy);
+  if (s.supervisor) parts.push(s.reboot_safe === false ? `${s.supervisor} ⚠️ not reboot-safe` : s.supervisor);
   let line = parts.join(' · ');
   if (s.state !== 'healthy' && s.last_seen) line += `\n   last seen ${s.last_seen}`;
   if ((s.state === 'dead' || s.state === 'pending') && s.last_error) line += `\n   ${s.last_error.split('\n')[0].slice(0, 160)}`;

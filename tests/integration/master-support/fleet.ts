@@ -106,10 +106,10 @@ export class Fleet {
   }
 
   /** A real agent on `port` reporting `commit`; its pid is recorded for the spawn deployer to replace. */
-  async agent(name: string, port: number, commit: string): Promise<AgentHandle> {
+  async agent(name: string, port: number, commit: string, env: NodeJS.ProcessEnv = {}): Promise<AgentHandle> {
     const vf = path.join(this.agentsDir, `${name}-initial-version.json`);
     fs.writeFileSync(vf, JSON.stringify({ branch: 'main', commit, version: '1.2.3', deployed_at: new Date().toISOString(), dirty: false }));
-    const a = await startAgent({ token: this.token, port, versionFile: vf, env: { D8_INSTALL_STRATEGY: 'native', D8_TEST_MARK: this.agentsDir } });
+    const a = await startAgent({ token: this.token, port, versionFile: vf, env: { D8_INSTALL_STRATEGY: 'native', D8_TEST_MARK: this.agentsDir, ...env } });
     fs.writeFileSync(path.join(this.agentsDir, `${name}.pid`), String(a.pid));
     this.agents.push(a);
     return a;
