@@ -9,9 +9,9 @@ import path from 'path';
 import crypto from 'crypto';
 import YAML from 'yaml';
 import { z } from 'zod';
-import { DEFAULT_AGENT_PORT, STRATEGIES, StrategySchema } from './protocol';
+import { DEFAULT_AGENT_PORT, STRATEGIES, StrategySchema, type Strategy } from './protocol';
 import { d8Home, ensurePrivateDir } from './paths';
-import { NodeVersionSchema, RuntimeArchSchema, type RuntimeArch } from './node-runtime';
+import { NodeVersionSchema, RuntimeArchSchema } from './node-runtime';
 
 export const CONFIG_NAMESPACE = 'd8';
 export const LOCAL_HOST = 'local';
@@ -83,41 +83,32 @@ export const FleetConfigSchema = z.object({
 
 export type FleetConfigInput = z.input<typeof FleetConfigSchema>;
 
-export interface SlaveConfig {
-  name: string;
-  host: string;
+type ParsedSlave = z.infer<typeof SlaveConfigSchema>;
+type ParsedFleet = z.infer<typeof FleetConfigSchema>;
+
+/**
+ * A slave as every user of the config sees it: the schema's fields, with what resolution fills in
+ * (`local`, the SSH user, the agent's address, the fleet's auto-update policy) no longer optional.
+ */
+export type SlaveConfig = Omit<ParsedSlave, 'user' | 'agentHost' | 'autoUpdate' | 'strategies'> & {
   local: boolean;
   user: string;
-  sshPort: number;
-  agentPort: number;
   agentHost: string;
-  strategies: Array<(typeof STRATEGIES)[number]>;
   autoUpdate: AutoUpdatePolicy;
-  hostKey?: string;
-  arch?: RuntimeArch;
-}
+  strategies: Strategy[];
+};
 
-export interface FleetConfig {
+/**
+ * The resolved fleet: the schema's fields with environment overrides applied, the stack name, chat
+ * ids as a list, and resolved slaves. `dashboard` may be absent in configs built by hand (tests,
+ * benches): the schema's defaults apply then.
+ */
+export type FleetConfig = Omit<ParsedFleet, 'slaves' | 'telegramChatIds' | 'dashboard'> & {
   stack: string;
   slaves: SlaveConfig[];
-  autoUpdate: AutoUpdatePolicy;
-  checkIntervalSeconds: number;
-  agentToken?: string;
-  sshPrivateKey?: string;
-  sshKeyPath?: string;
-  telegramToken?: string;
   telegramChatIds: string[];
-  swarm?: string;
-  swarmImage?: string;
-  requirements: string[];
-  installAttempts: number;
-  installDelaySeconds: number;
-  baseImage?: string;
-  /** Absent in hand-built configs (tests, benches): the schema defaults apply. */
   dashboard?: DashboardConfig;
-  nodeDistUrl?: string;
-  nodeVersion?: string;
-}
+};
 
 export class ConfigError extends Error {
   constructor(message: string, readonly key?: string) {

@@ -14,7 +14,7 @@ import type { SlaveRecord } from './store/slaves';
 import { MasterVersion } from './master-version';
 import { AgentClient } from './agent-client';
 import type { Supervisor } from './daemon/supervisor';
-import type { RequestService } from './requests/service';
+import type { RequestService } from './store/requests';
 import type { SlaveState } from './checker/state-machine';
 import type { Drift } from './checker/drift';
 

@@ -1,8 +1,8 @@
 import { Command, Option } from 'commander';
 import { openStore } from '../../master/store';
 import { fail } from '../fleet-context';
-import { RequestError } from '../../master/requests/service';
-import { PRIORITIES, REQUEST_STATUSES, REQUEST_TYPES, type HumanRequest, type RequestStatus } from '../../master/requests/schema';
+import { RequestError } from '../../master/store/requests';
+import { PRIORITIES, REQUEST_STATUSES, REQUEST_TYPES, type HumanRequest, type RequestStatus } from '../../core/requests';
 
 function line(r: HumanRequest): string {
   const cost = r.estimated_cost !== null ? ` · ${r.estimated_cost}` : '';

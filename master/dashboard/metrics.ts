@@ -10,7 +10,7 @@ import type { Db } from '../store/db';
 import { stmt } from '../store/db';
 import { SLAVE_STATES } from '../checker/state-machine';
 import { DRIFT_CLASSES } from '../checker/drift';
-import { REQUEST_STATUSES } from '../requests/schema';
+import { REQUEST_STATUSES } from '../../core/requests';
 import type { GitDistance } from './git-distance';
 import type { NewCheck } from './store-watch';
 import { answering } from './states';

@@ -6,7 +6,7 @@
 import crypto from 'crypto';
 import type { Logger } from '../../core/logger';
 import { backoffDelay, type BackoffOptions } from '../backoff';
-import type { AlertOutbox } from './outbox';
+import type { AlertOutbox } from '../store/outbox';
 import { NotifierRetryAfter, type Notifier } from './notifier';
 
 export interface DispatcherOptions {

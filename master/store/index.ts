@@ -4,8 +4,8 @@ import { SlaveStore } from './slaves';
 import { MasterInfoStore } from './master-info';
 import { DeployHistory } from './deploys';
 import { ControlCommands } from './commands';
-import { AlertOutbox } from '../notify/outbox';
-import { RequestService } from '../requests/service';
+import { AlertOutbox } from './outbox';
+import { RequestService } from './requests';
 
 export interface Store {
   file: string;

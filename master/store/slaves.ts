@@ -1,8 +1,7 @@
 /** Slave state rows (table slave_state) and the recent check history. */
 import type { Db } from './db';
 import { nowIso, stmt } from './db';
-import type { SlaveState } from '../checker/state-machine';
-import type { Drift } from '../checker/drift';
+import type { Drift, SlaveState } from '../../core/fleet-state';
 
 export interface SlaveRecord {
   stack: string;

@@ -4,8 +4,8 @@
  * daemon completes the request with the outcome, which comes back as alerts.
  */
 import type { Context } from 'telegraf';
-import type { HumanRequest } from '../requests/schema';
-import { REQUEST_ID_RE } from '../requests/schema';
+import type { HumanRequest } from '../../core/requests';
+import { REQUEST_ID_RE } from '../../core/requests';
 import type { BotDeps } from './commands/deps';
 import { actor, say } from './reply';
 

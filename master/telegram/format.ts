@@ -7,7 +7,7 @@ import type { Alert, RecoveryStep } from '../../core/alerts';
 import type { Drift } from '../../core/fleet-state';
 import type { InstallAttempt } from '../../core/install-result';
 import type { AutoUpdatePolicy } from '../../core/stack-config';
-import type { HumanRequest } from '../requests/schema';
+import type { HumanRequest } from '../../core/requests';
 import { Redactor } from '../../core/redact';
 import { tail } from '../../core/text';
 import { fixFor } from '../notify/fix-hints';

@@ -12,7 +12,7 @@ import type { Logger } from '../../core/logger';
 import { Redactor } from '../../core/redact';
 import { NotifierRetryAfter, type Alert, type Notifier } from '../notify/notifier';
 import { alertHeadline } from '../notify/headline';
-import type { HumanRequest } from '../requests/schema';
+import type { HumanRequest } from '../../core/requests';
 import { classifyTelegramError, isNotModified } from './errors';
 import { finish, formatAlert, requestDecided, type InlineButton } from './format';
 import type { TelegramSettings } from './settings';

@@ -2,7 +2,7 @@
  * What the bot needs from the master, as an interface: the daemon passes its FleetControl facade
  * (adapted in ./fleet-adapter.ts); tests pass the same real objects. Nothing here is Telegram-specific.
  */
-import type { RequestService } from '../requests/service';
+import type { RequestService } from '../store/requests';
 import type { ControlResult } from '../store/commands';
 
 export interface SlaveView {

@@ -5,7 +5,7 @@
  * and `d8 update` still updates a slave whose request was rejected.
  */
 import { Fleet, freePort, waitFor, sleep } from './master-support/fleet';
-import type { HumanRequest } from '../../master/requests/schema';
+import type { HumanRequest } from '../../core/requests';
 
 jest.setTimeout(240_000);
 

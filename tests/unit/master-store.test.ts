@@ -6,7 +6,7 @@ import pino from 'pino';
 import { openStore, type Store } from '../../master/store';
 import { AlertDispatcher } from '../../master/notify/dispatcher';
 import { NotifierRetryAfter, type Alert, type Notifier } from '../../master/notify/notifier';
-import { RequestError } from '../../master/requests/service';
+import { RequestError } from '../../master/store/requests';
 
 const silent = pino({ level: 'silent' });
 

@@ -1,4 +1,4 @@
-/** master/requests/service.ts against a real SQLite file: finding an answered request, and announcing before it. */
+/** master/store/requests.ts (the human request service) against a real SQLite file: finding an answered request, and announcing before it. */
 import type { Store } from '../../master/store';
 import { useTempStore } from '../support/temp-store';
 

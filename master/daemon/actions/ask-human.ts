@@ -6,7 +6,7 @@
  */
 import type { SlaveConfig } from '../../../core/stack-config';
 import { shortCommit } from '../../../core/version-info';
-import type { CreateRequestInput, HumanRequest } from '../../requests/schema';
+import type { CreateRequestInput, HumanRequest } from '../../../core/requests';
 import type { SlaveRecord } from '../../store/slaves';
 import { fixFor } from '../../notify/fix-hints';
 import type { AskAbout } from '../policy';

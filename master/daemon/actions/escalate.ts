@@ -8,7 +8,7 @@ import type { DeployErrorKind, DeployResult } from '../../../core/deploy-result'
 import type { SlaveConfig } from '../../../core/stack-config';
 import { tail } from '../../../core/text';
 import { shortCommit } from '../../../core/version-info';
-import type { HumanRequest, RequestAction } from '../../requests/schema';
+import type { HumanRequest, RequestAction } from '../../../core/requests';
 import type { SlaveRecord } from '../../store/slaves';
 import { fixFor } from '../../notify/fix-hints';
 import type { ActionContext } from './context';

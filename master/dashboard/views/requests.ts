@@ -1,6 +1,6 @@
 /** Human requests: pending, postponed, decided; the decisions go through the same RequestService as the CLI and the bot. */
-import type { HumanRequest } from '../../requests/schema';
-import { TRANSITIONS } from '../../requests/schema';
+import type { HumanRequest } from '../../../core/requests';
+import { TRANSITIONS } from '../../../core/requests';
 import { escapeHtml } from '../http';
 import { badge, csrfField, short, time, type Page } from './layout';
 

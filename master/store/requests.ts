@@ -4,13 +4,13 @@
  * (the Telegram bot, the daemon's update-on-approval) hear about changes made in this process;
  * changes from another process are seen through the alerts they enqueue.
  */
-import type { Db } from '../store/db';
-import { nowIso } from '../store/db';
-import type { AlertOutbox } from '../notify/outbox';
+import type { Db } from './db';
+import { nowIso } from './db';
+import type { AlertOutbox } from './outbox';
 import {
   CreateRequestSchema, HumanRequestSchema, RequestIdSchema, RequestStatusSchema, TRANSITIONS,
   type CreateRequestInput, type HumanRequest, type RequestAction, type RequestStatus,
-} from './schema';
+} from '../../core/requests';
 
 export class RequestError extends Error {
   constructor(message: string, readonly code: 'not_found' | 'invalid' | 'bad_transition') {

@@ -3,8 +3,8 @@
  * (then kept, bounded, in alerts_sent). Payloads are core/alerts.ts JSON; a payload that does not
  * parse (an older master's row) is handed out as `invalid` so the dispatcher can set it aside.
  */
-import type { Db } from '../store/db';
-import { nowIso, stmt } from '../store/db';
+import type { Db } from './db';
+import { nowIso, stmt } from './db';
 import { Redactor, environmentSecrets } from '../../core/redact';
 import { AlertSchema, type Alert, type AlertInput } from '../../core/alerts';
 
