@@ -64,7 +64,7 @@ export interface SwarmUrns {
   service: string;
 }
 
-/** URNs of the swarm-mode resources; a deploy of any swarm slave targets `service` (and `image`). */
+/** URNs of the swarm-mode resources, as the Pulumi program names them. */
 export function swarmUrns(stack: string, opts: { project?: string } = {}): SwarmUrns {
   const project = opts.project ?? PROJECT_NAME;
   const names = swarmResourceNames();

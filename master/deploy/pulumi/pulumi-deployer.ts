@@ -33,8 +33,6 @@ export interface PulumiDeployerOptions {
   /** Attempts on ConcurrentUpdateError (the first included). */
   lockAttempts?: number;
   lockBackoff?: BackoffOptions;
-  /** Cloud backends: whether our own record shows the last update of this stack died with its process. */
-  ownCrashedUpdate?: () => boolean;
 }
 
 export class PulumiDeployer implements Deployer {
@@ -162,7 +160,6 @@ export class PulumiDeployer implements Deployer {
       const verdicts = locks.map((l) => judgeLock(l));
       return verdicts.every((v) => v.stale) ? verdicts[0] : verdicts.find((v) => !v.stale)!;
     }
-    if (this.opts.ownCrashedUpdate?.()) return { stale: true, why: 'the last update of this stack was ours and its process is gone' };
     return { stale: false, why: `backend ${url ?? 'unknown'}: the holder cannot be inspected` };
   }
 

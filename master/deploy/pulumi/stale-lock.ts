@@ -9,10 +9,8 @@
  *    pid, hostname and timestamp of the holder. It is stale only when the hostname is this host and
  *    that pid is no longer alive (or when it is older than `maxAgeMs`, default 6 h, which no update
  *    of a few slaves ever takes).
- *  - Pulumi Cloud backend: the lock holder cannot be inspected, so we rely on our own record: the
- *    deploy history says whether the last update of this stack was run by a master process on this
- *    host that is now dead (interrupted). Only then it is ours and stale.
- * Anything else: not stale; the operation fails with an error naming the holder and the fix.
+ * Any other backend (Pulumi Cloud, object storage): the holder cannot be inspected, so a lock there is
+ * never taken for stale; the operation fails with an error naming the stack and the fix.
  */
 import fs from 'fs';
 import os from 'os';
