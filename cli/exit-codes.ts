@@ -3,6 +3,7 @@
  * a timeout, page someone for a host key) without parsing messages.
  */
 import type { DeployErrorKind, DeployResult } from '../core/deploy-result';
+import type { ControlResult } from '../master/store/commands';
 
 /** 1 stays what it always was: the command itself could not run (bad option, unreadable stack). */
 export const EXIT_USAGE = 1;
@@ -33,9 +34,16 @@ export function deployExitCode(results: readonly DeployResult[]): number {
   return failed ? DEPLOY_EXIT_CODES[failed.errorKind ?? 'engine'] : 0;
 }
 
+/** `d8 retry` / `d8 update`: 0 when the slave ends up fine, the deploy's code when a deploy failed, else 1. */
+export function controlExitCode(r: ControlResult): number {
+  if (r.ok) return 0;
+  if (!r.error_kind) return EXIT_USAGE;
+  return DEPLOY_EXIT_CODES[r.error_kind === 'no_ssh_key' ? 'config' : r.error_kind];
+}
+
 /** The exit-status table for `--help`. */
-export function exitCodesHelp(): string {
+export function exitCodesHelp(success = 'every slave deployed or already up to date'): string {
   const rows = (Object.keys(DEPLOY_EXIT_CODES) as DeployErrorKind[]).map((k) => `  ${String(DEPLOY_EXIT_CODES[k]).padEnd(3)} ${k.padEnd(15)} ${WHAT[k]}`);
-  return ['Exit status:', '  0   every slave deployed or already up to date', `  ${EXIT_USAGE}   the command could not run (bad option, unreadable stack file)`,
+  return ['Exit status:', `  0   ${success}`, `  ${EXIT_USAGE}   the command could not run (bad option, unreadable stack file)`,
     ...rows, 'With several failures, the status of the first failed slave in the stack\'s order (--json lists each errorKind).'].join('\n');
 }

@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { withFleet, cliControl, DEFAULT_STACK } from '../fleet-context';
 import type { EngineChoice } from '../../master/deploy/select';
 import type { ControlKind } from '../../master/store/commands';
+import { controlExitCode, exitCodesHelp } from '../exit-codes';
 
 const HELP: Record<ControlKind, { description: string; after: string }> = {
   retry: {
@@ -9,13 +10,13 @@ const HELP: Record<ControlKind, { description: string; after: string }> = {
     after: `
 A healthy slave is only re-checked; a behind one is redeployed with the master's commit; a pending or
 dead one is restarted (POST /api/restart) or redeployed. A slave ahead of the master is never
-downgraded here. Exit code 0 when the slave ends up fine, 1 otherwise.`,
+downgraded here. Exit code 0 when the slave ends up fine; when a deploy failed, its kind's code (below); 1 otherwise.`,
   },
   update: {
     description: "redeploy one slave now with the master's commit, whatever its state (through the running daemon, or from here)",
     after: `
 Unlike retry, this always redeploys (the same as approving an update request or /update in Telegram).
-Exit code 0 when the slave then reports the master's commit, 1 otherwise.`,
+Exit code 0 when the slave then reports the master's commit; when the deploy failed, its kind's code (below); 1 otherwise.`,
   },
 };
 
@@ -27,7 +28,7 @@ function registerControlCommand(program: Command, kind: ControlKind): void {
     .option('--repo <dir>', 'repository with the stack files (default: this checkout)')
     .addOption(new Option('-e, --engine <engine>', 'deploy engine when no daemon runs').choices(['auto', 'pulumi', 'direct']).default('auto'))
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', HELP[kind].after)
+    .addHelpText('after', `${HELP[kind].after}\n\n${exitCodesHelp('the slave ends up fine')}`)
     .action(async (slave: string, opts: { stack: string; repo?: string; engine: EngineChoice; json?: boolean }) => {
       await withFleet(opts, async (ctx) => {
         const control = cliControl(ctx, opts.engine);
@@ -35,7 +36,7 @@ function registerControlCommand(program: Command, kind: ControlKind): void {
         const r = kind === 'retry' ? await control.retry(slave) : await control.update(slave);
         if (opts.json) process.stdout.write(JSON.stringify(r) + '\n');
         else process.stdout.write(`${r.ok ? 'ok' : 'failed'}: ${r.message}${r.build_log_path ? `\nbuild log: ${r.build_log_path}` : ''}\n`);
-        process.exitCode = r.ok ? 0 : 1;
+        process.exitCode = controlExitCode(r);
       });
     });
 }

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import type { Db } from './db';
 import { nowIso, stmt } from './db';
+import { FailureKindSchema } from '../../core/alerts';
 
 export const ControlKindSchema = z.enum(['retry', 'update']);
 export type ControlKind = z.infer<typeof ControlKindSchema>;
@@ -18,6 +19,8 @@ export const ControlResultSchema = z.object({
   state: z.string().optional(),
   commit: z.string().nullable().optional(),
   build_log_path: z.string().nullable().optional(),
+  /** Why it failed, when a deploy (or the lack of an SSH key) was the cause: the CLI's exit status follows it. */
+  error_kind: FailureKindSchema.nullable().optional(),
 });
 export type ControlResult = z.infer<typeof ControlResultSchema>;
 

@@ -85,4 +85,16 @@ describe('d8 master lifecycle (dev stack, SIGTERM)', () => {
     expect(deploys[0].reason).toBe('manual');
     expect(fleet.slave('local')?.state).toBe('healthy');
   });
+
+  it('`d8 update` whose deploy fails exits with that failure kind\'s code, and --json names the kind', async () => {
+    const failing = { D8_DEPLOYER_MODULE: SPAWN_DEPLOYER, D8_TEST_DEPLOY_FAIL: 'local:host_key' };
+    const r = await fleet.cli(['update', 'local', '--stack', 'dev', '--repo', fleet.repo, '--json'], failing);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, action: 'update', error_kind: 'host_key' });
+    expect(r.code).toBe(13);
+    const timeout = await fleet.cli(['update', 'local', '--stack', 'dev', '--repo', fleet.repo], { ...failing, D8_TEST_DEPLOY_FAIL: 'local:timeout' });
+    expect(timeout.stdout).toMatch(/^failed: /);
+    expect(timeout.code).toBe(14);
+    const help = await fleet.cli(['update', '--help']);
+    expect(help.stdout).toContain('13  host_key');
+  });
 });

@@ -76,6 +76,6 @@ export async function recover(ctx: ActionContext, slave: SlaveConfig, why: Recov
   const fix = fixFor(hopeless ? failureKind : null, slave.name);
   return {
     ok: false, action, message: `${slave.name} is still ${checked.state}: ${tail(error, 300)}${fix ? `\n${fix}` : ''}`,
-    state: checked.state, commit: checked.commit, build_log_path: result?.buildLogPath ?? null,
+    state: checked.state, commit: checked.commit, build_log_path: result?.buildLogPath ?? null, error_kind: failureKind,
   };
 }

@@ -32,7 +32,7 @@ export async function update(ctx: ActionContext, slave: SlaveConfig, reason: str
         patch: (req) => ({ ...base, update_request_id: req.id, next_update_at: null }),
       });
     }
-    return { ok: false, action: 'update', message: `${slave.name}: ${error}. ${fixFor('no_ssh_key', slave.name)}`, state: rec.state, commit: rec.commit, build_log_path: null };
+    return { ok: false, action: 'update', message: `${slave.name}: ${error}. ${fixFor('no_ssh_key', slave.name)}`, state: rec.state, commit: rec.commit, build_log_path: null, error_kind: 'no_ssh_key' as const };
   }
 
   ctx.store.slaves.patch(ctx.stack, slave.name, base);
@@ -58,7 +58,7 @@ export async function update(ctx: ActionContext, slave: SlaveConfig, reason: str
     : (result.error ?? 'deploy failed');
   const kind = result.ok ? null : result.errorKind;
   const hopeless = kind !== null && NEEDS_A_PERSON.has(kind);
-  const failed = { ok: false, action: 'update', state: checked.state, commit: checked.commit, build_log_path: result.buildLogPath };
+  const failed = { ok: false, action: 'update', state: checked.state, commit: checked.commit, build_log_path: result.buildLogPath, error_kind: kind };
   if (hopeless && automatic) {
     escalate(ctx, {
       slave, alert: 'update_failed', error, errorKind: kind, result, attempt, state: checked.state,
