@@ -16,7 +16,6 @@ import { AgentClient } from './agent-client';
 import type { Supervisor } from './daemon/supervisor';
 import type { RequestService } from './store/requests';
 import type { SlaveState } from './checker/state-machine';
-import type { Drift } from './checker/drift';
 
 export class SlaveNotHealthyError extends Error {
   constructor(readonly slave: string, readonly state: SlaveState) {
@@ -32,24 +31,13 @@ export class ControlTimeoutError extends Error {
   }
 }
 
-export interface SlaveStatus {
-  name: string;
+/** One slave as `d8 status`, Telegram and the dashboard show it: its stored record's public part, plus where it is. */
+export type SlaveStatus = Pick<SlaveRecord,
+  'name' | 'state' | 'drift' | 'commit' | 'branch' | 'strategy' | 'supervisor' | 'reboot_safe' | 'last_seen' | 'last_check' | 'last_error' | 'failures' | 'breaker'> & {
   host: string;
   endpoint: string;
-  state: SlaveState;
-  drift: Drift;
-  commit: string | null;
-  branch: string | null;
-  strategy: string | null;
-  supervisor: string | null;
-  reboot_safe: boolean | null;
-  last_seen: string | null;
-  last_check: string | null;
-  last_error: string | null;
-  failures: number;
-  breaker: string;
   auto_update: string;
-}
+};
 
 export interface FleetStatus {
   stack: string;
