@@ -133,8 +133,16 @@ export async function buildBundle(opts: BuildBundleOptions = {}): Promise<Bundle
     fs.writeFileSync(path.join(tmp, BUNDLE_HASH_FILE), hash + '\n');
 
     const dir = opts.outDir ? path.resolve(opts.outDir) : path.join(outRoot, hash.slice(0, 16));
-    // A bundle with this hash already exists: replace it (same content, fresher deployed_at).
-    fs.rmSync(dir, { recursive: true, force: true });
+    if (opts.outDir) {
+      fs.rmSync(dir, { recursive: true, force: true });
+    } else if (readHash(dir) === hash) {
+      // The same release is already built (renames make a bundle dir appear whole): keep it, since a
+      // deploy in another process may be uploading from it right now.
+      fs.rmSync(tmp, { recursive: true, force: true });
+      const now = new Date();
+      fs.utimesSync(dir, now, now); // newest again, for pruning
+      return { dir, hash, versionInfo: readVersionInfo(path.join(dir, VERSION_FILE_NAME)), files: [...BUNDLE_FILES, BUNDLE_HASH_FILE] };
+    }
     try {
       fs.renameSync(tmp, dir);
     } catch (err) {
@@ -147,6 +155,14 @@ export async function buildBundle(opts: BuildBundleOptions = {}): Promise<Bundle
   } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });
     throw err;
+  }
+}
+
+function readHash(dir: string): string | null {
+  try {
+    return fs.readFileSync(path.join(dir, BUNDLE_HASH_FILE), 'utf8').trim();
+  } catch {
+    return null;
   }
 }
 
