@@ -15,7 +15,7 @@ import { describeTier } from '../support/tier';
 import { nodeMirrorDir, serveNodeMirror, type NodeMirrorDir, type NodeMirrorServer } from '../support/node-mirror';
 import { freePort, randomToken, REPO } from '../system/support/hosts';
 import {
-  hostsTier, makeSshKey, rebootHost, removeContainerHost, rootExec, startContainerHost, traces, type ContainerHost,
+  hostsTier, makeSshKey, rebootHost, HOST_SHAPES, removeContainerHost, rootExec, startContainerHost, traces, type ContainerHost,
 } from './support/tier';
 import { health, healthWithin, sleep, uninstallOverSsh } from './support/agent';
 
@@ -70,7 +70,7 @@ describeTier(hostsTier, 'the shipped runtime on hosts without node (real d8 up o
     expect(server.requests.filter((r) => r === `/${mirror.version}/${path.basename(mirror.tarball)}`).length).toBeGreaterThanOrEqual(1);
 
     const first = await health(h);
-    expect(first).toMatchObject({ supervisor: 'setsid', reboot_safe: false, install_strategy: 'venv', node_version: mirror.version.replace(/^v/, '') });
+    expect(first).toMatchObject({ supervisor: HOST_SHAPES[shape].supervisor, reboot_safe: false, install_strategy: 'venv', node_version: mirror.version.replace(/^v/, '') });
     // Seen from inside the host, independent of what the agent says: the process runs the pushed binary.
     const runtime = `/home/d8/.d8-agent/runtime/node-${mirror.version}-linux-x64`;
     const exe = rootExec(h, `for p in $(pgrep -u d8 -f 'agent-${h.agentPort}/agent[.]js'); do readlink /proc/$p/exe; done | sort -u`);
@@ -81,7 +81,7 @@ describeTier(hostsTier, 'the shipped runtime on hosts without node (real d8 up o
     // The SSH session is over; logind keeps a user's manager ~10 s after the last logout.
     await sleep(15_000);
     const later = await health(h);
-    expect(later).toMatchObject({ supervisor: 'setsid', commit: first!.commit });
+    expect(later).toMatchObject({ supervisor: HOST_SHAPES[shape].supervisor, commit: first!.commit });
     expect(later!.uptime_s).toBeGreaterThanOrEqual(15);
 
     // setsid is not reboot-safe: after a reboot the agent is gone, as the deploy warned.
