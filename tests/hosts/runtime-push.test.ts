@@ -8,43 +8,26 @@
  * false`, and no agent after a reboot. Uninstall leaves no unit, crontab line or process.
  */
 import fs from 'fs';
-import os from 'os';
 import path from 'path';
 import { runD8 } from '../support/run-process';
 import { describeTier } from '../support/tier';
-import { nodeMirrorDir, serveNodeMirror, type NodeMirrorDir, type NodeMirrorServer } from '../support/node-mirror';
 import { freePort, randomToken, REPO } from '../system/support/hosts';
 import {
-  hostsTier, makeSshKey, rebootHost, HOST_SHAPES, removeContainerHost, rootExec, startContainerHost, traces, type ContainerHost,
+  hostsTier, rebootHost, HOST_SHAPES, rootExec, startContainerHost, traces,
 } from './support/tier';
+import { HostsFixture } from './support/fixture';
 import { health, healthWithin, sleep, uninstallOverSsh } from './support/agent';
 
 jest.setTimeout(6 * 60 * 1000);
 
 describeTier(hostsTier, 'the shipped runtime on hosts without node (real d8 up over SSH)', () => {
   const token = randomToken();
-  const started: ContainerHost[] = [];
-  let ready: Promise<{ dir: string; key: string; mirror: NodeMirrorDir; server: NodeMirrorServer }> | null = null;
-  // Made on first use: concurrent tests may start before a beforeAll hook has run.
-  const setup = (): NonNullable<typeof ready> => (ready ??= (async () => {
-    if (!fs.existsSync(path.join(REPO, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is missing: build first (npm run build)');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'd8h-rt-'));
-    const mirror = nodeMirrorDir();
-    return { dir, key: makeSshKey(dir), mirror, server: await serveNodeMirror(mirror.root) };
-  })());
-
-  afterAll(async () => {
-    for (const h of started) removeContainerHost(h);
-    if (!ready) return;
-    const { dir, server } = await ready;
-    await server.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  const fx = new HostsFixture('d8h-rt-');
+  afterAll(() => fx.cleanup());
 
   it.concurrent.each(['fresh', 'offline'] as const)('%s: d8 up pushes the runtime, the agent runs on it, setsid as designed, uninstall is clean', async (shape) => {
-    const { dir, key, mirror, server } = await setup();
-    const h = await startContainerHost(shape, { key, sshPort: await freePort(), agentPort: await freePort() });
-    started.push(h);
+    const { dir, key, mirror, server } = await fx.setup();
+    const h = fx.track(await startContainerHost(shape, { key, sshPort: await freePort(), agentPort: await freePort() }));
     const name = `${shape}-box`;
     const stackDir = path.join(dir, shape);
     fs.mkdirSync(stackDir);

@@ -7,18 +7,17 @@
  * fetched; nothing is left on the host (no ~/.d8-agent, no process of the user).
  */
 import fs from 'fs';
-import os from 'os';
 import path from 'path';
 import { DEPLOY_EXIT_CODES } from '../../cli/exit-codes';
 import { shQuote } from '../../core/shell-quote';
 import { ProbeReportSchema } from '../../core/host-probe';
 import { runD8 } from '../support/run-process';
 import { describeTier } from '../support/tier';
-import { nodeMirrorDir, serveNodeMirror, type NodeMirrorServer } from '../support/node-mirror';
 import { freePort, randomToken, REPO } from '../system/support/hosts';
 import {
-  hostsTier, makeSshKey, removeContainerHost, rootExec, startContainerHost, traces, type ContainerHost,
+  hostsTier, rootExec, startContainerHost, traces,
 } from './support/tier';
+import { HostsFixture } from './support/fixture';
 import { sleep } from './support/agent';
 
 jest.setTimeout(4 * 60 * 1000);
@@ -51,26 +50,12 @@ const CASES: Case[] = [
 
 describeTier(hostsTier, 'a host the runtime cannot run on is refused, nothing left behind', () => {
   const token = randomToken();
-  const started: ContainerHost[] = [];
-  let ready: Promise<{ dir: string; key: string; server: NodeMirrorServer }> | null = null;
-  const setup = (): NonNullable<typeof ready> => (ready ??= (async () => {
-    if (!fs.existsSync(path.join(REPO, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is missing: build first (npm run build)');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'd8h-unsup-'));
-    return { dir, key: makeSshKey(dir), server: await serveNodeMirror(nodeMirrorDir().root) };
-  })());
-
-  afterAll(async () => {
-    for (const h of started) removeContainerHost(h);
-    if (!ready) return;
-    const { dir, server } = await ready;
-    await server.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  const fx = new HostsFixture('d8h-unsup-');
+  afterAll(() => fx.cleanup());
 
   it.concurrent.each(CASES)('$what: d8 probe says why, d8 up refuses with the unsupported status', async ({ shims, found, fix }) => {
-    const { dir, key, server } = await setup();
-    const h = await startContainerHost('fresh', { key, sshPort: await freePort(), agentPort: await freePort() });
-    started.push(h);
+    const { dir, key, server } = await fx.setup();
+    const h = fx.track(await startContainerHost('fresh', { key, sshPort: await freePort(), agentPort: await freePort() }));
     for (const [cmd, body] of Object.entries(shims)) {
       const w = rootExec(h, `printf '%s\\n' '#!/bin/sh' ${shQuote(body)} >/usr/local/bin/${cmd} && chmod 755 /usr/local/bin/${cmd}`);
       expect(w.code).toBe(0);
