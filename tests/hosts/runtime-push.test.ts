@@ -54,10 +54,11 @@ describeTier(hostsTier, 'the shipped runtime on hosts without node (real d8 up o
 
     const first = await health(h);
     expect(first).toMatchObject({ supervisor: HOST_SHAPES[shape].supervisor, reboot_safe: false, install_strategy: 'venv', node_version: mirror.version.replace(/^v/, '') });
-    // Seen from inside the host, independent of what the agent says: the process runs the pushed binary.
+    // Seen from inside the host, independent of what the agent says: the process runs the pushed binary
+    // (its argv[0]: /proc/<pid>/exe of another user needs CAP_SYS_PTRACE, which a container's root lacks).
     const runtime = `/home/d8/.d8-agent/runtime/node-${mirror.version}-linux-x64`;
-    const exe = rootExec(h, `for p in $(pgrep -u d8 -f 'agent-${h.agentPort}/agent[.]js'); do readlink /proc/$p/exe; done | sort -u`);
-    expect(exe.out.trim()).toBe(`${runtime}/bin/node`);
+    const argv0 = rootExec(h, `for p in $(pgrep -u d8 -f 'agent-${h.agentPort}/agent[.]js'); do tr '\\000' '\\n' </proc/$p/cmdline | head -n 1; done | sort -u`);
+    expect(argv0.out.trim()).toBe(`${runtime}/bin/node`);
     expect(rootExec(h, `cat ${runtime}/.d8-sha256`).out.trim()).toBe(mirror.sha256);
     expect(rootExec(h, 'command -v node || echo none').out.trim()).toBe('none');
 
