@@ -16,6 +16,7 @@ export const DEPLOY_EXIT_CODES: Readonly<Record<DeployErrorKind, number>> = {
   timeout: 14,
   config: 15,
   engine: 16,
+  unsupported: 17,
 };
 
 const WHAT: Readonly<Record<DeployErrorKind, string>> = {
@@ -26,6 +27,7 @@ const WHAT: Readonly<Record<DeployErrorKind, string>> = {
   timeout: 'a step overran its time limit',
   config: 'the stack config or a secret is missing or wrong',
   engine: 'the deploy engine itself failed',
+  unsupported: 'the host cannot run any configured strategy (arch, libc, no docker): nothing was installed',
 };
 
 /** 0 when every slave is deployed or up to date; else the code of the first failed slave (stack order). */

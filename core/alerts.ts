@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { DriftSchema, SlaveStateSchema } from './fleet-state';
 import { DeployEngineSchema, DeployErrorKindSchema } from './deploy-result';
 import { InstallAttemptSchema } from './install-result';
-import { StrategySchema } from './protocol';
+import { StrategySchema, SupervisorSchema } from './protocol';
 import { PrioritySchema, RequestStatusSchema, RequestTypeSchema } from './requests';
 import { AutoUpdatePolicySchema } from './stack-config';
 
@@ -166,6 +166,18 @@ export const RequestChangedAlertSchema = z.object({
   }),
 });
 
+/** A healthy slave whose agent will not come back after a host reboot (sent once per such spell). */
+export const NotRebootSafeAlertSchema = z.object({
+  ...aboutSlave,
+  kind: z.literal('not_reboot_safe'),
+  data: z.object({
+    supervisor: SupervisorSchema,
+    strategy: z.string().nullable().optional(),
+    /** host:port of the agent. */
+    endpoint: z.string().optional(),
+  }),
+});
+
 export const MasterVersionChangedAlertSchema = z.object({
   ...envelope,
   slave: z.null(),
@@ -183,6 +195,7 @@ export const AlertSchema = z.discriminatedUnion('kind', [
   ProvisioningFailedAlertSchema,
   HumanRequestAlertSchema,
   RequestChangedAlertSchema,
+  NotRebootSafeAlertSchema,
   MasterVersionChangedAlertSchema,
 ]);
 export type Alert = z.infer<typeof AlertSchema>;

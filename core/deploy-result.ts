@@ -17,9 +17,10 @@ export type DeployStatus = z.infer<typeof DeployStatusSchema>;
  * connect: the host or its sshd cannot be reached · auth: the SSH login or key was refused ·
  * host_key: the host's key is not the one expected · install_failed: install.sh ran and every
  * strategy failed, or the agent did not come up · timeout: a step overran its limit ·
- * config: the stack config or a secret is missing or wrong · engine: the deploy engine itself failed.
+ * config: the stack config or a secret is missing or wrong · engine: the deploy engine itself failed ·
+ * unsupported: the probe found that no configured strategy can run on the host (nothing was installed).
  */
-export const DeployErrorKindSchema = z.enum(['connect', 'auth', 'host_key', 'install_failed', 'timeout', 'config', 'engine']);
+export const DeployErrorKindSchema = z.enum(['connect', 'auth', 'host_key', 'install_failed', 'timeout', 'config', 'engine', 'unsupported']);
 export type DeployErrorKind = z.infer<typeof DeployErrorKindSchema>;
 
 export const DeployResultSchema = z.object({

@@ -133,36 +133,35 @@ export async function buildBundle(opts: BuildBundleOptions = {}): Promise<Bundle
     fs.writeFileSync(path.join(tmp, BUNDLE_HASH_FILE), hash + '\n');
 
     const dir = opts.outDir ? path.resolve(opts.outDir) : path.join(outRoot, hash.slice(0, 16));
-    if (opts.outDir) {
-      fs.rmSync(dir, { recursive: true, force: true });
-    } else if (readHash(dir) === hash) {
-      // The same release is already built (renames make a bundle dir appear whole): keep it, since a
-      // deploy in another process may be uploading from it right now.
+    const complete = (): boolean => fs.existsSync(path.join(dir, BUNDLE_HASH_FILE));
+    if (opts.outDir) fs.rmSync(dir, { recursive: true, force: true });
+    // A complete bundle of this hash is identical but for deployed_at: it is kept, never deleted and
+    // replaced, because another process (a concurrent `d8 up`, the daemon) may be uploading from it.
+    let kept = !opts.outDir && complete();
+    if (!kept) {
+      try {
+        fs.renameSync(tmp, dir);
+      } catch (err) {
+        // Another build of the same tree won the race; a dir without BUNDLE_HASH is an older master's leftover.
+        if (!complete()) {
+          fs.rmSync(dir, { recursive: true, force: true });
+          try { fs.renameSync(tmp, dir); } catch { if (!complete()) throw err; }
+        }
+        kept = fs.existsSync(tmp);
+      }
+    }
+    let info = versionInfo;
+    if (kept) {
       fs.rmSync(tmp, { recursive: true, force: true });
       const now = new Date();
-      fs.utimesSync(dir, now, now); // newest again, for pruning
-      return { dir, hash, versionInfo: readVersionInfo(path.join(dir, VERSION_FILE_NAME)), files: [...BUNDLE_FILES, BUNDLE_HASH_FILE] };
-    }
-    try {
-      fs.renameSync(tmp, dir);
-    } catch (err) {
-      // Another build of the same tree won the race: its bundle is identical.
-      if (!fs.existsSync(path.join(dir, BUNDLE_HASH_FILE))) throw err;
-      fs.rmSync(tmp, { recursive: true, force: true });
+      fs.utimesSync(dir, now, now); // recent again for pruneOldBundles
+      info = readVersionInfo(path.join(dir, VERSION_FILE_NAME));
     }
     if (!opts.outDir) pruneOldBundles(outRoot, dir);
-    return { dir, hash, versionInfo, files: [...BUNDLE_FILES, BUNDLE_HASH_FILE] };
+    return { dir, hash, versionInfo: info, files: [...BUNDLE_FILES, BUNDLE_HASH_FILE] };
   } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });
     throw err;
-  }
-}
-
-function readHash(dir: string): string | null {
-  try {
-    return fs.readFileSync(path.join(dir, BUNDLE_HASH_FILE), 'utf8').trim();
-  } catch {
-    return null;
   }
 }
 

@@ -1,5 +1,6 @@
-/** The typed alert for a check's state transition (the state machine decides whether one is due). */
+/** The typed alerts a check raises: its state transition (the state machine decides) and the reboot-safety warning. */
 import type { AlertInput } from '../../core/alerts';
+import { SupervisorSchema, type Supervisor } from '../../core/protocol';
 import type { SlaveConfig } from '../../core/stack-config';
 import { tail } from '../../core/text';
 import type { SlaveRecord } from '../store/slaves';
@@ -31,3 +32,19 @@ export function checkAlert(stack: string, decision: NonNullable<AlertDecision>, 
       };
   }
 }
+
+/**
+ * The one warning for a slave that will not survive a reboot: due when a check first finds it
+ * running under a supervisor known not to be reboot-safe (from safe or unknown). The record keeps
+ * `reboot_safe` across failed checks, so a slave that dies and comes back the same way is not
+ * warned again; one that becomes reboot-safe and then loses it is.
+ */
+export function rebootSafetyAlert(stack: string, slave: SlaveConfig, rec: SlaveRecord, prev: SlaveRecord): AlertInput | null {
+  if (rec.reboot_safe !== false || prev.reboot_safe === false || !isSupervisor(rec.supervisor)) return null;
+  return {
+    stack, slave: slave.name, kind: 'not_reboot_safe',
+    data: { supervisor: rec.supervisor, strategy: rec.strategy, endpoint: `${slave.agentHost}:${slave.agentPort}` },
+  };
+}
+
+const isSupervisor = (s: string | null): s is Supervisor => SupervisorSchema.safeParse(s).success;

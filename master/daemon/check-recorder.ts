@@ -13,7 +13,7 @@ import type { AgentClient, HealthResult } from '../agent-client';
 import { CircuitBreaker } from '../checker/breaker';
 import { DriftClassifier } from '../checker/drift';
 import { alertFor, nextState, type CheckOutcome } from '../checker/state-machine';
-import { checkAlert } from './check-alerts';
+import { checkAlert, rebootSafetyAlert } from './check-alerts';
 import type { Tuning } from './tuning';
 
 export interface CheckRecorderOptions {
@@ -124,6 +124,8 @@ export class CheckRecorder {
     } else if (rec.state === 'healthy' && prev.alert_kind) {
       Object.assign(rec, { alert_kind: null, alert_at: null, alert_key: null });
     }
+    const unsafe = rebootSafetyAlert(this.stack, slave, rec, prev);
+    if (unsafe) store.outbox.enqueue(unsafe, now);
     store.slaves.put(rec);
     store.slaves.addCheck(this.stack, slave.name, { ok: h.ok, latencyMs: h.latencyMs, commit: h.ok ? h.health.commit : null, error: h.ok ? null : h.error });
     if (prev.state !== rec.state) this.o.logger.info({ slave: slave.name, from: prev.state, to: rec.state, drift: rec.drift, error: rec.last_error }, `${slave.name}: ${prev.state} -> ${rec.state}`);

@@ -15,6 +15,7 @@ export function fixFor(kind: FailureKind | null | undefined, slave: string): str
     case 'connect': return `The master cannot reach ${slave} over SSH: check that the host is up and its sshd listens on the configured port.`;
     case 'timeout': return `A deploy step on ${slave} overran its limit: check the host's load and network.`;
     case 'install_failed': return `The installer failed on ${slave} with every strategy: see the build log.`;
+    case 'unsupported': return `No configured strategy can run on ${slave} (see the error for what the probe found): install node there, add the docker strategy, or use a supported OS and arch.`;
     case 'engine': return 'The deploy engine itself failed: see the master\'s log.';
     default: return null;
   }

@@ -26,6 +26,8 @@ export function alertHeadline(a: Alert): string {
       return `New human request ${a.data.request_id}: ${a.data.title}`;
     case 'request_changed':
       return `Request ${a.data.request_id} is now ${a.data.request_status}: ${a.data.title}`;
+    case 'not_reboot_safe':
+      return `${a.slave} will not come back after a reboot: its agent runs under ${a.data.supervisor} only`;
     case 'master_version_changed':
       return `Master is now at ${shortCommit(a.data.master_commit)} (was ${shortCommit(a.data.previous_commit)})`;
   }

@@ -198,6 +198,17 @@ export function formatAlert(alert: Alert, ctx: FormatContext = {}): OutgoingMess
         text: lines(`${STATUS_ICON[d.request_status] ?? '📝'} Request ${d.request_id} is now ${d.request_status}: ${d.title}`, d.note ? `Note: ${d.note}` : null),
       };
     }
+    case 'not_reboot_safe': {
+      const d = alert.data;
+      return {
+        text: lines(
+          `⚠️ ${alert.slave} will not come back after a reboot${where(alert)}`,
+          `Its agent runs under ${d.supervisor} only${d.strategy ? ` (strategy ${d.strategy})` : ''}${d.endpoint ? ` on ${d.endpoint}` : ''}: the host allowed no systemd unit, no user unit with linger and no cron @reboot entry.`,
+          `For reboot safety give the SSH user passwordless sudo, install polkit (so logind allows linger) or install cron on the host, then /retry ${alert.slave} redeploys.`,
+          'This is said once; again only if the slave becomes reboot-safe and then loses it.',
+        ),
+      };
+    }
     case 'master_version_changed':
       return {
         text: lines(`ℹ️ Master is now at ${short(alert.data.master_commit)} (was ${short(alert.data.previous_commit)})${where(alert)}`,

@@ -25,14 +25,16 @@ export interface HostShapeSpec {
   user: 'd8' | 'root';
   /** `internal`: a Docker network with no route out; the master reaches the host by its bridge IP only. */
   network: 'bridge' | 'internal';
-  /** What the installer should pick on this host (null: the shape needs the shipped runtime). */
-  supervisor: Supervisor | null;
+  /** What the installer should pick on this host. */
+  supervisor: Supervisor;
+  /** The host has no node: the deploy pushes the master's runtime. */
+  needsRuntime?: true;
   what: string;
 }
 
 export const HOST_SHAPES = {
   /** (a) a fresh VPS: python3, no node, no docker. */
-  fresh: { image: 'nonode', user: 'd8', network: 'bridge', supervisor: null, what: 'no node, python3 present (a fresh VPS)' },
+  fresh: { image: 'nonode', user: 'd8', network: 'bridge', supervisor: 'setsid', needsRuntime: true, what: 'no node, python3 present (a fresh VPS): no polkit, sudo or cron, so setsid' },
   /** (b) node present, no polkit, no cron, no sudo: logind refuses linger. */
   node: { image: 'node', user: 'd8', network: 'bridge', supervisor: 'setsid', what: 'node, no polkit: linger refused, setsid only' },
   /** node, no polkit, cron installed. */
@@ -46,7 +48,7 @@ export const HOST_SHAPES = {
   /** sudo for loginctl only: logind refuses the user's own linger, `sudo -n loginctl enable-linger` does it. */
   sudolinger: { image: 'sudolinger', user: 'd8', network: 'bridge', supervisor: 'user-unit', what: 'sudo for loginctl only: user unit, linger through sudo' },
   /** (e) no route to any mirror: only SSH (and the agent port) reach it, from this machine. */
-  offline: { image: 'nonode', user: 'd8', network: 'internal', supervisor: null, what: 'no node, no route to any mirror' },
+  offline: { image: 'nonode', user: 'd8', network: 'internal', supervisor: 'setsid', needsRuntime: true, what: 'no node, no route to any mirror: setsid, as (a)' },
 } satisfies Record<string, HostShapeSpec>;
 export type HostShape = keyof typeof HOST_SHAPES;
 

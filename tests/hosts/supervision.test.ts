@@ -6,13 +6,10 @@
  * only, and uninstall leaves no unit, crontab line, linger or process behind.
  * The shapes run concurrently: each one is a separate container.
  */
-import { execFile } from 'child_process';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { promisify } from 'util';
-import type { HealthResponse } from '../../core/protocol';
-import { AgentClient, probeHealth } from '../../master/agent-client';
+import { AgentClient } from '../../master/agent-client';
 import { runD8, type Run } from '../support/run-process';
 import { describeTier } from '../support/tier';
 import { freePort, randomToken, REPO } from '../system/support/hosts';
@@ -20,34 +17,11 @@ import {
   hostsTier, makeSshKey, rebootHost, removeContainerHost, startContainerHost, traces,
   HOST_SHAPES, type ContainerHost, type HostShape,
 } from './support/tier';
+import { health, healthWithin, sleep, uninstallOverSsh } from './support/agent';
 
 jest.setTimeout(6 * 60 * 1000);
-const execFileP = promisify(execFile);
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const d8 = (args: string[], env: NodeJS.ProcessEnv): Promise<Run> => runD8(REPO, args, env);
-
-async function health(h: ContainerHost): Promise<HealthResponse | null> {
-  const r = await probeHealth(h.host, h.agentPort, 2000);
-  return r.ok ? r.health : null;
-}
-
-async function healthWithin(h: ContainerHost, ms: number): Promise<HealthResponse | null> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const got = await health(h);
-    if (got || Date.now() > deadline) return got;
-    await sleep(500);
-  }
-}
-
-/** The user's own uninstall.sh, run over SSH from the bundle the deploy left. */
-async function uninstallOverSsh(h: ContainerHost, key: string): Promise<string> {
-  const script = `for d in "$HOME"/.d8-agent/bundles/*/; do sh "$d"uninstall.sh --port ${h.agentPort}; exit $?; done; echo "no bundle left" >&2; exit 1`;
-  const r = await execFileP('ssh', ['-i', key, '-p', String(h.sshPort), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
-    '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', `${h.user}@${h.host}`, script], { timeout: 60_000 });
-  return r.stderr;
-}
 
 let shared: Promise<{ dir: string; key: string }> | null = null;
 function setup(): Promise<{ dir: string; key: string }> {

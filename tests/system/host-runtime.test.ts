@@ -108,7 +108,7 @@ describeTier(systemTier, 'the shipped Node.js runtime on hosts without node', ()
 
   it('a musl host is refused before anything is written: what was found, what to do', async () => {
     const r = await deployer.deploy(slave('musl'), { reason: 'systest' });
-    expect(r).toMatchObject({ ok: false, status: 'failed', errorKind: 'install_failed', attempts: [] });
+    expect(r).toMatchObject({ ok: false, status: 'failed', errorKind: 'unsupported', attempts: [] });
     expect(r.error).toMatch(/^musl \(d8-musl@127\.0\.0\.18:2222\): no strategy can work on this host, nothing was installed: /);
     expect(r.error).toMatch(/docker: docker is not usable by d8-musl/);
     expect(r.error).toMatch(/venv: .*C library is musl \(ldd --version: musl libc \(x86_64\) Version 1\.2\.4.*no official musl build of v[\d.]+; install node from the distribution \(apk add nodejs\), or use the docker strategy/);

@@ -10,6 +10,9 @@ import { AlertDispatcher } from '../../master/notify/dispatcher';
 import { alertHeadline } from '../../master/notify/headline';
 import { formatAlert } from '../../master/telegram/format';
 import type { Notifier } from '../../master/notify/notifier';
+import { rebootSafetyAlert } from '../../master/daemon/check-alerts';
+import { emptyRecord, type SlaveRecord } from '../../master/store/slaves';
+import type { SlaveConfig } from '../../core/stack-config';
 
 const M = 'a'.repeat(40);
 const S = 'b'.repeat(40);
@@ -41,6 +44,7 @@ describe('alerts', () => {
       { kind: 'human_request', slave: null, created_at: 'x', data: { request_id: 'req-0001', request_type: 'PAYMENT', request_status: 'PENDING', priority: 'low', title: 'Buy', description: '', estimated_cost: 3 } },
       { kind: 'request_changed', slave: null, created_at: 'x', data: { request_id: 'req-0001', request_type: 'PAYMENT', request_status: 'REJECTED', priority: 'low', title: 'Buy', note: 'no' } },
       { kind: 'master_version_changed', slave: null, created_at: 'x', data: { master_commit: M, previous_commit: S } },
+      { kind: 'not_reboot_safe', slave: 'pc', created_at: 'x', data: { supervisor: 'setsid', strategy: 'venv', endpoint: '10.0.0.5:7600' } },
     ];
     expect(samples.map((a) => a.kind).sort()).toEqual([...ALERT_KINDS].sort());
     for (const a of samples) {
@@ -55,6 +59,8 @@ describe('alerts', () => {
     expect(formatAlert(samples[5]).text).toContain('restart: failed — deadline exceeded');
     expect(formatAlert(samples[7]).text).toContain('Estimated cost: 3');
     expect(formatAlert(samples[8]).text).toContain('Request req-0001 is now REJECTED: Buy');
+    expect(alertHeadline(samples[10])).toBe('pc will not come back after a reboot: its agent runs under setsid only');
+    expect(formatAlert(samples[10]).text).toMatch(/^⚠️ pc will not come back after a reboot\nIts agent runs under setsid only \(strategy venv\) on 10\.0\.0\.5:7600: .*\n.*install cron on the host, then \/retry pc redeploys\./);
   });
 
   it('an unreadable outbox row (an older master\'s) is logged and set aside; the alerts behind it are delivered', async () => {
@@ -93,5 +99,21 @@ describe('alerts', () => {
     expect(store.outbox.recent({ slave: 'a' }).map((r) => r.alert.kind)).toEqual(['slave_dead', 'slave_recovered']);
     expect(store.outbox.recent({ kinds: ['slave_recovered'] })).toHaveLength(1);
     expect(store.outbox.recent({ limit: 1 }).map((r) => r.alert.kind)).toEqual(['slave_recovered']);
+  });
+});
+
+describe('the not-reboot-safe warning is due on the transition only', () => {
+  const slave = { name: 'pc', agentHost: '10.0.0.5', agentPort: 7600 } as SlaveConfig;
+  const rec = (supervisor: string | null, reboot_safe: boolean | null): SlaveRecord => ({ ...emptyRecord('prod', 'pc'), supervisor, reboot_safe, strategy: 'venv' });
+  it.each([
+    ['unknown -> setsid', rec(null, null), rec('setsid', false), true],
+    ['reboot-safe -> setsid', rec('user-unit', true), rec('setsid', false), true],
+    ['setsid -> setsid (next sweep, or back from dead)', rec('setsid', false), rec('setsid', false), false],
+    ['unknown -> cron', rec(null, null), rec('cron', true), false],
+    ['setsid -> system-unit', rec('setsid', false), rec('system-unit', true), false],
+  ] as const)('%s', (_what, prev, next, due) => {
+    const a = rebootSafetyAlert('prod', slave, next, prev);
+    if (!due) expect(a).toBeNull();
+    else expect(AlertSchema.parse({ ...a, created_at: 'x' })).toMatchObject({ kind: 'not_reboot_safe', slave: 'pc', data: { supervisor: 'setsid', strategy: 'venv', endpoint: '10.0.0.5:7600' } });
   });
 });

@@ -2,7 +2,7 @@
 import { deployExitCode, DEPLOY_EXIT_CODES, exitCodesHelp } from '../../cli/exit-codes';
 import { DeployError, DeployErrorKindSchema, type DeployResult } from '../../core/deploy-result';
 import { slaveUrns } from '../../infra/urns';
-import { SlaveConnectError } from '../../master/deploy/direct/errors';
+import { deployErrorKind, HostUnsupportedError, RemoteCommandError, SlaveConnectError } from '../../master/deploy/direct/errors';
 import { installResultFromOutputs, installResultFromText, pulumiErrorKind } from '../../master/deploy/pulumi/pulumi-deployer';
 import { targetedUpOptions } from '../../master/deploy/pulumi/up-options';
 
@@ -66,5 +66,10 @@ describe('d8 up exit status', () => {
     const codes = DeployErrorKindSchema.options.map((k) => DEPLOY_EXIT_CODES[k]);
     expect(new Set([...codes, 0, 1]).size).toBe(codes.length + 2);
     for (const k of DeployErrorKindSchema.options) expect(exitCodesHelp()).toMatch(new RegExp(`^  ${DEPLOY_EXIT_CODES[k]}\\s+${k}\\s+\\S`, 'm'));
+  });
+  it('tells a host no strategy can run on (refused by the probe) from an installer that ran and failed', () => {
+    expect(deployErrorKind(new HostUnsupportedError('box: no strategy can work on this host'))).toBe('unsupported');
+    expect(deployErrorKind(new RemoteCommandError('box: every strategy failed', 1))).toBe('install_failed');
+    expect(deployExitCode([result({ status: 'failed', ok: false, errorKind: 'unsupported' })])).toBe(17);
   });
 });

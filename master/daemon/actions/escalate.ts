@@ -14,7 +14,7 @@ import { fixFor } from '../../notify/fix-hints';
 import type { ActionContext } from './context';
 
 /** Failures no retry can fix: a person must act first. */
-export const NEEDS_A_PERSON: ReadonlySet<DeployErrorKind> = new Set(['auth', 'host_key', 'config']);
+export const NEEDS_A_PERSON: ReadonlySet<DeployErrorKind> = new Set(['auth', 'host_key', 'config', 'unsupported']);
 
 export type EscalationKind = FailureKind | null;
 

@@ -35,7 +35,7 @@ export function deployErrorKind(err: unknown): DeployErrorKind {
     }
   }
   if (err instanceof DeployTimeoutError) return 'timeout';
-  if (err instanceof HostUnsupportedError) return 'install_failed';
+  if (err instanceof HostUnsupportedError) return 'unsupported';
   if (err instanceof RemoteCommandError) return 'install_failed';
   if (err instanceof DeployConfigError) return 'config';
   return 'engine';
