@@ -6,7 +6,7 @@
 import fs from 'fs';
 import path from 'path';
 import { DEFAULT_AGENT_PORT, StrategySchema, SUPERVISORS, SupervisorSchema, type Strategy, type Supervisor } from '../core/protocol';
-import { weakTokenReason } from '../core/stack-config';
+import { weakTokenReason } from '../core/tokens';
 import { VERSION_FILE_NAME } from '../core/version-info';
 
 export const DEFAULT_TASK_IMAGE = 'd8-base:bookworm';

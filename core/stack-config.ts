@@ -6,11 +6,11 @@
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import crypto from 'crypto';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_AGENT_PORT, STRATEGIES, StrategySchema, type Strategy } from './protocol';
 import { d8Home, ensurePrivateDir } from './paths';
+import { tokenFile, weakTokenReason } from './tokens';
 import { NodeVersionSchema, RuntimeArchSchema } from './node-runtime';
 
 export const CONFIG_NAMESPACE = 'd8';
@@ -130,22 +130,6 @@ function keyOf(pathParts: Array<string | number>, raw: Record<string, unknown>):
     } else key += `.${p}`;
   }
   return key;
-}
-
-const MIN_TOKEN_LENGTH = 24;
-/** Tokens that appear in docs and examples; an agent with one of these is an open door. */
-export const WELL_KNOWN_TOKENS = new Set([
-  'changeme', 'change-me', 'secret', 'token', 'password', 'default', 'd8-token', 'd8_token',
-  'your-token-here', 'CHANGE_ME_TO_A_LONG_RANDOM_TOKEN', 'd8-default-token-change-me',
-]);
-
-/** Why a token is unacceptable, or null when it is fine. Shared by the agent and the config. */
-export function weakTokenReason(token: string | undefined): string | null {
-  if (!token) return 'no token is set';
-  if (token.length < MIN_TOKEN_LENGTH) return `the token is only ${token.length} characters; at least ${MIN_TOKEN_LENGTH} are required`;
-  if (WELL_KNOWN_TOKENS.has(token) || WELL_KNOWN_TOKENS.has(token.toLowerCase())) return 'the token is a well-known default';
-  if (new Set(token).size < 6) return 'the token is too repetitive to be random';
-  return null;
 }
 
 export interface ResolveOptions {
@@ -337,18 +321,7 @@ export function withDevToken(config: FleetConfig, env: NodeJS.ProcessEnv = proce
 
 /** The dev stack's agent token: generated on first use, kept in D8_HOME with mode 0600. */
 export function devAgentToken(env: NodeJS.ProcessEnv = process.env): string {
-  const dir = ensurePrivateDir(d8Home(env));
-  const file = path.join(dir, 'dev-agent-token');
-  try {
-    const existing = fs.readFileSync(file, 'utf8').trim();
-    if (!weakTokenReason(existing)) return existing;
-  } catch {
-    /* first use */
-  }
-  const token = crypto.randomBytes(32).toString('base64url');
-  fs.writeFileSync(file, token + '\n', { mode: 0o600 });
-  fs.chmodSync(file, 0o600);
-  return token;
+  return tokenFile(path.join(ensurePrivateDir(d8Home(env)), 'dev-agent-token')).token;
 }
 
 /** The agent token or a ConfigError that says where to set it. */

@@ -5,10 +5,9 @@
  * CSRF token, whatever the bind: a web page in the same browser can POST to 127.0.0.1 too.
  */
 import crypto from 'crypto';
-import fs from 'fs';
 import path from 'path';
 import { d8Home, ensurePrivateDir } from '../../core/paths';
-import { weakTokenReason } from '../../core/stack-config';
+import { tokenFile, weakTokenReason } from '../../core/tokens';
 
 export const LOOPBACK_BINDS = new Set(['127.0.0.1', '::1', 'localhost']);
 
@@ -41,24 +40,8 @@ export function resolveDashboardToken(env: NodeJS.ProcessEnv = process.env): Das
     return { token: fromEnv, source: 'env', file: null };
   }
   const file = path.join(ensurePrivateDir(d8Home(env)), TOKEN_FILE_NAME);
-  try {
-    const existing = fs.readFileSync(file, 'utf8').trim();
-    if (!weakTokenReason(existing)) {
-      fs.chmodSync(file, 0o600);
-      return { token: existing, source: 'file', file };
-    }
-  } catch { /* first use */ }
-  const token = crypto.randomBytes(32).toString('base64url');
-  fs.writeFileSync(file, token + '\n', { mode: 0o600 });
-  fs.chmodSync(file, 0o600);
-  return { token, source: 'generated', file };
-}
-
-/** Constant-time comparison of two secrets of any length. */
-export function sameSecret(a: string, b: string): boolean {
-  const ha = crypto.createHash('sha256').update(a).digest();
-  const hb = crypto.createHash('sha256').update(b).digest();
-  return crypto.timingSafeEqual(ha, hb);
+  const t = tokenFile(file);
+  return { token: t.token, source: t.generated ? 'generated' : 'file', file };
 }
 
 export interface Session {

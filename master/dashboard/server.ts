@@ -7,7 +7,8 @@
 import http, { type IncomingMessage, type ServerResponse } from 'http';
 import type { AddressInfo } from 'net';
 import type { Logger } from '../../core/logger';
-import { LoginLimiter, SessionStore, isLoopbackBind, sameSecret, type Session } from './auth';
+import { LoginLimiter, SessionStore, isLoopbackBind, type Session } from './auth';
+import { sameSecret } from '../../core/tokens';
 import { APP_CSS, APP_JS } from './assets';
 import { HttpError, clientAddress, parseCookies, readForm, redirect, send, sendHtml, sendJson } from './http';
 import type { LiveHub } from './live';
