@@ -3,7 +3,7 @@
  * machines; the master's runtime cache against a loopback Node.js mirror made from this machine's
  * node; the host-side push (the real unpack script through the local shell) with a corrupted copy.
  */
-import { spawn, spawnSync } from 'child_process';
+import { spawnSync } from 'child_process';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
@@ -13,23 +13,14 @@ import { ensureRemoteRuntime } from '../../master/runtime/push';
 import { LocalShell } from '../../master/deploy/direct/shell';
 import { ProbeReportSchema, type HostVerdict } from '../../core/host-probe';
 import { PINNED_NODE_VERSION } from '../../core/node-runtime';
+import { runD8, type Run } from '../support/run-process';
 import { corruptedMirrorDir, flipByte, nodeMirrorDir, serveNodeMirror, type NodeMirrorDir, type NodeMirrorServer } from '../support/node-mirror';
 
 jest.setTimeout(180_000);
 
-const D8 = path.join(__dirname, '..', '..', 'bin', 'd8.js');
-/** Runs the built CLI (npm test builds dist/ first); async, so the loopback mirror in this process can answer. */
-function d8(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [D8, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const REPO = path.join(__dirname, '..', '..');
+/** The built CLI (npm test builds dist/ first), run asynchronously so the loopback mirror in this process can answer. */
+const d8 = (args: string[], env: NodeJS.ProcessEnv): Promise<Run> => runD8(REPO, args, { ...process.env, ...env });
 
 const tmp = (p: string): string => fs.mkdtempSync(path.join(os.tmpdir(), p));
 
