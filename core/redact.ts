@@ -52,7 +52,7 @@ export class Redactor {
 
 /** Secrets D8 knows about from the environment, for a default redactor. */
 export function environmentSecrets(env: NodeJS.ProcessEnv = process.env): string[] {
-  return ['D8_AGENT_TOKEN', 'D8_SSH_PRIVATE_KEY', 'TELEGRAM_TOKEN', 'GIT_TOKEN', 'GITHUB_TOKEN', 'PULUMI_CONFIG_PASSPHRASE']
+  return ['D8_AGENT_TOKEN', 'D8_SSH_PRIVATE_KEY', 'D8_DASHBOARD_TOKEN', 'TELEGRAM_TOKEN', 'GIT_TOKEN', 'GITHUB_TOKEN', 'PULUMI_CONFIG_PASSPHRASE']
     .map((k) => env[k])
     .filter((v): v is string => !!v);
 }

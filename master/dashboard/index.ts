@@ -5,7 +5,7 @@
  */
 import type { Logger } from '../../core/logger';
 import { DashboardConfigSchema, type FleetConfig } from '../../core/stack-config';
-import { Redactor, environmentSecrets } from '../../core/redact';
+import { fleetRedactor } from '../../core/fleet-secrets';
 import type { FleetControl } from '../control';
 import type { Store } from '../store';
 import { isLoopbackBind, resolveDashboardToken } from './auth';
@@ -56,8 +56,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard | n
       return null;
     }
   }
-  const secrets = [o.config.agentToken, o.config.sshPrivateKey, o.config.telegramToken, token, ...environmentSecrets(env), env.D8_DASHBOARD_TOKEN];
-  const redactor = new Redactor(secrets);
+  const redactor = fleetRedactor(o.config, env).with(token);
   const distance = new GitDistance(o.repoDir);
   const watch = new StoreWatch(o.store.db, o.config.stack);
   const live = new LiveHub(watch);

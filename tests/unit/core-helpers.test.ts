@@ -36,10 +36,10 @@ describe('fleetSecrets / fleetRedactor', () => {
     const keyPath = path.join(home, 'id_test');
     const keyText = '-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAkeymaterial\n-----END OPENSSH PRIVATE KEY-----\n';
     fs.writeFileSync(keyPath, keyText, { mode: 0o600 });
-    const env = { D8_HOME: home, GIT_TOKEN: 'gitsecretvalue123' };
+    const env = { D8_HOME: home, GIT_TOKEN: 'gitsecretvalue123', D8_DASHBOARD_TOKEN: 'dashboard-secret-value-0123456789' };
     const config = resolveFleetConfig({ slaves, agentToken: 'A'.repeat(40), sshKeyPath: keyPath, telegramToken: '123456:' + 'b'.repeat(35) }, { stack: 'prod', env });
     const secrets = fleetSecrets(config, env);
-    expect(secrets).toEqual(expect.arrayContaining(['A'.repeat(40), keyText, '123456:' + 'b'.repeat(35), 'gitsecretvalue123']));
+    expect(secrets).toEqual(expect.arrayContaining(['A'.repeat(40), keyText, '123456:' + 'b'.repeat(35), 'gitsecretvalue123', 'dashboard-secret-value-0123456789']));
     const text = fleetRedactor(config, env).text(`token ${'A'.repeat(40)} git gitsecretvalue123`);
     expect(text).toBe('token *** git ***');
   });
