@@ -108,6 +108,7 @@ export function createFleet(config: FleetConfig, bundle: BundleRef, opts: Create
       baseImage: config.baseImage,
       imageRepository: config.swarmImage,
       platform: opts.swarmPlatform,
+      keepImages: config.swarmKeepImages,
     }, opts.resourceOptions);
     const slaves = Object.fromEntries(config.slaves.map((s) => [s.name, { endpoint: agentEndpoint(s), strategy: 'docker' as const, mode: 'swarm' as const }]));
     return { hosts: {}, swarm, outputs: { ...common, slaves: pulumi.output(slaves), swarmService: swarm.service.name } };
