@@ -10,7 +10,7 @@ import { managerDocker, SwarmManagerError, type DockerRunner } from '../../../in
 import { parseSwarmManager } from '../../../infra/swarm-spec';
 import { awaitSwarmConvergence, forceServiceUpdate, type ConvergenceOptions } from '../swarm/convergence';
 
-export interface SwarmSettleOptions extends Partial<Pick<ConvergenceOptions, 'timeoutMs' | 'pollMs' | 'health' | 'onProgress'>> {
+export interface SwarmSettleOptions extends Partial<Pick<ConvergenceOptions, 'service' | 'timeoutMs' | 'pollMs' | 'health' | 'onProgress'>> {
   /** The manager's docker (default: over ssh to d8:swarm with d8:sshKeyPath). */
   docker?: DockerRunner;
 }
@@ -27,7 +27,7 @@ export async function settleSwarm(config: FleetConfig, outputs: Record<string, {
   const docker = o.docker ?? managerDocker(parseSwarmManager(config.swarm!), { sshKeyPath: config.sshKeyPath });
   try {
     const forced = run.force && !run.changed;
-    if (forced) await forceServiceUpdate(docker);
+    if (forced) await forceServiceUpdate(docker, o.service);
     const report = await awaitSwarmConvergence({ ...o, docker, commit, slaves: config.slaves });
     return { forced, why: report.why };
   } catch (err) {

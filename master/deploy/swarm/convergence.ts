@@ -117,6 +117,16 @@ export async function awaitSwarmConvergence(o: ConvergenceOptions): Promise<Conv
  * says). Swarm has no restart of a single task, so a slave's restart in swarm mode restarts every
  * node's task in turn; the caller then waits for convergence as after any update.
  */
-export async function forceServiceUpdate(docker: DockerRunner, service = SWARM_SERVICE_NAME): Promise<void> {
+export async function forceServiceUpdate(docker: DockerRunner, service = SWARM_SERVICE_NAME,
+  o: { waitMs?: number; sleep?: (ms: number) => Promise<void> } = {}): Promise<void> {
+  const startedAt = async (): Promise<string> => (await must(docker, ['service', 'inspect', service, '--format', '{{if .UpdateStatus}}{{.UpdateStatus.StartedAt}}{{end}}'])).trim();
+  const before = await startedAt();
   await must(docker, ['service', 'update', '--force', '--detach', service]);
+  // The swarm starts the update asynchronously: until it has, the previous update's state would be judged.
+  const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const deadline = Date.now() + (o.waitMs ?? 30_000);
+  while (await startedAt() === before) {
+    if (Date.now() >= deadline) throw new DeployError(`the swarm did not start the forced update of service ${service} within ${Math.round((o.waitMs ?? 30_000) / 1000)}s`, 'engine');
+    await sleep(500);
+  }
 }

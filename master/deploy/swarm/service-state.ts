@@ -73,7 +73,10 @@ export function judgeConvergence(s: SwarmSnapshot, commit: string): ConvergenceV
   const name = s.service.Spec.Name;
   const update = s.service.UpdateStatus ?? null;
   const state = update?.State ?? '';
-  if (ROLLBACK_STATES.has(state)) {
+  const specCommit = s.service.Spec.Labels?.[COMMIT_LABEL] ?? null;
+  // A rollback restores the previous spec, labels included: a rollback state under a spec that
+  // declares this release is an earlier update's, and the tasks and agents below decide.
+  if (ROLLBACK_STATES.has(state) && specCommit !== commit) {
     return {
       kind: 'rolled_back', state,
       why: `the swarm rolled service ${name} back (${state}: ${update?.Message ?? 'no message'}): release ${short(commit)} is not running${failureText(s.failures)}`,
@@ -82,7 +85,6 @@ export function judgeConvergence(s: SwarmSnapshot, commit: string): ConvergenceV
   if (state === 'paused') {
     return { kind: 'paused', why: `the update of service ${name} is paused (${update?.Message ?? 'no message'})${failureText(s.failures)}; \`docker service update --rollback ${name}\` or fix and deploy again` };
   }
-  const specCommit = s.service.Spec.Labels?.[COMMIT_LABEL] ?? null;
   if (specCommit !== commit) {
     return { kind: 'wrong_release', why: `service ${name} is declared for release ${short(specCommit)}, not ${short(commit)} (changed outside Pulumi? run \`pulumi refresh\`, then deploy again)` };
   }
