@@ -62,7 +62,7 @@ export function imageCleanupArgs(mode: ImageCleanupMode, repository: string, kee
 }
 
 /** The local command that runs the script on the manager: `ssh … user@host sh -s -- …`, the script on stdin. */
-export function imageCleanupCommand(manager: SwarmManager, sshKeyPath: string | undefined, args: string[]): string {
-  const ssh = ['ssh', ...swarmSshOpts(sshKeyPath), '-p', String(manager.port), manager.destination, '--', 'sh', '-s', '--', ...args.map(shQuote)];
+export function imageCleanupCommand(manager: SwarmManager, sshKeyPath: string | undefined, args: string[], sshOptions: string[] = []): string {
+  const ssh = ['ssh', ...swarmSshOpts(sshKeyPath), ...sshOptions, '-p', String(manager.port), manager.destination, '--', 'sh', '-s', '--', ...args.map(shQuote)];
   return ssh.map(shQuote).join(' ');
 }
