@@ -141,13 +141,21 @@ describeTier(systemTier, 'swarm mode on a real single-node swarm', () => {
     expect(h.ok && h.health.commit).toBe(commitA);
   });
 
-  it('a forced deploy (a slave\'s restart) restarts the task and waits for convergence, as the pulumi deployer does', async () => {
-    const before = docker(['service', 'ps', SERVICE, '-q', '--filter', 'desired-state=running']).trim();
+  it('a forced deploy leaves a converged fleet alone, and restarts the task of an agent that does not answer', async () => {
+    const running = (): string => docker(['service', 'ps', SERVICE, '-q', '--filter', 'desired-state=running']).trim();
+    const first = running();
+    const calm = await settleSwarm(config, { commit: { value: commitA } }, { force: true, changed: false }, { docker: manager, service: SERVICE, pollMs: 1000 });
+    expect(calm.forced).toBe(false);
+    expect(running()).toBe(first);
+
+    // A hung agent (its container frozen): the slave is dead to the master, its task still "running" to the swarm.
+    const container = docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${SERVICE}`]).trim();
+    docker(['pause', container]);
+    expect((await probeHealth('127.0.0.1', port, 2000)).ok).toBe(false);
     const settled = await settleSwarm(config, { commit: { value: commitA } }, { force: true, changed: false }, { docker: manager, service: SERVICE, pollMs: 1000 });
     expect(settled.forced).toBe(true);
-    const after = docker(['service', 'ps', SERVICE, '-q', '--filter', 'desired-state=running']).trim();
-    expect(after).not.toBe(before);
-    const h1 = await probeHealth('127.0.0.1', port);
-    expect(h1.ok && h1.health.commit).toBe(commitA);
+    expect(running()).not.toBe(first);
+    const h = await probeHealth('127.0.0.1', port);
+    expect(h.ok && h.health.commit).toBe(commitA);
   });
 });

@@ -84,6 +84,16 @@ export function agentHealth(client: AgentClient): HealthOf {
   };
 }
 
+/** One look: has the release converged right now (no waiting)? */
+export async function convergedNow(o: Pick<ConvergenceOptions, 'docker' | 'commit' | 'slaves' | 'service' | 'health'>): Promise<ConvergenceVerdict> {
+  const client = o.health ? null : new AgentClient({ deadlineMs: 5_000 });
+  try {
+    return judgeConvergence(await swarmSnapshot(o.docker, o.service ?? SWARM_SERVICE_NAME, o.slaves, o.health ?? agentHealth(client!)), o.commit);
+  } finally {
+    client?.close();
+  }
+}
+
 /** Waits until the release converges; throws SwarmConvergenceError when it cannot or does not in time. */
 export async function awaitSwarmConvergence(o: ConvergenceOptions): Promise<ConvergenceReport> {
   const service = o.service ?? SWARM_SERVICE_NAME;
