@@ -47,7 +47,24 @@ export class PulumiDeployer implements Deployer {
   }
 
   deploy(slave: SlaveConfig, opts: DeployOptions): Promise<DeployResult> {
+    if (this.opts.config.swarm) return this.deploySwarm(slave, opts);
     return serialize(`${this.opts.repoDir}::${this.opts.stack}`, () => this.run(slave, opts));
+  }
+
+  private readonly swarmInFlight = new Map<boolean, Promise<DeployResult>>();
+
+  /**
+   * Swarm mode: one update serves every slave, so deploys asked for while one runs (`d8 up` of the
+   * whole fleet, the daemon updating several behind slaves) join it instead of queueing more.
+   */
+  private deploySwarm(slave: SlaveConfig, opts: DeployOptions): Promise<DeployResult> {
+    const force = !!opts.force;
+    const running = this.swarmInFlight.get(force);
+    if (running) return running.then((r) => ({ ...r, slave: slave.name }));
+    const p = serialize(`${this.opts.repoDir}::${this.opts.stack}`, () => this.run(slave, opts))
+      .finally(() => this.swarmInFlight.delete(force));
+    this.swarmInFlight.set(force, p);
+    return p;
   }
 
   private async run(slave: SlaveConfig, opts: DeployOptions): Promise<DeployResult> {
