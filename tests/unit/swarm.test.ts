@@ -106,3 +106,32 @@ describe('swarm mode without Pulumi', () => {
     expect(r.error).toContain('swarm mode (d8:swarm) deploys only through Pulumi: install the Pulumi CLI');
   });
 });
+
+describe('pulumi deployer in swarm mode', () => {
+  it('deploys asked for while the fleet\'s one update runs join it (one run, one build log, a result per slave)', async () => {
+    const { PulumiDeployer } = await import('../../master/deploy/pulumi/pulumi-deployer');
+    const { resolveFleetConfig } = await import('../../core/stack-config');
+    const { createLogger } = await import('../../core/logger');
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'd8-swarm-deployer-'));
+    const saved = { D8_HOME: process.env.D8_HOME, PATH: process.env.PATH, HOME: process.env.HOME };
+    // No Pulumi CLI anywhere: every run fails fast, and writes its build log.
+    Object.assign(process.env, { D8_HOME: home, PATH: '/nonexistent', HOME: home });
+    try {
+      const config = resolveFleetConfig({
+        swarm: 'ssh://d8@manager.lan', agentToken: 'x'.repeat(40),
+        slaves: [{ name: 'a', host: 'a.lan', user: 'd8' }, { name: 'b', host: 'b.lan', user: 'd8' }, { name: 'c', host: 'c.lan', user: 'd8' }],
+      }, { stack: 'swarm', env: {} });
+      const d = new PulumiDeployer({ stack: 'swarm', repoDir: home, config, logger: createLogger({ name: 'test', level: 'silent' }) });
+      const results = await Promise.all(config.slaves.map((s) => d.deploy(s, { reason: 'behind' })));
+      expect(results.map((r) => r.slave)).toEqual(['a', 'b', 'c']);
+      for (const r of results) expect(r).toMatchObject({ ok: false, errorKind: 'config', error: expect.stringContaining('no pulumi CLI on PATH') });
+      expect(fs.readdirSync(path.join(home, 'build_logs'))).toHaveLength(1);
+      // Once it has ended, the next deploy runs again.
+      await d.deploy(config.slaves[0], { reason: 'manual' });
+      expect(fs.readdirSync(path.join(home, 'build_logs'))).toHaveLength(2);
+    } finally {
+      Object.assign(process.env, saved);
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+  });
+});
