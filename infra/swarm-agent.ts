@@ -32,7 +32,7 @@ export interface SwarmAgentArgs {
   platform?: string;
   /** Releases whose images stay on the manager (default DEFAULT_KEEP_IMAGES). */
   keepImages?: number;
-  /** Where the build context is staged (default: infra/bundle-stage.ts's root). */
+  /** Where the build context is staged (default: the checkout's build/swarm-context). */
   stageRoot?: string;
 }
 

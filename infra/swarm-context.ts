@@ -5,16 +5,18 @@
  * dangling image, in registry mode a new digest that restarts every task); the context's copy has it
  * removed, and the agent reports its own start time instead (core/version-info.ts).
  *
- * The directory is named by the bundle hash (which covers the commit), written under a temporary
- * name and renamed, and reused while its content is what this release needs.
+ * The directory (`build/swarm-context/<hash16>` of the checkout, so the master and a person running
+ * `pulumi up` there give the provider the same path) is named by the bundle hash, which covers the
+ * commit; it is written under a temporary name and renamed, and reused while its content is what this
+ * release needs.
  */
 import crypto from 'crypto';
 import fs from 'fs';
 import path from 'path';
-import { AGENT_FILE, REQUIREMENTS_FILE } from '../agent/bundle/build';
+import { AGENT_FILE, pruneOldBundles, REQUIREMENTS_FILE } from '../agent/bundle/build';
 import { releaseOnlyVersionInfo, VERSION_FILE_NAME } from '../core/version-info';
 import type { BundleRef } from './bundle-ref';
-import { defaultStageRoot } from './bundle-stage';
+import { repoRoot } from '../core/paths';
 
 /** Every file of the context (what agent/install/Dockerfile copies, and the Dockerfile). */
 export const SWARM_CONTEXT_FILES = ['Dockerfile', AGENT_FILE, REQUIREMENTS_FILE, VERSION_FILE_NAME] as const;
@@ -41,11 +43,15 @@ function holds(dir: string, files: Record<string, Buffer>): boolean {
 }
 
 /** Writes (or reuses) the context directory for `bundle`; returns its absolute path. */
-export function stageSwarmContext(bundle: BundleRef, stageRoot = defaultStageRoot()): string {
+export function stageSwarmContext(bundle: BundleRef, stageRoot = path.join(repoRoot(), 'build', 'swarm-context')): string {
   const files = swarmContextFiles(bundle);
-  const dir = path.join(stageRoot, `swarm-context-${bundle.hash.slice(0, 16)}`);
-  if (holds(dir, files)) return dir;
-  fs.mkdirSync(stageRoot, { recursive: true, mode: 0o700 });
+  const dir = path.join(stageRoot, bundle.hash.slice(0, 16));
+  if (holds(dir, files)) {
+    const now = new Date();
+    fs.utimesSync(dir, now, now); // recent again for the pruning below
+    return dir;
+  }
+  fs.mkdirSync(stageRoot, { recursive: true, mode: 0o755 });
   const tmp = path.join(stageRoot, `.tmp-${crypto.randomBytes(6).toString('hex')}`);
   try {
     fs.mkdirSync(tmp, { mode: 0o755 });
@@ -64,5 +70,6 @@ export function stageSwarmContext(bundle: BundleRef, stageRoot = defaultStageRoo
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+  pruneOldBundles(stageRoot, dir);
   return dir;
 }

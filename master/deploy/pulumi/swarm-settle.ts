@@ -10,7 +10,7 @@ import { DeployError } from '../../../core/deploy-result';
 import type { FleetConfig } from '../../../core/stack-config';
 import { managerDocker, SwarmManagerError, type DockerRunner } from '../../../infra/swarm-docker';
 import { parseSwarmManager } from '../../../infra/swarm-spec';
-import { awaitSwarmConvergence, convergedNow, forceServiceUpdate, type ConvergenceOptions } from '../swarm/convergence';
+import { awaitSwarmConvergence, convergedNow, forceServiceUpdate, type ConvergenceOptions } from '../swarm';
 
 export interface SwarmSettleOptions extends Partial<Pick<ConvergenceOptions, 'service' | 'timeoutMs' | 'pollMs' | 'health' | 'onProgress'>> {
   /** The manager's docker (default: over ssh to d8:swarm with d8:sshKeyPath). */
