@@ -72,7 +72,7 @@ export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<Ru
   const config = loadAgentConfig(env, __dirname);
   let version: VersionInfo;
   try {
-    version = readVersionInfo(config.versionFile);
+    version = readVersionInfo(config.versionFile, { missingDeployedAt: () => new Date().toISOString() });
   } catch (err) {
     if (err instanceof VersionFileError) {
       throw new AgentConfigError(`${err.message}; set D8_VERSION_FILE to a valid version_info.json (npx d8 version capture writes one)`, 'D8_VERSION_FILE');

@@ -68,6 +68,8 @@ export const FleetConfigSchema = z.object({
   swarm: z.string().regex(/^ssh:\/\/[^@\s]+@[^\s]+$/, 'must look like ssh://user@host').optional(),
   /** Swarm mode: registry repository the agent image is pushed to (e.g. registry.lan:5000/d8-agent). */
   swarmImage: z.string().regex(/^[a-z0-9][a-z0-9._:/-]*$/, 'must be an image repository without a tag, e.g. registry.lan:5000/d8-agent').optional(),
+  // issue 17: swarm images kept on the manager for a rollback, the running release included (default 3).
+  swarmKeepImages: z.number().int().min(1).max(50).optional(),
   /** pip requirements installed for python tasks (the bundle's requirements.txt). */
   requirements: z.array(z.string().min(1)).default([]),
   installAttempts: z.number().int().min(1).max(10).default(3),
@@ -233,6 +235,7 @@ export function resolveFleetConfig(raw: Record<string, unknown>, opts: ResolveOp
     telegramChatIds: chat ? chat.split(',').map((x) => x.trim()).filter(Boolean) : [],
     swarm: c.swarm,
     swarmImage: c.swarmImage,
+    swarmKeepImages: c.swarmKeepImages,
     requirements: c.requirements,
     installAttempts: c.installAttempts,
     installDelaySeconds: c.installDelaySeconds,

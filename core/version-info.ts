@@ -33,7 +33,20 @@ export class NotAGitCheckoutError extends Error {
   }
 }
 
-export function readVersionInfo(file: string): VersionInfo {
+/**
+ * A release's identity without the build time: what goes into an image whose bytes must depend on the
+ * release only (swarm mode). An agent started from such a file reports its own start as `deployed_at`.
+ */
+export function releaseOnlyVersionInfo(info: VersionInfo): Omit<VersionInfo, 'deployed_at'> {
+  return { branch: info.branch, commit: info.commit, version: info.version, dirty: info.dirty };
+}
+
+export interface ReadVersionOptions {
+  /** `deployed_at` for a release-only file (releaseOnlyVersionInfo); without it such a file is refused. */
+  missingDeployedAt?: () => string;
+}
+
+export function readVersionInfo(file: string, opts: ReadVersionOptions = {}): VersionInfo {
   let raw: string;
   try {
     raw = fs.readFileSync(file, 'utf8');
@@ -45,6 +58,9 @@ export function readVersionInfo(file: string): VersionInfo {
     json = JSON.parse(raw);
   } catch (err) {
     throw new VersionFileError(`version file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (opts.missingDeployedAt && json && typeof json === 'object' && !('deployed_at' in json)) {
+    json = { ...json, deployed_at: opts.missingDeployedAt() };
   }
   const parsed = VersionInfoSchema.safeParse(json);
   if (!parsed.success) {

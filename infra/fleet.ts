@@ -25,6 +25,8 @@ export interface CreateFleetOptions {
   resourceOptions?: pulumi.ComponentResourceOptions;
   /** Node.js runtimes to ship, by slave name (infra/runtimes.ts). */
   runtimes?: Record<string, SlaveHostArgs['runtime']>;
+  /** Swarm mode: the nodes' platform (infra/swarm-docker.ts's swarmPlatform); the program asks the manager. */
+  swarmPlatform?: string;
 }
 
 export interface SlaveOutput {
@@ -105,6 +107,8 @@ export function createFleet(config: FleetConfig, bundle: BundleRef, opts: Create
       sshKeyPath: config.sshKeyPath,
       baseImage: config.baseImage,
       imageRepository: config.swarmImage,
+      platform: opts.swarmPlatform,
+      keepImages: config.swarmKeepImages,
     }, opts.resourceOptions);
     const slaves = Object.fromEntries(config.slaves.map((s) => [s.name, { endpoint: agentEndpoint(s), strategy: 'docker' as const, mode: 'swarm' as const }]));
     return { hosts: {}, swarm, outputs: { ...common, slaves: pulumi.output(slaves), swarmService: swarm.service.name } };

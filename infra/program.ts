@@ -13,6 +13,8 @@ import {
 import type { BundleRef } from './bundle-ref';
 import { createFleet, validateFleet, type CreateFleetOptions } from './fleet';
 import { fleetRuntimes } from './runtimes';
+import { managerPlatform, SwarmManagerError, SwarmPlatformError } from './swarm-docker';
+import { parseSwarmManager } from './swarm-spec';
 
 /**
  * Every `d8:` key of the stack, namespace stripped. The CLI hands objects, lists and numbers over as
@@ -64,12 +66,14 @@ export async function program(env: NodeJS.ProcessEnv = process.env, fleetOptions
     validateFleet(config, fleetOptions);
     const bundle = await fleetBundle(config, env);
     const runtimes = fleetOptions.runtimes ?? await fleetRuntimes(config, env, (m) => { void pulumi.log.info(m); });
-    const fleet = createFleet(config, bundle, { ...fleetOptions, runtimes });
+    const swarmPlatform = config.swarm ? fleetOptions.swarmPlatform ?? await managerPlatform(parseSwarmManager(config.swarm), { sshKeyPath: config.sshKeyPath }) : undefined;
+    if (swarmPlatform) void pulumi.log.info(`swarm nodes run ${swarmPlatform}: building the agent image for it`);
+    const fleet = createFleet(config, bundle, { ...fleetOptions, runtimes, swarmPlatform });
     return Object.fromEntries(Object.entries(fleet.outputs).filter(([, v]) => v !== undefined));
   } catch (err) {
     // Errors the user fixes from the message alone: no stack trace.
     if (err instanceof ConfigError || err instanceof BundleBuildError || err instanceof NotAGitCheckoutError || err instanceof VersionFileError ||
-      err instanceof RuntimeFetchError || err instanceof RuntimeChecksumError) {
+      err instanceof RuntimeFetchError || err instanceof RuntimeChecksumError || err instanceof SwarmPlatformError || err instanceof SwarmManagerError) {
       throw new pulumi.RunError((err as Error).message);
     }
     throw err;

@@ -1,19 +1,20 @@
 /**
  * Swarm mode: instead of one install per host, the agent runs as one global docker service (one task
- * per swarm node) declared through a docker provider that talks to the manager over SSH.
+ * per swarm node) declared through a docker provider that talks to the manager over SSH. The spec
+ * itself is data in swarm-spec.ts. `pulumi up` returns once the swarm accepted the new spec, not when
+ * every node runs it: the master checks convergence afterwards (master/deploy/swarm).
  */
 import path from 'path';
 import * as pulumi from '@pulumi/pulumi';
 import * as docker from '@pulumi/docker';
+import * as command from '@pulumi/command';
 import type { BundleRef } from './bundle-ref';
+import { imageCleanupArgs, imageCleanupCommand, IMAGE_CLEANUP_SCRIPT } from './swarm-images';
+import { stageSwarmContext } from './swarm-context';
+import {
+  DEFAULT_KEEP_IMAGES, LOCAL_SWARM_IMAGE, parseSwarmManager, swarmImageName, swarmServiceSpec, swarmSshOpts,
+} from './swarm-spec';
 import { SWARM_AGENT_TYPE, swarmResourceNames } from './urns';
-
-/** The agent image built from the bundle when no registry (`d8:swarmImage`) is configured. */
-export const LOCAL_SWARM_IMAGE = 'd8-agent';
-/** Docker service name on the swarm (`docker service ps d8-agent`). */
-export const SWARM_SERVICE_NAME = 'd8-agent';
-/** File name of the token inside the task's /run/secrets/. */
-export const TOKEN_SECRET_FILE = 'd8-agent-token';
 
 export interface SwarmAgentArgs {
   /** `ssh://user@host[:port]` of a swarm manager. */
@@ -27,24 +28,18 @@ export interface SwarmAgentArgs {
   baseImage?: string;
   /** Registry repository to push the image to (multi-node swarms); without it the image stays on the manager. */
   imageRepository?: string;
-}
-
-/** ssh options for the docker provider: never prompt (a prompt would hang `pulumi up`), known_hosts is checked. */
-export function swarmSshOpts(sshKeyPath?: string): string[] {
-  const opts = ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=20', '-o', 'ServerAliveInterval=15'];
-  if (sshKeyPath) opts.push('-i', sshKeyPath, '-o', 'IdentitiesOnly=yes');
-  return opts;
-}
-
-/** The agent's /api/health probe, run inside the task with the node the agent itself runs on. */
-export function healthProbe(port: number): string[] {
-  const js = `fetch('http://127.0.0.1:${port}/api/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`;
-  return ['CMD', 'node', '-e', js];
+  /** `linux/<arch>` every node runs (master/deploy/swarm/platform.ts); the image is built for it. */
+  platform?: string;
+  /** Releases whose images stay on the manager (default DEFAULT_KEEP_IMAGES). */
+  keepImages?: number;
+  /** Where the build context is staged (default: the checkout's build/swarm-context). */
+  stageRoot?: string;
 }
 
 export class SwarmAgent extends pulumi.ComponentResource {
   readonly provider: docker.Provider;
   readonly image: docker.Image;
+  readonly images: command.local.Command;
   readonly tokenSecret: docker.Secret;
   readonly service: docker.Service;
   /** The image reference the service runs. */
@@ -55,6 +50,8 @@ export class SwarmAgent extends pulumi.ComponentResource {
     const names = swarmResourceNames();
     const { bundle, agentPort } = args;
     const commit = bundle.versionInfo.commit;
+    const manager = parseSwarmManager(args.manager);
+    const repository = args.imageRepository ?? LOCAL_SWARM_IMAGE;
 
     this.provider = new docker.Provider(names.provider, {
       host: args.manager,
@@ -62,14 +59,14 @@ export class SwarmAgent extends pulumi.ComponentResource {
     }, { parent: this });
     const onManager = { parent: this, provider: this.provider };
 
-    // The tag names both the commit and the content, so a new release always rolls the service.
-    const tag = `${commit.slice(0, 12)}-${bundle.hash.slice(0, 12)}`;
+    const context = stageSwarmContext(bundle, args.stageRoot);
     this.image = new docker.Image(names.image, {
-      imageName: `${args.imageRepository ?? LOCAL_SWARM_IMAGE}:${tag}`,
+      imageName: swarmImageName(args.imageRepository, commit, bundle.hash),
       build: {
-        context: bundle.dir,
-        dockerfile: path.join(bundle.dir, 'Dockerfile'),
+        context,
+        dockerfile: path.join(context, 'Dockerfile'),
         ...(args.baseImage ? { args: { BASE_IMAGE: args.baseImage } } : {}),
+        ...(args.platform ? { platform: args.platform } : {}),
       },
       skipPush: !args.imageRepository,
     }, onManager);
@@ -77,36 +74,28 @@ export class SwarmAgent extends pulumi.ComponentResource {
       ? this.image.repoDigest
       : this.image.imageName;
 
+    // Runs after every new image (its environment names it) and, on delete, after the service is gone.
+    const keep = args.keepImages ?? DEFAULT_KEEP_IMAGES;
+    this.images = new command.local.Command(names.images, {
+      create: imageCleanupCommand(manager, args.sshKeyPath, imageCleanupArgs('prune', repository, keep)),
+      delete: imageCleanupCommand(manager, args.sshKeyPath, imageCleanupArgs('remove-all', repository, keep)),
+      stdin: IMAGE_CLEANUP_SCRIPT,
+      environment: { D8_SWARM_IMAGE: this.image.imageName },
+    }, { parent: this, dependsOn: [this.image] });
+
     // Swarm secrets are immutable: a new token is a new (auto-named) secret, created before the old goes.
     this.tokenSecret = new docker.Secret(names.token, {
       data: pulumi.secret(args.token.apply((t) => Buffer.from(t, 'utf8').toString('base64'))),
       labels: [{ label: 'd8.role', value: 'agent-token' }],
     }, { ...onManager, additionalSecretOutputs: ['data'] });
 
-    this.service = new docker.Service(names.service, {
-      name: SWARM_SERVICE_NAME,
-      mode: { global: true },
-      labels: [{ label: 'd8.commit', value: commit }, { label: 'd8.bundle', value: bundle.hash }],
-      taskSpec: {
-        containerSpec: {
-          image: this.imageRef,
-          env: {
-            D8_AGENT_PORT: String(agentPort),
-            D8_AGENT_TOKEN_FILE: `/run/secrets/${TOKEN_SECRET_FILE}`,
-            D8_INSTALL_STRATEGY: 'docker',
-          },
-          secrets: [{ secretId: this.tokenSecret.id, secretName: this.tokenSecret.name, fileName: TOKEN_SECRET_FILE }],
-          healthcheck: { tests: healthProbe(agentPort), interval: '30s', timeout: '5s', retries: 3, startPeriod: '20s' },
-          stopGracePeriod: '20s',
-        },
-        restartPolicy: { condition: 'any', delay: '10s', window: '2m' },
-      },
-      // Host mode: each node's agent answers on that node's own address, as the master expects.
-      endpointSpec: { ports: [{ targetPort: agentPort, publishedPort: agentPort, publishMode: 'host', protocol: 'tcp' }] },
-      // One node at a time, the old task first (two tasks cannot bind the same host port).
-      updateConfig: { parallelism: 1, delay: '10s', order: 'stop-first', failureAction: 'rollback', monitor: '30s' },
-      rollbackConfig: { parallelism: 1, order: 'stop-first' },
-    }, { ...onManager, dependsOn: [this.image] });
+    this.service = new docker.Service(names.service, swarmServiceSpec<pulumi.Input<string>>({
+      image: this.imageRef,
+      secret: { id: this.tokenSecret.id, name: this.tokenSecret.name },
+      agentPort,
+      commit,
+      bundleHash: bundle.hash,
+    }), { ...onManager, dependsOn: [this.image, this.images] });
 
     this.registerOutputs({ image: this.imageRef, service: this.service.name });
   }

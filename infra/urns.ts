@@ -47,11 +47,14 @@ export const DOCKER_PROVIDER_TYPE = 'pulumi:providers:docker';
 export const DOCKER_IMAGE_TYPE = 'docker:index/image:Image';
 export const DOCKER_SECRET_TYPE = 'docker:index/secret:Secret';
 export const DOCKER_SERVICE_TYPE = 'docker:index/service:Service';
+/** The image clean-up on the manager (infra/swarm-images.ts) is a local command running ssh. */
+export const SWARM_IMAGES_TYPE = LOCAL_COMMAND_TYPE;
 
 export const swarmResourceNames = () => ({
   component: 'swarm',
   provider: 'swarm-docker',
   image: 'swarm-image',
+  images: 'swarm-images',
   token: 'swarm-token',
   service: 'swarm-service',
 });
@@ -60,6 +63,7 @@ export interface SwarmUrns {
   component: string;
   provider: string;
   image: string;
+  images: string;
   token: string;
   service: string;
 }
@@ -74,7 +78,25 @@ export function swarmUrns(stack: string, opts: { project?: string } = {}): Swarm
     component: `${base}${SWARM_AGENT_TYPE}::${names.component}`,
     provider: child(DOCKER_PROVIDER_TYPE, names.provider),
     image: child(DOCKER_IMAGE_TYPE, names.image),
+    images: child(SWARM_IMAGES_TYPE, names.images),
     token: child(DOCKER_SECRET_TYPE, names.token),
     service: child(DOCKER_SERVICE_TYPE, names.service),
   };
+}
+
+/**
+ * What a deploy of one slave updates, in one place for the program and the master. Per-host mode:
+ * that slave's SlaveHost and its children. Swarm mode (`d8:swarm`): no resource belongs to one
+ * slave; every slave's deploy is the same update of the SwarmAgent (its image, image clean-up, token
+ * secret and global service: the whole fleet at once), which the master follows with the convergence
+ * check, and a forced deploy of a slave (its "restart") is a forced update of the service's tasks.
+ */
+export type DeployUnit =
+  | { kind: 'slave'; urns: SlaveUrns }
+  | { kind: 'swarm'; urns: SwarmUrns };
+
+export function deployUnit(stack: string, slave: string, opts: { swarm: boolean; local: boolean; project?: string }): DeployUnit {
+  return opts.swarm
+    ? { kind: 'swarm', urns: swarmUrns(stack, { project: opts.project }) }
+    : { kind: 'slave', urns: slaveUrns(stack, slave, { local: opts.local, project: opts.project }) };
 }

@@ -4,7 +4,7 @@
 #   - apt packages: openssh-server/client (test hosts), python3 + python3-venv (the slaves' python),
 #     docker.io (the docker strategy), debootstrap (base image), ansible (bench), curl,
 #     chromium + fonts-liberation + fonts-noto-color-emoji (the dashboard's browser tier and its screenshots)
-#   - dockerd running (started in the background when no init system runs it)
+#   - dockerd running (started in the background when no init system runs it), in swarm mode (single node, loopback)
 #   - the local base image d8-base:bookworm (scripts/docker-base-image.sh; no registry needed)
 #   - the hosts tier's d8h-host:* images, systemd + sshd per host shape (scripts/host-images.sh; cached)
 #   - the SSH test hosts (scripts/test-hosts.sh up)
@@ -40,6 +40,11 @@ if ! docker info >/dev/null 2>&1; then
   done
 fi
 getent group docker >/dev/null || groupadd docker
+# Swarm mode's system tests run a global service on a single-node swarm on loopback (issue 17).
+if [ "$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)" = inactive ]; then
+  log "initialising a single-node swarm on 127.0.0.1"
+  docker swarm init --advertise-addr 127.0.0.1 >/dev/null
+fi
 
 sh "$HERE/docker-base-image.sh"
 sh "$HERE/host-images.sh"

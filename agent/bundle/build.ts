@@ -168,7 +168,8 @@ export async function buildBundle(opts: BuildBundleOptions = {}): Promise<Bundle
 /** Bundles kept per output root; older ones are removed (a deploy in flight uses a recent one). */
 const KEEP_BUNDLES = 8;
 
-function pruneOldBundles(outRoot: string, keep: string): void {
+/** Removes all but the newest KEEP_BUNDLES `<hash16>` directories under `outRoot` (never `keep`). */
+export function pruneOldBundles(outRoot: string, keep: string): void {
   try {
     const dirs = fs.readdirSync(outRoot)
       .filter((n) => /^[0-9a-f]{16}$/.test(n))

@@ -9,6 +9,7 @@ import type { DeployResult, Deployer } from '../../master/deploy/deployer';
 import { DirectDeployer, type DeployProgress } from '../../master/deploy/direct';
 import { chooseEngine, createDeployer, type EngineChoice } from '../../master/deploy/select';
 import { mapBounded } from '../../master/limit';
+import { SWARM_NEEDS_PULUMI } from '../../master/deploy/swarm/needs-pulumi';
 import { deployExitCode, exitCodesHelp } from '../exit-codes';
 
 /** The directory holding Pulumi.<stack>.yaml: --dir, else the current directory if it has one, else the repository. */
@@ -89,6 +90,7 @@ Examples:
       if (!slaves.length) throw new Error(`stack ${o.stack} has no slaves: add some to d8:slaves in ${stackFilePath(dir, o.stack)}`);
 
       const { engine, why } = chooseEngine(o.engine);
+      if (config.swarm && engine === 'direct') throw new Error(`stack ${o.stack}: ${SWARM_NEEDS_PULUMI}`);
       const logger = createLogger({ name: 'd8-up', secrets: fleetSecrets(config) });
       const say = (s: string): void => { process.stderr.write(`${s}\n`); };
       say(`d8 up: stack ${o.stack}, ${slaves.length} slave(s), engine ${engine} (${why})`);
@@ -106,7 +108,8 @@ Examples:
       }
 
       // The direct deployer probes every host itself; for pulumi, the same read-only probe first.
-      const prober = engine === 'direct' ? null : new DirectDeployer({ config });
+      // (Swarm mode installs nothing on the hosts: no probe.)
+      const prober = engine === 'direct' || config.swarm ? null : new DirectDeployer({ config });
       const results = await mapBounded(slaves, concurrency, async (s) => {
         if (prober) {
           const line = await prober.probe(s).then((r) => r.verdict.summary, (err: Error) => `cannot probe: ${err.message}`);

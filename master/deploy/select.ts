@@ -51,6 +51,10 @@ export async function createDeployer(engine: DeployEngine, ctx: DeployerContext,
     const { PulumiDeployer } = await import('./pulumi/pulumi-deployer');
     return new PulumiDeployer({ stack: ctx.config.stack, repoDir: ctx.repoDir, config: ctx.config, logger: ctx.logger });
   }
+  if (ctx.config.swarm) {
+    const { SwarmNeedsPulumi } = await import('./swarm/needs-pulumi');
+    return new SwarmNeedsPulumi();
+  }
   return createDirect(ctx);
 }
 

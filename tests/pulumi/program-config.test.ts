@@ -138,6 +138,18 @@ describe('the program', () => {
     expect((err as Error).message).toMatch(/stack prod: d8:slaves\[0\] \(x\)\.agentPort must be between 1 and 65535/);
   });
 
+  it('swarm mode: asks the manager for the nodes\' platform, and an unreachable manager is a RunError naming the check', async () => {
+    await mockEngine('prod');
+    // Nothing listens on port 9: the real ssh fails, before any resource is declared.
+    pulumi.runtime.setAllConfig({
+      'd8:swarm': 'ssh://d8@127.0.0.1:9', 'd8:sshKeyPath': keyFile, 'd8:agentToken': randomToken(),
+      'd8:slaves': JSON.stringify([{ name: 'n1', host: '127.0.0.1', user: 'd8' }]),
+    });
+    const err = await programMod.program({ D8_BUNDLE_DIR: bundle.dir }).catch((e: unknown) => e);
+    expect(pulumi.RunError.isInstance(err)).toBe(true);
+    expect((err as Error).message).toMatch(/^cannot reach the swarm manager d8@127\.0\.0\.1 port 9 over ssh: .*`ssh -p 9 d8@127\.0\.0\.1 docker info` must work without a prompt/);
+  });
+
   it('checks key files before it spends time on the bundle', async () => {
     await mockEngine('prod');
     pulumi.runtime.setAllConfig({ 'd8:slaves': JSON.stringify(SLAVES), 'd8:agentToken': randomToken(), 'd8:sshKeyPath': path.join(root, 'missing-key') });

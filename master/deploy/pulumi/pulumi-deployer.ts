@@ -14,14 +14,15 @@ import { StrategySchema } from '../../../core/protocol';
 import { DeployError, type DeployErrorKind, type DeployStatus } from '../../../core/deploy-result';
 import { InstallResultSchema, type InstallAttempt, type InstallResult } from '../../../core/install-result';
 import { installTimeoutSeconds } from '../../../infra/fleet';
-import { slaveUrns } from '../../../infra/urns';
+import { deployUnit, slaveUrns } from '../../../infra/urns';
 import { DeployConfigError, SlaveConnectError, deployErrorKind } from '../direct/errors';
 import { sshPreflight } from '../ssh-preflight';
 import { openStack } from './open-stack';
 import { backoffDelay, type BackoffOptions } from '../../backoff';
 import { AgentClient } from '../../agent-client';
 import type { Deployer, DeployOptions, DeployResult } from '../deployer';
-import { targetedUpOptions, type TargetedUpOptions } from './up-options';
+import { targetedUpOptions, upOptionsFor, type TargetedUpOptions } from './up-options';
+import { settleSwarm, type SwarmSettleOptions } from './swarm-settle';
 import { serialize } from './stack-queue';
 import { fileBackendDir, findLockFiles, judgeLock, type LockVerdict } from './stale-lock';
 
@@ -33,6 +34,8 @@ export interface PulumiDeployerOptions {
   /** Attempts on ConcurrentUpdateError (the first included). */
   lockAttempts?: number;
   lockBackoff?: BackoffOptions;
+  /** Swarm mode: how to reach the manager's docker and how long to wait for convergence. */
+  swarm?: SwarmSettleOptions;
 }
 
 export class PulumiDeployer implements Deployer {
@@ -44,7 +47,24 @@ export class PulumiDeployer implements Deployer {
   }
 
   deploy(slave: SlaveConfig, opts: DeployOptions): Promise<DeployResult> {
+    if (this.opts.config.swarm) return this.deploySwarm(slave, opts);
     return serialize(`${this.opts.repoDir}::${this.opts.stack}`, () => this.run(slave, opts));
+  }
+
+  private readonly swarmInFlight = new Map<boolean, Promise<DeployResult>>();
+
+  /**
+   * Swarm mode: one update serves every slave, so deploys asked for while one runs (`d8 up` of the
+   * whole fleet, the daemon updating several behind slaves) join it instead of queueing more.
+   */
+  private deploySwarm(slave: SlaveConfig, opts: DeployOptions): Promise<DeployResult> {
+    const force = !!opts.force;
+    const running = this.swarmInFlight.get(force);
+    if (running) return running.then((r) => ({ ...r, slave: slave.name }));
+    const p = serialize(`${this.opts.repoDir}::${this.opts.stack}`, () => this.run(slave, opts))
+      .finally(() => this.swarmInFlight.delete(force));
+    this.swarmInFlight.set(force, p);
+    return p;
   }
 
   private async run(slave: SlaveConfig, opts: DeployOptions): Promise<DeployResult> {
@@ -60,9 +80,13 @@ export class PulumiDeployer implements Deployer {
     let attempts: InstallAttempt[] = [];
     const installDiagnostics: string[] = [];
     try {
-      if (!slave.local) await sshPreflight(slave, this.opts.config);
+      const swarm = this.opts.config.swarm !== undefined;
+      // Swarm mode: nothing is installed over SSH on the slave; the manager is reached by the program.
+      if (!slave.local && !swarm) await sshPreflight(slave, this.opts.config);
       const stack = await openStack(this.opts.stack, this.opts.repoDir);
-      upOpts = await this.plan(stack, slave, opts);
+      upOpts = swarm
+        ? upOptionsFor(deployUnit(this.opts.stack, slave.name, { swarm, local: slave.local }))
+        : await this.plan(stack, slave, opts);
       const onOutput = (out: string): void => {
         const clean = this.redactor.text(out);
         lines.push(clean);
@@ -76,7 +100,14 @@ export class PulumiDeployer implements Deployer {
       for (let attempt = 1; ; attempt++) {
         try {
           const r = await stack.up({ ...upOpts, onOutput, onEvent, color: 'never', message: `d8: ${opts.reason} ${slave.name}` });
-          const changed = Object.entries(r.summary.resourceChanges ?? {}).some(([op, n]) => op !== 'same' && (n ?? 0) > 0);
+          let changed = Object.entries(r.summary.resourceChanges ?? {}).some(([op, n]) => op !== 'same' && (n ?? 0) > 0);
+          if (swarm) {
+            const settled = await settleSwarm(this.opts.config, r.outputs as Record<string, { value: unknown }>, { force: !!opts.force, changed }, {
+              ...this.opts.swarm, onProgress: (why) => { lines.push(`convergence: ${why}\n`); log.info({ swarm: why }, 'waiting for the swarm'); },
+            });
+            lines.push(`convergence: ${settled.why}\n`);
+            changed ||= settled.forced;
+          }
           const install = installResultFromOutputs(r.outputs as Record<string, { value: unknown }>, slave.name);
           status = changed ? 'deployed' : 'up_to_date';
           strategy = install?.strategy ?? strategyFromOutputs(r.outputs as Record<string, { value: unknown }>, slave.name);

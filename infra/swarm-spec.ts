@@ -1,0 +1,99 @@
+/**
+ * Swarm mode as data: the manager address, the image name, and the agent's global service spec. The
+ * Pulumi program (swarm-agent.ts) declares exactly this spec; the master's convergence check
+ * (master/deploy/swarm) and the tests read the same values, so none of them restates the spec.
+ */
+import { ConfigError } from '../core/stack-config';
+
+/** The agent image built from the bundle when no registry (`d8:swarmImage`) is configured. */
+export const LOCAL_SWARM_IMAGE = 'd8-agent';
+/** Docker service name on the swarm (`docker service ps d8-agent`). */
+export const SWARM_SERVICE_NAME = 'd8-agent';
+/** File name of the token inside the task's /run/secrets/. */
+export const TOKEN_SECRET_FILE = 'd8-agent-token';
+/** Service labels naming the release the spec runs. */
+export const COMMIT_LABEL = 'd8.commit';
+export const BUNDLE_LABEL = 'd8.bundle';
+/** Releases whose images stay on the manager for a rollback (the running one included). */
+export const DEFAULT_KEEP_IMAGES = 3;
+
+export interface SwarmManager {
+  user: string;
+  host: string;
+  port: number;
+  /** `user@host`, as ssh takes it (the port goes to -p). */
+  destination: string;
+}
+
+/** `ssh://user@host[:port]` (d8:swarm) as its parts. */
+export function parseSwarmManager(url: string): SwarmManager {
+  const m = /^ssh:\/\/([^@\s/]+)@(\[[0-9a-fA-F:]+\]|[^:\s/]+)(?::(\d{1,5}))?\/?$/.exec(url.trim());
+  const port = m?.[3] === undefined ? 22 : Number(m[3]);
+  if (!m || port < 1 || port > 65535) {
+    throw new ConfigError(`d8:swarm ${JSON.stringify(url)} must look like ssh://user@host or ssh://user@host:2222`, 'd8:swarm');
+  }
+  const host = m[2].replace(/^\[(.*)\]$/, '$1');
+  return { user: m[1], host, port, destination: `${m[1]}@${host}` };
+}
+
+/** ssh options for every connection to the manager: never prompt (a prompt would hang `pulumi up`), known_hosts is checked. */
+export function swarmSshOpts(sshKeyPath?: string): string[] {
+  const opts = ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=20', '-o', 'ServerAliveInterval=15'];
+  if (sshKeyPath) opts.push('-i', sshKeyPath, '-o', 'IdentitiesOnly=yes');
+  return opts;
+}
+
+/** The image tag names both the commit and the content, so a new release always rolls the service. */
+export function swarmImageName(repository: string | undefined, commit: string, bundleHash: string): string {
+  return `${repository ?? LOCAL_SWARM_IMAGE}:${commit.slice(0, 12)}-${bundleHash.slice(0, 12)}`;
+}
+
+/** The agent's /api/health probe, run inside the task with the node the agent itself runs on. */
+export function healthProbe(port: number): string[] {
+  const js = `fetch('http://127.0.0.1:${port}/api/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`;
+  return ['CMD', 'node', '-e', js];
+}
+
+export interface ServiceSpecArgs<V> {
+  /** The image reference the tasks run (a name, or a digest in registry mode). */
+  image: V;
+  secret: { id: V; name: V };
+  agentPort: number;
+  commit: string;
+  bundleHash: string;
+}
+
+/**
+ * The global service, in the docker provider's ServiceArgs shape. `V` is a plain string for
+ * readers and pulumi.Input<string> for the program.
+ */
+export function swarmServiceSpec<V>(a: ServiceSpecArgs<V>) {
+  return {
+    name: SWARM_SERVICE_NAME,
+    mode: { global: true },
+    labels: [{ label: COMMIT_LABEL, value: a.commit }, { label: BUNDLE_LABEL, value: a.bundleHash }],
+    taskSpec: {
+      containerSpec: {
+        image: a.image,
+        env: {
+          D8_AGENT_PORT: String(a.agentPort),
+          D8_AGENT_TOKEN_FILE: `/run/secrets/${TOKEN_SECRET_FILE}`,
+          D8_INSTALL_STRATEGY: 'docker',
+        },
+        secrets: [{ secretId: a.secret.id, secretName: a.secret.name, fileName: TOKEN_SECRET_FILE }],
+        healthcheck: { tests: healthProbe(a.agentPort), interval: '15s', timeout: '5s', retries: 3, startPeriod: '20s' },
+        stopGracePeriod: '20s',
+      },
+      restartPolicy: { condition: 'any', delay: '10s', window: '2m' },
+      // The host's network, as the docker strategy runs it: each node's agent answers on that node's
+      // own addresses at agentPort, as the master expects, and a task needs no bridge on the node.
+      networksAdvanceds: [{ name: 'host' }],
+    },
+    // One node at a time, the old task first (two tasks cannot bind the same host port); a task that
+    // fails within `monitor` rolls the whole service back to the previous spec.
+    updateConfig: { parallelism: 1, delay: '10s', order: 'stop-first', failureAction: 'rollback', monitor: '30s' },
+    rollbackConfig: { parallelism: 1, order: 'stop-first' },
+  };
+}
+
+export type SwarmServiceSpec = ReturnType<typeof swarmServiceSpec<string>>;

@@ -1,0 +1,142 @@
+/**
+ * After `pulumi up` changed the swarm service (it returns as soon as the swarm accepted the spec),
+ * D8 waits for the release to converge: every node's task runs the new image and every slave's agent
+ * reports the release's commit, or the swarm's own verdict (`rollback_*`, `paused`) fails it. Used by
+ * the pulumi deployer (`d8 up`, the daemon's updates) and meant for the rollout gate.
+ */
+import type { SlaveConfig } from '../../../core/stack-config';
+import { DeployError, type DeployErrorKind } from '../../../core/deploy-result';
+import { SWARM_SERVICE_NAME } from '../../../infra/swarm-spec';
+import type { DockerRunner } from '../../../infra/swarm-docker';
+import { AgentClient } from '../../agent-client';
+import {
+  judgeConvergence, NodeLineSchema, ServiceInspectSchema, TaskInspectSchema, TaskLineSchema,
+  type AgentReport, type ConvergenceVerdict, type SwarmSnapshot,
+} from './service-state';
+
+export type ConvergenceFailure = Exclude<ConvergenceVerdict['kind'], 'converged' | 'waiting'> | 'timeout' | 'missing';
+
+/** The release did not converge; `reason` says how (a rollback gate acts on it, never on the text). */
+export class SwarmConvergenceError extends DeployError {
+  constructor(message: string, readonly reason: ConvergenceFailure, kind: DeployErrorKind) {
+    super(message, kind);
+    this.name = 'SwarmConvergenceError';
+  }
+}
+
+const KIND_OF: Record<ConvergenceFailure, DeployErrorKind> = {
+  rolled_back: 'install_failed', paused: 'install_failed', timeout: 'timeout', wrong_release: 'engine', missing: 'engine',
+};
+
+export type HealthOf = (slave: SlaveConfig) => Promise<AgentReport>;
+
+export interface ConvergenceOptions {
+  docker: DockerRunner;
+  commit: string;
+  /** The slaves whose agents must report the commit (swarm mode: every node of d8:slaves). */
+  slaves: SlaveConfig[];
+  service?: string;
+  /** Default: 2 minutes plus 90 s per node (one node at a time: stop, start, health, monitor). */
+  timeoutMs?: number;
+  pollMs?: number;
+  health?: HealthOf;
+  onProgress?: (why: string) => void;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface ConvergenceReport {
+  service: string;
+  commit: string;
+  why: string;
+  ms: number;
+}
+
+function jsonLines<T>(text: string, parse: (v: unknown) => T): T[] {
+  return text.split('\n').filter((l) => l.trim()).map((l) => parse(JSON.parse(l)));
+}
+
+async function must(docker: DockerRunner, args: string[]): Promise<string> {
+  const r = await docker(args);
+  if (r.code !== 0) throw new DeployError(`\`docker ${args.slice(0, 3).join(' ')}\` on the swarm manager failed: ${r.stderr.trim() || `exit ${r.code}`}`, 'engine');
+  return r.stdout;
+}
+
+/** One look at the service, its tasks, the nodes and the agents. */
+export async function swarmSnapshot(docker: DockerRunner, service: string, slaves: SlaveConfig[], health: HealthOf): Promise<SwarmSnapshot> {
+  const inspect = await docker(['service', 'inspect', service, '--format', '{{json .}}']);
+  if (inspect.code !== 0) {
+    throw new SwarmConvergenceError(`service ${service} does not exist on the swarm (${inspect.stderr.trim() || `exit ${inspect.code}`}): deploy it with \`pulumi up\``, 'missing', 'engine');
+  }
+  const svc = ServiceInspectSchema.parse(JSON.parse(inspect.stdout));
+  const ids = (await must(docker, ['service', 'ps', service, '-q', '--no-trunc', '--filter', 'desired-state=running'])).split(/\s+/).filter(Boolean);
+  const tasks = ids.length ? jsonLines(await must(docker, ['inspect', '--format', '{{json .}}', ...ids]), (v) => TaskInspectSchema.parse(v)) : [];
+  const nodes = jsonLines(await must(docker, ['node', 'ls', '--format', '{{json .}}']), (v) => NodeLineSchema.parse(v));
+  const failures = jsonLines(await must(docker, ['service', 'ps', service, '--no-trunc', '--format', '{{json .}}', '--filter', 'desired-state=shutdown']), (v) => TaskLineSchema.parse(v));
+  const agents = await Promise.all(slaves.map(health));
+  return { service: svc, tasks, nodes, failures, agents };
+}
+
+export function agentHealth(client: AgentClient): HealthOf {
+  return async (slave) => {
+    const h = await client.health(slave);
+    return h.ok ? { slave: slave.name, commit: h.health.commit } : { slave: slave.name, commit: null, error: h.error };
+  };
+}
+
+/** One look: has the release converged right now (no waiting)? */
+export async function convergedNow(o: Pick<ConvergenceOptions, 'docker' | 'commit' | 'slaves' | 'service' | 'health'>): Promise<ConvergenceVerdict> {
+  const client = o.health ? null : new AgentClient({ deadlineMs: 5_000 });
+  try {
+    return judgeConvergence(await swarmSnapshot(o.docker, o.service ?? SWARM_SERVICE_NAME, o.slaves, o.health ?? agentHealth(client!)), o.commit);
+  } finally {
+    client?.close();
+  }
+}
+
+/** Waits until the release converges; throws SwarmConvergenceError when it cannot or does not in time. */
+export async function awaitSwarmConvergence(o: ConvergenceOptions): Promise<ConvergenceReport> {
+  const service = o.service ?? SWARM_SERVICE_NAME;
+  const now = o.now ?? Date.now;
+  const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const nodesHint = Math.max(1, o.slaves.length);
+  const timeoutMs = o.timeoutMs ?? 120_000 + 90_000 * nodesHint;
+  const started = now();
+  const client = o.health ? null : new AgentClient({ deadlineMs: 5_000 });
+  const health = o.health ?? agentHealth(client!);
+  let last = '';
+  try {
+    for (;;) {
+      const verdict = judgeConvergence(await swarmSnapshot(o.docker, service, o.slaves, health), o.commit);
+      if (verdict.kind === 'converged') return { service, commit: o.commit, why: verdict.why, ms: now() - started };
+      if (verdict.kind !== 'waiting') throw new SwarmConvergenceError(verdict.why, verdict.kind, KIND_OF[verdict.kind]);
+      if (verdict.why !== last) o.onProgress?.(verdict.why);
+      last = verdict.why;
+      if (now() - started >= timeoutMs) {
+        throw new SwarmConvergenceError(`release ${o.commit.slice(0, 7)} did not converge on service ${service} within ${Math.round(timeoutMs / 1000)}s: ${verdict.why}`, 'timeout', 'timeout');
+      }
+      await sleep(o.pollMs ?? 3_000);
+    }
+  } finally {
+    client?.close();
+  }
+}
+
+/**
+ * Restarts the agent's tasks: a forced update of the service (one node at a time, as updateConfig
+ * says). Swarm has no restart of a single task, so a slave's restart in swarm mode restarts every
+ * node's task in turn; the caller then waits for convergence as after any update.
+ */
+export async function forceServiceUpdate(docker: DockerRunner, service = SWARM_SERVICE_NAME,
+  o: { waitMs?: number; sleep?: (ms: number) => Promise<void> } = {}): Promise<void> {
+  const startedAt = async (): Promise<string> => (await must(docker, ['service', 'inspect', service, '--format', '{{if .UpdateStatus}}{{.UpdateStatus.StartedAt}}{{end}}'])).trim();
+  const before = await startedAt();
+  await must(docker, ['service', 'update', '--force', '--detach', service]);
+  // The swarm starts the update asynchronously: until it has, the previous update's state would be judged.
+  const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const deadline = Date.now() + (o.waitMs ?? 30_000);
+  while (await startedAt() === before) {
+    if (Date.now() >= deadline) throw new DeployError(`the swarm did not start the forced update of service ${service} within ${Math.round((o.waitMs ?? 30_000) / 1000)}s`, 'engine');
+    await sleep(500);
+  }
+}

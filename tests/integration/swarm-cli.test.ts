@@ -1,0 +1,25 @@
+/** `d8 up` in swarm mode, through the real CLI (dist/: `npm run build` first). */
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import { runD8 } from '../support/run-process';
+
+const REPO = path.join(__dirname, '..', '..');
+
+describe('d8 up in swarm mode', () => {
+  it('refuses the direct engine with the fix, before touching any host', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'd8-swarm-cli-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'Pulumi.sw.yaml'), [
+        'config:', '  d8:swarm: ssh://d8@127.0.0.1:9', `  d8:agentToken: ${'t'.repeat(40)}`,
+        '  d8:slaves:', '    - name: n1', '      host: 127.0.0.1', '      user: d8', '',
+      ].join('\n'));
+      const r = await runD8(REPO, ['up', '--stack', 'sw', '--dir', dir, '--engine', 'direct'], { ...process.env, D8_HOME: dir });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('stack sw: swarm mode (d8:swarm) deploys only through Pulumi: install the Pulumi CLI');
+      expect(fs.existsSync(path.join(dir, 'build_logs'))).toBe(false);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,137 @@
+/** Swarm mode's pure parts: the convergence verdict, the nodes' platform, the manager address, release-only version files. */
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import { readVersionInfo, releaseOnlyVersionInfo, VersionFileError } from '../../core/version-info';
+import { dockerPlatform, swarmPlatform, SwarmPlatformError } from '../../infra/swarm-docker';
+import { parseSwarmManager } from '../../infra/swarm-spec';
+import { ConfigError } from '../../core/stack-config';
+import { judgeConvergence, type SwarmSnapshot } from '../../master/deploy/swarm/service-state';
+import { SwarmNeedsPulumi } from '../../master/deploy/swarm/needs-pulumi';
+
+const A = 'a'.repeat(40);
+const B = 'b'.repeat(40);
+
+/** A snapshot shaped as the docker CLI prints it (field names as in `docker service inspect` / `docker inspect <task>`). */
+function snapshot(o: { commit?: string; image?: string; state?: string; message?: string; taskImage?: string; taskState?: string; agent?: string | null; failures?: string[] } = {}): SwarmSnapshot {
+  const image = o.image ?? 'd8-agent:aaaa-1111';
+  return {
+    service: {
+      ID: 'svc1',
+      Spec: { Name: 'd8-agent', Labels: { 'd8.commit': o.commit ?? A, 'd8.bundle': 'f'.repeat(64) }, TaskTemplate: { ContainerSpec: { Image: image } } },
+      UpdateStatus: o.state ? { State: o.state, Message: o.message ?? 'update completed' } : null,
+    },
+    tasks: [{ ID: 't1', NodeID: 'n1', DesiredState: 'running', Status: { State: o.taskState ?? 'running' }, Spec: { ContainerSpec: { Image: o.taskImage ?? image } } }],
+    nodes: [{ ID: 'n1', Hostname: 'pi', Status: 'Ready', Availability: 'Active' }, { ID: 'n2', Hostname: 'gone', Status: 'Down', Availability: 'Active' }],
+    failures: (o.failures ?? []).map((e) => ({ Node: 'pi', Error: `"${e}"`, CurrentState: 'Failed 3 seconds ago', DesiredState: 'Shutdown' })),
+    agents: [{ slave: 'pi', commit: o.agent === undefined ? A : o.agent }],
+  };
+}
+
+describe('judgeConvergence', () => {
+  it('converges when every ready node runs the spec\'s image and every agent reports the commit', () => {
+    expect(judgeConvergence(snapshot({ state: 'completed' }), A)).toEqual({ kind: 'converged', why: '1 node(s) run d8-agent at aaaaaaa; 1 agent(s) report it' });
+    expect(judgeConvergence(snapshot(), A).kind).toBe('converged');
+  });
+
+  it('waits while the swarm updates, a task starts, a node runs the previous image or an agent is not there yet', () => {
+    expect(judgeConvergence(snapshot({ state: 'updating' }), A)).toEqual({ kind: 'waiting', why: 'the swarm is still updating service d8-agent' });
+    expect(judgeConvergence(snapshot({ taskState: 'starting' }), A).why).toBe('the task on node pi is starting');
+    expect(judgeConvergence(snapshot({ taskImage: 'd8-agent:old' }), A).why).toBe('node pi still runs the previous image');
+    expect(judgeConvergence(snapshot({ agent: null }), A).why).toBe("pi's agent does not answer, not aaaaaaa");
+    expect(judgeConvergence(snapshot({ agent: B }), A).why).toBe("pi's agent reports bbbbbbb, not aaaaaaa");
+  });
+
+  it('fails naming the rollback when the swarm rolled this release back', () => {
+    const v = judgeConvergence(snapshot({ commit: A, state: 'rollback_completed', message: 'rollback completed', failures: ['task: non-zero exit (3)'] }), B);
+    expect(v).toEqual({
+      kind: 'rolled_back', state: 'rollback_completed',
+      why: 'the swarm rolled service d8-agent back (rollback_completed: rollback completed): release bbbbbbb is not running; failed tasks: pi: task: non-zero exit (3)',
+    });
+    for (const state of ['rollback_started', 'rollback_paused']) expect(judgeConvergence(snapshot({ state }), B).kind).toBe('rolled_back');
+  });
+
+  it('takes a rollback state under a spec that declares this release for an earlier update\'s', () => {
+    expect(judgeConvergence(snapshot({ state: 'rollback_completed' }), A).kind).toBe('converged');
+    expect(judgeConvergence(snapshot({ state: 'rollback_completed', taskImage: 'x:old' }), A).kind).toBe('waiting');
+  });
+
+  it('fails on a paused update and on a spec declaring another release', () => {
+    expect(judgeConvergence(snapshot({ state: 'paused', message: 'update paused due to failure' }), A).kind).toBe('paused');
+    expect(judgeConvergence(snapshot({ commit: B }), A)).toEqual({
+      kind: 'wrong_release', why: 'service d8-agent is declared for release bbbbbbb, not aaaaaaa (changed outside Pulumi? run `pulumi refresh`, then deploy again)',
+    });
+  });
+});
+
+describe('swarm platform', () => {
+  it('maps the engine\'s architectures and refuses a mixed swarm naming the nodes', () => {
+    expect(swarmPlatform([{ hostname: 'a', os: 'linux', architecture: 'x86_64' }, { hostname: 'b', os: 'linux', architecture: 'x86_64' }])).toBe('linux/amd64');
+    expect(dockerPlatform({ hostname: 'pi', os: 'linux', architecture: 'aarch64' })).toBe('linux/arm64');
+    expect(dockerPlatform({ hostname: 'pi3', os: 'linux', architecture: 'armv7l' })).toBe('linux/arm/v7');
+    expect(() => swarmPlatform([{ hostname: 'pc', os: 'linux', architecture: 'x86_64' }, { hostname: 'pi', os: 'linux', architecture: 'aarch64' }]))
+      .toThrow(new SwarmPlatformError('the swarm mixes platforms (linux/amd64: pc; linux/arm64: pi); swarm mode runs one image on every node: ' +
+        'use nodes of one architecture, or deploy these hosts as plain slaves (no d8:swarm)'));
+    expect(() => dockerPlatform({ hostname: 'w', os: 'windows', architecture: 'x86_64' })).toThrow('swarm node w is windows/x86_64');
+    expect(() => swarmPlatform([])).toThrow('the swarm has no nodes');
+  });
+});
+
+describe('parseSwarmManager', () => {
+  it('reads user, host and port', () => {
+    expect(parseSwarmManager('ssh://d8@192.168.1.20')).toEqual({ user: 'd8', host: '192.168.1.20', port: 22, destination: 'd8@192.168.1.20' });
+    expect(parseSwarmManager('ssh://d8@manager.lan:2222')).toEqual({ user: 'd8', host: 'manager.lan', port: 2222, destination: 'd8@manager.lan' });
+    expect(parseSwarmManager('ssh://d8@[fd00::1]:2222').host).toBe('fd00::1');
+    expect(() => parseSwarmManager('ssh://d8@host:99999')).toThrow(ConfigError);
+    expect(() => parseSwarmManager('d8@host')).toThrow('must look like ssh://user@host or ssh://user@host:2222');
+  });
+});
+
+describe('release-only version files', () => {
+  it('an agent fills deployed_at with its own start; everyone else refuses the file', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'd8-release-')), 'version_info.json');
+    const info = { branch: 'main', commit: A, version: '1.0.0', deployed_at: '2026-01-01T00:00:00.000Z', dirty: false };
+    fs.writeFileSync(file, JSON.stringify(releaseOnlyVersionInfo(info)));
+    expect(fs.readFileSync(file, 'utf8')).not.toContain('deployed_at');
+    expect(readVersionInfo(file, { missingDeployedAt: () => '2026-02-02T02:02:02.000Z' })).toEqual({ ...info, deployed_at: '2026-02-02T02:02:02.000Z' });
+    expect(() => readVersionInfo(file)).toThrow(VersionFileError);
+    fs.rmSync(path.dirname(file), { recursive: true, force: true });
+  });
+});
+
+describe('swarm mode without Pulumi', () => {
+  it('fails every deploy as a config problem naming the fix', async () => {
+    const r = await new SwarmNeedsPulumi().deploy({ name: 'pi' } as Parameters<SwarmNeedsPulumi['deploy']>[0], { reason: 'behind' });
+    expect(r).toMatchObject({ slave: 'pi', ok: false, status: 'failed', errorKind: 'config' });
+    expect(r.error).toContain('swarm mode (d8:swarm) deploys only through Pulumi: install the Pulumi CLI');
+  });
+});
+
+describe('pulumi deployer in swarm mode', () => {
+  it('deploys asked for while the fleet\'s one update runs join it (one run, one build log, a result per slave)', async () => {
+    const { PulumiDeployer } = await import('../../master/deploy/pulumi/pulumi-deployer');
+    const { resolveFleetConfig } = await import('../../core/stack-config');
+    const { createLogger } = await import('../../core/logger');
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'd8-swarm-deployer-'));
+    const saved = { D8_HOME: process.env.D8_HOME, PATH: process.env.PATH, HOME: process.env.HOME };
+    // No Pulumi CLI anywhere: every run fails fast, and writes its build log.
+    Object.assign(process.env, { D8_HOME: home, PATH: '/nonexistent', HOME: home });
+    try {
+      const config = resolveFleetConfig({
+        swarm: 'ssh://d8@manager.lan', agentToken: 'x'.repeat(40),
+        slaves: [{ name: 'a', host: 'a.lan', user: 'd8' }, { name: 'b', host: 'b.lan', user: 'd8' }, { name: 'c', host: 'c.lan', user: 'd8' }],
+      }, { stack: 'swarm', env: {} });
+      const d = new PulumiDeployer({ stack: 'swarm', repoDir: home, config, logger: createLogger({ name: 'test', level: 'silent' }) });
+      const results = await Promise.all(config.slaves.map((s) => d.deploy(s, { reason: 'behind' })));
+      expect(results.map((r) => r.slave)).toEqual(['a', 'b', 'c']);
+      for (const r of results) expect(r).toMatchObject({ ok: false, errorKind: 'config', error: expect.stringContaining('no pulumi CLI on PATH') });
+      expect(fs.readdirSync(path.join(home, 'build_logs'))).toHaveLength(1);
+      // Once it has ended, the next deploy runs again.
+      await d.deploy(config.slaves[0], { reason: 'manual' });
+      expect(fs.readdirSync(path.join(home, 'build_logs'))).toHaveLength(2);
+    } finally {
+      Object.assign(process.env, saved);
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+  });
+});
