@@ -11,7 +11,9 @@ import { DEFAULT_AGENT_PORT, type Strategy } from '../core/protocol';
 import { ConfigError, requireAgentToken, type FleetConfig, type SlaveConfig } from '../core/stack-config';
 import type { BundleRef } from './bundle-ref';
 import { agentEndpoint, SlaveHost, type SlaveHostArgs } from './slave-host';
-import { slaveConnection, sshPrivateKeyMaterial } from './ssh-connection';
+import { slaveConnection } from './ssh-connection';
+import { loadSshPrivateKey } from '../core/ssh-key';
+import type { KnownHosts } from '../core/known-hosts';
 import { SwarmAgent } from './swarm-agent';
 import { swarmResourceNames } from './urns';
 
@@ -25,6 +27,8 @@ export interface CreateFleetOptions {
   resourceOptions?: pulumi.ComponentResourceOptions;
   /** Node.js runtimes to ship, by slave name (infra/runtimes.ts). */
   runtimes?: Record<string, SlaveHostArgs['runtime']>;
+  /** Host keys recorded on first use (D8_HOME/known_hosts): required of slaves without a `hostKey`. */
+  knownHosts?: KnownHosts;
 }
 
 export interface SlaveOutput {
@@ -81,12 +85,12 @@ export function validateFleet(config: FleetConfig, opts: CreateFleetOptions = {}
     return { token, slaves: [] };
   }
   const needsKey = config.slaves.some((s) => !s.local);
-  const privateKey = needsKey ? pulumi.secret(sshPrivateKeyMaterial(config)) : undefined;
+  const privateKey = needsKey ? pulumi.secret(loadSshPrivateKey(config).text) : undefined;
   return {
     token,
     slaves: config.slaves.map((slave, i) => ({
       slave,
-      connection: slave.local ? undefined : slaveConnection(config.stack, slave, i, privateKey!),
+      connection: slave.local ? undefined : slaveConnection(config.stack, slave, i, privateKey!, opts.knownHosts),
       installTimeoutSeconds: opts.installTimeoutSeconds ?? installTimeoutSeconds(slave, config),
     })),
   };

@@ -13,6 +13,7 @@ import {
 import type { BundleRef } from './bundle-ref';
 import { createFleet, validateFleet, type CreateFleetOptions } from './fleet';
 import { fleetRuntimes } from './runtimes';
+import { KnownHosts } from '../core/known-hosts';
 
 /**
  * Every `d8:` key of the stack, namespace stripped. The CLI hands objects, lists and numbers over as
@@ -61,10 +62,16 @@ async function fleetBundle(config: FleetConfig, env: NodeJS.ProcessEnv): Promise
 export async function program(env: NodeJS.ProcessEnv = process.env, fleetOptions: CreateFleetOptions = {}): Promise<Record<string, unknown>> {
   try {
     const config = readFleetConfig(env);
-    validateFleet(config, fleetOptions);
+    const knownHosts = fleetOptions.knownHosts ?? KnownHosts.forEnv(env);
+    validateFleet(config, { ...fleetOptions, knownHosts });
+    for (const s of config.slaves) {
+      if (s.local || s.hostKey || config.swarm || knownHosts.lookup(s.host, s.sshPort)) continue;
+      void pulumi.log.warn(`${s.name}: no host key pinned (hostKey) or recorded in ${knownHosts.file}: this up accepts whatever key ${s.host}:${s.sshPort} offers; ` +
+        `\`d8 up --engine pulumi\` records it on first use, or \`d8 trust ${s.name}\` does now`);
+    }
     const bundle = await fleetBundle(config, env);
     const runtimes = fleetOptions.runtimes ?? await fleetRuntimes(config, env, (m) => { void pulumi.log.info(m); });
-    const fleet = createFleet(config, bundle, { ...fleetOptions, runtimes });
+    const fleet = createFleet(config, bundle, { ...fleetOptions, runtimes, knownHosts });
     return Object.fromEntries(Object.entries(fleet.outputs).filter(([, v]) => v !== undefined));
   } catch (err) {
     // Errors the user fixes from the message alone: no stack trace.

@@ -17,6 +17,7 @@ import { installTimeoutSeconds } from '../../../infra/fleet';
 import { slaveUrns } from '../../../infra/urns';
 import { DeployConfigError, SlaveConnectError, deployErrorKind } from '../direct/errors';
 import { sshPreflight } from '../ssh-preflight';
+import { firstUseMessage } from '../host-trust';
 import { openStack } from './open-stack';
 import { backoffDelay, type BackoffOptions } from '../../backoff';
 import { AgentClient } from '../../agent-client';
@@ -60,7 +61,15 @@ export class PulumiDeployer implements Deployer {
     let attempts: InstallAttempt[] = [];
     const installDiagnostics: string[] = [];
     try {
-      if (!slave.local) await sshPreflight(slave, this.opts.config);
+      if (!slave.local) {
+        await sshPreflight(slave, this.opts.config, {
+          onFirstUse: (key) => {
+            const message = firstUseMessage(slave, key);
+            lines.push(`${message}\n`);
+            log.warn({ fingerprint: key.fingerprint }, message);
+          },
+        });
+      }
       const stack = await openStack(this.opts.stack, this.opts.repoDir);
       upOpts = await this.plan(stack, slave, opts);
       const onOutput = (out: string): void => {
