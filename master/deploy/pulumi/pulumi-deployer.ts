@@ -18,6 +18,8 @@ import { slaveUrns } from '../../../infra/urns';
 import { DeployConfigError, SlaveConnectError, deployErrorKind } from '../direct/errors';
 import { sshPreflight } from '../ssh-preflight';
 import { firstUseMessage } from '../host-trust';
+import { KnownHosts } from '../../../core/known-hosts';
+import { expectedHostKey } from '../../../infra/ssh-connection';
 import { openStack } from './open-stack';
 import { backoffDelay, type BackoffOptions } from '../../backoff';
 import { AgentClient } from '../../agent-client';
@@ -145,9 +147,18 @@ export class PulumiDeployer implements Deployer {
    * the triggers (deployed), the same one changes nothing (up to date).
    */
   private async plan(stack: Stack, slave: SlaveConfig, opts: DeployOptions): Promise<TargetedUpOptions> {
-    const deployment = (await stack.exportStack()).deployment as { resources?: Array<{ urn: string }> } | undefined;
+    const deployment = (await stack.exportStack()).deployment as { resources?: Array<{ urn: string; outputs?: Record<string, unknown> }> } | undefined;
     const existing = new Set((deployment?.resources ?? []).map((r) => r.urn));
     let replace = true;
+    const urns = slaveUrns(this.opts.stack, slave.name, { local: slave.local });
+    const stateKey = deployment?.resources?.find((r) => r.urn === urns.component)?.outputs?.hostKey;
+    const key = slave.local ? undefined : expectedHostKey(this.opts.stack, slave, this.opts.config.slaves.indexOf(slave), KnownHosts.forEnv());
+    if (typeof stateKey === 'string' && key && stateKey !== key) {
+      // A replace would delete with the state's connection, which the host's new key refuses: an
+      // in-place update carries the trusted key into the state (and runs install.sh again).
+      this.opts.logger.info({ slave: slave.name }, `${slave.name}: the stack's state holds the host key trusted before; updating its resources in place with the new one`);
+      return targetedUpOptions(this.opts.stack, slave, undefined, { existing, replace: false });
+    }
     if (!opts.force) {
       const outputs = await stack.outputs();
       const recorded = outputs.commit?.value;
