@@ -14,6 +14,7 @@ import { agentEndpoint, SlaveHost, type SlaveHostArgs } from './slave-host';
 import { slaveConnection } from './ssh-connection';
 import { loadSshPrivateKey } from '../core/ssh-key';
 import type { KnownHosts } from '../core/known-hosts';
+import type { SlaveTokens } from '../core/slave-tokens';
 import { SwarmAgent } from './swarm-agent';
 import { swarmResourceNames } from './urns';
 
@@ -29,6 +30,8 @@ export interface CreateFleetOptions {
   runtimes?: Record<string, SlaveHostArgs['runtime']>;
   /** Host keys recorded on first use (D8_HOME/known_hosts): required of slaves without a `hostKey`. */
   knownHosts?: KnownHosts;
+  /** Per-slave agent tokens (D8_HOME/tokens); without it every slave gets the fleet token. */
+  slaveTokens?: SlaveTokens;
 }
 
 export interface SlaveOutput {
@@ -60,6 +63,8 @@ export function installTimeoutSeconds(slave: SlaveConfig, config: Pick<FleetConf
 
 interface SlavePlan {
   slave: SlaveConfig;
+  /** The slave's own token (a secret), or the fleet token. */
+  token: pulumi.Output<string>;
   connection?: types.input.remote.ConnectionArgs;
   installTimeoutSeconds: number;
 }
@@ -90,6 +95,7 @@ export function validateFleet(config: FleetConfig, opts: CreateFleetOptions = {}
     token,
     slaves: config.slaves.map((slave, i) => ({
       slave,
+      token: opts.slaveTokens ? pulumi.secret(opts.slaveTokens.forDeploy(slave.name)) : token,
       connection: slave.local ? undefined : slaveConnection(config.stack, slave, i, privateKey!, opts.knownHosts),
       installTimeoutSeconds: opts.installTimeoutSeconds ?? installTimeoutSeconds(slave, config),
     })),
@@ -120,7 +126,7 @@ export function createFleet(config: FleetConfig, bundle: BundleRef, opts: Create
     hosts[plan.slave.name] = new SlaveHost(plan.slave.name, {
       slave: plan.slave,
       bundle,
-      token,
+      token: plan.token,
       connection: plan.connection,
       installAttempts: config.installAttempts,
       installDelaySeconds: config.installDelaySeconds,

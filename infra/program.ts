@@ -14,6 +14,7 @@ import type { BundleRef } from './bundle-ref';
 import { createFleet, validateFleet, type CreateFleetOptions } from './fleet';
 import { fleetRuntimes } from './runtimes';
 import { KnownHosts } from '../core/known-hosts';
+import { SlaveTokenFileError, SlaveTokens } from '../core/slave-tokens';
 
 /**
  * Every `d8:` key of the stack, namespace stripped. The CLI hands objects, lists and numbers over as
@@ -71,12 +72,13 @@ export async function program(env: NodeJS.ProcessEnv = process.env, fleetOptions
     }
     const bundle = await fleetBundle(config, env);
     const runtimes = fleetOptions.runtimes ?? await fleetRuntimes(config, env, (m) => { void pulumi.log.info(m); });
-    const fleet = createFleet(config, bundle, { ...fleetOptions, runtimes, knownHosts });
+    const slaveTokens = fleetOptions.slaveTokens ?? SlaveTokens.forEnv(config.stack, env);
+    const fleet = createFleet(config, bundle, { ...fleetOptions, runtimes, knownHosts, slaveTokens });
     return Object.fromEntries(Object.entries(fleet.outputs).filter(([, v]) => v !== undefined));
   } catch (err) {
     // Errors the user fixes from the message alone: no stack trace.
     if (err instanceof ConfigError || err instanceof BundleBuildError || err instanceof NotAGitCheckoutError || err instanceof VersionFileError ||
-      err instanceof RuntimeFetchError || err instanceof RuntimeChecksumError) {
+      err instanceof RuntimeFetchError || err instanceof RuntimeChecksumError || err instanceof SlaveTokenFileError) {
       throw new pulumi.RunError((err as Error).message);
     }
     throw err;

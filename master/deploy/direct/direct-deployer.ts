@@ -33,6 +33,7 @@ import { runtimeSource } from '../../../core/node-runtime';
 import type { ProbeReport } from '../../../core/host-probe';
 import { RuntimeCache } from '../../../core/runtime-cache';
 import { provideRuntime } from './runtime-step';
+import { slaveTokens } from '../../agent-tokens';
 import { firstUseMessage } from '../host-trust';
 
 export type DeployPhase = 'bundle' | 'check' | 'connect' | 'probe' | 'upload' | 'runtime' | 'install' | 'verify' | 'done';
@@ -205,7 +206,9 @@ export class DirectDeployer implements Deployer {
     let token: string | undefined;
     let tokenError: string | null = null;
     try {
-      token = requireAgentToken(c);
+      requireAgentToken(c);
+      // The slave's own token (its first deploy creates it); the fleet token stays the master's fallback.
+      token = slaveTokens(c, this.env).forDeploy(slave.name);
     } catch (err) {
       tokenError = (err as Error).message;
     }
@@ -320,6 +323,7 @@ export class DirectDeployer implements Deployer {
           'another agent answers on that address (agentHost/agentPort point elsewhere?)', null);
       }
       status = 'deployed';
+      slaveTokens(c, this.env).markInstalled(slave.name, token!);
       this.progress(slave.name, 'done', `agent up with ${strategy} (commit ${commit.slice(0, 7)}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     } catch (err) {
       error = redactor.text((err as Error).message ?? String(err));

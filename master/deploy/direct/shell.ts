@@ -215,13 +215,22 @@ export class SshShell implements SlaveShell {
   }
 }
 
+/**
+ * The environment of a `host: local` install: the master's, without its own settings and secrets
+ * (D8_*, TELEGRAM_*). The agent it starts would inherit them, and D8_AGENT_TOKEN (the fleet token)
+ * would win over the slave's own token file.
+ */
+export function localShellEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('D8_') && !k.startsWith('TELEGRAM_')));
+}
+
 /** `host: local`: the same commands through `sh -c` as the current user, in its home. */
 export class LocalShell implements SlaveShell {
   readonly where = 'local';
 
   exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     return new Promise((resolve, reject) => {
-      const child = spawn('sh', ['-c', command], { cwd: os.homedir(), stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = spawn('sh', ['-c', command], { cwd: os.homedir(), env: localShellEnv(process.env), stdio: ['pipe', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       const onErr = lineSplitter(opts.onStderrLine);

@@ -18,6 +18,7 @@ import { slaveUrns } from '../../../infra/urns';
 import { DeployConfigError, SlaveConnectError, deployErrorKind } from '../direct/errors';
 import { sshPreflight } from '../ssh-preflight';
 import { firstUseMessage } from '../host-trust';
+import { slaveTokens } from '../../agent-tokens';
 import { KnownHosts } from '../../../core/known-hosts';
 import { expectedHostKey } from '../../../infra/ssh-connection';
 import { openStack } from './open-stack';
@@ -90,6 +91,12 @@ export class PulumiDeployer implements Deployer {
           const changed = Object.entries(r.summary.resourceChanges ?? {}).some(([op, n]) => op !== 'same' && (n ?? 0) > 0);
           const install = installResultFromOutputs(r.outputs as Record<string, { value: unknown }>, slave.name);
           status = changed ? 'deployed' : 'up_to_date';
+          // The program gave the install the slave's own token (infra/fleet.ts): now on the agent.
+          if (changed && install?.ok) {
+            const tokens = slaveTokens(this.opts.config);
+            const current = tokens.read(slave.name)?.current;
+            if (current) tokens.markInstalled(slave.name, current);
+          }
           strategy = install?.strategy ?? strategyFromOutputs(r.outputs as Record<string, { value: unknown }>, slave.name);
           if (changed && install) attempts = install.attempts;
           break;
