@@ -3,7 +3,8 @@
  * a real sshd whose host key the test regenerates: the first up records the key and the program
  * passes it to the command provider as the connection's hostKey (read back from the stack's state);
  * a changed key fails with kind host_key and both fingerprints before the engine runs; `d8 trust
- * --yes` records the new key and the next up pins it and goes through.
+ * --yes` records the new key and the next up pins it and goes through. The install gets the
+ * slave's own token (never in clear in the state); the fleet token is refused by that agent.
  */
 import fs from 'fs';
 import os from 'os';
@@ -17,6 +18,11 @@ import { DEPLOY_EXIT_CODES } from '../../cli/exit-codes';
 import { describeTier } from '../support/tier';
 import { BASE_IMAGE, freePort, randomToken, REPO, uninstallAsUser, upTestHosts, type TestHosts } from '../system/support/hosts';
 import { OwnSshd } from '../system/support/own-sshd';
+import { httpRequest } from '../support/agent-process';
+
+function listFiles(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => e.isDirectory() ? listFiles(path.join(dir, e.name)) : [path.join(dir, e.name)]);
+}
 import { createFleetProject, engineEnv, engineHostsTier, releaseBundles, writeStackFile, type FleetProject } from './support/fleet-project';
 import { commandProviderLabel, localBackendEnv, pulumiToolchain } from './support/toolchain';
 
@@ -103,6 +109,14 @@ describeTier(engineHostsTier, `SSH host keys on the pulumi engine: first use rec
     expect(r.stderr).toContain(`reinstalled: first connection to ${th.hosts.venv.host}:${sshd.port}: recorded its SSH host key ssh-ed25519 ${fp1}`);
     expect(fs.readFileSync(knownHosts, 'utf8')).toBe(`[${th.hosts.venv.host}]:${sshd.port} ${sshd.publicKey()} reinstalled\n`);
     expect(await pinnedKey()).toBe(sshd.publicKey());
+    // The install got the slave's own token (a secret in the state, never in clear), not the fleet token.
+    const rec = JSON.parse(fs.readFileSync(path.join(work, 'd8-home', 'tokens', STACK, 'reinstalled.json'), 'utf8')) as { current: string; installed: boolean };
+    expect(rec.installed).toBe(true);
+    const exec = (token: string) => httpRequest({ host: th.hosts.venv.host, port: agentPort, method: 'POST', path: '/api/execute', headers: { Authorization: `Bearer ${token}` }, body: { command: 'true', kind: 'shell' } });
+    expect((await exec(rec.current)).status).toBe(200);
+    expect((await exec(env.D8_AGENT_TOKEN)).status).toBe(401);
+    const leaked = listFiles(backendDir).filter((f) => fs.readFileSync(f, 'utf8').includes(rec.current));
+    expect(leaked).toEqual([]);
   });
 
   it('a changed host key fails with kind host_key, both fingerprints and the fix, before the engine runs', async () => {
