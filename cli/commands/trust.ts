@@ -1,6 +1,6 @@
 import readline from 'readline';
 import type { Command } from 'commander';
-import type { HostKey } from '../../core/host-key';
+import { parseHostKey, type HostKey } from '../../core/host-key';
 import { KnownHosts } from '../../core/known-hosts';
 import { KeyscanError, scanHostKey } from '../../core/ssh-keyscan';
 import { findSlave, loadFleetConfig } from '../../core/stack-config';
@@ -67,11 +67,17 @@ Examples:
           recorded: recorded ? show(recorded.key) : null, offered: show(offered), outcome: 'unchanged',
         };
         const out = (s: string) => { if (!o.json) process.stdout.write(s); };
-        out(`${slave.name} (${slave.host}:${slave.sshPort})\n  recorded  ${report.recorded ?? 'none'}\n  offered   ${report.offered}\n`);
-        if (slave.hostKey) {
+        const pinned = slave.hostKey ? parseHostKey(slave.hostKey) : null;
+        if (pinned) report.recorded = show(pinned);
+        out(`${slave.name} (${slave.host}:${slave.sshPort})\n  ${pinned ? 'pinned  ' : 'recorded'}  ${report.recorded ?? 'none'}\n  offered   ${report.offered}\n`);
+        if (pinned) {
           report.outcome = 'pinned';
-          out(`\n${slave.name} is pinned by hostKey in the stack config: d8 trust does not override it; edit hostKey of ${slave.name} in Pulumi.${o.stack}.yaml.\n`);
-          process.exitCode = 1;
+          if (pinned.blob.equals(offered.blob)) {
+            out(`\n${slave.name} is pinned by hostKey in the stack config, and the host offers that key.\n`);
+          } else {
+            out(`\n${slave.name} is pinned by hostKey in the stack config (${report.recorded}): d8 trust does not override it; edit hostKey of ${slave.name} in Pulumi.${o.stack}.yaml.\n`);
+            process.exitCode = 1;
+          }
         } else if (recorded && recorded.key.blob.equals(offered.blob)) {
           out(`\nalready trusted: nothing to do.\n`);
         } else {

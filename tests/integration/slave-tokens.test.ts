@@ -6,26 +6,12 @@
  * check fails, no command is refused; afterwards only the new token opens the agent, also after a
  * restart (the agent kept it in its token file).
  */
-import { execFileSync } from 'child_process';
 import fs from 'fs';
 import path from 'path';
-import { Fleet, freePort, waitFor, alive, sleep, REPO_ROOT } from './master-support/fleet';
+import { Fleet, freePort, waitFor, sleep, stopAgentsUnder } from './master-support/fleet';
 import { httpRequest } from '../support/agent-process';
 
 jest.setTimeout(400_000);
-
-function pidsUnder(dir: string): number[] {
-  const out: number[] = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-    try {
-      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8');
-      const env = fs.readFileSync(`/proc/${d}/environ`, 'utf8');
-      if ((cmd.includes(dir) || env.includes(`HOME=${dir}`)) && cmd.includes('agent')) out.push(Number(d));
-    } catch { /* gone */ }
-  }
-  return out;
-}
 
 interface Rec { current: string; previous: string | null; installed: boolean }
 
@@ -43,24 +29,12 @@ describe('a token per slave, rotated under a running master', () => {
     ports.a = await freePort();
     ports.b = await freePort();
     fs.mkdirSync(slaveHome);
-    for (const d of ['core', 'agent']) fs.cpSync(path.join(REPO_ROOT, d), path.join(fleet.repo, d), { recursive: true });
-    fs.copyFileSync(path.join(REPO_ROOT, 'package.json'), path.join(fleet.repo, 'package.json'));
-    fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(fleet.repo, 'node_modules'));
-    fs.writeFileSync(path.join(fleet.repo, '.gitignore'), 'version_info.json\nnode_modules\nbuild/\n');
-    fleet.writeStack([{ name: 'a', port: ports.a }, { name: 'b', port: ports.b }], { installAttempts: 1, installDelaySeconds: 0 });
-    const git = (...a: string[]) => execFileSync('git', a, { cwd: fleet.repo, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } }).trim();
-    git('init', '-q', '-b', 'main');
-    git('add', '.');
-    git('commit', '-q', '-m', 'fleet');
+    fleet.initCheckoutRepo([{ name: 'a', port: ports.a }, { name: 'b', port: ports.b }], { installAttempts: 1, installDelaySeconds: 0 });
     daemon = fleet.daemon({ env: { HOME: slaveHome }, tuning: { deadAfter: 2, settleMs: 60_000 }, realDeployer: true });
   });
 
-  afterAll(async () => { if (process.env.KEEP) return;
-    const pids = pidsUnder(slaveHome);
-    for (const p of pids) try { process.kill(p, 'SIGTERM'); } catch { /* gone */ }
-    const deadline = Date.now() + 5000;
-    while (Date.now() < deadline && pids.some(alive)) await sleep(50);
-    for (const p of pids) if (alive(p)) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+  afterAll(async () => {
+    await stopAgentsUnder(slaveHome);
     await fleet.cleanup();
   });
 
