@@ -3,11 +3,25 @@
  */
 import { sameSecret } from '../core/tokens';
 
-/** Compares a presented token with the expected one in constant time (core/tokens.ts). */
+/**
+ * Compares a presented token with the accepted ones in constant time (core/tokens.ts): every one is
+ * compared, so timing does not say which matched. Two are accepted only during a rotation.
+ */
 export class TokenChecker {
-  constructor(private readonly token: string) {}
+  private tokens: string[];
+  constructor(tokens: string | string[]) {
+    this.tokens = typeof tokens === 'string' ? [tokens] : [...tokens];
+  }
   matches(presented: string): boolean {
-    return sameSecret(this.token, presented);
+    let ok = false;
+    for (const t of this.tokens) ok = sameSecret(t, presented) || ok;
+    return ok;
+  }
+  get accepted(): readonly string[] {
+    return this.tokens;
+  }
+  replace(tokens: string[]): void {
+    this.tokens = [...tokens];
   }
 }
 

@@ -14,7 +14,12 @@ export const DEFAULT_TASK_IMAGE = 'd8-base:bookworm';
 export type RestartMode = 'spawn' | 'exit';
 
 export interface AgentConfig {
+  /** The first accepted token. */
   token: string;
+  /** Every accepted token: one line each in the token file (two only while a rotation is under way). */
+  tokens: string[];
+  /** D8_AGENT_TOKEN_FILE, where a rotation keeps the accepted tokens; null with D8_AGENT_TOKEN. */
+  tokenFile: string | null;
   host: string;
   port: number;
   versionFile: string;
@@ -62,29 +67,33 @@ function strVar(env: NodeJS.ProcessEnv, name: string): string | undefined {
   return v === undefined || v.trim() === '' ? undefined : v;
 }
 
-/** The token from D8_AGENT_TOKEN, else from the file named by D8_AGENT_TOKEN_FILE. */
-export function readToken(env: NodeJS.ProcessEnv): string {
+/** The accepted tokens: D8_AGENT_TOKEN, else every line of the file named by D8_AGENT_TOKEN_FILE. */
+export function readTokens(env: NodeJS.ProcessEnv): { tokens: string[]; file: string | null } {
   const direct = strVar(env, 'D8_AGENT_TOKEN');
-  let token: string | undefined = direct;
+  let tokens: Array<string | undefined> = [direct];
   let source = 'D8_AGENT_TOKEN';
+  let file: string | null = null;
   if (direct === undefined) {
-    const file = strVar(env, 'D8_AGENT_TOKEN_FILE');
-    if (file !== undefined) {
+    file = strVar(env, 'D8_AGENT_TOKEN_FILE') ?? null;
+    if (file !== null) {
       source = `D8_AGENT_TOKEN_FILE (${file})`;
       try {
-        token = fs.readFileSync(file, 'utf8').trim();
+        const lines = fs.readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '');
+        tokens = lines.length ? lines : [''];
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? 'error';
         throw new AgentConfigError(`cannot read the token file D8_AGENT_TOKEN_FILE=${file} (${code}); ${TOKEN_HINT}`, 'D8_AGENT_TOKEN_FILE');
       }
     }
   }
-  const reason = weakTokenReason(token);
-  if (reason) {
-    const where = token === undefined ? '' : ` in ${source}`;
-    throw new AgentConfigError(`refusing to start: ${reason}${where}; ${TOKEN_HINT}`, token === undefined ? 'D8_AGENT_TOKEN' : source.split(' ')[0]);
+  for (const token of tokens) {
+    const reason = weakTokenReason(token);
+    if (reason) {
+      const where = token === undefined ? '' : ` in ${source}`;
+      throw new AgentConfigError(`refusing to start: ${reason}${where}; ${TOKEN_HINT}`, token === undefined ? 'D8_AGENT_TOKEN' : source.split(' ')[0]);
+    }
   }
-  return token as string;
+  return { tokens: tokens as string[], file };
 }
 
 /**
@@ -114,7 +123,7 @@ function restartModeOf(env: NodeJS.ProcessEnv): RestartMode {
 }
 
 export function loadAgentConfig(env: NodeJS.ProcessEnv, hereDir: string): AgentConfig {
-  const token = readToken(env);
+  const { tokens, file: tokenFile } = readTokens(env);
   const rawStrategy = strVar(env, 'D8_INSTALL_STRATEGY');
   let installStrategy: Strategy | null = null;
   if (rawStrategy !== undefined) {
@@ -134,7 +143,9 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv, hereDir: string): AgentC
   const venv = strVar(env, 'D8_VENV_DIR');
   const stateDir = strVar(env, 'D8_STATE_DIR');
   return {
-    token,
+    token: tokens[0],
+    tokens,
+    tokenFile,
     host: strVar(env, 'D8_AGENT_HOST') ?? '0.0.0.0',
     port: intVar(env, 'D8_AGENT_PORT', DEFAULT_AGENT_PORT, 0, 65535),
     versionFile: resolveVersionFile(env, hereDir),

@@ -79,7 +79,7 @@ export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<Ru
     }
     throw err;
   }
-  const logger = createLogger({ name: 'd8-agent', secrets: [config.token] });
+  const logger = createLogger({ name: 'd8-agent', secrets: config.tokens });
   const methods = new ExecutionMethodsProbe({ venvDir: config.venvDir, taskImage: config.taskImage, python: config.python });
   await methods.init();
 

@@ -7,9 +7,11 @@ import http, { type IncomingMessage, type ServerResponse } from 'http';
 import path from 'path';
 import type { ZodError } from 'zod';
 import {
-  ExecuteRequestSchema, LIMITS, ROUTES, isRebootSafe,
-  type ExecuteResponse, type HealthResponse, type ParsedExecuteRequest, type RestartResponse, type Strategy, type VersionResponse,
+  ExecuteRequestSchema, LIMITS, ROUTES, TokenChangeRequestSchema, isRebootSafe,
+  type ExecuteResponse, type HealthResponse, type ParsedExecuteRequest, type RestartResponse, type Strategy, type TokenChangeResponse, type VersionResponse,
 } from '../core/protocol';
+import { weakTokenReason } from '../core/tokens';
+import { checkTokenFileWritable, TokenFileUnwritableError, writeTokenFile } from './token-file';
 import type { Logger } from '../core/logger';
 import type { VersionInfo } from '../core/version-info';
 import { AuthLockout, TokenChecker, bearerToken } from './auth';
@@ -63,7 +65,7 @@ export class AgentServer {
 
   constructor(private readonly deps: AgentServerDeps) {
     const c = deps.config;
-    this.tokens = new TokenChecker(c.token);
+    this.tokens = new TokenChecker(c.tokens);
     this.lockout = new AuthLockout({ maxFailures: c.authMaxFailures, windowMs: c.authWindowMs, lockoutMs: c.authLockoutMs });
     this.updateState = new UpdateStateReader(c.stateDir);
     const health: Handler = (_q, res) => sendJson(res, 200, this.health());
@@ -73,6 +75,7 @@ export class AgentServer {
       [ROUTES.version, { GET: version, HEAD: version }],
       [ROUTES.execute, { POST: (q, r) => this.execute(q, r) }],
       [ROUTES.restart, { POST: (q, r) => this.restart(q, r) }],
+      [ROUTES.token, { POST: (q, r) => this.changeToken(q, r) }],
     ]);
     this.http = http.createServer((req, res) => this.dispatch(req, res));
     this.http.requestTimeout = 60_000; // receiving a request, not answering it (an execution may run for an hour)
@@ -167,7 +170,8 @@ export class AgentServer {
     return { commit: v.commit, branch: v.branch, version: v.version, deployed_at: v.deployed_at };
   }
 
-  private authorize(req: IncomingMessage): void {
+  /** Checks the bearer token; returns the one presented. */
+  private authorize(req: IncomingMessage): string {
     const addr = clientAddress(req);
     const locked = this.lockout.lockedFor(addr);
     if (locked > 0) {
@@ -181,6 +185,36 @@ export class AgentServer {
       throw new HttpError(401, why, undefined, { 'WWW-Authenticate': 'Bearer realm="d8-agent"' });
     }
     this.lockout.recordSuccess(addr);
+    return presented;
+  }
+
+  /** Token rotation (see TokenChangeRequestSchema): the accepted set becomes [presented, new] or [presented]. */
+  private async changeToken(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const presented = this.authorize(req);
+    const parsed = TokenChangeRequestSchema.safeParse(parseJson(await readBody(req, res, LIMITS.maxBodyBytes)));
+    if (!parsed.success) {
+      const i = parsed.error.issues[0];
+      throw new HttpError(400, `${i.path.join('.') || 'body'}: ${i.message} (expected {"action":"add","token":"…"} or {"action":"retire"})`, i.path.join('.') || undefined);
+    }
+    const change = parsed.data;
+    let next = [presented];
+    if (change.action === 'add') {
+      const weak = weakTokenReason(change.token);
+      if (weak) throw new HttpError(400, `token: ${weak}`, 'token');
+      if (change.token !== presented) next = [presented, change.token];
+    }
+    const file = this.deps.config.tokenFile;
+    try {
+      checkTokenFileWritable(file);
+      writeTokenFile(file, next);
+    } catch (err) {
+      if (err instanceof TokenFileUnwritableError) throw new HttpError(409, err.message);
+      throw err;
+    }
+    this.tokens.replace(next);
+    this.deps.logger.info({ action: change.action, accepted: next.length }, 'accepted tokens changed');
+    const body: TokenChangeResponse = { accepted: next.length };
+    sendJson(res, 200, body);
   }
 
   private async resolveMethod(request: ParsedExecuteRequest): Promise<Strategy> {

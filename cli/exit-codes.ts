@@ -23,7 +23,7 @@ const WHAT: Readonly<Record<DeployErrorKind, string>> = {
   install_failed: 'install.sh ran and every strategy failed, or the agent did not come up',
   connect: 'the host or its sshd cannot be reached',
   auth: 'the SSH login or key was refused',
-  host_key: 'the host key is not the configured hostKey',
+  host_key: 'the host key is not the configured hostKey, or not the one recorded on first use (see d8 trust)',
   timeout: 'a step overran its time limit',
   config: 'the stack config or a secret is missing or wrong',
   engine: 'the deploy engine itself failed',

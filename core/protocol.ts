@@ -109,6 +109,19 @@ export type ExecuteResponse = z.infer<typeof ExecuteResponseSchema>;
 export const RestartResponseSchema = z.object({ status: z.literal('restarting') });
 export type RestartResponse = z.infer<typeof RestartResponseSchema>;
 
+/**
+ * POST /api/token (issue 13, token rotation), authorized by a token the agent accepts: `add` makes the
+ * agent accept `token` as well as the one presented (and no other); `retire` keeps only the one
+ * presented. The agent keeps the result in its token file, so a restart keeps it.
+ */
+export const TokenChangeRequestSchema = z.discriminatedUnion('action', [
+  z.object({ action: z.literal('add'), token: z.string().min(1).max(512) }).strict(),
+  z.object({ action: z.literal('retire') }).strict(),
+]);
+export type TokenChangeRequest = z.infer<typeof TokenChangeRequestSchema>;
+export const TokenChangeResponseSchema = z.object({ accepted: z.number().int().min(1) });
+export type TokenChangeResponse = z.infer<typeof TokenChangeResponseSchema>;
+
 /** Every non-2xx answer. `field` names the offending field on a 400 schema violation. */
 export const ErrorResponseSchema = z.object({
   error: z.string(),
@@ -121,4 +134,5 @@ export const ROUTES = {
   version: '/api/version',
   execute: '/api/execute',
   restart: '/api/restart',
+  token: '/api/token',
 } as const;

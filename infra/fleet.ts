@@ -11,7 +11,10 @@ import { DEFAULT_AGENT_PORT, type Strategy } from '../core/protocol';
 import { ConfigError, requireAgentToken, type FleetConfig, type SlaveConfig } from '../core/stack-config';
 import type { BundleRef } from './bundle-ref';
 import { agentEndpoint, SlaveHost, type SlaveHostArgs } from './slave-host';
-import { slaveConnection, sshPrivateKeyMaterial } from './ssh-connection';
+import { slaveConnection } from './ssh-connection';
+import { loadSshPrivateKey } from '../core/ssh-key';
+import type { KnownHosts } from '../core/known-hosts';
+import type { SlaveTokens } from '../core/slave-tokens';
 import { SwarmAgent } from './swarm-agent';
 import { swarmResourceNames } from './urns';
 
@@ -27,6 +30,10 @@ export interface CreateFleetOptions {
   runtimes?: Record<string, SlaveHostArgs['runtime']>;
   /** Swarm mode: the nodes' platform (infra/swarm-docker.ts's swarmPlatform); the program asks the manager. */
   swarmPlatform?: string;
+  /** Host keys recorded on first use (D8_HOME/known_hosts): required of slaves without a `hostKey`. */
+  knownHosts?: KnownHosts;
+  /** Per-slave agent tokens (D8_HOME/tokens); without it every slave gets the fleet token. */
+  slaveTokens?: SlaveTokens;
 }
 
 export interface SlaveOutput {
@@ -58,6 +65,8 @@ export function installTimeoutSeconds(slave: SlaveConfig, config: Pick<FleetConf
 
 interface SlavePlan {
   slave: SlaveConfig;
+  /** The slave's own token (a secret), or the fleet token. */
+  token: pulumi.Output<string>;
   connection?: types.input.remote.ConnectionArgs;
   installTimeoutSeconds: number;
 }
@@ -83,12 +92,13 @@ export function validateFleet(config: FleetConfig, opts: CreateFleetOptions = {}
     return { token, slaves: [] };
   }
   const needsKey = config.slaves.some((s) => !s.local);
-  const privateKey = needsKey ? pulumi.secret(sshPrivateKeyMaterial(config)) : undefined;
+  const privateKey = needsKey ? pulumi.secret(loadSshPrivateKey(config).text) : undefined;
   return {
     token,
     slaves: config.slaves.map((slave, i) => ({
       slave,
-      connection: slave.local ? undefined : slaveConnection(config.stack, slave, i, privateKey!),
+      token: opts.slaveTokens ? pulumi.secret(opts.slaveTokens.forDeploy(slave.name)) : token,
+      connection: slave.local ? undefined : slaveConnection(config.stack, slave, i, privateKey!, opts.knownHosts),
       installTimeoutSeconds: opts.installTimeoutSeconds ?? installTimeoutSeconds(slave, config),
     })),
   };
@@ -120,7 +130,7 @@ export function createFleet(config: FleetConfig, bundle: BundleRef, opts: Create
     hosts[plan.slave.name] = new SlaveHost(plan.slave.name, {
       slave: plan.slave,
       bundle,
-      token,
+      token: plan.token,
       connection: plan.connection,
       installAttempts: config.installAttempts,
       installDelaySeconds: config.installDelaySeconds,

@@ -15,6 +15,8 @@ import { createFleet, validateFleet, type CreateFleetOptions } from './fleet';
 import { fleetRuntimes } from './runtimes';
 import { managerPlatform, SwarmManagerError, SwarmPlatformError } from './swarm-docker';
 import { parseSwarmManager } from './swarm-spec';
+import { KnownHosts } from '../core/known-hosts';
+import { SlaveTokenFileError, SlaveTokens } from '../core/slave-tokens';
 
 /**
  * Every `d8:` key of the stack, namespace stripped. The CLI hands objects, lists and numbers over as
@@ -63,17 +65,25 @@ async function fleetBundle(config: FleetConfig, env: NodeJS.ProcessEnv): Promise
 export async function program(env: NodeJS.ProcessEnv = process.env, fleetOptions: CreateFleetOptions = {}): Promise<Record<string, unknown>> {
   try {
     const config = readFleetConfig(env);
-    validateFleet(config, fleetOptions);
+    const knownHosts = fleetOptions.knownHosts ?? KnownHosts.forEnv(env);
+    validateFleet(config, { ...fleetOptions, knownHosts });
+    for (const s of config.slaves) {
+      if (s.local || s.hostKey || config.swarm || knownHosts.lookup(s.host, s.sshPort)) continue;
+      void pulumi.log.warn(`${s.name}: no host key pinned (hostKey) or recorded in ${knownHosts.file}: this up accepts whatever key ${s.host}:${s.sshPort} offers; ` +
+        `\`d8 up --engine pulumi\` records it on first use, or \`d8 trust ${s.name}\` does now`);
+    }
     const bundle = await fleetBundle(config, env);
     const runtimes = fleetOptions.runtimes ?? await fleetRuntimes(config, env, (m) => { void pulumi.log.info(m); });
     const swarmPlatform = config.swarm ? fleetOptions.swarmPlatform ?? await managerPlatform(parseSwarmManager(config.swarm), { sshKeyPath: config.sshKeyPath }) : undefined;
     if (swarmPlatform) void pulumi.log.info(`swarm nodes run ${swarmPlatform}: building the agent image for it`);
-    const fleet = createFleet(config, bundle, { ...fleetOptions, runtimes, swarmPlatform });
+    const slaveTokens = fleetOptions.slaveTokens ?? SlaveTokens.forEnv(config.stack, env);
+    const fleet = createFleet(config, bundle, { ...fleetOptions, runtimes, swarmPlatform, knownHosts, slaveTokens });
     return Object.fromEntries(Object.entries(fleet.outputs).filter(([, v]) => v !== undefined));
   } catch (err) {
     // Errors the user fixes from the message alone: no stack trace.
     if (err instanceof ConfigError || err instanceof BundleBuildError || err instanceof NotAGitCheckoutError || err instanceof VersionFileError ||
-      err instanceof RuntimeFetchError || err instanceof RuntimeChecksumError || err instanceof SwarmPlatformError || err instanceof SwarmManagerError) {
+      err instanceof RuntimeFetchError || err instanceof RuntimeChecksumError || err instanceof SwarmPlatformError || err instanceof SwarmManagerError ||
+      err instanceof SlaveTokenFileError) {
       throw new pulumi.RunError((err as Error).message);
     }
     throw err;

@@ -72,6 +72,12 @@ export class SlaveHost extends pulumi.ComponentResource {
   readonly installResult: pulumi.Output<InstallResult | null>;
   /** `host: local`: local commands on the master, no SSH. */
   readonly local: boolean;
+  /**
+   * The host key the connection requires (null: any, or local). A component output, so the master
+   * sees which key the resources' state holds: after `d8 trust` it updates them in place instead of
+   * replacing them (a replace deletes with the state's old connection, which the new key refuses).
+   */
+  readonly hostKey: pulumi.Output<string | null>;
 
   constructor(name: string, args: SlaveHostArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super(SLAVE_HOST_TYPE, name, {}, opts);
@@ -167,6 +173,7 @@ export class SlaveHost extends pulumi.ComponentResource {
     this.endpoint = pulumi.output(agentEndpoint(slave));
     this.installResult = this.install.stdout.apply((out) => installResult(name, out ?? '', this));
     this.strategy = this.installResult.apply((r) => r?.strategy ?? null);
-    this.registerOutputs({ endpoint: this.endpoint, strategy: this.strategy, installResult: this.installResult });
+    this.hostKey = pulumi.output(args.connection?.hostKey ?? null);
+    this.registerOutputs({ endpoint: this.endpoint, strategy: this.strategy, installResult: this.installResult, hostKey: this.hostKey });
   }
 }

@@ -9,8 +9,8 @@ import net from 'net';
 import axios, { AxiosError, type AxiosInstance } from 'axios';
 import axiosRetry, { exponentialDelay } from 'axios-retry';
 import {
-  ExecuteRequestSchema, ExecuteResponseSchema, HealthResponseSchema, RestartResponseSchema, ROUTES,
-  type ExecuteRequest, type ExecuteResponse, type HealthResponse,
+  ExecuteRequestSchema, ExecuteResponseSchema, HealthResponseSchema, RestartResponseSchema, ROUTES, TokenChangeRequestSchema, TokenChangeResponseSchema,
+  type ExecuteRequest, type ExecuteResponse, type HealthResponse, type TokenChangeRequest, type TokenChangeResponse,
 } from '../core/protocol';
 import type { SlaveConfig } from '../core/stack-config';
 
@@ -162,6 +162,20 @@ export class AgentClient {
       if (err instanceof AgentCallError) throw err;
       const d = describe(err);
       throw new AgentCallError(`restart refused: ${d.msg}`, err instanceof AxiosError ? err.response?.status ?? null : null);
+    }
+  }
+
+  /** POST /api/token: the agent accepts [token, change.token] (add) or only token (retire). */
+  async changeToken(slave: Pick<SlaveConfig, 'agentHost' | 'agentPort'>, token: string, change: TokenChangeRequest): Promise<TokenChangeResponse> {
+    const body = TokenChangeRequestSchema.parse(change);
+    try {
+      const r = await this.withDeadline((signal) => this.http.post(agentBaseUrl(slave) + ROUTES.token, body, {
+        headers: { authorization: `Bearer ${token}` }, signal,
+      }));
+      return TokenChangeResponseSchema.parse(r.data);
+    } catch (err) {
+      const d = describe(err);
+      throw new AgentCallError(`token ${change.action} refused: ${d.msg}`, err instanceof AxiosError ? err.response?.status ?? null : null);
     }
   }
 

@@ -6,6 +6,7 @@
  */
 import type { FleetConfig, SlaveConfig } from '../core/stack-config';
 import { findSlave, requireAgentToken } from '../core/stack-config';
+import { withAgentToken } from './agent-tokens';
 import type { ExecuteRequest, ExecuteResponse } from '../core/protocol';
 import { gitHead } from '../core/version-info';
 import type { Store } from './store';
@@ -124,10 +125,10 @@ export class FleetControl {
     const rec = this.o.store.slaves.get(this.o.config.stack, name);
     const state = rec?.state ?? 'unknown';
     if (state !== 'healthy') throw new SlaveNotHealthyError(name, state);
-    const token = requireAgentToken(this.o.config);
+    requireAgentToken(this.o.config);
     const client = this.o.supervisor?.client ?? new AgentClient();
     try {
-      return await client.execute(slave, token, task);
+      return await withAgentToken(this.o.config, name, (token) => client.execute(slave, token, task));
     } finally {
       if (!this.o.supervisor) client.close();
     }

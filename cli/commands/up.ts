@@ -109,7 +109,7 @@ Examples:
 
       // The direct deployer probes every host itself; for pulumi, the same read-only probe first.
       // (Swarm mode installs nothing on the hosts: no probe.)
-      const prober = engine === 'direct' || config.swarm ? null : new DirectDeployer({ config });
+      const prober = engine === 'direct' || config.swarm ? null : new DirectDeployer({ config, onProgress: (p: DeployProgress) => say(`[${p.slave}] ${p.message}`) });
       const results = await mapBounded(slaves, concurrency, async (s) => {
         if (prober) {
           const line = await prober.probe(s).then((r) => r.verdict.summary, (err: Error) => `cannot probe: ${err.message}`);

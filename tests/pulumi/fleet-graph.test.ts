@@ -256,3 +256,29 @@ describe('the winning strategy', () => {
     }
   });
 });
+
+describe('host keys recorded on first use (D8_HOME/known_hosts)', () => {
+  it('a slave without hostKey gets the recorded key as its connection hostKey; a stack hostKey still wins', async () => {
+    const { KnownHosts } = await import('../../core/known-hosts');
+    const { parseHostKey } = await import('../../core/host-key');
+    const { execFileSync } = await import('child_process');
+    const dir = tempDir('d8-pulumi-known-hosts-');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'k')]);
+    const recorded = parseHostKey(fs.readFileSync(path.join(dir, 'k.pub'), 'utf8'));
+    const knownHosts = new KnownHosts(path.join(dir, 'known_hosts'));
+    knownHosts.recordFirstUse('vps.example.org', 22, recorded, 'vps');
+    // Recorded for pc too: its stack hostKey pins it and wins.
+    knownHosts.recordFirstUse('127.0.0.2', 2222, recorded, 'pc');
+    const session = await mockEngine('prod', { state: engineState });
+    const fleet = fleetMod.createFleet(resolve('prod', threeSlaves() as Record<string, unknown>), bundleA, { resourceOptions: session.resourceOptions, knownHosts });
+    const resources = await session.settle();
+    for (const child of ['state', 'bundle', 'install']) {
+      expect((unwrap(get(resources, `vps-${child}`).inputs.connection) as Record<string, unknown>).hostKey).toBe(recorded.authorizedKey);
+      expect((unwrap(get(resources, `pc-${child}`).inputs.connection) as Record<string, unknown>).hostKey).toBe(HOST_KEY);
+    }
+    // The component reports the key its resources hold (the master compares it after `d8 trust`).
+    expect(await valueOf(fleet.hosts.vps.hostKey)).toBe(recorded.authorizedKey);
+    expect(await valueOf(fleet.hosts.pi.hostKey)).toBeNull();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});

@@ -12,7 +12,7 @@ import { ConfigError, readStackFile, resolveFleetConfig } from '../../core/stack
 import { LOCAL_COMMAND_TYPE, PROJECT_NAME } from '../../infra/urns';
 import { bundleFor, randomCommit, randomToken, tempDir } from './support/fixtures';
 import { engineState, KEYS, writeKeyFile } from './support/fleet-fixture';
-import { mockEngine, unwrap, valueOf } from './support/mock-engine';
+import { isSecretInput, mockEngine, unwrap, valueOf } from './support/mock-engine';
 
 const REPO = path.resolve(__dirname, '..', '..');
 type ProgramModule = typeof import('../../infra/program');
@@ -121,10 +121,18 @@ describe('the program', () => {
       expect([...resources.keys()].sort()).toEqual(['pi', 'pi-bundle', 'pi-install', 'pi-state']);
       const install = resources.get('pi-install')!;
       expect(install.type).toBe(LOCAL_COMMAND_TYPE);
-      // The token generated for the dev stack is the one the installer receives, and only there.
-      const token = fs.readFileSync(path.join(home, 'dev-agent-token'), 'utf8').trim();
-      expect(unwrap(install.inputs.stdin)).toBe(`${token}\n`);
-      expect(JSON.stringify(outputs)).not.toContain(token);
+      // The dev stack still generates its fleet token (the master's fallback for older agents), but
+      // the installer receives the slave's own token, generated into D8_HOME/tokens with mode 0600.
+      const fleetToken = fs.readFileSync(path.join(home, 'dev-agent-token'), 'utf8').trim();
+      const tokenFile = path.join(home, 'tokens', 'dev', 'pi.json');
+      const own = (JSON.parse(fs.readFileSync(tokenFile, 'utf8')) as { current: string; installed: boolean });
+      expect(own.installed).toBe(false);
+      expect(fs.statSync(tokenFile).mode & 0o777).toBe(0o600);
+      expect(own.current).not.toBe(fleetToken);
+      expect(isSecretInput(install.inputs.stdin)).toBe(true);
+      expect(unwrap(install.inputs.stdin)).toBe(`${own.current}\n`);
+      expect(JSON.stringify(outputs)).not.toContain(own.current);
+      expect(JSON.stringify(outputs)).not.toContain(fleetToken);
     } finally {
       fs.rmSync(home, { recursive: true, force: true });
     }

@@ -4,6 +4,7 @@
  * Failed attempts back off; after `recoveryAttempts` (or at once for a failure no retry can fix:
  * auth, host key, config, no SSH key) the slave is escalated to a person.
  */
+import { withAgentToken } from '../../agent-tokens';
 import type { RecoveryStep } from '../../../core/alerts';
 import type { DeployResult } from '../../../core/deploy-result';
 import type { SlaveConfig } from '../../../core/stack-config';
@@ -30,7 +31,7 @@ export async function recover(ctx: ActionContext, slave: SlaveConfig, why: Recov
   if (rec.last_error_reachable && ctx.config.agentToken) {
     let error: string | null = null;
     try {
-      await ctx.client.restart(slave, ctx.config.agentToken);
+      await withAgentToken(ctx.config, slave.name, (token) => ctx.client.restart(slave, token));
       ctx.log.info({ slave: slave.name, attempt }, `${slave.name}: restart requested`);
       back = await ctx.awaitAgent(slave, t.settleMs);
       if (!back) error = `the agent did not answer within ${Math.round(t.settleMs / 1000)}s of the restart`;

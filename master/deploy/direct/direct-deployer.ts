@@ -33,6 +33,8 @@ import { runtimeSource } from '../../../core/node-runtime';
 import type { ProbeReport } from '../../../core/host-probe';
 import { RuntimeCache } from '../../../core/runtime-cache';
 import { provideRuntime } from './runtime-step';
+import { slaveTokens } from '../../agent-tokens';
+import { firstUseMessage } from '../host-trust';
 
 export type DeployPhase = 'bundle' | 'check' | 'connect' | 'probe' | 'upload' | 'runtime' | 'install' | 'verify' | 'done';
 
@@ -127,9 +129,18 @@ export class DirectDeployer implements Deployer {
     return fleetRedactor(this.opts.config, this.env).with(token);
   }
 
-  private async open(slave: SlaveConfig): Promise<SlaveShell> {
+  private async open(slave: SlaveConfig, log?: BuildLog): Promise<SlaveShell> {
     if (slave.local) return new LocalShell();
-    return SshShell.connect(sshTarget(slave, this.opts.config, this.opts.connectTimeoutMs));
+    return SshShell.connect(sshTarget(slave, this.opts.config, {
+      readyTimeoutMs: this.opts.connectTimeoutMs,
+      env: this.env,
+      onFirstUse: (key) => {
+        const message = firstUseMessage(slave, key);
+        log?.record({ command: 'trust host key on first use', success: true, stdout: message, stderr: '', exit_code: 0 });
+        this.progress(slave.name, 'connect', message);
+        this.opts.logger?.warn({ slave: slave.name, fingerprint: key.fingerprint }, message);
+      },
+    }));
   }
 
   /** What the host is and which strategies can work there (the build log gets the raw probe and the verdict). */
@@ -195,7 +206,9 @@ export class DirectDeployer implements Deployer {
     let token: string | undefined;
     let tokenError: string | null = null;
     try {
-      token = requireAgentToken(c);
+      requireAgentToken(c);
+      // The slave's own token (its first deploy creates it); the fleet token stays the master's fallback.
+      token = slaveTokens(c, this.env).forDeploy(slave.name);
     } catch (err) {
       tokenError = (err as Error).message;
     }
@@ -234,7 +247,7 @@ export class DirectDeployer implements Deployer {
       this.progress(slave.name, 'connect', slave.local ? 'running on this machine (host: local)' : `connecting to ${slave.user}@${slave.host}:${slave.sshPort}`);
       const connectStarted = new Date().toISOString();
       try {
-        shell = await this.open(slave);
+        shell = await this.open(slave, log);
         log.record({ command: slave.local ? 'local shell' : `ssh ${slave.user}@${slave.host} -p ${slave.sshPort}`, success: true, stdout: '', stderr: '', exit_code: 0, timestamp: connectStarted });
       } catch (err) {
         log.record({ command: `ssh ${slave.user}@${slave.host} -p ${slave.sshPort}`, success: false, stdout: '', stderr: (err as Error).message, exit_code: null, timestamp: connectStarted });
@@ -310,6 +323,7 @@ export class DirectDeployer implements Deployer {
           'another agent answers on that address (agentHost/agentPort point elsewhere?)', null);
       }
       status = 'deployed';
+      slaveTokens(c, this.env).markInstalled(slave.name, token!);
       this.progress(slave.name, 'done', `agent up with ${strategy} (commit ${commit.slice(0, 7)}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     } catch (err) {
       error = redactor.text((err as Error).message ?? String(err));

@@ -7,8 +7,11 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { NodeSSH } from 'node-ssh';
-import type { FleetConfig, SlaveConfig } from '../../../core/stack-config';
+import { ConfigError, type FleetConfig, type SlaveConfig } from '../../../core/stack-config';
 import { hostKeyFingerprint, HostKeyFormatError, parseHostKey, type HostKey } from '../../../core/host-key';
+import { KnownHosts } from '../../../core/known-hosts';
+import { loadSshPrivateKey, type SshPrivateKey } from '../../../core/ssh-key';
+import { hostKeyAlgorithms, offeredHostKey } from '../../../core/ssh-keyscan';
 import { DeployConfigError, DeployTimeoutError, SlaveConnectError } from './errors';
 
 export interface ExecResult {
@@ -66,37 +69,41 @@ export interface SshTarget {
   keyDescription: string;
   /** The stack's `hostKey` (a known_hosts line or `ssh-ed25519 AAAA…`): when set, the server's key must match. */
   hostKey?: string;
+  /** Without a `hostKey`: the key recorded here is required, or the one offered is recorded (trust on first use). */
+  knownHosts?: KnownHosts;
+  /** Called once when a host's key is recorded on first use. */
+  onFirstUse?: (key: HostKey) => void;
   readyTimeoutMs?: number;
 }
 
-/** The SSH target of a remote slave with the fleet's key (D8_SSH_PRIVATE_KEY / d8:sshPrivateKey wins over the key file). */
-export function sshTarget(slave: SlaveConfig, config: Pick<FleetConfig, 'sshPrivateKey' | 'sshKeyPath'>, readyTimeoutMs = 10000): SshTarget {
-  let key: string;
-  let keyDescription: string;
-  if (config.sshPrivateKey) {
-    key = config.sshPrivateKey;
-    keyDescription = '(from D8_SSH_PRIVATE_KEY / d8:sshPrivateKey)';
-  } else if (config.sshKeyPath) {
-    try {
-      key = fs.readFileSync(config.sshKeyPath, 'utf8');
-    } catch (err) {
-      throw new SlaveConnectError(`${slave.name}: cannot read the SSH key ${config.sshKeyPath} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): ` +
-        'point D8_SSH_KEY_PATH or d8:sshKeyPath at a readable private key', 'key');
-    }
-    keyDescription = config.sshKeyPath;
-  } else {
-    throw new SlaveConnectError(`${slave.name}: no SSH key configured: set D8_SSH_KEY_PATH, D8_SSH_PRIVATE_KEY or d8:sshKeyPath`, 'key');
+export interface SshTargetOptions {
+  readyTimeoutMs?: number;
+  /** D8_HOME (its known_hosts) comes from here; default process.env. */
+  env?: NodeJS.ProcessEnv;
+  onFirstUse?: (key: HostKey) => void;
+}
+
+/** The SSH target of a remote slave with the fleet's key; a missing or unusable key is a DeployConfigError. */
+export function sshTarget(slave: SlaveConfig, config: Pick<FleetConfig, 'stack' | 'sshPrivateKey' | 'sshKeyPath'>, opts: SshTargetOptions = {}): SshTarget {
+  let key: SshPrivateKey;
+  try {
+    key = loadSshPrivateKey(config);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new DeployConfigError(`${slave.name}: ${err.message}`);
+    throw err;
   }
   return {
-    name: slave.name, host: slave.host, port: slave.sshPort, user: slave.user, privateKey: key, keyDescription,
-    hostKey: slave.hostKey, readyTimeoutMs,
+    name: slave.name, host: slave.host, port: slave.sshPort, user: slave.user, privateKey: key.text, keyDescription: key.description,
+    hostKey: slave.hostKey, knownHosts: KnownHosts.forEnv(opts.env), onFirstUse: opts.onFirstUse, readyTimeoutMs: opts.readyTimeoutMs ?? 10000,
   };
 }
 
-/** What the server offered when it was not the configured host key. */
+/** What the server offered when it was not the expected host key. */
 export interface HostKeyMismatch {
   expected: HostKey;
   offered: Buffer;
+  /** `stack`: the stack's hostKey; a path: the known_hosts file that recorded it. */
+  source: 'stack' | { knownHosts: string };
 }
 
 /** Turns ssh2/node errors into one sentence that says what to check. */
@@ -104,10 +111,16 @@ export function explainConnectError(err: unknown, t: SshTarget, mismatch?: HostK
   const e = err as NodeJS.ErrnoException & { level?: string };
   const where = `${t.user}@${t.host}:${t.port}`;
   const msg = e?.message ?? String(err);
-  if (mismatch) {
+  if (mismatch?.source === 'stack') {
     return new SlaveConnectError(`${t.name}: the SSH host key of ${t.host}:${t.port} does not match the configured hostKey: ` +
       `expected ${mismatch.expected.type} ${mismatch.expected.fingerprint}, the host offered ${hostKeyFingerprint(mismatch.offered)} ` +
       '(the host was reinstalled, or this is not the host you think): check it, then update hostKey in the stack config', 'host-key');
+  }
+  if (mismatch) {
+    return new SlaveConnectError(`${t.name}: the SSH host key of ${t.host}:${t.port} CHANGED: recorded ${mismatch.expected.type} ${mismatch.expected.fingerprint} ` +
+      `(in ${mismatch.source.knownHosts}), the host now offers ${hostKeyFingerprint(mismatch.offered)}; nothing was sent to it. ` +
+      `If the host was reinstalled, compare that fingerprint with \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\` on its console, then run \`d8 trust ${t.name}\`; ` +
+      'otherwise someone may be impersonating it', 'host-key');
   }
   if (e?.code === 'ECONNREFUSED') {
     return new SlaveConnectError(`${t.name}: cannot reach ${t.host}:${t.port} over SSH: connection refused (is the host up, sshd running, and sshPort right?)`, 'refused');
@@ -147,9 +160,13 @@ export class SshShell implements SlaveShell {
   }
 
   static async connect(t: SshTarget): Promise<SshShell> {
-    const expected = t.hostKey === undefined ? undefined : configuredHostKey(t);
+    const pinned = t.hostKey === undefined ? undefined : configuredHostKey(t);
+    const recorded = pinned || !t.knownHosts ? null : t.knownHosts.lookup(t.host, t.port);
+    const expected = pinned ?? recorded?.key;
+    const source: HostKeyMismatch['source'] = pinned ? 'stack' : { knownHosts: t.knownHosts?.file ?? '' };
     const ssh = new NodeSSH();
     let mismatch: HostKeyMismatch | undefined;
+    let offered: Buffer | undefined;
     try {
       await ssh.connect({
         host: t.host,
@@ -159,17 +176,25 @@ export class SshShell implements SlaveShell {
         readyTimeout: t.readyTimeoutMs ?? 10000,
         keepaliveInterval: 15000,
         tryKeyboard: false,
-        hostVerifier: expected
-          ? (key: Buffer): boolean => {
-            const ok = key.equals(expected.blob);
-            mismatch = ok ? undefined : { expected, offered: key };
-            return ok;
-          }
-          : undefined,
+        // Only the expected key's type is negotiated, so a host with several keys offers that one.
+        ...(expected ? { algorithms: { serverHostKey: hostKeyAlgorithms(expected.type) } } : {}),
+        hostVerifier: (key: Buffer): boolean => {
+          offered = key;
+          if (!expected) return true;
+          const ok = key.equals(expected.blob);
+          mismatch = ok ? undefined : { expected, offered: key, source };
+          return ok;
+        },
       });
     } catch (err) {
       ssh.dispose();
       throw explainConnectError(err, t, mismatch);
+    }
+    // First use: recorded once the login worked (a host that refuses our key is not remembered).
+    if (!expected && t.knownHosts && offered) {
+      const key = offeredHostKey(offered);
+      t.knownHosts.recordFirstUse(t.host, t.port, key, t.name);
+      t.onFirstUse?.(key);
     }
     return new SshShell(ssh, t);
   }
@@ -190,13 +215,22 @@ export class SshShell implements SlaveShell {
   }
 }
 
+/**
+ * The environment of a `host: local` install: the master's, without its own settings and secrets
+ * (D8_*, TELEGRAM_*). The agent it starts would inherit them, and D8_AGENT_TOKEN (the fleet token)
+ * would win over the slave's own token file.
+ */
+export function localShellEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('D8_') && !k.startsWith('TELEGRAM_')));
+}
+
 /** `host: local`: the same commands through `sh -c` as the current user, in its home. */
 export class LocalShell implements SlaveShell {
   readonly where = 'local';
 
   exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     return new Promise((resolve, reject) => {
-      const child = spawn('sh', ['-c', command], { cwd: os.homedir(), stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = spawn('sh', ['-c', command], { cwd: os.homedir(), env: localShellEnv(process.env), stdio: ['pipe', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       const onErr = lineSplitter(opts.onStderrLine);

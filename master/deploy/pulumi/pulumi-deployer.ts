@@ -17,6 +17,10 @@ import { installTimeoutSeconds } from '../../../infra/fleet';
 import { deployUnit, slaveUrns } from '../../../infra/urns';
 import { DeployConfigError, SlaveConnectError, deployErrorKind } from '../direct/errors';
 import { sshPreflight } from '../ssh-preflight';
+import { firstUseMessage } from '../host-trust';
+import { slaveTokens } from '../../agent-tokens';
+import { KnownHosts } from '../../../core/known-hosts';
+import { expectedHostKey } from '../../../infra/ssh-connection';
 import { openStack } from './open-stack';
 import { backoffDelay, type BackoffOptions } from '../../backoff';
 import { AgentClient } from '../../agent-client';
@@ -82,7 +86,15 @@ export class PulumiDeployer implements Deployer {
     try {
       const swarm = this.opts.config.swarm !== undefined;
       // Swarm mode: nothing is installed over SSH on the slave; the manager is reached by the program.
-      if (!slave.local && !swarm) await sshPreflight(slave, this.opts.config);
+      if (!slave.local && !swarm) {
+        await sshPreflight(slave, this.opts.config, {
+          onFirstUse: (key) => {
+            const message = firstUseMessage(slave, key);
+            lines.push(`${message}\n`);
+            log.warn({ fingerprint: key.fingerprint }, message);
+          },
+        });
+      }
       const stack = await openStack(this.opts.stack, this.opts.repoDir);
       upOpts = swarm
         ? upOptionsFor(deployUnit(this.opts.stack, slave.name, { swarm, local: slave.local }))
@@ -110,6 +122,12 @@ export class PulumiDeployer implements Deployer {
           }
           const install = installResultFromOutputs(r.outputs as Record<string, { value: unknown }>, slave.name);
           status = changed ? 'deployed' : 'up_to_date';
+          // The program gave the install the slave's own token (infra/fleet.ts): now on the agent.
+          if (changed && install?.ok) {
+            const tokens = slaveTokens(this.opts.config);
+            const current = tokens.read(slave.name)?.current;
+            if (current) tokens.markInstalled(slave.name, current);
+          }
           strategy = install?.strategy ?? strategyFromOutputs(r.outputs as Record<string, { value: unknown }>, slave.name);
           if (changed && install) attempts = install.attempts;
           break;
@@ -167,9 +185,18 @@ export class PulumiDeployer implements Deployer {
    * the triggers (deployed), the same one changes nothing (up to date).
    */
   private async plan(stack: Stack, slave: SlaveConfig, opts: DeployOptions): Promise<TargetedUpOptions> {
-    const deployment = (await stack.exportStack()).deployment as { resources?: Array<{ urn: string }> } | undefined;
+    const deployment = (await stack.exportStack()).deployment as { resources?: Array<{ urn: string; outputs?: Record<string, unknown> }> } | undefined;
     const existing = new Set((deployment?.resources ?? []).map((r) => r.urn));
     let replace = true;
+    const urns = slaveUrns(this.opts.stack, slave.name, { local: slave.local });
+    const stateKey = deployment?.resources?.find((r) => r.urn === urns.component)?.outputs?.hostKey;
+    const key = slave.local ? undefined : expectedHostKey(this.opts.stack, slave, this.opts.config.slaves.indexOf(slave), KnownHosts.forEnv());
+    if (typeof stateKey === 'string' && key && stateKey !== key) {
+      // A replace would delete with the state's connection, which the host's new key refuses: an
+      // in-place update carries the trusted key into the state (and runs install.sh again).
+      this.opts.logger.info({ slave: slave.name }, `${slave.name}: the stack's state holds the host key trusted before; updating its resources in place with the new one`);
+      return targetedUpOptions(this.opts.stack, slave, undefined, { existing, replace: false });
+    }
     if (!opts.force) {
       const outputs = await stack.outputs();
       const recorded = outputs.commit?.value;

@@ -85,6 +85,22 @@ export class Fleet {
     return this.commits;
   }
 
+  /**
+   * The repository as a copy of this checkout's core/ and agent/ (the real bundle builds from it),
+   * committed once; returns its HEAD. For daemons with the real direct deployer on `host: local`.
+   */
+  initCheckoutRepo(slaves: SlaveSpec[], extra: Record<string, unknown> = {}): string {
+    for (const d of ['core', 'agent']) fs.cpSync(path.join(REPO_ROOT, d), path.join(this.repo, d), { recursive: true });
+    fs.copyFileSync(path.join(REPO_ROOT, 'package.json'), path.join(this.repo, 'package.json'));
+    fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(this.repo, 'node_modules'));
+    fs.writeFileSync(path.join(this.repo, '.gitignore'), 'version_info.json\nnode_modules\nbuild/\n');
+    this.writeStack(slaves, extra);
+    git(this.repo, 'init', '-q', '-b', 'main');
+    git(this.repo, 'add', '.');
+    git(this.repo, 'commit', '-q', '-m', 'fleet');
+    return git(this.repo, 'rev-parse', 'HEAD');
+  }
+
   /** A new commit on main (the master's HEAD moves). */
   commitOnMain(file = 'd.txt'): string {
     fs.writeFileSync(path.join(this.repo, file), `${Date.now()}\n`);
@@ -198,4 +214,27 @@ export function markedPids(mark: string): number[] {
     } catch { /* gone or not ours */ }
   }
   return out;
+}
+
+/** Pids whose command line or environment mentions `dir` (the agents install.sh started under that HOME). */
+export function pidsUnder(dir: string): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      const env = fs.readFileSync(`/proc/${d}/environ`, 'utf8');
+      if ((cmd.includes(dir) || env.includes(`HOME=${dir}`)) && cmd.includes('agent')) out.push(Number(d));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/** Stops the agents install.sh started under `dir` (TERM, then KILL after 5 s). */
+export async function stopAgentsUnder(dir: string): Promise<void> {
+  const pids = pidsUnder(dir);
+  for (const p of pids) try { process.kill(p, 'SIGTERM'); } catch { /* gone */ }
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline && pids.some(alive)) await sleep(50);
+  for (const p of pids) if (alive(p)) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
 }
