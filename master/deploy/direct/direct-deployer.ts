@@ -5,6 +5,7 @@
  *   probe        → what the host is and which strategy can work (master/deploy/probe), in the build log;
  *                  a host where none can is refused before anything is written to it
  *   upload       → the bundle into ~/.d8-agent/bundles/<hash16> (skipped when already there)
+ *   image        → the docker strategy's base image: present, pulled, or shipped from the master (base-image.ts)
  *   runtime      → a host without a usable node gets the pinned Node.js runtime (master/runtime)
  *   install      → install.sh with the token on stdin; its progress lines are streamed as progress
  *   verify       → the master itself reaches GET /api/health and sees the bundle's commit
@@ -33,8 +34,9 @@ import { runtimeSource } from '../../../core/node-runtime';
 import type { ProbeReport } from '../../../core/host-probe';
 import { RuntimeCache } from '../../../core/runtime-cache';
 import { provideRuntime } from './runtime-step';
+import { baseImageStep } from '../base-image';
 
-export type DeployPhase = 'bundle' | 'check' | 'connect' | 'probe' | 'upload' | 'runtime' | 'install' | 'verify' | 'done';
+export type DeployPhase = 'bundle' | 'check' | 'connect' | 'probe' | 'upload' | 'image' | 'runtime' | 'install' | 'verify' | 'done';
 
 export interface DeployProgress {
   slave: string;
@@ -241,6 +243,11 @@ export class DirectDeployer implements Deployer {
         throw err;
       }
       const { dir, probe: host } = await this.stage(slave, shell, b, log);
+      await baseImageStep({
+        slave, config: c, shell, verdict: host.verdict, env: this.env,
+        record: (st) => log.record({ command: st.command, success: st.code === 0, stdout: st.stdout, stderr: st.stderr, exit_code: st.code }),
+        progress: (m) => this.progress(slave.name, 'image', m),
+      });
       // Without the runtime, install.sh still runs: docker may win, and venv/native fail with their own reason.
       let runtimeError: string | null = null;
       const nodePath = await provideRuntime({
