@@ -448,7 +448,7 @@ install_docker() {
   if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
     echo "base image $BASE_IMAGE is not on this host; trying to pull it"
     docker pull "$BASE_IMAGE" || {
-      echo "docker: base image $BASE_IMAGE is not on this host and cannot be pulled here: load it (on a machine that has it: docker save $BASE_IMAGE | ssh THIS-HOST docker load), or set d8:baseImage to an image with node >= 18 that this host has"
+      echo "docker: base image $BASE_IMAGE is not on this host and cannot be pulled here: d8 up ships it from the master when the master has it (its docker engine, or ~/.d8/images/); or load it yourself (docker save $BASE_IMAGE | ssh THIS-HOST docker load), or set d8:baseImage to an image with node >= 18 that this host has"
       return 127
     }
   fi
