@@ -92,3 +92,13 @@ export const ProbeReportSchema = z.object({
   verdict: HostVerdictSchema,
 });
 export type ProbeReport = z.infer<typeof ProbeReportSchema>;
+
+/**
+ * From the master's pulumi deployer to the Pulumi program, for one `pulumi up`: the slaves its probe
+ * found without a usable node, and the runtime arch each needs (`{"vps":"arm64"}`). An environment
+ * variable, not stack config: it is a fact about the host at deploy time, not desired state, so it
+ * must neither be written into the user's Pulumi.<stack>.yaml nor outlive the run.
+ */
+export const PROBED_RUNTIMES_ENV = 'D8_PROBED_RUNTIMES';
+export const ProbedRuntimesSchema = z.record(z.string(), RuntimeArchSchema);
+export type ProbedRuntimes = z.infer<typeof ProbedRuntimesSchema>;

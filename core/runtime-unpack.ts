@@ -14,7 +14,7 @@ export const UNPACK_RUNTIME_SCRIPT = String.raw`
 set -u
 f=$1 want=$2 name=$3 root=$4 version=$5
 tmp=$root/.incoming/$name.$$
-fail() { rm -rf "$tmp" "$f"; printf '%s\n' "$2" >&2; exit "$1"; }
+fail() { rm -rf "$tmp" "$tmp.err" "$f"; printf '%s\n' "$2" >&2; exit "$1"; }
 pick() { for t in sha256sum shasum openssl python3; do command -v "$t" >/dev/null 2>&1 && { tool=$t; return 0; }; done; tool=; }
 sum() {
   case "$tool" in
@@ -29,7 +29,9 @@ mismatch() { fail 3 "checksum mismatch for $f on $(uname -n): expected sha256 $w
 pick
 got=$(sum "$f") || got=
 [ -z "$got" ] || [ "$got" = "$want" ] || mismatch "$got"
-mkdir -p "$tmp" && tar -xzf "$f" -C "$tmp" 2>"$tmp.err" || fail 4 "cannot unpack $f: $(tail -n 2 "$tmp.err" 2>/dev/null) (disk full? tar and gzip installed?)"
+if [ -z "$tool" ]; then why="the copy is most likely corrupted: this host has no sha256 tool (sha256sum, shasum, openssl or python3) to check it before unpacking; nothing was installed, deploy again"
+else why="disk full? tar and gzip installed?"; fi
+mkdir -p "$tmp" && tar -xzf "$f" -C "$tmp" 2>"$tmp.err" || fail 4 "cannot unpack $f: $(tail -n 2 "$tmp.err" 2>/dev/null | tr '\n' ' ')($why)"
 rm -f "$tmp.err"
 [ -f "$tmp/$name/bin/node" ] || fail 4 "$f has no $name/bin/node: not an official Node.js tarball"
 if [ -z "$got" ]; then

@@ -38,7 +38,7 @@ export const SlaveConfigSchema = z.object({
   autoUpdate: AutoUpdatePolicySchema.optional(),
   /** A known_hosts-style public host key; when set, the SSH connection checks it. */
   hostKey: z.string().min(1).optional(),
-  /** For `pulumi up`: ship the Node.js runtime for this arch with the bundle (a host without node). */
+  /** A raw `pulumi up`: ship the Node.js runtime for this arch with the bundle (`d8 up` probes the host instead). */
   arch: RuntimeArchSchema.optional(),
 }).strict();
 export type SlaveConfigInput = z.input<typeof SlaveConfigSchema>;

@@ -7,6 +7,9 @@
 import type { Strategy } from '../../core/protocol';
 import { shQuote as q } from '../../core/shell-quote';
 
+/** install.sh's --base-image when the stack sets no d8:baseImage (the official multi-arch Node image). */
+export const DEFAULT_BASE_IMAGE = 'node:22-bookworm-slim';
+
 /** Bundles live under the slave user's home, one directory per bundle hash. */
 export const REMOTE_BUNDLE_ROOT = '.d8-agent/bundles';
 

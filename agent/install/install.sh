@@ -448,7 +448,7 @@ install_docker() {
   if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
     echo "base image $BASE_IMAGE is not on this host; trying to pull it"
     docker pull "$BASE_IMAGE" || {
-      echo "docker: base image $BASE_IMAGE is not on this host and cannot be pulled here: load it (on a machine that has it: docker save $BASE_IMAGE | ssh THIS-HOST docker load), or set d8:baseImage to an image with node >= 18 that this host has"
+      echo "docker: base image $BASE_IMAGE is not on this host and cannot be pulled here: d8 up ships it from the master when the master has it (its docker engine, or ~/.d8/images/); or load it yourself (docker save $BASE_IMAGE | ssh THIS-HOST docker load), or set d8:baseImage to an image with node >= 18 that this host has"
       return 127
     }
   fi
@@ -519,6 +519,29 @@ install_native() {
   launch_agent native "$PY"
 }
 
+# --- runtime cleanup -----------------------------------------------------------------------------
+# Once the agent runs on a shipped runtime (--node under $STATE_DIR/runtime), the other runtime
+# versions there go, unless a running process uses one or another agent's runner or unit names it.
+prune_runtimes() {
+  rt_root=$(cd "$STATE_DIR/runtime" 2>/dev/null && pwd) || return 0
+  cur=$(cd "$(dirname "$NODE_ARG")/.." 2>/dev/null && pwd) || return 0
+  [ "$(dirname "$cur")" = "$rt_root" ] || return 0
+  for d in "$rt_root"/node-v*; do
+    [ -d "$d" ] && [ "$d" != "$cur" ] || continue
+    # grep's own argv names $d too: keep only pids still alive after it exited.
+    users=
+    for f in $(grep -lF "$d/" /proc/[0-9]*/cmdline 2>/dev/null); do
+      pid=${f#/proc/}; pid=${pid%/cmdline}
+      [ -d "/proc/$pid" ] && users="$users $pid"
+    done
+    if [ -n "$users" ]; then progress "runtime: keeping $(basename "$d"): running process(es)$users use it"; continue; fi
+    refs=$(grep -lF "$d/" "$STATE_DIR"/agent-*/run.sh "$HOME"/.config/systemd/user/d8-agent-*.service /etc/systemd/system/d8-agent-*.service 2>/dev/null | tr '\n' ' ')
+    if [ -n "$refs" ]; then progress "runtime: keeping $(basename "$d"): named by ${refs% }"; continue; fi
+    rm -rf "$d" && progress "runtime: removed $(basename "$d") (the agent runs on $(basename "$cur"))"
+  done
+  return 0
+}
+
 stop_everything() {
   stop_container
   stop_system_unit
@@ -562,6 +585,7 @@ for s in $(printf '%s' "$STRATEGIES" | tr ',' ' '); do
       for d in "$STATE_DIR"/bundles/*; do
         [ -d "$d" ] && [ "$(cd "$d" && pwd)" != "$BUNDLE_DIR" ] && rm -rf "$d"
       done
+      [ -n "$NODE_ARG" ] && prune_runtimes
       # A replace keeps images for the next install (uninstall.sh --stop-only): older agent images go
       # here, once this one runs (images another port's container uses are refused by docker and stay).
       if [ "$s" = docker ]; then

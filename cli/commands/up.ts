@@ -96,25 +96,17 @@ Examples:
       say(`d8 up: stack ${o.stack}, ${slaves.length} slave(s), engine ${engine} (${why})`);
 
       let deployer: Deployer;
+      const width = Math.max(...slaves.map((s) => s.name.length));
+      // Both deployers probe every host first and say what they found, then the base image's path.
+      const onProgress = (p: DeployProgress): void => say(`[${p.slave.padEnd(width)}] ${p.phase.padEnd(9)} ${p.message}`);
       if (engine === 'direct') {
-        const width = Math.max(...slaves.map((s) => s.name.length));
-        deployer = new DirectDeployer({
-          config, repoDir: repoRoot(), logger, healthTimeoutSeconds: healthTimeout,
-          onProgress: (p: DeployProgress) => say(`[${p.slave.padEnd(width)}] ${p.phase.padEnd(9)} ${p.message}`),
-        });
+        deployer = new DirectDeployer({ config, repoDir: repoRoot(), logger, healthTimeoutSeconds: healthTimeout, onProgress });
         await (deployer as DirectDeployer).bundle();
       } else {
-        deployer = await createDeployer(engine, { config, repoDir: dir, logger });
+        deployer = await createDeployer(engine, { config, repoDir: dir, logger, onProgress });
       }
 
-      // The direct deployer probes every host itself; for pulumi, the same read-only probe first.
-      // (Swarm mode installs nothing on the hosts: no probe.)
-      const prober = engine === 'direct' || config.swarm ? null : new DirectDeployer({ config, onProgress: (p: DeployProgress) => say(`[${p.slave}] ${p.message}`) });
       const results = await mapBounded(slaves, concurrency, async (s) => {
-        if (prober) {
-          const line = await prober.probe(s).then((r) => r.verdict.summary, (err: Error) => `cannot probe: ${err.message}`);
-          say(`[${s.name}] probe ${line}`);
-        }
         if (engine !== 'direct') say(`[${s.name}] deploying with ${engine}…`);
         const r = await deployer.deploy(s, { force: !!o.force, reason: 'manual' });
         if (engine !== 'direct') say(`[${s.name}] ${r.ok ? `${r.status === 'up_to_date' ? 'up to date' : 'deployed'} (${r.strategy ?? '-'})` : `failed (${r.errorKind ?? 'engine'}): ${r.error ?? 'unknown error'}`}`);

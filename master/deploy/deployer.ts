@@ -5,6 +5,15 @@ import type { DeployEngine, DeployResult } from '../../core/deploy-result';
 
 export type { DeployEngine, DeployResult, DeployStatus, DeployErrorKind } from '../../core/deploy-result';
 
+export type DeployPhase = 'bundle' | 'check' | 'connect' | 'probe' | 'upload' | 'image' | 'runtime' | 'install' | 'verify' | 'done';
+
+/** One step of a deploy as it happens, whichever deployer runs it. */
+export interface DeployProgress {
+  slave: string;
+  phase: DeployPhase;
+  message: string;
+}
+
 export interface DeployOptions {
   /** Redeploy even when the slave already runs the bundle's commit. */
   force?: boolean;
@@ -22,4 +31,6 @@ export interface DeployerContext {
   config: FleetConfig;
   repoDir: string;
   logger: Logger;
+  /** A deploy's steps as they happen (probe verdict, base image, install progress), for `d8 up`. */
+  onProgress?: (p: DeployProgress) => void;
 }

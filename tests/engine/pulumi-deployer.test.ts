@@ -176,15 +176,27 @@ describeTier(engineHostsTier, `d8 up --engine pulumi from a fresh backend (${com
     stackFile([slaveEntry('a', a), slaveEntry('b', b)]);
   });
 
-  it('an install where every strategy fails is kind install_failed, with the installer\'s attempts and its exit status', async () => {
-    // The venv2 user may not use docker: install.sh's docker strategy fails at once.
+  it('a host where no configured strategy can work is refused by the probe before the engine runs: kind unsupported', async () => {
+    // The venv2 user may not use docker: the probe says so, nothing is written to the host.
     const c = { host: b.host, port: await freePort() };
     stackFile([slaveEntry('a', a), slaveEntry('b', b), { ...slaveEntry('c', c), strategies: ['docker'] }]);
     const r = await up('--slave', 'c');
     const [res] = results(r);
+    expect(res).toMatchObject({ slave: 'c', status: 'failed', ok: false, errorKind: 'unsupported', strategy: null, attempts: [] });
+    expect(res.error).toMatch(/^c \(.*\): no strategy can work on this host, nothing was installed: docker: docker is not usable by /);
+    expect(r.code).toBe(DEPLOY_EXIT_CODES.unsupported);
+    stackFile([slaveEntry('a', a), slaveEntry('b', b)]);
+  });
+
+  it('an install where every strategy fails is kind install_failed, with the installer\'s attempts and its exit status', async () => {
+    // On a's host, b's agent already answers on b's port (it listens on every address): install.sh refuses the port.
+    const c = { host: a.host, port: b.port };
+    stackFile([slaveEntry('a', a), slaveEntry('b', b), slaveEntry('c', c)]);
+    const r = await up('--slave', 'c');
+    const [res] = results(r);
     expect(res).toMatchObject({ slave: 'c', status: 'failed', ok: false, errorKind: 'install_failed', strategy: null });
     expect(res.attempts.length).toBeGreaterThan(0);
-    expect(res.attempts.every((t) => t.strategy === 'docker' && !t.ok)).toBe(true);
+    expect(res.attempts.every((t) => t.strategy === 'venv' && !t.ok && /is already in use by a process this installer did not start/.test(t.stderr_tail))).toBe(true);
     expect(r.code).toBe(DEPLOY_EXIT_CODES.install_failed);
     stackFile([slaveEntry('a', a), slaveEntry('b', b)]);
   });

@@ -9,16 +9,14 @@
 import fs from 'fs';
 import path from 'path';
 import { DEPLOY_EXIT_CODES } from '../../cli/exit-codes';
-import { shQuote } from '../../core/shell-quote';
 import { ProbeReportSchema } from '../../core/host-probe';
 import { runD8 } from '../support/run-process';
 import { describeTier } from '../support/tier';
 import { freePort, randomToken, REPO } from '../system/support/hosts';
-import {
-  hostsTier, rootExec, startContainerHost, traces,
-} from './support/tier';
+import { hostsTier, startContainerHost } from './support/tier';
 import { HostsFixture } from './support/fixture';
-import { sleep } from './support/agent';
+import { expectUntouched } from './support/agent';
+import { installShims, MUSL_SHIMS } from './support/shims';
 
 jest.setTimeout(4 * 60 * 1000);
 
@@ -33,10 +31,7 @@ interface Case {
 const CASES: Case[] = [
   {
     what: 'musl (an Alpine-like userland)',
-    shims: {
-      getconf: 'case "$1" in GNU_LIBC_VERSION) echo "getconf: Unrecognized variable \'GNU_LIBC_VERSION\'" >&2; exit 1 ;; *) exec /usr/bin/getconf "$@" ;; esac',
-      ldd: 'echo "musl libc (x86_64)" >&2; echo "Version 1.2.4" >&2; echo "Dynamic Program Loader" >&2; exit 1',
-    },
+    shims: MUSL_SHIMS,
     found: /C library is musl \(ldd --version: musl libc \(x86_64\) Version 1\.2\.4/,
     fix: /install node from the distribution \(apk add nodejs\), or use the docker strategy/,
   },
@@ -56,10 +51,7 @@ describeTier(hostsTier, 'a host the runtime cannot run on is refused, nothing le
   it.concurrent.each(CASES)('$what: d8 probe says why, d8 up refuses with the unsupported status', async ({ shims, found, fix }) => {
     const { dir, key, server } = await fx.setup();
     const h = fx.track(await startContainerHost('fresh', { key, sshPort: await freePort(), agentPort: await freePort() }));
-    for (const [cmd, body] of Object.entries(shims)) {
-      const w = rootExec(h, `printf '%s\\n' '#!/bin/sh' ${shQuote(body)} >/usr/local/bin/${cmd} && chmod 755 /usr/local/bin/${cmd}`);
-      expect(w.code).toBe(0);
-    }
+    installShims(h, shims);
     const name = `odd-${h.agentPort}`;
     const stackDir = path.join(dir, name);
     fs.mkdirSync(stackDir);
@@ -90,15 +82,6 @@ describeTier(hostsTier, 'a host the runtime cannot run on is refused, nothing le
     expect(out).not.toContain(token);
 
     expect(server.requests).toEqual([]);
-    expect(rootExec(h, 'test -e /home/d8/.d8-agent && echo left || echo clean').out.trim()).toBe('clean');
-    // The SSH sessions' processes end after the CLI exits; logind stops the user's manager ~10 s later.
-    let procs = '';
-    for (let i = 0; i < 60; i++) {
-      procs = rootExec(h, 'ps -u d8 -o pid=,args= || true').out.trim();
-      if (!procs) break;
-      await sleep(500);
-    }
-    expect(procs).toBe('');
-    expect(traces(h)).toEqual({ units: [], cronLines: [], processes: [], linger: [] });
+    await expectUntouched(h);
   });
 });

@@ -3,7 +3,9 @@
  * machines; the master's runtime cache against a loopback Node.js mirror made from this machine's
  * node; the host-side push (the real unpack script through the local shell) with a corrupted copy.
  */
-import { spawnSync } from 'child_process';
+import { execSync, spawnSync } from 'child_process';
+import crypto from 'crypto';
+import { shQuote } from '../../core/shell-quote';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
@@ -201,5 +203,73 @@ describe('d8 probe on this machine (the dev stack\'s host: local)', () => {
     const missing = await d8(['probe', 'nope'], env);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/stack dev has no slave named "nope" \(it has: local\)/);
+  });
+});
+
+describe('host side without any sha256 tool (no sha256sum, shasum, openssl or python3 on PATH)', () => {
+  let mirror: NodeMirrorDir;
+  let work: string;
+  let bin: string;
+  beforeAll(() => {
+    mirror = nodeMirrorDir();
+    work = tmp('d8-runtime-nosum-');
+    // The host's PATH: the tools the push and the unpack script use, and none that hashes.
+    bin = path.join(work, 'bin');
+    fs.mkdirSync(bin);
+    for (const t of ['sh', 'mkdir', 'chmod', 'rm', 'cat', 'tar', 'gzip', 'cut', 'sed', 'tail', 'head', 'tr', 'mv', 'uname', 'dirname', 'ls']) {
+      const real = spawnSync('sh', ['-c', `command -v ${t}`], { encoding: 'utf8' }).stdout.trim();
+      fs.symlinkSync(real, path.join(bin, t));
+    }
+  });
+  afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+  /** The local shell with the host's PATH restricted: the push's and the unpack script's own commands run under it. */
+  const bareShell = (): LocalShell => {
+    const inner = new LocalShell();
+    const shell = Object.create(inner) as LocalShell;
+    shell.exec = (cmd, o) => inner.exec(`PATH=${bin}; export PATH; ${cmd}`, o);
+    return shell;
+  };
+  const cached = (file: string, sha256: string) => ({ file, sha256, version: mirror.version, arch: 'x64' as const, bytes: fs.statSync(file).size, fetched: false });
+
+  it('the PATH really has no hashing tool', () => {
+    const r = spawnSync('sh', ['-c', 'for t in sha256sum shasum openssl python3; do command -v $t; done; true'], { encoding: 'utf8', env: { PATH: bin } });
+    expect(r.stdout.trim()).toBe('');
+  });
+
+  it('a good copy: the runtime checks its own tarball before anything uses it, and says so', async () => {
+    const home = path.join(work, 'good');
+    fs.mkdirSync(home);
+    const steps: string[] = [];
+    const r = await ensureRemoteRuntime({ shell: bareShell(), home, runtime: cached(mirror.tarball, mirror.sha256), record: (s) => steps.push(`${s.stdout}${s.stderr}`) });
+    expect(r.pushed).toBe(true);
+    expect(spawnSync(r.nodePath, ['--version'], { encoding: 'utf8' }).stdout.trim()).toBe(mirror.version);
+    expect(steps.join('\n')).toContain(`installed node-${mirror.version}-linux-x64 (${mirror.version}), sha256 ${mirror.sha256} checked with node-${mirror.version}-linux-x64/bin/node`);
+  });
+
+  it('a valid tarball that is not the published one (another sha256): refused by that self-check, nothing installed', async () => {
+    const home = path.join(work, 'other');
+    fs.mkdirSync(home);
+    // Same content, recompressed: it unpacks and runs, but its sha256 is not SHASUMS256.txt's.
+    const other = path.join(work, 'other.tar.gz');
+    execSync(`gzip -dc ${shQuote(mirror.tarball)} | gzip -9 >${shQuote(other)}`);
+    expect(crypto.createHash('sha256').update(fs.readFileSync(other)).digest('hex')).not.toBe(mirror.sha256);
+    const err = await ensureRemoteRuntime({ shell: bareShell(), home, runtime: cached(other, mirror.sha256) }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RuntimeChecksumError);
+    expect((err as Error).message).toMatch(new RegExp(`checksum mismatch .*expected sha256 ${mirror.sha256} \\(SHASUMS256.txt\\), got [0-9a-f]{64} \\(node-${mirror.version}-linux-x64/bin/node\\)`));
+    expect(fs.readdirSync(path.join(home, '.d8-agent', 'runtime'))).toEqual(['.incoming']);
+    expect(fs.readdirSync(path.join(home, '.d8-agent', 'runtime', '.incoming'))).toEqual([]);
+  });
+
+  it('a corrupted copy: it cannot be unpacked, and the error says why and that nothing was installed', async () => {
+    const home = path.join(work, 'bad');
+    fs.mkdirSync(home);
+    const bad = path.join(work, 'bad.tar.gz');
+    fs.copyFileSync(mirror.tarball, bad);
+    flipByte(bad, Math.floor(mirror.bytes / 3));
+    const err = await ensureRemoteRuntime({ shell: bareShell(), home, runtime: cached(bad, mirror.sha256) }).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/cannot unpack .*\(the copy is most likely corrupted: this host has no sha256 tool \(sha256sum, shasum, openssl or python3\) to check it before unpacking; nothing was installed, deploy again\)$/);
+    expect(fs.readdirSync(path.join(home, '.d8-agent', 'runtime'))).toEqual(['.incoming']);
+    expect(fs.readdirSync(path.join(home, '.d8-agent', 'runtime', '.incoming'))).toEqual([]);
   });
 });

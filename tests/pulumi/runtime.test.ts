@@ -105,3 +105,26 @@ it('an arch the mirror has no build for stops the program with the reason', asyn
   await expect(runtimesMod.fleetRuntimes(config, { D8_HOME: path.join(root, 'home2') }, () => undefined))
     .rejects.toThrow(/lists no node-v[\d.]+-linux-armv7l\.tar\.gz/);
 });
+
+describe('no arch in the config: what the master\'s probe found (D8_PROBED_RUNTIMES)', () => {
+  const config = () => resolve('prod', { ...threeSlaves(), nodeDistUrl: server.url, nodeVersion: mirror.version });
+  const home = () => path.join(root, 'home');
+
+  it('ships the runtime to the probed slave only, saying why', async () => {
+    const notes: string[] = [];
+    const runtimes = await runtimesMod.fleetRuntimes(config(), { D8_HOME: home(), D8_PROBED_RUNTIMES: '{"pc":"x64"}' }, (m) => notes.push(m));
+    expect(Object.keys(runtimes)).toEqual(['pc']);
+    expect(runtimes.pc).toMatchObject({ arch: 'x64', version: mirror.version, sha256: mirror.sha256 });
+    expect(notes.join('\n')).toMatch(/pc: shipping node .* \(the master's probe found no usable node; /);
+  });
+
+  it('a raw pulumi up (no probe, no arch) ships nothing, as before; an empty value is the same', async () => {
+    expect(await runtimesMod.fleetRuntimes(config(), { D8_HOME: home() }, () => undefined)).toEqual({});
+    expect(await runtimesMod.fleetRuntimes(config(), { D8_HOME: home(), D8_PROBED_RUNTIMES: '' }, () => undefined)).toEqual({});
+  });
+
+  it.each(['x64', '{"pc":"sparc"}', '["pc"]'])('a malformed value (%s) is a config error naming the variable', async (v) => {
+    await expect(runtimesMod.fleetRuntimes(config(), { D8_HOME: home(), D8_PROBED_RUNTIMES: v }, () => undefined))
+      .rejects.toThrow(/D8_PROBED_RUNTIMES must be a JSON object of slave name to x64, arm64 or armv7l/);
+  });
+});

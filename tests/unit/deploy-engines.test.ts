@@ -49,6 +49,9 @@ describe('pulumi error kinds', () => {
     expect(pulumiErrorKind(new DeployError('no backend', 'config'), { installFailed: true, timedOut: true })).toBe('config');
     expect(pulumiErrorKind(new SlaveConnectError('x', 'host-key'), { installFailed: false, timedOut: false })).toBe('host_key');
     expect(pulumiErrorKind(new SlaveConnectError('x', 'refused'), { installFailed: false, timedOut: false })).toBe('connect');
+    // The probe before the engine: a refused host is `unsupported`, a probe that could not run is the install's failure.
+    expect(pulumiErrorKind(new HostUnsupportedError('x'), { installFailed: false, timedOut: false })).toBe('unsupported');
+    expect(pulumiErrorKind(new RemoteCommandError('x', null), { installFailed: false, timedOut: false })).toBe('install_failed');
     expect(pulumiErrorKind(new Error('CommandError'), { installFailed: true, timedOut: true })).toBe('install_failed');
     expect(pulumiErrorKind(new Error('CommandError'), { installFailed: false, timedOut: true })).toBe('timeout');
     expect(pulumiErrorKind(new Error('CommandError'), { installFailed: false, timedOut: false })).toBe('engine');

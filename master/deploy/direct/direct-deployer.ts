@@ -5,6 +5,7 @@
  *   probe        → what the host is and which strategy can work (master/deploy/probe), in the build log;
  *                  a host where none can is refused before anything is written to it
  *   upload       → the bundle into ~/.d8-agent/bundles/<hash16> (skipped when already there)
+ *   image        → the docker strategy's base image: present, pulled, or shipped from the master (base-image.ts)
  *   runtime      → a host without a usable node gets the pinned Node.js runtime (master/runtime)
  *   install      → install.sh with the token on stdin; its progress lines are streamed as progress
  *   verify       → the master itself reaches GET /api/health and sees the bundle's commit
@@ -23,26 +24,21 @@ import { requireAgentToken, type FleetConfig, type SlaveConfig } from '../../../
 import { gitHead } from '../../../core/version-info';
 import { shQuote as q } from '../../../core/shell-quote';
 import { BuildLog } from '../build-log';
-import type { Deployer, DeployOptions, DeployResult } from '../deployer';
+import type { Deployer, DeployOptions, DeployPhase, DeployProgress, DeployResult } from '../deployer';
 import type { DeployErrorKind, DeployStatus } from '../../../core/deploy-result';
 import { AgentClient, probeHealth, waitForHealth } from '../../agent-client';
 import { DeployConfigError, HostUnsupportedError, RemoteCommandError, deployErrorKind } from './errors';
 import { LocalShell, SshShell, sshTarget, type SlaveShell } from './shell';
-import { probeHost, PROBE_COMMAND_LABEL, type ProbeRun } from '../probe';
+import { probeHost, PROBE_COMMAND_LABEL, unsupportedHost, type ProbeRun } from '../probe';
 import { runtimeSource } from '../../../core/node-runtime';
 import type { ProbeReport } from '../../../core/host-probe';
 import { RuntimeCache } from '../../../core/runtime-cache';
 import { provideRuntime } from './runtime-step';
 import { slaveTokens } from '../../agent-tokens';
 import { firstUseMessage } from '../host-trust';
+import { baseImageStep } from '../base-image';
 
-export type DeployPhase = 'bundle' | 'check' | 'connect' | 'probe' | 'upload' | 'runtime' | 'install' | 'verify' | 'done';
-
-export interface DeployProgress {
-  slave: string;
-  phase: DeployPhase;
-  message: string;
-}
+export type { DeployPhase, DeployProgress } from '../deployer';
 
 export interface DirectDeployerOptions {
   config: FleetConfig;
@@ -173,11 +169,8 @@ export class DirectDeployer implements Deployer {
   /** Probes and puts the bundle on the slave; returns the bundle's absolute dir there. */
   private async stage(slave: SlaveConfig, shell: SlaveShell, bundle: BundleInfo, log: BuildLog): Promise<{ dir: string; probe: ProbeRun }> {
     const probe = await this.probeOn(slave, shell, log);
-    const unusable = probe.verdict.strategies.filter((v) => !v.ok);
-    if (unusable.length === probe.verdict.strategies.length) {
-      throw new HostUnsupportedError(`${slave.name} (${shell.where}): no strategy can work on this host, nothing was installed: ` +
-        unusable.map((v) => `${v.strategy}: ${v.reason}`).join('; '));
-    }
+    const refused = unsupportedHost(slave.name, shell.where, probe.verdict);
+    if (refused) throw refused;
     const dir = `${probe.facts.home}/${remoteBundleDir(bundle.hash)}`;
     const have = await shell.exec(`cat ${q(`${dir}/${BUNDLE_HASH_FILE}`)} 2>/dev/null`, { timeoutMs: 30000 });
     if (have.stdout.trim() === bundle.hash) {
@@ -254,6 +247,11 @@ export class DirectDeployer implements Deployer {
         throw err;
       }
       const { dir, probe: host } = await this.stage(slave, shell, b, log);
+      await baseImageStep({
+        slave, config: c, shell, verdict: host.verdict, env: this.env,
+        record: (st) => log.record({ command: st.command, success: st.code === 0, stdout: st.stdout, stderr: st.stderr, exit_code: st.code }),
+        progress: (m) => this.progress(slave.name, 'image', m),
+      });
       // Without the runtime, install.sh still runs: docker may win, and venv/native fail with their own reason.
       let runtimeError: string | null = null;
       const nodePath = await provideRuntime({

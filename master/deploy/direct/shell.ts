@@ -7,6 +7,7 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { NodeSSH } from 'node-ssh';
+import type { Readable } from 'stream';
 import { ConfigError, type FleetConfig, type SlaveConfig } from '../../../core/stack-config';
 import { hostKeyFingerprint, HostKeyFormatError, parseHostKey, type HostKey } from '../../../core/host-key';
 import { KnownHosts } from '../../../core/known-hosts';
@@ -21,7 +22,8 @@ export interface ExecResult {
 }
 
 export interface ExecOptions {
-  stdin?: string;
+  /** Text, or a stream piped to the command's stdin (e.g. an image for `docker load`). */
+  stdin?: string | Readable;
   /** Called with each complete stderr line as it arrives (installer progress). */
   onStderrLine?: (line: string) => void;
   timeoutMs?: number;
@@ -247,7 +249,8 @@ export class LocalShell implements SlaveShell {
       // The installer detaches the agent with its fds redirected, so 'close' comes when sh exits.
       child.on('close', (code) => { clearTimeout(timer); resolve({ stdout, stderr, code }); });
       child.stdin.on('error', () => { /* the command may exit before reading stdin */ });
-      child.stdin.end(opts.stdin ?? '');
+      if (opts.stdin !== undefined && typeof opts.stdin !== 'string') opts.stdin.pipe(child.stdin);
+      else child.stdin.end(opts.stdin ?? '');
     });
   }
 

@@ -6,6 +6,7 @@ import type { HostFacts, HostVerdict } from '../../../core/host-probe';
 import type { RuntimeSource } from '../../../core/node-runtime';
 import type { Strategy } from '../../../core/protocol';
 import type { ExecResult, SlaveShell } from '../direct/shell';
+import { HostUnsupportedError } from '../direct/errors';
 import { judgeHost } from './judge';
 import { parseProbeOutput, ProbeOutputError } from './parse';
 import { PROBE_SCRIPT } from './script';
@@ -35,4 +36,11 @@ export async function probeHost(shell: SlaveShell, strategies: readonly Strategy
     throw new ProbeOutputError(`${err.message} (on ${shell.where}, exit ${raw.code}${tail ? `: ${tail}` : ''})`);
   }
   return { facts, verdict: judgeHost({ facts, strategies, runtime }), raw };
+}
+
+/** The refusal when no configured strategy can work on the host (both deployers, before writing anything). */
+export function unsupportedHost(slave: string, where: string, verdict: HostVerdict): HostUnsupportedError | null {
+  if (verdict.strategies.some((v) => v.ok)) return null;
+  return new HostUnsupportedError(`${slave} (${where}): no strategy can work on this host, nothing was installed: ` +
+    verdict.strategies.map((v) => `${v.strategy}: ${v.reason}`).join('; '));
 }

@@ -15,8 +15,11 @@ import { DeployError, type DeployErrorKind, type DeployStatus } from '../../../c
 import { InstallResultSchema, type InstallAttempt, type InstallResult } from '../../../core/install-result';
 import { installTimeoutSeconds } from '../../../infra/fleet';
 import { deployUnit, slaveUrns } from '../../../infra/urns';
-import { DeployConfigError, SlaveConnectError, deployErrorKind } from '../direct/errors';
-import { sshPreflight } from '../ssh-preflight';
+import {
+  DeployConfigError, DeployTimeoutError, HostUnsupportedError, RemoteCommandError, SlaveConnectError, deployErrorKind,
+} from '../direct/errors';
+import { PROBED_RUNTIMES_ENV, type ProbedRuntimes } from '../../../core/host-probe';
+import { prepareHost } from './host-prep';
 import { firstUseMessage } from '../host-trust';
 import { slaveTokens } from '../../agent-tokens';
 import { KnownHosts } from '../../../core/known-hosts';
@@ -24,7 +27,7 @@ import { expectedHostKey } from '../../../infra/ssh-connection';
 import { openStack } from './open-stack';
 import { backoffDelay, type BackoffOptions } from '../../backoff';
 import { AgentClient } from '../../agent-client';
-import type { Deployer, DeployOptions, DeployResult } from '../deployer';
+import type { Deployer, DeployOptions, DeployProgress, DeployResult } from '../deployer';
 import { targetedUpOptions, upOptionsFor, type TargetedUpOptions } from './up-options';
 import { settleSwarm, type SwarmSettleOptions } from './swarm-settle';
 import { serialize } from './stack-queue';
@@ -40,6 +43,10 @@ export interface PulumiDeployerOptions {
   lockBackoff?: BackoffOptions;
   /** Swarm mode: how to reach the manager's docker and how long to wait for convergence. */
   swarm?: SwarmSettleOptions;
+  /** The probe's verdict and the base image's path, as they happen (`d8 up` prints them). */
+  onProgress?: (p: DeployProgress) => void;
+  /** For D8_HOME (the image cache) and the master's docker CLI (default: process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export class PulumiDeployer implements Deployer {
@@ -83,19 +90,26 @@ export class PulumiDeployer implements Deployer {
     let strategy: DeployResult['strategy'] = null;
     let attempts: InstallAttempt[] = [];
     const installDiagnostics: string[] = [];
+    const buildLog = new BuildLog({ name: slave.name, host: slave.host }, 'pulumi', opts.reason, this.redactor);
     try {
       const swarm = this.opts.config.swarm !== undefined;
+      // Probe, base image, and which runtime the program ships; a refused host never reaches the engine.
       // Swarm mode: nothing is installed over SSH on the slave; the manager is reached by the program.
-      if (!slave.local && !swarm) {
-        await sshPreflight(slave, this.opts.config, {
-          onFirstUse: (key) => {
-            const message = firstUseMessage(slave, key);
-            lines.push(`${message}\n`);
-            log.warn({ fingerprint: key.fingerprint }, message);
-          },
-        });
-      }
+      const runtimes: ProbedRuntimes = swarm ? {} : await prepareHost({
+        slave, config: this.opts.config, env: this.opts.env, log: buildLog,
+        progress: (phase, message) => {
+          this.opts.onProgress?.({ slave: slave.name, phase, message });
+          log.info({ phase }, message);
+        },
+        onFirstUse: (key) => {
+          const message = firstUseMessage(slave, key);
+          lines.push(`${message}\n`);
+          log.warn({ fingerprint: key.fingerprint }, message);
+        },
+      });
       const stack = await openStack(this.opts.stack, this.opts.repoDir);
+      // Empty, not absent, when none: a value in this process's own environment must not leak into the program.
+      stack.workspace.envVars[PROBED_RUNTIMES_ENV] = Object.keys(runtimes).length ? JSON.stringify(runtimes) : '';
       upOpts = swarm
         ? upOptionsFor(deployUnit(this.opts.stack, slave.name, { swarm, local: slave.local }))
         : await this.plan(stack, slave, opts);
@@ -155,8 +169,8 @@ export class PulumiDeployer implements Deployer {
         attempts = failed.attempts;
         strategy = failed.strategy;
       }
-      error = err instanceof DeployError || err instanceof SlaveConnectError || err instanceof DeployConfigError
-        ? this.redactor.text(err.message)
+      error = err instanceof DeployError || isDirectError(err)
+        ? this.redactor.text((err as Error).message)
         : pulumiErrorSummary(this.redactor.text((err as Error).message ?? String(err)));
       errorKind = pulumiErrorKind(err, {
         installFailed: failed !== null && !failed.ok,
@@ -171,7 +185,7 @@ export class PulumiDeployer implements Deployer {
       commit = h.ok ? h.health.commit : null;
       if (!strategy && h.ok) strategy = h.health.install_strategy;
     }
-    const buildLogPath = this.writeBuildLog(slave, opts, { status, strategy, attempts, error, commit, lines, upOpts });
+    const buildLogPath = this.writeBuildLog(buildLog, { status, strategy, attempts, error, commit, lines, upOpts });
     return {
       slave: slave.name, engine: 'pulumi', status, ok: status !== 'failed', strategy, attempts, commit, buildLogPath,
       error, errorKind: status === 'failed' ? (errorKind ?? 'engine') : null, durationMs: Date.now() - started,
@@ -221,17 +235,16 @@ export class PulumiDeployer implements Deployer {
     return { stale: false, why: `backend ${url ?? 'unknown'}: the holder cannot be inspected` };
   }
 
-  private writeBuildLog(slave: SlaveConfig, opts: DeployOptions, r: {
+  private writeBuildLog(log: BuildLog, r: {
     status: DeployStatus; strategy: DeployResult['strategy']; attempts: InstallAttempt[]; error: string | null; commit: string | null;
     lines: string[]; upOpts: TargetedUpOptions | null;
   }): string | null {
     try {
-      const log = new BuildLog({ name: slave.name, host: slave.host }, 'pulumi', opts.reason, this.redactor);
       const ok = r.status !== 'failed';
       log.record({ command: `pulumi up --stack ${this.opts.stack} ${JSON.stringify(r.upOpts ?? {})}`, success: ok, stdout: r.lines.join(''), stderr: r.error ?? '', exit_code: ok ? 0 : 1 });
       return log.write(log.document({
         status: r.status === 'deployed' ? 'success' : r.status, strategy: r.strategy, error: r.error, commit: r.commit, bundleHash: null, attempts: r.attempts,
-      }));
+      }), this.opts.env);
     } catch (err) {
       this.opts.logger.warn({ err: (err as Error).message }, 'could not write the build log');
       return null;
@@ -283,10 +296,16 @@ export function installResultFromText(text: string): InstallResult | null {
   return null;
 }
 
+/** The typed failures of the steps before the engine (SSH, probe, config): their message is the error. */
+function isDirectError(err: unknown): boolean {
+  return err instanceof SlaveConnectError || err instanceof DeployConfigError || err instanceof HostUnsupportedError ||
+    err instanceof RemoteCommandError || err instanceof DeployTimeoutError;
+}
+
 /** The one place a pulumi deploy's failure becomes an error kind. */
 export function pulumiErrorKind(err: unknown, seen: { installFailed: boolean; timedOut: boolean }): DeployErrorKind {
   if (err instanceof DeployError) return err.kind;
-  if (err instanceof SlaveConnectError || err instanceof DeployConfigError) return deployErrorKind(err);
+  if (isDirectError(err)) return deployErrorKind(err);
   if (seen.installFailed) return 'install_failed';
   if (seen.timedOut) return 'timeout';
   return 'engine';

@@ -3,7 +3,7 @@ import { execFile } from 'child_process';
 import { promisify } from 'util';
 import type { HealthResponse } from '../../../core/protocol';
 import { probeHealth } from '../../../master/agent-client';
-import type { ContainerHost } from '../../../scripts/test-hosts/containers';
+import { rootExec, traces, type ContainerHost } from '../../../scripts/test-hosts/containers';
 
 const execFileP = promisify(execFile);
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -40,4 +40,20 @@ export async function uninstallOverSsh(h: ContainerHost, key: string): Promise<s
   const r = await sshRun(h, key, script);
   if (r.code !== 0) throw new Error(`uninstall on ${h.container} exited ${r.code}: ${r.stderr}`);
   return r.stderr;
+}
+
+/**
+ * A refused host is left as it was: no ~/.d8-agent, no unit, cron line or linger, and no process of
+ * the user once the SSH sessions are gone (logind stops the user's manager ~10 s after the last one).
+ */
+export async function expectUntouched(h: ContainerHost): Promise<void> {
+  expect(rootExec(h, 'test -e /home/d8/.d8-agent && echo left || echo clean').out.trim()).toBe('clean');
+  let procs = '';
+  for (let i = 0; i < 60; i++) {
+    procs = rootExec(h, 'ps -u d8 -o pid=,args= || true').out.trim();
+    if (!procs) break;
+    await sleep(500);
+  }
+  expect(procs).toBe('');
+  expect(traces(h)).toEqual({ units: [], cronLines: [], processes: [], linger: [] });
 }
