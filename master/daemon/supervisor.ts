@@ -58,12 +58,21 @@ export class Supervisor {
     const t = d.tuning;
     this.client = new AgentClient({ attempts: t.checkAttempts, attemptTimeoutMs: t.attemptTimeoutMs, deadlineMs: t.checkDeadlineMs, retryDelayMs: t.retryDelayMs });
     this.checks = new CheckRecorder({ stack: d.config.stack, store: d.store, client: this.client, logger: d.logger, tuning: t, repoDir: d.repoDir });
+    const deploys: ActionContext['deploys'] = {
+      engine: d.deploys.engine,
+      deploy: async (slave, opts) => {
+        const r = await d.deploys.deploy(slave, opts);
+        // A deploy that succeeded resets the slave's breaker: the failures it counted were the replaced agent's.
+        if (r.ok) this.breaker(slave.name).reset();
+        return r;
+      },
+    };
     this.ctx = {
-      config: d.config, stack: d.config.stack, store: d.store, deploys: d.deploys, client: this.client, log: d.logger, tuning: t,
+      config: d.config, stack: d.config.stack, store: d.store, deploys, client: this.client, log: d.logger, tuning: t,
       masterCommit: () => d.version.current.commit,
       sshKeyMissing: (s) => sshKeyMissing(d.config, s),
       // After a restart or deploy the slave has changed: an open breaker must not hide the result.
-      checkAndRecord: (s, m) => { this.breaker(s.name).reset(); return this.checkAndRecord(s, m); },
+      checkAndRecord: (s, m) => this.checks.checkAndRecord(s, m, { direct: true }),
       awaitAgent: (s, ms, accept) => this.awaitAgent(s, ms, accept),
     };
   }
