@@ -1,8 +1,11 @@
 /**
  * The master's own version: captured into version_info.json at start (core/version-info.ts), then
  * the repository's HEAD is re-read before every sweep so a `git pull` is noticed within one
- * interval without a restart.
+ * interval without a restart, and a watch on the repository's HEAD and branch refs notices it at
+ * once (the re-read stays as the fallback where a watch is not possible).
  */
+import { execFileSync } from 'child_process';
+import fs from 'fs';
 import path from 'path';
 import type { Logger } from '../core/logger';
 import { captureToFile, gitHead, readVersionInfo, shortCommit, VERSION_FILE_NAME, type VersionInfo } from '../core/version-info';
@@ -40,6 +43,53 @@ export class MasterVersion {
     }
     this.logger.info({ previous, commit: this.info.commit }, `master HEAD changed: ${shortCommit(previous)} -> ${shortCommit(this.info.commit)}`);
     return previous;
+  }
+
+  /**
+   * Calls `onMove` (debounced) when HEAD may have moved: HEAD, packed-refs or a branch ref was
+   * rewritten (git replaces them by rename, which inotify reports on the directory), and HEAD now
+   * names another commit than the one this master runs. Returns the function that stops watching.
+   */
+  watch(onMove: () => void, debounceMs = 100): () => void {
+    let dirs: { gitDir: string; commonDir: string };
+    try {
+      const out = execFileSync('git', ['rev-parse', '--absolute-git-dir', '--git-common-dir'], { cwd: this.repoDir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n');
+      dirs = { gitDir: out[0], commonDir: path.resolve(this.repoDir, out[1]) };
+    } catch {
+      return () => undefined; // not a checkout: nothing moves
+    }
+    const watchers: fs.FSWatcher[] = [];
+    let timer: NodeJS.Timeout | null = null;
+    const fire = (): void => {
+      timer = null;
+      let head: string;
+      try {
+        head = gitHead(this.repoDir);
+      } catch {
+        return;
+      }
+      if (head !== this.info.commit) onMove();
+    };
+    const poke = (): void => {
+      if (!timer) timer = setTimeout(fire, debounceMs);
+    };
+    const add = (dir: string, recursive: boolean, relevant: (name: string) => boolean): void => {
+      try {
+        const w = fs.watch(dir, { recursive, persistent: false }, (_e, name) => { if (name === null || relevant(String(name))) poke(); });
+        w.on('error', (err) => this.logger.warn({ dir, err: err.message }, 'stopped watching the repository; HEAD is still re-read before every sweep'));
+        watchers.push(w);
+      } catch (err) {
+        this.logger.warn({ dir, err: (err as Error).message }, 'cannot watch the repository for HEAD changes; HEAD is re-read before every sweep instead');
+      }
+    };
+    const top = (name: string): boolean => name === 'HEAD' || name === 'packed-refs';
+    add(dirs.gitDir, false, top);
+    if (dirs.commonDir !== dirs.gitDir) add(dirs.commonDir, false, top);
+    add(path.join(dirs.commonDir, 'refs', 'heads'), true, (name) => !name.endsWith('.lock'));
+    return () => {
+      if (timer) clearTimeout(timer);
+      for (const w of watchers) w.close();
+    };
   }
 
   static fileIn(repoDir: string): string {

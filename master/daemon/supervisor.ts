@@ -29,6 +29,8 @@ import { escalateUnreachable } from './actions/escalate';
 export interface SweepSummary {
   checked: number;
   healthy: number;
+  /** Slaves whose check failed and that are not dead yet: the retry interval re-checks them. */
+  pending: string[];
   durationMs: number;
   masterCommit: string;
 }
@@ -110,7 +112,8 @@ export class Supervisor {
     this.client.close();
   }
 
-  async sweep(): Promise<SweepSummary> {
+  /** Checks every slave (or only those named in `only`: a retry sweep), then acts on what the policy says. */
+  async sweep(only?: ReadonlySet<string>): Promise<SweepSummary> {
     const started = Date.now();
     const previous = this.d.version.refresh();
     const master = this.d.version.current;
@@ -120,7 +123,8 @@ export class Supervisor {
     }
     // Slowest and failing slaves first: their timeouts then overlap the fast checks instead of
     // holding concurrency slots at the end of the sweep.
-    const ordered = [...this.d.config.slaves].sort((a, b) => this.checks.cost(b.name) - this.checks.cost(a.name));
+    const slaves = only ? this.d.config.slaves.filter((s) => only.has(s.name)) : this.d.config.slaves;
+    const ordered = [...slaves].sort((a, b) => this.checks.cost(b.name) - this.checks.cost(a.name));
     const results = await mapBounded(ordered, this.d.tuning.concurrency, (s) => this.checkAndRecord(s, master.commit));
     this.d.store.master.heartbeat(this.stack, master.commit, master.branch);
     if (this.d.act !== false && !this.stopping) {
@@ -128,7 +132,10 @@ export class Supervisor {
       const now = Date.now();
       for (const rec of results) this.act(rec.name, master.commit, now);
     }
-    return { checked: results.length, healthy: results.filter((r) => r.state === 'healthy').length, durationMs: Date.now() - started, masterCommit: master.commit };
+    return {
+      checked: results.length, healthy: results.filter((r) => r.state === 'healthy').length,
+      pending: results.filter((r) => r.state === 'pending').map((r) => r.name), durationMs: Date.now() - started, masterCommit: master.commit,
+    };
   }
 
   /** Runs a background task for a slave; a second request while one runs joins it (coalesces). */

@@ -1,0 +1,90 @@
+/**
+ * Issue 12, reactions in seconds, with a real `d8 master` and real agents (the deployer is the spawn
+ * test double, which restarts the real agent): the master notices its own HEAD moving at once and
+ * starts the update within 2 s although its sweep interval is 30 s; a failing slave is re-checked at
+ * `d8:retryIntervalSeconds`, declared dead after the retries, recovered at once, alerted once, and
+ * the recovery message follows.
+ */
+import { Fleet, freePort, waitFor } from './master-support/fleet';
+import type { AgentHandle } from '../support/agent-process';
+
+jest.setTimeout(180_000);
+
+const ms = (iso: string): number => Date.parse(iso);
+
+describe('the master notices its own HEAD moving at once', () => {
+  const fleet = new Fleet('headwatch');
+  let daemon: ReturnType<Fleet['daemon']>;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    const c = fleet.initRepo([{ name: 'w', port }]);
+    await fleet.agent('w', port, c.main);
+    daemon = fleet.daemon({ args: ['--interval', '30'] });
+    await waitFor(() => fleet.slave('w')?.state === 'healthy', 30_000, 'w healthy');
+  });
+  afterAll(async () => {
+    await fleet.cleanup();
+  });
+
+  it('a commit on the master starts the update of a behind slave within 2 s (sweep interval 30 s)', async () => {
+    expect(daemon.log()).toMatch(/every 30s/);
+    const t0 = Date.now();
+    const next = fleet.commitOnMain('moved.txt');
+    const deploy = await waitFor(() => fleet.db().deploys.list('headwatch', 'w')[0], 10_000, 'the update to start');
+    const startedAfterMs = ms(deploy.started_at) - t0;
+    await waitFor(() => fleet.alerts('w').find((a) => a.kind === 'update_done'), 30_000, 'update done');
+    const healthyAfterMs = Date.now() - t0;
+    // eslint-disable-next-line no-console
+    console.log(`HEAD moved: update started after ${startedAfterMs} ms, slave healthy at the new commit after ${healthyAfterMs} ms`);
+    expect(startedAfterMs).toBeLessThanOrEqual(2000);
+    expect(deploy.reason).toBe('behind');
+    expect(fleet.slave('w')).toMatchObject({ state: 'healthy', commit: next });
+    expect(daemon.log()).toMatch(/the master's HEAD moved: sweeping now/);
+    // One update, not one per watch event.
+    expect(fleet.db().deploys.list('headwatch', 'w')).toHaveLength(1);
+  });
+});
+
+describe('a failing slave is re-checked at the retry interval', () => {
+  const fleet = new Fleet('retry');
+  let agent: AgentHandle;
+  let daemon: ReturnType<Fleet['daemon']>;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    const c = fleet.initRepo([{ name: 'k', port }], { retryIntervalSeconds: 1 });
+    agent = await fleet.agent('k', port, c.main);
+    daemon = fleet.daemon({ args: ['--interval', '10'], tuning: { deadAfter: 3 } });
+    await waitFor(() => fleet.slave('k')?.state === 'healthy', 30_000, 'k healthy');
+  });
+  afterAll(async () => {
+    await fleet.cleanup();
+  });
+
+  it('SIGKILL: pending, two retries a second apart, dead, recovery at once; one dead alert, then the recovery message', async () => {
+    process.kill(agent.pid, 'SIGKILL');
+    const t0 = Date.now();
+    await waitFor(() => fleet.alerts('k').find((a) => a.kind === 'slave_recovered'), 60_000, 'k recovered');
+    const recoveredAfterMs = Date.now() - t0;
+
+    const history = fleet.db().slaves.history('retry', 'k', 50).reverse();
+    const firstFail = history.findIndex((h) => !h.ok);
+    const failures = history.slice(firstFail).filter((h) => !h.ok).slice(0, 3).map((h) => ms(h.at));
+    const deploy = fleet.db().deploys.list('retry', 'k')[0];
+    // eslint-disable-next-line no-console
+    console.log(`killed: first failed check after ${failures[0] - t0} ms, retries ${failures.slice(1).map((f, i) => f - failures[i]).join(' ms, ')} ms apart, ` +
+      `recovery deploy ${ms(deploy.started_at) - failures[2]} ms after the third, healthy after ${recoveredAfterMs} ms`);
+    expect(failures).toHaveLength(3);
+    expect(failures[1] - failures[0]).toBeLessThan(2500);
+    expect(failures[2] - failures[1]).toBeLessThan(2500);
+    expect(ms(deploy.started_at) - failures[2]).toBeLessThan(1500);
+    expect(deploy).toMatchObject({ reason: 'dead', status: 'ok' });
+
+    await new Promise((r) => setTimeout(r, 3000));
+    const kinds = fleet.alerts('k').map((a) => a.kind);
+    expect(kinds).toEqual(['slave_dead', 'slave_recovered']);
+    expect(fleet.slave('k')?.state).toBe('healthy');
+    expect(daemon.log()).toMatch(/"retry_interval_s":1/);
+  });
+});
