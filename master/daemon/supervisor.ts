@@ -45,6 +45,8 @@ export interface SupervisorDeps {
   repoDir: string;
   /** Whether this supervisor may act (recover, update); a read-only one only checks. */
   act?: boolean;
+  /** Told when a slave's task ends after the master's commit moved under it (the slave missed that sweep's update). */
+  onMissedMove?: () => void;
 }
 
 export class Supervisor {
@@ -142,13 +144,18 @@ export class Supervisor {
   private track(slave: string, start: () => Promise<ControlResult | void>): Promise<ControlResult> {
     const running = this.busy.get(slave);
     if (running) return running;
+    const commit = this.d.version.current.commit;
     const t: Promise<ControlResult> = start()
       .then((r) => r ?? { ok: true, action: 'none', message: `${slave}: nothing to do` })
       .catch((err) => {
         this.log.error({ slave, err: (err as Error).message }, 'background task failed');
         return { ok: false, action: 'none', message: (err as Error).message };
       })
-      .finally(() => { this.busy.delete(slave); this.tasks.delete(t); });
+      .finally(() => {
+        this.busy.delete(slave);
+        this.tasks.delete(t);
+        if (!this.stopping && this.d.version.current.commit !== commit) this.d.onMissedMove?.();
+      });
     this.busy.set(slave, t);
     this.tasks.add(t);
     return t;

@@ -88,3 +88,28 @@ describe('a failing slave is re-checked at the retry interval', () => {
     expect(daemon.log()).toMatch(/"retry_interval_s":1/);
   });
 });
+
+describe('a slave busy when HEAD moved is updated as soon as its task ends', () => {
+  const fleet = new Fleet('missed');
+
+  beforeAll(async () => {
+    const port = await freePort();
+    const c = fleet.initRepo([{ name: 'm', port }]);
+    await fleet.agent('m', port, c.base); // behind: the first sweep updates it
+    fleet.daemon({ args: ['--interval', '30'], env: { D8_TEST_DEPLOY_TAIL_MS: '3000' } });
+  });
+  afterAll(async () => {
+    await fleet.cleanup();
+  });
+
+  it('HEAD moves during an update: the next update starts within 2 s of the first one ending (sweep interval 30 s)', async () => {
+    await waitFor(() => fleet.db().deploys.list('missed', 'm')[0], 30_000, 'the first update');
+    const next = fleet.commitOnMain('during.txt');
+    const first = await waitFor(() => fleet.db().deploys.list('missed', 'm').find((d) => d.status !== 'running'), 30_000, 'the first update to end');
+    expect(first.commit).not.toBe(next);
+    const second = await waitFor(() => fleet.db().deploys.list('missed', 'm').filter((d) => d.id !== first.id)[0], 40_000, 'the second update');
+    expect(second.reason).toBe('behind');
+    expect(ms(second.started_at) - ms(first.finished_at!)).toBeLessThan(2000);
+    await waitFor(() => fleet.slave('m')?.commit === next && fleet.slave('m')?.state === 'healthy', 30_000, 'm at the new commit');
+  });
+});
