@@ -46,9 +46,10 @@ export class MasterVersion {
   }
 
   /**
-   * Calls `onMove` (debounced) when HEAD may have moved: HEAD, packed-refs or a branch ref was
-   * rewritten (git replaces them by rename, which inotify reports on the directory), and HEAD now
-   * names another commit than the one this master runs. Returns the function that stops watching.
+   * Calls `onMove` (debounced) when HEAD may have moved: HEAD, packed-refs or the checked-out
+   * branch's ref was rewritten (git replaces them by rename, which inotify reports on their
+   * directory: directories are watched, never the files, whose inode a rename replaces), and HEAD
+   * now names another commit than the one this master runs. Returns the function that stops watching.
    */
   watch(onMove: () => void, debounceMs = 100): () => void {
     let dirs: { gitDir: string; commonDir: string };
@@ -58,8 +59,8 @@ export class MasterVersion {
     } catch {
       return () => undefined; // not a checkout: nothing moves
     }
-    const watchers: fs.FSWatcher[] = [];
     let timer: NodeJS.Timeout | null = null;
+    let branchWatch: fs.FSWatcher | null = null;
     const fire = (): void => {
       timer = null;
       let head: string;
@@ -73,22 +74,39 @@ export class MasterVersion {
     const poke = (): void => {
       if (!timer) timer = setTimeout(fire, debounceMs);
     };
-    const add = (dir: string, recursive: boolean, relevant: (name: string) => boolean): void => {
+    const add = (dir: string, relevant: (name: string) => boolean): fs.FSWatcher | null => {
       try {
-        const w = fs.watch(dir, { recursive, persistent: false }, (_e, name) => { if (name === null || relevant(String(name))) poke(); });
+        const w = fs.watch(dir, { persistent: false }, (_e, name) => { if (name === null || relevant(String(name))) poke(); });
         w.on('error', (err) => this.logger.warn({ dir, err: err.message }, 'stopped watching the repository; HEAD is still re-read before every sweep'));
-        watchers.push(w);
+        return w;
       } catch (err) {
         this.logger.warn({ dir, err: (err as Error).message }, 'cannot watch the repository for HEAD changes; HEAD is re-read before every sweep instead');
+        return null;
       }
     };
-    const top = (name: string): boolean => name === 'HEAD' || name === 'packed-refs';
-    add(dirs.gitDir, false, top);
-    if (dirs.commonDir !== dirs.gitDir) add(dirs.commonDir, false, top);
-    add(path.join(dirs.commonDir, 'refs', 'heads'), true, (name) => !name.endsWith('.lock'));
+    // The directory holding the checked-out branch's ref (refs/heads, or deeper for a/b branch names).
+    const armBranch = (): void => {
+      branchWatch?.close();
+      branchWatch = null;
+      let ref: string;
+      try {
+        ref = execFileSync('git', ['symbolic-ref', '-q', 'HEAD'], { cwd: this.repoDir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+      } catch {
+        return; // detached HEAD: HEAD itself is the ref
+      }
+      const file = path.join(dirs.commonDir, ref);
+      const name = path.basename(file);
+      branchWatch = add(path.dirname(file), (n) => n === name);
+    };
+    const onTop = (name: string): boolean => {
+      if (name === 'HEAD') armBranch(); // a checkout may have switched the branch
+      return name === 'HEAD' || name === 'packed-refs';
+    };
+    const watchers = [add(dirs.gitDir, onTop), dirs.commonDir !== dirs.gitDir ? add(dirs.commonDir, onTop) : null];
+    armBranch();
     return () => {
       if (timer) clearTimeout(timer);
-      for (const w of watchers) w.close();
+      for (const w of [...watchers, branchWatch]) w?.close();
     };
   }
 
