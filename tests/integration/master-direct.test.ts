@@ -3,10 +3,9 @@
  * this checkout, committed in a temp git repo) installed by the real install.sh (native strategy,
  * under a temp HOME). A killed agent goes pending -> dead and the daemon redeploys it.
  */
-import { execFileSync } from 'child_process';
 import fs from 'fs';
 import path from 'path';
-import { Fleet, freePort, waitFor, alive, sleep, REPO_ROOT } from './master-support/fleet';
+import { Fleet, freePort, waitFor, alive, sleep } from './master-support/fleet';
 
 jest.setTimeout(300_000);
 
@@ -32,16 +31,7 @@ describe('d8 master with the real direct deployer (host local)', () => {
   beforeAll(async () => {
     const port = await freePort();
     fs.mkdirSync(slaveHome);
-    for (const d of ['core', 'agent']) fs.cpSync(path.join(REPO_ROOT, d), path.join(fleet.repo, d), { recursive: true });
-    fs.copyFileSync(path.join(REPO_ROOT, 'package.json'), path.join(fleet.repo, 'package.json'));
-    fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(fleet.repo, 'node_modules'));
-    fs.writeFileSync(path.join(fleet.repo, '.gitignore'), 'version_info.json\nnode_modules\nbuild/\n');
-    fleet.writeStack([{ name: 'local', port }], { installAttempts: 1, installDelaySeconds: 0 });
-    const git = (...a: string[]) => execFileSync('git', a, { cwd: fleet.repo, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } }).trim();
-    git('init', '-q', '-b', 'main');
-    git('add', '.');
-    git('commit', '-q', '-m', 'fleet');
-    head = git('rev-parse', 'HEAD');
+    head = fleet.copyCheckout([{ name: 'local', port }], { installAttempts: 1, installDelaySeconds: 0 });
   });
 
   afterAll(async () => {

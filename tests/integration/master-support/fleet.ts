@@ -85,6 +85,22 @@ export class Fleet {
     return this.commits;
   }
 
+  /**
+   * The repository of a master that deploys for real: this checkout's agent and core (what the
+   * bundle is built from) and the stack, committed on main. Returns HEAD.
+   */
+  copyCheckout(slaves: SlaveSpec[], extra: Record<string, unknown> = {}): string {
+    for (const d of ['core', 'agent']) fs.cpSync(path.join(REPO_ROOT, d), path.join(this.repo, d), { recursive: true });
+    fs.copyFileSync(path.join(REPO_ROOT, 'package.json'), path.join(this.repo, 'package.json'));
+    fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(this.repo, 'node_modules'));
+    fs.writeFileSync(path.join(this.repo, '.gitignore'), 'version_info.json\nnode_modules\nbuild/\n');
+    this.writeStack(slaves, extra);
+    git(this.repo, 'init', '-q', '-b', 'main');
+    git(this.repo, 'add', '.');
+    git(this.repo, 'commit', '-q', '-m', 'fleet');
+    return git(this.repo, 'rev-parse', 'HEAD');
+  }
+
   /** A new commit on main (the master's HEAD moves). */
   commitOnMain(file = 'd.txt'): string {
     fs.writeFileSync(path.join(this.repo, file), `${Date.now()}\n`);
