@@ -7,6 +7,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'child_process';
 import crypto from 'crypto';
 import fs from 'fs';
+import os from 'os';
 import path from 'path';
 import { describeTier } from '../support/tier';
 import { systemTier } from './support/hosts';
@@ -42,6 +43,7 @@ describeTier(systemTier, 'network partition of a slave (network namespace, real 
     inNs('ip', 'link', 'set', 'lo', 'up');
 
     try { sh('id', [user]); } catch { sh('useradd', ['-m', '-s', '/bin/sh', user]); }
+    sh('usermod', ['-p', '*', user]); // no password, but not locked: sshd without PAM refuses locked accounts
     const home = `/home/${user}`;
     const key = path.join(fleet.root, 'id_ed25519');
     sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
@@ -71,7 +73,11 @@ describeTier(systemTier, 'network partition of a slave (network namespace, real 
   });
 
   afterAll(async () => {
-    await fleet.stopDaemon(daemon.child, 20_000).catch(() => undefined);
+    if (daemon) {
+      await fleet.stopDaemon(daemon.child, 20_000).catch(() => undefined);
+      // Kept for a failed run: the fleet's directory goes away below.
+      fs.writeFileSync(path.join(os.tmpdir(), `${ns}-daemon.log`), daemon.log());
+    }
     // The agent the master installed runs inside the namespace: stop everything there, then the namespace.
     for (const pid of (() => { try { return sh('ip', ['netns', 'pids', ns]).split('\n').filter(Boolean).map(Number); } catch { return []; } })()) {
       try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
