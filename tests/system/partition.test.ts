@@ -56,6 +56,7 @@ describeTier(systemTier, 'network partition of a slave (network namespace, real 
     fs.writeFileSync(config, [
       'Port 22', `ListenAddress ${slaveIp}`, `HostKey ${hostKey}`, `PidFile ${path.join(fleet.root, 'sshd.pid')}`,
       'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no', 'PermitRootLogin no', `AllowUsers ${user}`,
+      'Subsystem sftp /usr/lib/openssh/sftp-server',
     ].join('\n') + '\n');
     fs.mkdirSync('/run/sshd', { recursive: true });
     sshd = spawn('ip', ['netns', 'exec', ns, '/usr/sbin/sshd', '-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
