@@ -1,5 +1,7 @@
 /**
- * Bearer-token checks and the per-address lockout after repeated failures.
+ * Bearer-token checks and the per-address lockout after repeated failures. The lockout limits noise
+ * and CPU from wrong tokens; it never refuses a valid one (guessing a strong token is not the threat,
+ * and anything sharing the master's address, a NAT or the master's own host, must not cut it off).
  */
 import { sameSecret } from '../core/tokens';
 
@@ -48,6 +50,8 @@ interface Entry {
   lockedUntil: number;
 }
 
+export type AuthDecision = { kind: 'ok' } | { kind: 'invalid' } | { kind: 'locked'; retryAfterMs: number };
+
 /** Counts auth failures per remote address; too many within the window lock the address out. */
 export class AuthLockout {
   private readonly entries = new Map<string, Entry>();
@@ -57,6 +61,22 @@ export class AuthLockout {
   constructor(private readonly opts: LockoutOptions) {
     this.now = opts.now ?? Date.now;
     this.maxTracked = opts.maxTracked ?? 10_000;
+  }
+
+  /**
+   * The answer to one authentication attempt: a valid token is always admitted; a wrong or missing
+   * one is refused as locked while the address is locked out (not counted again, so the lockout is
+   * not extended), otherwise counted and refused as invalid.
+   */
+  admit(address: string, valid: boolean): AuthDecision {
+    if (valid) {
+      this.recordSuccess(address);
+      return { kind: 'ok' };
+    }
+    const locked = this.lockedFor(address);
+    if (locked > 0) return { kind: 'locked', retryAfterMs: locked };
+    this.recordFailure(address);
+    return { kind: 'invalid' };
   }
 
   /** Milliseconds left on the address's lockout, or 0 when it may try. */

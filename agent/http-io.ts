@@ -2,7 +2,7 @@
  * Small helpers over node's http module: JSON answers and a size-limited body reader.
  */
 import type { IncomingMessage, ServerResponse } from 'http';
-import type { ErrorResponse } from '../core/protocol';
+import { LIMITS, type ErrorResponse } from '../core/protocol';
 
 /** A request the agent answers with a JSON error: status, message and (for 400) the field. */
 export class HttpError extends Error {
@@ -76,9 +76,33 @@ export function readBody(req: IncomingMessage, res: ServerResponse, limit: numbe
   });
 }
 
-/** Parses a JSON body; an empty or malformed body is a 400 that says so. */
-export function parseJson(body: Buffer): unknown {
+/**
+ * The deepest nesting of arrays and objects in a JSON text, counted without parsing it (brackets
+ * inside strings are skipped); stops counting once `cap` is exceeded.
+ */
+export function jsonDepthExceeds(text: Buffer, cap: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > cap) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
+/**
+ * Parses a JSON body; an empty, malformed or too deeply nested body is a 400 that says so. The depth
+ * is checked before parsing: parsing deep nesting costs memory out of proportion to the body's size.
+ */
+export function parseJson(body: Buffer, maxDepth: number = LIMITS.maxJsonDepth): unknown {
   if (body.length === 0) throw new HttpError(400, 'request body is empty: send a JSON object');
+  if (jsonDepthExceeds(body, maxDepth)) throw new HttpError(400, `request body nests JSON deeper than ${maxDepth} levels`);
   try {
     return JSON.parse(body.toString('utf8'));
   } catch (err) {

@@ -173,18 +173,16 @@ export class AgentServer {
   /** Checks the bearer token; returns the one presented. */
   private authorize(req: IncomingMessage): string {
     const addr = clientAddress(req);
-    const locked = this.lockout.lockedFor(addr);
-    if (locked > 0) {
-      const s = Math.ceil(locked / 1000);
+    const presented = bearerToken(req.headers.authorization);
+    const decision = this.lockout.admit(addr, presented !== null && this.tokens.matches(presented));
+    if (decision.kind === 'locked') {
+      const s = Math.ceil(decision.retryAfterMs / 1000);
       throw new HttpError(429, `too many failed authentication attempts from ${addr}; retry in ${s} s`, undefined, { 'Retry-After': String(s) });
     }
-    const presented = bearerToken(req.headers.authorization);
-    if (presented === null || !this.tokens.matches(presented)) {
-      this.lockout.recordFailure(addr);
+    if (decision.kind === 'invalid' || presented === null) {
       const why = presented === null ? 'missing bearer token: send "Authorization: Bearer <agent token>"' : 'invalid token';
       throw new HttpError(401, why, undefined, { 'WWW-Authenticate': 'Bearer realm="d8-agent"' });
     }
-    this.lockout.recordSuccess(addr);
     return presented;
   }
 

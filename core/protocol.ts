@@ -21,6 +21,8 @@ export type TaskKind = z.infer<typeof TaskKindSchema>;
 export const LIMITS = {
   /** Largest request body the agent accepts (413 beyond). */
   maxBodyBytes: 256 * 1024,
+  /** Deepest JSON nesting the agent parses (issue 12: deep nesting cost 100 MB of memory to parse); requests are flat. */
+  maxJsonDepth: 32,
   /** Largest command or python source accepted. */
   maxCommandChars: 64 * 1024,
   /** Combined stdout+stderr kept per execution (`truncated: true` beyond). */

@@ -54,10 +54,14 @@ export const DashboardConfigSchema = z.object({
 }).strict();
 export type DashboardConfig = z.infer<typeof DashboardConfigSchema>;
 
+export const RETRY_INTERVAL_DEFAULT_S = 5;
+
 export const FleetConfigSchema = z.object({
   slaves: z.array(SlaveConfigSchema).default([]),
   autoUpdate: AutoUpdatePolicySchema.default('auto'),
   checkIntervalSeconds: z.number().positive().max(86400).default(30),
+  // Issue 12 (reactions in seconds): a failing slave is re-checked at this interval until it is dead.
+  retryIntervalSeconds: z.number().positive().max(86400).default(RETRY_INTERVAL_DEFAULT_S),
   agentToken: z.string().optional(),
   sshPrivateKey: z.string().optional(),
   sshKeyPath: z.string().optional(),
@@ -105,8 +109,10 @@ export type SlaveConfig = Omit<ParsedSlave, 'user' | 'agentHost' | 'autoUpdate' 
  * ids as a list, and resolved slaves. `dashboard` may be absent in configs built by hand (tests,
  * benches): the schema's defaults apply then.
  */
-export type FleetConfig = Omit<ParsedFleet, 'slaves' | 'telegramChatIds' | 'dashboard'> & {
+export type FleetConfig = Omit<ParsedFleet, 'slaves' | 'telegramChatIds' | 'dashboard' | 'retryIntervalSeconds'> & {
   stack: string;
+  /** Absent in configs built by hand: RETRY_INTERVAL_DEFAULT_S then. */
+  retryIntervalSeconds?: number;
   slaves: SlaveConfig[];
   telegramChatIds: string[];
   dashboard?: DashboardConfig;
@@ -228,6 +234,7 @@ export function resolveFleetConfig(raw: Record<string, unknown>, opts: ResolveOp
     slaves,
     autoUpdate: c.autoUpdate,
     checkIntervalSeconds: c.checkIntervalSeconds,
+    retryIntervalSeconds: c.retryIntervalSeconds,
     agentToken: envOr('D8_AGENT_TOKEN', c.agentToken),
     sshPrivateKey,
     sshKeyPath: sshKeyPath ? expandHome(sshKeyPath) : undefined,

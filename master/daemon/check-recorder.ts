@@ -56,12 +56,16 @@ export class CheckRecorder {
     return this.lastCost.get(name) ?? 0;
   }
 
-  /** One check of one slave, persisted with its alert (one transaction). */
-  async checkAndRecord(slave: SlaveConfig, masterCommit: string): Promise<SlaveRecord> {
+  /**
+   * One check of one slave, persisted with its alert (one transaction). `direct`: the agent is
+   * contacted whatever the breaker says (the check that verifies a restart or deploy: the slave has
+   * changed, and an answer closes the breaker).
+   */
+  async checkAndRecord(slave: SlaveConfig, masterCommit: string, opts: { direct?: boolean } = {}): Promise<SlaveRecord> {
     const now = Date.now();
     const b = this.breaker(slave.name);
     let h: HealthResult;
-    if (!b.allow(now)) {
+    if (!opts.direct && !b.allow(now)) {
       h = { ok: false, error: 'circuit breaker open (not contacted)', reachable: false, latencyMs: 0 };
     } else {
       h = await this.o.client.health(slave);

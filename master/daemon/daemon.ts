@@ -1,17 +1,19 @@
 /**
- * The long-running master: a sweep every interval, control commands (d8 retry / update from the
- * CLI) picked up from the store within a second, the alert dispatcher, and a clean stop on SIGTERM:
- * the loop stops, an in-flight deploy may finish within the grace period or is marked interrupted,
- * the process exits 0.
+ * The long-running master: a sweep every interval, failing slaves re-checked at the retry interval,
+ * a sweep at once when the master's own HEAD moves (a watch on the repository, the periodic re-read
+ * as fallback), control commands (d8 retry / update from the CLI) picked up from the store within a
+ * second, the alert dispatcher, and a clean stop on SIGTERM: the loop stops, an in-flight deploy may
+ * finish within the grace period or is marked interrupted, the process exits 0.
  */
 import type { Logger } from '../../core/logger';
-import { sshKeyMissing, type FleetConfig } from '../../core/stack-config';
+import { RETRY_INTERVAL_DEFAULT_S, sshKeyMissing, type FleetConfig } from '../../core/stack-config';
 import { SSH_KEY_FIX } from '../notify/fix-hints';
 import { shortCommit } from '../../core/version-info';
 import type { Store } from '../store';
 import type { Deployer } from '../deploy/deployer';
 import { DeployCoordinator } from '../deploy/coordinator';
 import { MasterVersion } from '../master-version';
+import { nextSweep } from '../checker/schedule';
 import { AlertDispatcher } from '../notify/dispatcher';
 import type { Notifier } from '../notify/notifier';
 import { Supervisor, type SweepSummary } from './supervisor';
@@ -41,11 +43,19 @@ export class MasterDaemon {
   private controlTimer: NodeJS.Timeout | null = null;
   private sweeping: Promise<SweepSummary | null> | null = null;
   private stopPromise: Promise<void> | null = null;
+  private lastFullAt: number | null = null;
+  /** Slaves left pending by the last sweep (re-checked at the retry interval). */
+  private pending: string[] = [];
+  private wakeRequested = false;
+  private unwatch: (() => void) | null = null;
 
   constructor(private readonly o: DaemonOptions) {
     this.version = new MasterVersion(o.repoDir, o.logger);
     this.deploys = new DeployCoordinator(o.config.stack, o.deployer, o.store.deploys, o.logger);
-    this.supervisor = new Supervisor({ config: o.config, store: o.store, version: this.version, deploys: this.deploys, logger: o.logger, tuning: o.tuning, repoDir: o.repoDir });
+    this.supervisor = new Supervisor({
+      config: o.config, store: o.store, version: this.version, deploys: this.deploys, logger: o.logger, tuning: o.tuning, repoDir: o.repoDir,
+      onMissedMove: () => this.wake(),
+    });
     this.dispatcher = new AlertDispatcher(o.store.outbox, o.notifier, o.logger);
   }
 
@@ -60,7 +70,7 @@ export class MasterDaemon {
     store.commands.failStale(this.stack, 'the master restarted while this command ran; run it again');
     const v = this.version.current;
     store.master.started(this.stack, v.commit, v.branch, this.deploys.engine);
-    logger.info({ stack: this.stack, slaves: config.slaves.map((s) => s.name), interval_s: this.o.intervalMs / 1000, engine: this.deploys.engine, store: store.file, commit: v.commit },
+    logger.info({ stack: this.stack, slaves: config.slaves.map((s) => s.name), interval_s: this.o.intervalMs / 1000, retry_interval_s: this.retryMs / 1000, engine: this.deploys.engine, store: store.file, commit: v.commit },
       `master ${shortCommit(v.commit)} supervising ${config.slaves.length} slave(s) of stack ${this.stack} every ${this.o.intervalMs / 1000}s`);
     const keyless = config.slaves.filter((s) => sshKeyMissing(config, s)).map((s) => s.name);
     if (keyless.length) {
@@ -76,22 +86,45 @@ export class MasterDaemon {
       return;
     }
     this.controlTimer = setInterval(() => this.pollControl(), this.o.tuning.controlPollMs);
-    this.scheduleSweep(0);
+    this.unwatch = this.version.watch(() => {
+      logger.info('the master\'s HEAD moved: sweeping now');
+      this.wake();
+    });
+    this.scheduleSweep();
   }
 
-  private scheduleSweep(delay: number): void {
+  /** The retry interval, never longer than the sweep interval. */
+  private get retryMs(): number {
+    return Math.min(this.o.intervalMs, (this.o.config.retryIntervalSeconds ?? RETRY_INTERVAL_DEFAULT_S) * 1000);
+  }
+
+  /** A full sweep as soon as the running one (if any) ends. */
+  wake(): void {
+    this.wakeRequested = true;
+    if (this.stopped || this.sweeping) return;
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.scheduleSweep();
+  }
+
+  private scheduleSweep(): void {
     if (this.stopped) return;
+    const plan = nextSweep({ now: Date.now(), lastFullAt: this.lastFullAt, intervalMs: this.o.intervalMs, retryMs: this.retryMs, failing: this.pending.length > 0, wake: this.wakeRequested });
     this.sweepTimer = setTimeout(async () => {
-      const started = Date.now();
-      await this.runSweep();
-      this.scheduleSweep(Math.max(0, this.o.intervalMs - (Date.now() - started)));
-    }, delay);
+      this.sweepTimer = null;
+      if (plan.kind === 'full') {
+        this.lastFullAt = Date.now();
+        this.wakeRequested = false;
+      }
+      const s = await this.runSweep(plan.kind === 'retry' ? new Set(this.pending) : undefined);
+      if (s) this.pending = s.pending;
+      this.scheduleSweep();
+    }, Math.max(0, plan.at - Date.now()));
   }
 
-  private async runSweep(): Promise<SweepSummary | null> {
+  private async runSweep(only?: ReadonlySet<string>): Promise<SweepSummary | null> {
     this.sweeping = (async () => {
       try {
-        const s = await this.supervisor.sweep();
+        const s = await this.supervisor.sweep(only);
         this.o.logger.debug({ ...s }, 'sweep done');
         this.o.onSweep?.(s);
         return s;
@@ -131,6 +164,7 @@ export class MasterDaemon {
       this.o.logger.info({ reason }, 'stopping');
       if (this.sweepTimer) clearTimeout(this.sweepTimer);
       if (this.controlTimer) clearInterval(this.controlTimer);
+      this.unwatch?.();
       this.supervisor.stop();
       if (this.sweeping) await this.sweeping;
       const d = await this.deploys.drain(this.o.tuning.stopGraceMs);

@@ -29,6 +29,8 @@ import { escalateUnreachable } from './actions/escalate';
 export interface SweepSummary {
   checked: number;
   healthy: number;
+  /** Slaves whose check failed and that are not dead yet: the retry interval re-checks them. */
+  pending: string[];
   durationMs: number;
   masterCommit: string;
 }
@@ -43,6 +45,8 @@ export interface SupervisorDeps {
   repoDir: string;
   /** Whether this supervisor may act (recover, update); a read-only one only checks. */
   act?: boolean;
+  /** Told when a slave's task ends after the master's commit moved under it (the slave missed that sweep's update). */
+  onMissedMove?: () => void;
 }
 
 export class Supervisor {
@@ -58,12 +62,21 @@ export class Supervisor {
     const t = d.tuning;
     this.client = new AgentClient({ attempts: t.checkAttempts, attemptTimeoutMs: t.attemptTimeoutMs, deadlineMs: t.checkDeadlineMs, retryDelayMs: t.retryDelayMs });
     this.checks = new CheckRecorder({ stack: d.config.stack, store: d.store, client: this.client, logger: d.logger, tuning: t, repoDir: d.repoDir });
+    const deploys: ActionContext['deploys'] = {
+      engine: d.deploys.engine,
+      deploy: async (slave, opts) => {
+        const r = await d.deploys.deploy(slave, opts);
+        // A deploy that succeeded resets the slave's breaker: the failures it counted were the replaced agent's.
+        if (r.ok) this.breaker(slave.name).reset();
+        return r;
+      },
+    };
     this.ctx = {
-      config: d.config, stack: d.config.stack, store: d.store, deploys: d.deploys, client: this.client, log: d.logger, tuning: t,
+      config: d.config, stack: d.config.stack, store: d.store, deploys, client: this.client, log: d.logger, tuning: t,
       masterCommit: () => d.version.current.commit,
       sshKeyMissing: (s) => sshKeyMissing(d.config, s),
       // After a restart or deploy the slave has changed: an open breaker must not hide the result.
-      checkAndRecord: (s, m) => { this.breaker(s.name).reset(); return this.checkAndRecord(s, m); },
+      checkAndRecord: (s, m) => this.checks.checkAndRecord(s, m, { direct: true }),
       awaitAgent: (s, ms, accept) => this.awaitAgent(s, ms, accept),
     };
   }
@@ -101,7 +114,8 @@ export class Supervisor {
     this.client.close();
   }
 
-  async sweep(): Promise<SweepSummary> {
+  /** Checks every slave (or only those named in `only`: a retry sweep), then acts on what the policy says. */
+  async sweep(only?: ReadonlySet<string>): Promise<SweepSummary> {
     const started = Date.now();
     const previous = this.d.version.refresh();
     const master = this.d.version.current;
@@ -111,7 +125,8 @@ export class Supervisor {
     }
     // Slowest and failing slaves first: their timeouts then overlap the fast checks instead of
     // holding concurrency slots at the end of the sweep.
-    const ordered = [...this.d.config.slaves].sort((a, b) => this.checks.cost(b.name) - this.checks.cost(a.name));
+    const slaves = only ? this.d.config.slaves.filter((s) => only.has(s.name)) : this.d.config.slaves;
+    const ordered = [...slaves].sort((a, b) => this.checks.cost(b.name) - this.checks.cost(a.name));
     const results = await mapBounded(ordered, this.d.tuning.concurrency, (s) => this.checkAndRecord(s, master.commit));
     this.d.store.master.heartbeat(this.stack, master.commit, master.branch);
     if (this.d.act !== false && !this.stopping) {
@@ -119,20 +134,28 @@ export class Supervisor {
       const now = Date.now();
       for (const rec of results) this.act(rec.name, master.commit, now);
     }
-    return { checked: results.length, healthy: results.filter((r) => r.state === 'healthy').length, durationMs: Date.now() - started, masterCommit: master.commit };
+    return {
+      checked: results.length, healthy: results.filter((r) => r.state === 'healthy').length,
+      pending: results.filter((r) => r.state === 'pending').map((r) => r.name), durationMs: Date.now() - started, masterCommit: master.commit,
+    };
   }
 
   /** Runs a background task for a slave; a second request while one runs joins it (coalesces). */
   private track(slave: string, start: () => Promise<ControlResult | void>): Promise<ControlResult> {
     const running = this.busy.get(slave);
     if (running) return running;
+    const commit = this.d.version.current.commit;
     const t: Promise<ControlResult> = start()
       .then((r) => r ?? { ok: true, action: 'none', message: `${slave}: nothing to do` })
       .catch((err) => {
         this.log.error({ slave, err: (err as Error).message }, 'background task failed');
         return { ok: false, action: 'none', message: (err as Error).message };
       })
-      .finally(() => { this.busy.delete(slave); this.tasks.delete(t); });
+      .finally(() => {
+        this.busy.delete(slave);
+        this.tasks.delete(t);
+        if (!this.stopping && this.d.version.current.commit !== commit) this.d.onMissedMove?.();
+      });
     this.busy.set(slave, t);
     this.tasks.add(t);
     return t;

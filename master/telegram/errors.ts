@@ -29,6 +29,20 @@ export function classifyTelegramError(err: unknown): TelegramFailure {
   return { kind: 'unavailable', message: `${e?.code ?? e?.name ?? 'Error'}: ${e?.message ?? String(err)}` };
 }
 
+/** Failures that prove the request never reached Telegram (nothing can have been delivered). */
+const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH']);
+
+/**
+ * Whether a failed call may still have been carried out: Telegram answered nothing (the connection
+ * was cut or timed out after the request went out), so a retry may duplicate it.
+ */
+export function mayHaveArrived(err: unknown): boolean {
+  if (err instanceof TelegramError) return false;
+  const e = err as { code?: unknown; errno?: unknown; cause?: { code?: unknown } } | null;
+  const code = String(e?.code ?? e?.errno ?? e?.cause?.code ?? '');
+  return !NEVER_SENT.has(code);
+}
+
 /** The "message is not modified" answer to an edit that changes nothing: harmless. */
 export function isNotModified(err: unknown): boolean {
   return err instanceof TelegramError && err.code === 400 && /message is not modified/i.test(err.description);

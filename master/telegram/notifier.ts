@@ -4,7 +4,9 @@
  * dispatcher waits exactly retry_after); network errors and 5xx are thrown so the alert stays in the
  * outbox. With several chats, the chats that already accepted an alert are remembered so a retry does
  * not send it to them twice; a chat Telegram rejects for good (chat not found, bot blocked) is logged
- * and skipped as long as another chat accepted the alert.
+ * and skipped as long as another chat accepted the alert. A send whose answer was lost (the request
+ * went out, no answer came back) may have arrived: it is retried once, and when that answer is lost
+ * too the chat counts as delivered, so an alert reaches a chat at most twice (docs/telegram.md).
  */
 import crypto from 'crypto';
 import type { Telegram } from 'telegraf';
@@ -13,7 +15,7 @@ import { Redactor } from '../../core/redact';
 import { NotifierRetryAfter, type Alert, type Notifier } from '../notify/notifier';
 import { alertHeadline } from '../notify/headline';
 import type { HumanRequest } from '../../core/requests';
-import { classifyTelegramError, isNotModified } from './errors';
+import { classifyTelegramError, isNotModified, mayHaveArrived } from './errors';
 import { finish, formatAlert, requestDecided, type InlineButton } from './format';
 import type { TelegramSettings } from './settings';
 
@@ -40,6 +42,8 @@ interface SentRef { chatId: number; messageId: number }
 export class TelegramNotifier implements Notifier {
   readonly name = 'telegram';
   private readonly delivered = new Map<string, Set<number>>();
+  /** Per alert, the chats where a send may have arrived although its answer was lost. */
+  private readonly unconfirmed = new Map<string, Set<number>>();
   private readonly rejectedChats = new Set<number>();
   /** Where each request's message went, so a later decision can take its buttons away. */
   private readonly requestMessages = new Map<string, SentRef[]>();
@@ -92,6 +96,17 @@ export class TelegramNotifier implements Notifier {
           }
           continue;
         }
+        if (f.kind === 'unavailable' && mayHaveArrived(err)) {
+          const maybe = this.unconfirmed.get(key) ?? new Set<number>();
+          this.unconfirmed.set(key, maybe);
+          if (maybe.has(chatId)) {
+            this.opts.logger.warn({ alert: alert.kind, chat_id: chatId, err: detail },
+              `Telegram's answer was lost twice for this alert in chat ${chatId}: counted as delivered, not sent a third time (it may have arrived twice)`);
+            done.add(chatId);
+            continue;
+          }
+          maybe.add(chatId);
+        }
         throw new TelegramDeliveryError(`Telegram did not accept the alert (${f.kind}): ${detail}`, f.kind);
       }
     }
@@ -99,6 +114,7 @@ export class TelegramNotifier implements Notifier {
       throw new TelegramDeliveryError('no configured Telegram chat accepts messages (chat not found or bot blocked in every chat)', 'chat_rejected');
     }
     this.delivered.delete(key);
+    this.unconfirmed.delete(key);
     if (alert.kind === 'request_changed') await this.retireButtons(alert.data.request_id);
   }
 

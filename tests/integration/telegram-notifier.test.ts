@@ -180,4 +180,28 @@ describe('TelegramNotifier through the outbox', () => {
     await until(() => second.store.outbox.pendingCount() === 0, 30000, 'the outbox to drain');
     expect(textsTo(CHAT, /restart-\d is dead/).map((t) => /(restart-\d)/.exec(t)![1])).toEqual(['restart-1', 'restart-2', 'restart-3']);
   });
+
+  test('Telegram accepts a message but the answer is lost: resent once, then never again (at most one duplicate)', async () => {
+    const { store, dispatcher, logs } = rig([CHAT]);
+    dispatcher.start();
+    // Once: the alert arrives twice (the retry cannot know the first copy arrived), then the outbox moves on.
+    standin.dropResponsesOfNext(1);
+    store.outbox.enqueue({ kind: 'slave_dead', stack: 'dev', slave: 'lost-1', data: { previous_state: 'pending', error_tail: 'x' } });
+    store.outbox.enqueue({ kind: 'slave_dead', stack: 'dev', slave: 'lost-2', data: { previous_state: 'pending', error_tail: 'x' } });
+    await until(() => store.outbox.pendingCount() === 0, 30000, 'the outbox to drain');
+    expect(textsTo(CHAT, /lost-1 is dead/)).toHaveLength(2);
+    expect(textsTo(CHAT, /lost-2 is dead/)).toHaveLength(1);
+
+    // Every answer lost: the alert is still sent at most twice, and the outbox is not jammed behind it.
+    standin.dropResponsesOfNext(1000);
+    store.outbox.enqueue({ kind: 'slave_dead', stack: 'dev', slave: 'lost-3', data: { previous_state: 'pending', error_tail: 'x' } });
+    await until(() => store.outbox.pendingCount() === 0, 30000, 'the outbox to drain');
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(textsTo(CHAT, /lost-3 is dead/)).toHaveLength(2);
+    expect(logs.raw()).toMatch(/answer was lost twice/);
+    standin.dropResponsesOfNext(0);
+    store.outbox.enqueue({ kind: 'slave_dead', stack: 'dev', slave: 'lost-4', data: { previous_state: 'pending', error_tail: 'x' } });
+    await until(() => store.outbox.pendingCount() === 0, 30000, 'the outbox to drain');
+    expect(textsTo(CHAT, /lost-4 is dead/)).toHaveLength(1);
+  });
 });

@@ -4,7 +4,8 @@
  * getUpdates with offset/limit/timeout long polling, sendMessage, editMessageText,
  * answerCallbackQuery, setMyCommands, getMyCommands) with Telegram's own validation errors, and gives
  * tests controls: inject a user message or a button press from a chat, read what the bot sent, answer
- * 429 with retry_after for the next N calls, go down (refuse connections or answer 502) and come back.
+ * 429 with retry_after for the next N calls, carry out the next N calls but lose their answers (the
+ * connection is cut before the response), go down (refuse connections or answer 502) and come back.
  */
 import http from 'http';
 import net from 'net';
@@ -62,6 +63,7 @@ export class TelegramStandIn {
   private portNumber = 0;
   private down: DownMode | null = null;
   private rateLimits: Array<{ remaining: number; retryAfter: number; methods: Set<string> | null; chatId: number | null; text: RegExp | null }> = [];
+  private drops: Array<{ remaining: number; methods: Set<string> | null }> = [];
 
   private nextUpdateId = 1;
   private readonly updates: TgUpdate[] = [];
@@ -146,6 +148,16 @@ export class TelegramStandIn {
   /** Answer HTTP 429 with `retry_after` (seconds) to the next `count` calls (of `methods` / to `chatId` / with a matching `text`; default any). */
   rateLimitNext(count: number, retryAfter: number, filter: { methods?: string[]; chatId?: number; text?: RegExp } = {}): void {
     this.rateLimits.push({ remaining: count, retryAfter, methods: filter.methods ? new Set(filter.methods) : null, chatId: filter.chatId ?? null, text: filter.text ?? null });
+  }
+
+  /**
+   * Carries out the next `count` calls (of `methods`; default any but getUpdates) and then cuts the
+   * connection instead of answering: Telegram accepted the message, the answer is lost on the way.
+   * Such calls are recorded with status -1. A count of 0 stops dropping.
+   */
+  dropResponsesOfNext(count: number, methods: string[] = ['sendMessage']): void {
+    if (count <= 0) this.drops = [];
+    else this.drops.push({ remaining: count, methods: new Set(methods) });
   }
 
   /** Telegram is unreachable: connections refused (listener closed), or every call answered 502. */
@@ -281,6 +293,14 @@ export class TelegramStandIn {
     try {
       const result = method === 'getUpdates' ? await this.getUpdates(params, res) : this.call(method, params);
       if (result === CANCELLED) return;
+      const drop = this.drops.find((d) => d.remaining > 0 && (!d.methods || d.methods.has(method)));
+      if (drop) {
+        drop.remaining--;
+        this.drops = this.drops.filter((d) => d.remaining > 0);
+        record(-1);
+        req.socket.destroy();
+        return;
+      }
       record(200);
       send(res, 200, { ok: true, result });
     } catch (err) {

@@ -87,4 +87,34 @@ describe('AuthLockout', () => {
     expect(l.tracked).toBeLessThanOrEqual(100);
     expect(l.lockedFor('locked')).toBeGreaterThan(0);
   });
+
+  describe('admit (issue 12, defect 4)', () => {
+    it('never refuses a valid token, even from a locked-out address', () => {
+      const l = make();
+      for (let i = 0; i < 3; i++) expect(l.admit('a', false)).toEqual({ kind: 'invalid' });
+      expect(l.lockedFor('a')).toBeGreaterThan(0);
+      expect(l.admit('a', true)).toEqual({ kind: 'ok' });
+      // The valid attempt does not lift the lockout for the failed ones.
+      expect(l.admit('a', false)).toEqual({ kind: 'locked', retryAfterMs: 60_000 });
+    });
+
+    it('rate-limits failed attempts while locked, without extending the lockout', () => {
+      const l = make();
+      for (let i = 0; i < 3; i++) l.admit('a', false);
+      now += 30_000;
+      for (let i = 0; i < 50; i++) expect(l.admit('a', false)).toEqual({ kind: 'locked', retryAfterMs: 30_000 });
+      now += 30_000;
+      expect(l.admit('a', false)).toEqual({ kind: 'invalid' });
+    });
+
+    it('a valid token clears the failure count of an address that is not locked', () => {
+      const l = make();
+      l.admit('a', false);
+      l.admit('a', false);
+      expect(l.admit('a', true)).toEqual({ kind: 'ok' });
+      l.admit('a', false);
+      l.admit('a', false);
+      expect(l.lockedFor('a')).toBe(0);
+    });
+  });
 });

@@ -12,7 +12,7 @@ export interface ActionContext {
   readonly config: FleetConfig;
   readonly stack: string;
   readonly store: Store;
-  readonly deploys: DeployCoordinator;
+  readonly deploys: Pick<DeployCoordinator, 'engine' | 'deploy'>;
   readonly client: AgentClient;
   readonly log: Logger;
   readonly tuning: Tuning;
@@ -20,7 +20,7 @@ export interface ActionContext {
   masterCommit(): string;
   /** Whether deploying this slave needs an SSH key the master does not have. */
   sshKeyMissing(slave: SlaveConfig): boolean;
-  /** Checks the slave now (past an open breaker) and records the result (state, alerts) like a sweep does. */
+  /** Checks the slave now, contacting it directly (past an open breaker), and records the result (state, alerts) like a sweep does. */
   checkAndRecord(slave: SlaveConfig, masterCommit: string): Promise<SlaveRecord>;
   /** Waits up to `timeoutMs` (or until the daemon stops) for the agent to answer and satisfy `accept`. */
   awaitAgent(slave: SlaveConfig, timeoutMs: number, accept?: (h: HealthResponse) => boolean): Promise<boolean>;

@@ -7,7 +7,8 @@
  * Environment: D8_TEST_AGENTS_DIR (pid files, version copies, logs; required),
  * D8_TEST_DEPLOY_FAIL (comma-separated slave names whose deploy fails; `name:kind` gives the error kind,
  * default install_failed),
- * D8_TEST_DEPLOY_DELAY_MS (pause before starting, to observe coalescing and SIGTERM).
+ * D8_TEST_DEPLOY_DELAY_MS (pause before starting, to observe coalescing and SIGTERM),
+ * D8_TEST_DEPLOY_TAIL_MS (pause after the agent answers, before the deploy returns: the end of an install).
  */
 'use strict';
 const { spawn } = require('child_process');
@@ -82,6 +83,8 @@ exports.createDeployer = (ctx) => {
         h = await health(slave.agentPort);
         if (!h) await new Promise((r) => setTimeout(r, 100));
       }
+      const tail = Number(process.env.D8_TEST_DEPLOY_TAIL_MS || 0);
+      if (tail) await new Promise((r) => setTimeout(r, tail));
       return { ...base, status: h ? 'deployed' : 'failed', ok: !!h, errorKind: h ? null : 'install_failed', strategy: h ? 'native' : null, commit: h ? h.commit : null, error: h ? null : 'the agent did not answer after the deploy', durationMs: Date.now() - started };
     },
   };
