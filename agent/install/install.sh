@@ -13,7 +13,13 @@
 # replace the running agent and two agents never fight for the port.
 #
 # The token is read from the first line of stdin (or copied from a file) into a 0600 file; it never
-# appears in argv, the environment of a process, a log or this script's output.
+# appears in argv, the environment of a process, a log or this script's output. The agent starts
+# with an explicit minimal environment (PATH, HOME, LANG, USER, the D8_* it needs), never the
+# caller's: a master that runs this for a local slave has secrets in its environment.
+#
+# One installer (or uninstaller) at a time per user: ~/.d8-agent.lock, held with flock(1) where it
+# exists, else an atomic mkdir lock (~/.d8-agent.lock.d) whose holder is checked by pid and start
+# time, so a SIGKILLed holder does not block anyone. A later run waits, saying who holds it.
 #
 # Output: progress lines "[d8-install] ..." on stderr; exactly one line on stdout, the JSON result
 # of core/install-result.ts: {"ok":..,"strategy":..,"attempts":[..]}. Exit 0 only on success.
@@ -93,6 +99,66 @@ fi
 
 BUNDLE_DIR=$(cd "$(dirname "$0")" && pwd) || usage_error "cannot find the bundle directory"
 STATE_DIR=$HOME/.d8-agent
+mkdir -p "$STATE_DIR" && chmod 700 "$STATE_DIR" || usage_error "cannot create $STATE_DIR"
+
+# --- one installer at a time (shared with uninstall.sh, which has the same lock code) -------------
+have() { command -v "$1" >/dev/null 2>&1; }
+LOCK=$HOME/.d8-agent.lock
+LOCK_WAIT=1800
+proc_start() { # $1 = pid: its start time (field 22 of /proc/PID/stat), empty without /proc
+  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  printf '%s\n' "${s##*) }" | cut -d' ' -f20
+}
+lock_me() { printf '%s %s %s since %s\n' "$$" "$(proc_start $$)" "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"; }
+lock_holder_line() { # "pid 123 (install.sh --port 7600 since …)"
+  set -- $(cat "$1" 2>/dev/null)
+  [ $# -ge 2 ] || { echo "an unknown process"; return; }
+  p=$1; shift 2; echo "pid $p ($*)"
+}
+lock_holder_gone() { # $1 = owner file: its pid is dead, or is now another process
+  set -- $(cat "$1" 2>/dev/null)
+  [ $# -ge 1 ] && is_uint "$1" || return 1
+  kill -0 "$1" 2>/dev/null || return 0
+  [ -n "${2:-}" ] && [ -n "$(proc_start "$1")" ] && [ "$(proc_start "$1")" != "$2" ]
+}
+take_lock() { # $1 = what we are, for others' waiting line; returns 1 when it timed out
+  if have flock; then
+    exec 9>>"$LOCK" || return 1
+    if ! flock -n 9; then
+      progress "waiting for another D8 installer on this host: $(lock_holder_line "$LOCK")"
+      flock -w "$LOCK_WAIT" 9 || return 1
+    fi
+    lock_me "$1" >"$LOCK"
+    return 0
+  fi
+  told= waited=0 blank=0
+  while ! mkdir "$LOCK.d" 2>/dev/null; do
+    if [ ! -s "$LOCK.d/owner" ]; then blank=$((blank + 1)); else blank=0; fi
+    # A holder that died, or one that died between its mkdir and writing owner (10 s without one).
+    if { [ -s "$LOCK.d/owner" ] && lock_holder_gone "$LOCK.d/owner"; } || [ "$blank" -gt 50 ]; then
+      seen=$(cat "$LOCK.d/owner" 2>/dev/null)
+      if mv "$LOCK.d" "$LOCK.stale.$$" 2>/dev/null; then
+        if [ "$(cat "$LOCK.stale.$$/owner" 2>/dev/null)" = "$seen" ]; then
+          progress "removed a stale installer lock: ${seen:-no owner} is gone"
+          rm -rf "$LOCK.stale.$$"
+        else # someone took it in between: theirs is live, put it back
+          mv "$LOCK.stale.$$" "$LOCK.d" 2>/dev/null || rm -rf "$LOCK.stale.$$"
+        fi
+      fi
+      blank=0
+      continue
+    fi
+    [ -n "$told" ] || { told=1; progress "waiting for another D8 installer on this host: $(lock_holder_line "$LOCK.d/owner")"; }
+    waited=$((waited + 1))
+    [ "$waited" -le $((LOCK_WAIT * 5)) ] || return 1
+    sleep 0.2
+  done
+  lock_me "$1" >"$LOCK.d/owner"
+  trap 'rm -rf "$LOCK.d"' EXIT
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
 RUN_DIR=$STATE_DIR/agent-$PORT
 TOKEN_FILE=$STATE_DIR/agent-token-$PORT
 PID_FILE=$STATE_DIR/agent-$PORT.pid
@@ -100,6 +166,12 @@ VENV_DIR=$STATE_DIR/venv
 LOG_DIR=$STATE_DIR/logs
 CONTAINER=d8-agent-$PORT
 UNIT=d8-agent-$PORT.service
+
+touch "$BUNDLE_DIR" 2>/dev/null # in use: see the pruning of older bundles below
+if ! take_lock "install.sh --port $PORT"; then
+  progress "error: another D8 installer still holds $LOCK after ${LOCK_WAIT}s: $(lock_holder_line "$LOCK")"
+  result_and_exit 75
+fi
 
 for f in agent.js version_info.json requirements.txt Dockerfile; do
   [ -f "$BUNDLE_DIR/$f" ] || usage_error "bundle $BUNDLE_DIR is incomplete: $f is missing"
@@ -110,7 +182,7 @@ HASH=$(head -n 1 "$BUNDLE_DIR/BUNDLE_HASH" 2>/dev/null | cut -c1-16)
 [ -n "$HASH" ] || HASH=$(printf '%s' "$COMMIT" | cut -c1-16)
 IMAGE=d8-agent:$HASH
 
-mkdir -p "$STATE_DIR" "$LOG_DIR" && chmod 700 "$STATE_DIR" || usage_error "cannot create $STATE_DIR"
+mkdir -p "$LOG_DIR" || usage_error "cannot create $LOG_DIR"
 
 # --- the token -----------------------------------------------------------------------------------
 if [ "$TOKEN_SOURCE" = stdin ]; then
@@ -136,8 +208,6 @@ now_ms() {
   t=$(date +%s%N 2>/dev/null)
   case "$t" in *[!0-9]* | '') echo "$(($(date +%s) * 1000))" ;; *) echo "$((t / 1000000))" ;; esac
 }
-
-have() { command -v "$1" >/dev/null 2>&1; }
 
 HEALTH_URL=http://127.0.0.1:$PORT/api/health
 http_get() { # prints the body of $1 or fails
@@ -226,16 +296,27 @@ remove_cron_line() {
   printf '%s\n' "$cur" | grep -vF "$CRON_MARK" | crontab -
 }
 
-# The agent's environment and command, written once: setsid and cron both run it.
+# The agent's whole environment, one NAME=value per line: nothing else of the caller's reaches it.
+# $1 = strategy, $2 = python, $3 = supervisor
+agent_env() {
+  printf '%s\n' "PATH=$PATH" "HOME=$HOME" "LANG=${LANG:-C.UTF-8}" "USER=$(id -un)" "LOGNAME=$(id -un)" \
+    "D8_AGENT_PORT=$PORT" "D8_AGENT_TOKEN_FILE=$TOKEN_FILE" "D8_INSTALL_STRATEGY=$1" "D8_SUPERVISOR=$3" \
+    "D8_VERSION_FILE=$RUN_DIR/version_info.json" "D8_PYTHON=$2" "D8_VENV_DIR=$VENV_DIR"
+  # A rootless docker engine is found through these (the docker execution method).
+  [ -n "${DOCKER_HOST:-}" ] && printf '%s\n' "DOCKER_HOST=$DOCKER_HOST"
+  [ -n "${XDG_RUNTIME_DIR:-}" ] && printf '%s\n' "XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR"
+  return 0
+}
+
+# The agent's command, written once: setsid and cron both run it, through env -i (agent_env only).
 write_runner() { # $1 = strategy, $2 = python, $3 = supervisor
-  cat >"$RUN_DIR/run.sh" <<EOF
-#!/bin/sh
-# Starts the D8 agent on port $PORT ($1 strategy, supervisor $3). Written by install.sh.
-echo \$\$ >$(sq "$PID_FILE")
-PATH=$(sq "$PATH") D8_AGENT_PORT=$PORT D8_AGENT_TOKEN_FILE=$(sq "$TOKEN_FILE") D8_INSTALL_STRATEGY=$1 D8_SUPERVISOR=$3 \\
-D8_VERSION_FILE=$(sq "$RUN_DIR/version_info.json") D8_PYTHON=$(sq "$2") D8_VENV_DIR=$(sq "$VENV_DIR") \\
-  exec $(sq "$NODE") $(sq "$RUN_DIR/agent.js") </dev/null >>$(sq "$RUN_DIR/agent.log") 2>&1
-EOF
+  {
+    printf '#!/bin/sh\n# Starts the D8 agent on port %s (%s strategy, supervisor %s). Written by install.sh.\n' "$PORT" "$1" "$3"
+    printf 'echo $$ >%s\n' "$(sq "$PID_FILE")"
+    printf 'exec env -i'
+    agent_env "$@" | while IFS= read -r kv; do printf ' \\\n  %s' "$(sq "$kv")"; done
+    printf ' \\\n  %s %s </dev/null >>%s 2>&1\n' "$(sq "$NODE")" "$(sq "$RUN_DIR/agent.js")" "$(sq "$RUN_DIR/agent.log")"
+  } >"$RUN_DIR/run.sh"
 }
 
 systemd_system_ok() { [ -d /run/systemd/system ] && have systemctl && { [ "$(id -u)" -eq 0 ] || { have sudo && sudo -n true 2>/dev/null; }; }; }
@@ -261,7 +342,9 @@ agent_pids_by_path() {
 
 stop_pid() { # $1 = pid
   pid_is_agent "$1" || return 0
+  # CONT too: a stopped (hung) agent would hold TERM pending and the port for the whole grace period.
   kill -TERM "-$1" 2>/dev/null || kill -TERM "$1" 2>/dev/null
+  kill -CONT "-$1" 2>/dev/null || kill -CONT "$1" 2>/dev/null
   i=0
   while pid_is_agent "$1" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
   pid_is_agent "$1" && { kill -KILL "-$1" 2>/dev/null || kill -KILL "$1" 2>/dev/null; }
@@ -306,11 +389,13 @@ stop_container() {
 # Starts run.sh detached: own session, all three fds redirected, fd 3 closed. run.sh records the pid.
 start_detached() {
   : >"$RUN_DIR/agent.log"
-  setsid sh "$RUN_DIR/run.sh" </dev/null >>"$RUN_DIR/agent.log" 2>&1 3>&- &
+  setsid sh "$RUN_DIR/run.sh" </dev/null >>"$RUN_DIR/agent.log" 2>&1 3>&- 9>&- &
   echo $! >"$PID_FILE"
 }
 
 write_unit() { # $1 = file, $2 = strategy, $3 = python, $4 = WantedBy, $5 = supervisor, $6 = extra [Service] line
+  # Quoted for systemd: % is a specifier, \ and " escape.
+  unit_env=$(agent_env "$2" "$3" "$5" | sed -e 's/%/%%/g' -e 's/[\\"]/\\&/g' -e 's/^/Environment="/' -e 's/$/"/')
   cat >"$1" <<EOF
 [Unit]
 Description=D8 Fleet agent on port $PORT ($2 strategy)
@@ -319,14 +404,7 @@ After=network-online.target
 [Service]
 $6
 ExecStart=$NODE $RUN_DIR/agent.js
-Environment=D8_SUPERVISOR=$5
-Environment=D8_AGENT_PORT=$PORT
-Environment=D8_AGENT_TOKEN_FILE=$TOKEN_FILE
-Environment=D8_INSTALL_STRATEGY=$2
-Environment=D8_VERSION_FILE=$RUN_DIR/version_info.json
-Environment=D8_PYTHON=$3
-Environment=D8_VENV_DIR=$VENV_DIR
-Environment=PATH=$PATH
+$unit_env
 WorkingDirectory=$RUN_DIR
 Restart=always
 RestartSec=3
@@ -558,9 +636,10 @@ for s in $(printf '%s' "$STRATEGIES" | tr ',' ' '); do
       ATTEMPTS_JSON="$ATTEMPTS_JSON{\"strategy\":\"$s\",\"attempt\":$n,\"ok\":true,\"exit_code\":0,\"stderr_tail\":\"$tail_json\",\"seconds\":$secs}"
       WINNER=$s
       progress "$s attempt $n/$ATTEMPTS: ok in ${secs}s: the agent answers on port $PORT"
-      # Older bundles are no longer needed (the running agent has its own copy).
+      # Older bundles are no longer needed (the running agent has its own copy); one placed or
+      # used in the last 10 minutes may belong to a deploy waiting for the lock, and stays.
       for d in "$STATE_DIR"/bundles/*; do
-        [ -d "$d" ] && [ "$(cd "$d" && pwd)" != "$BUNDLE_DIR" ] && rm -rf "$d"
+        [ -d "$d" ] && [ "$(cd "$d" && pwd)" != "$BUNDLE_DIR" ] && [ -n "$(find "$d" -prune -mmin +10 2>/dev/null)" ] && rm -rf "$d"
       done
       # A replace keeps images for the next install (uninstall.sh --stop-only): older agent images go
       # here, once this one runs (images another port's container uses are refused by docker and stay).

@@ -11,6 +11,7 @@
 # --stop-only (a release being replaced): removes the agent itself (container, units, cron line,
 # process, its run directory and token) but keeps what the next install reuses: ~/.d8-agent with
 # the venv, the runtime and the bundles, and the images.
+# Waits for a running install.sh/uninstall.sh of this user (~/.d8-agent.lock; exit 75 after 30 min).
 # Prints one progress line per thing removed on stderr; exit 0 when nothing is left.
 set -u
 
@@ -22,7 +23,7 @@ while [ $# -gt 0 ]; do
     --port) [ $# -ge 2 ] || { echo "[d8-uninstall] --port needs a value" >&2; exit 2; }; PORT=$2; shift 2 ;;
     --all) ALL=1; shift ;;
     --stop-only) STOP_ONLY=1; shift ;;
-    -h | --help) sed -n '2,12p' "$0" >&2; exit 0 ;;
+    -h | --help) sed -n '2,14p' "$0" >&2; exit 0 ;;
     *) echo "[d8-uninstall] unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -33,6 +34,71 @@ say() { printf '[d8-uninstall] %s\n' "$*" >&2; }
 have() { command -v "$1" >/dev/null 2>&1; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
 root_ok() { [ "$(id -u)" -eq 0 ] || { have sudo && sudo -n true 2>/dev/null; }; }
+
+# --- one installer at a time: the same lock as install.sh's (this script also runs alone, see infra/shell.ts) ---
+progress() { say "$@"; }
+is_uint() { case "$1" in '' | *[!0-9]*) return 1 ;; *) return 0 ;; esac; }
+LOCK=$HOME/.d8-agent.lock
+LOCK_WAIT=1800
+proc_start() { # $1 = pid: its start time (field 22 of /proc/PID/stat), empty without /proc
+  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  printf '%s\n' "${s##*) }" | cut -d' ' -f20
+}
+lock_me() { printf '%s %s %s since %s\n' "$$" "$(proc_start $$)" "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"; }
+lock_holder_line() { # "pid 123 (install.sh --port 7600 since …)"
+  set -- $(cat "$1" 2>/dev/null)
+  [ $# -ge 2 ] || { echo "an unknown process"; return; }
+  p=$1; shift 2; echo "pid $p ($*)"
+}
+lock_holder_gone() { # $1 = owner file: its pid is dead, or is now another process
+  set -- $(cat "$1" 2>/dev/null)
+  [ $# -ge 1 ] && is_uint "$1" || return 1
+  kill -0 "$1" 2>/dev/null || return 0
+  [ -n "${2:-}" ] && [ -n "$(proc_start "$1")" ] && [ "$(proc_start "$1")" != "$2" ]
+}
+take_lock() { # $1 = what we are, for others' waiting line; returns 1 when it timed out
+  if have flock; then
+    exec 9>>"$LOCK" || return 1
+    if ! flock -n 9; then
+      progress "waiting for another D8 installer on this host: $(lock_holder_line "$LOCK")"
+      flock -w "$LOCK_WAIT" 9 || return 1
+    fi
+    lock_me "$1" >"$LOCK"
+    return 0
+  fi
+  told= waited=0 blank=0
+  while ! mkdir "$LOCK.d" 2>/dev/null; do
+    if [ ! -s "$LOCK.d/owner" ]; then blank=$((blank + 1)); else blank=0; fi
+    # A holder that died, or one that died between its mkdir and writing owner (10 s without one).
+    if { [ -s "$LOCK.d/owner" ] && lock_holder_gone "$LOCK.d/owner"; } || [ "$blank" -gt 50 ]; then
+      seen=$(cat "$LOCK.d/owner" 2>/dev/null)
+      if mv "$LOCK.d" "$LOCK.stale.$$" 2>/dev/null; then
+        if [ "$(cat "$LOCK.stale.$$/owner" 2>/dev/null)" = "$seen" ]; then
+          progress "removed a stale installer lock: ${seen:-no owner} is gone"
+          rm -rf "$LOCK.stale.$$"
+        else # someone took it in between: theirs is live, put it back
+          mv "$LOCK.stale.$$" "$LOCK.d" 2>/dev/null || rm -rf "$LOCK.stale.$$"
+        fi
+      fi
+      blank=0
+      continue
+    fi
+    [ -n "$told" ] || { told=1; progress "waiting for another D8 installer on this host: $(lock_holder_line "$LOCK.d/owner")"; }
+    waited=$((waited + 1))
+    [ "$waited" -le $((LOCK_WAIT * 5)) ] || return 1
+    sleep 0.2
+  done
+  lock_me "$1" >"$LOCK.d/owner"
+  trap 'rm -rf "$LOCK.d"' EXIT
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+if ! take_lock "uninstall.sh --port $PORT${ALL:+ --all}"; then
+  say "error: another D8 installer still holds $LOCK after ${LOCK_WAIT}s: $(lock_holder_line "$LOCK")"
+  exit 75
+fi
 
 if [ -n "$ALL" ]; then
   PORTS=$(ls "$STATE_DIR" 2>/dev/null | sed -n 's/^agent-\([0-9][0-9]*\)$/\1/p; s/^agent-\([0-9][0-9]*\)\.pid$/\1/p; s/^agent-token-\([0-9][0-9]*\)$/\1/p')
@@ -86,6 +152,7 @@ remove_port() { # $1 = port
   for pid in $(echo $pids | tr ' ' '\n' | sort -u); do
     if pid_is_agent "$pid" "$p"; then
       kill -TERM "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+      kill -CONT "-$pid" 2>/dev/null || kill -CONT "$pid" 2>/dev/null # a stopped (hung) agent too
       i=0
       while pid_is_agent "$pid" "$p" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
       pid_is_agent "$pid" "$p" && { kill -KILL "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null; }
@@ -121,7 +188,7 @@ fi
 left=$(ls "$STATE_DIR" 2>/dev/null | grep -E '^agent-([0-9]+|[0-9]+\.pid|token-[0-9]+)$' || true)
 if [ -d "$STATE_DIR" ]; then
   if [ -z "$left" ]; then
-    rm -rf "$STATE_DIR" && say "removed $STATE_DIR"
+    rm -rf "$STATE_DIR" && rm -f "$LOCK" && say "removed $STATE_DIR"
   else
     say "kept $STATE_DIR: other agents are installed there ($(echo "$left" | tr '\n' ' '))"
   fi
