@@ -148,7 +148,7 @@ take_lock() { # $1 = what we are, for others' waiting line; returns 1 when it ti
       blank=0
       continue
     fi
-    [ -n "$told" ] || { told=1; progress "waiting for another D8 installer on this host: $(lock_holder_line "$LOCK.d/owner")"; }
+    [ -n "$told" ] || [ "$blank" -gt 0 ] || { told=1; progress "waiting for another D8 installer on this host: $(lock_holder_line "$LOCK.d/owner")"; }
     waited=$((waited + 1))
     [ "$waited" -le $((LOCK_WAIT * 5)) ] || return 1
     sleep 0.2
