@@ -31,7 +31,7 @@ export function incomingBundleDir(bundleHash: string, nonce: string): string {
 /**
  * Renames a complete upload (`incoming`, same parent) into `dest` — or drops it when `dest` already
  * holds this bundle — so an installer never runs from a directory another deploy is writing into.
- * A concurrent placement that won the race keeps its copy (ours, moved inside it by mv, is removed).
+ * A concurrent placement that won the race keeps its copy (ours, which mv put inside it, is removed).
  */
 export function placeBundleCommand(incoming: string, dest: string, bundleHash: string): string {
   return placeBundleScript(inHome(incoming), dest, bundleHash);
@@ -42,11 +42,15 @@ export function placeBundleScript(incomingWord: string, dest: string, bundleHash
   const inc = incomingWord;
   const d = inHome(dest);
   const complete = `[ "$(cat ${d}/BUNDLE_HASH 2>/dev/null)" = ${q(bundleHash)} ]`;
+  // A complete dest is never moved or deleted (an installer may be running from it); only an
+  // incomplete one (an interrupted copy by an older master) is set aside.
   return [
     `if ${complete}; then rm -rf ${inc}; exit 0; fi`,
-    `if [ -e ${d} ]; then mv ${d} ${d}.stale-$$ && rm -rf ${d}.stale-$$; fi`,
-    `mv ${inc} ${d}`,
-    `n=$(basename ${inc}); if [ -e ${d}/"$n" ]; then rm -rf ${d}/"$n"; fi`,
+    `n=$(basename ${inc}); mv ${inc} ${d} || exit 1`,
+    `if [ -e ${d}/"$n" ]; then`,
+    `  if ${complete}; then rm -rf ${d}/"$n"; exit 0; fi`,
+    `  mv ${d}/"$n" ${d}.incoming-$$ && mv ${d} ${d}.stale-$$ && mv ${d}.incoming-$$ ${d}; rm -rf ${d}.stale-$$`,
+    'fi',
     `${complete} || { echo "the bundle in ${dest} is incomplete after placing it" >&2; exit 1; }`,
   ].join('\n');
 }
