@@ -101,64 +101,11 @@ BUNDLE_DIR=$(cd "$(dirname "$0")" && pwd) || usage_error "cannot find the bundle
 STATE_DIR=$HOME/.d8-agent
 mkdir -p "$STATE_DIR" && chmod 700 "$STATE_DIR" || usage_error "cannot create $STATE_DIR"
 
-# --- one installer at a time (shared with uninstall.sh, which has the same lock code) -------------
+# --- one installer at a time: the lock code lives in uninstall.sh (which also runs alone), read from it
 have() { command -v "$1" >/dev/null 2>&1; }
-LOCK=$HOME/.d8-agent.lock
-LOCK_WAIT=1800
-proc_start() { # $1 = pid: its start time (field 22 of /proc/PID/stat), empty without /proc
-  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-  printf '%s\n' "${s##*) }" | cut -d' ' -f20
-}
-lock_me() { printf '%s %s %s since %s\n' "$$" "$(proc_start $$)" "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"; }
-lock_holder_line() { # "pid 123 (install.sh --port 7600 since …)"
-  set -- $(cat "$1" 2>/dev/null)
-  [ $# -ge 2 ] || { echo "an unknown process"; return; }
-  p=$1; shift 2; echo "pid $p ($*)"
-}
-lock_holder_gone() { # $1 = owner file: its pid is dead, or is now another process
-  set -- $(cat "$1" 2>/dev/null)
-  [ $# -ge 1 ] && is_uint "$1" || return 1
-  kill -0 "$1" 2>/dev/null || return 0
-  [ -n "${2:-}" ] && [ -n "$(proc_start "$1")" ] && [ "$(proc_start "$1")" != "$2" ]
-}
-take_lock() { # $1 = what we are, for others' waiting line; returns 1 when it timed out
-  if have flock; then
-    exec 9>>"$LOCK" || return 1
-    if ! flock -n 9; then
-      progress "waiting for another D8 installer on this host: $(lock_holder_line "$LOCK")"
-      flock -w "$LOCK_WAIT" 9 || return 1
-    fi
-    lock_me "$1" >"$LOCK"
-    return 0
-  fi
-  told= waited=0 blank=0
-  while ! mkdir "$LOCK.d" 2>/dev/null; do
-    if [ ! -s "$LOCK.d/owner" ]; then blank=$((blank + 1)); else blank=0; fi
-    # A holder that died, or one that died between its mkdir and writing owner (10 s without one).
-    if { [ -s "$LOCK.d/owner" ] && lock_holder_gone "$LOCK.d/owner"; } || [ "$blank" -gt 50 ]; then
-      seen=$(cat "$LOCK.d/owner" 2>/dev/null)
-      if mv "$LOCK.d" "$LOCK.stale.$$" 2>/dev/null; then
-        if [ "$(cat "$LOCK.stale.$$/owner" 2>/dev/null)" = "$seen" ]; then
-          progress "removed a stale installer lock: ${seen:-no owner} is gone"
-          rm -rf "$LOCK.stale.$$"
-        else # someone took it in between: theirs is live, put it back
-          mv "$LOCK.stale.$$" "$LOCK.d" 2>/dev/null || rm -rf "$LOCK.stale.$$"
-        fi
-      fi
-      blank=0
-      continue
-    fi
-    [ -n "$told" ] || [ "$blank" -gt 0 ] || { told=1; progress "waiting for another D8 installer on this host: $(lock_holder_line "$LOCK.d/owner")"; }
-    waited=$((waited + 1))
-    [ "$waited" -le $((LOCK_WAIT * 5)) ] || return 1
-    sleep 0.2
-  done
-  lock_me "$1" >"$LOCK.d/owner"
-  trap 'rm -rf "$LOCK.d"' EXIT
-  trap 'exit 129' HUP
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
-}
+LOCK_CODE=$(sed -n '/^# >>> installer lock$/,/^# <<< installer lock$/p' "$BUNDLE_DIR/uninstall.sh" 2>/dev/null)
+[ -n "$LOCK_CODE" ] || usage_error "bundle $BUNDLE_DIR is incomplete: uninstall.sh (with its installer lock) is missing"
+eval "$LOCK_CODE"
 RUN_DIR=$STATE_DIR/agent-$PORT
 TOKEN_FILE=$STATE_DIR/agent-token-$PORT
 PID_FILE=$STATE_DIR/agent-$PORT.pid

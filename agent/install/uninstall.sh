@@ -35,9 +35,13 @@ have() { command -v "$1" >/dev/null 2>&1; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
 root_ok() { [ "$(id -u)" -eq 0 ] || { have sudo && sudo -n true 2>/dev/null; }; }
 
-# --- one installer at a time: the same lock as install.sh's (this script also runs alone, see infra/shell.ts) ---
+# --- one installer at a time -------------------------------------------------------------------
+# The lock install.sh takes too: it evals the marked block below out of this file (one copy of the
+# code; this script must stay self-contained, as it also runs alone: see infra/shell.ts purgeCommand).
+# The block needs have, is_uint and progress from its host script.
 progress() { say "$@"; }
 is_uint() { case "$1" in '' | *[!0-9]*) return 1 ;; *) return 0 ;; esac; }
+# >>> installer lock
 LOCK=$HOME/.d8-agent.lock
 LOCK_WAIT=1800
 proc_start() { # $1 = pid: its start time (field 22 of /proc/PID/stat), empty without /proc
@@ -94,6 +98,7 @@ take_lock() { # $1 = what we are, for others' waiting line; returns 1 when it ti
   trap 'exit 130' INT
   trap 'exit 143' TERM
 }
+# <<< installer lock
 
 if ! take_lock "uninstall.sh --port $PORT${ALL:+ --all}"; then
   say "error: another D8 installer still holds $LOCK after ${LOCK_WAIT}s: $(lock_holder_line "$LOCK")"

@@ -130,6 +130,19 @@ describe('install.sh under races and faults', () => {
     await expectOneAgent(home, port);
   });
 
+  it('an uninstall while an install runs waits for it, then removes the agent it started', async () => {
+    const { home, port } = await newHome('uninstall-during-install');
+    const installing = install(home, port);
+    await waitFor(() => fs.existsSync(`${home}/.d8-agent.lock`) && /install\.sh --port/.test(fs.readFileSync(`${home}/.d8-agent.lock`, 'utf8')), 20_000, 'the install to hold the lock');
+    const un = await runProcess(DASH, [path.join(bundle.dir, 'uninstall.sh'), '--port', String(port)], { env: { PATH: BASE_PATH, HOME: home } });
+    expect(un.stderr).toMatch(new RegExp(`waiting for another D8 installer on this host: pid \\d+ \\(install\\.sh --port ${port} since `));
+    expect(un.code).toBe(0);
+    expect((await installing).code).toBe(0);
+    expect(agentPids(home, port)).toEqual([]);
+    expect(fs.existsSync(path.join(home, '.d8-agent'))).toBe(false);
+    expect(fs.existsSync(`${home}/.d8-agent.lock`)).toBe(false);
+  });
+
   it('a lock left by a SIGKILLed installer (mkdir lock) is taken over, saying so', async () => {
     const { home, port } = await newHome('stale-lock');
     const PATH = binWithout(dir, 'flock');
