@@ -277,14 +277,15 @@ prepare_run_dir() {
 pid_is_agent() { # $1 = pid
   [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
   [ -r "/proc/$1/cmdline" ] || return 0
-  tr '\000' ' ' <"/proc/$1/cmdline" | grep -q "agent-$PORT/agent.js"
+  # run.sh too: between its start and its exec of node (a check there must not call the agent dead).
+  tr '\000' ' ' <"/proc/$1/cmdline" | grep -Eq "agent-$PORT/(agent\.js|run\.sh)"
 }
 
 # Pids running this port's agent.js from our state directory. After POST /api/restart a detached
 # agent is a new process the pid file does not name, so the pid file alone is not enough.
 # (grep lists itself too; it has exited by the time stop_pid checks that pid.)
 agent_pids_by_path() {
-  grep -lF "$RUN_DIR/agent.js" /proc/[0-9]*/cmdline 2>/dev/null | sed -n 's#^/proc/\([0-9]*\)/cmdline$#\1#p'
+  grep -lF -e "$RUN_DIR/agent.js" -e "$RUN_DIR/run.sh" /proc/[0-9]*/cmdline 2>/dev/null | sed -n 's#^/proc/\([0-9]*\)/cmdline$#\1#p'
 }
 
 stop_pid() { # $1 = pid
@@ -415,13 +416,22 @@ launch_agent() {
   SUPERVISOR=setsid
 }
 
+# Our own child: running and not a zombie. Not pid_is_agent: /proc/PID/cmdline reads empty for an
+# instant while run.sh execs env and node, which would call a starting agent dead.
+proc_alive() { # $1 = pid
+  [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
+  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  st=${st##*) }
+  [ "${st%% *}" != Z ]
+}
+
 # Is the agent we just started still alive? (a crashed agent fails the attempt at once)
 agent_alive() { # $1 = strategy
   case "$SUPERVISOR" in
     docker) [ "$(docker inspect -f '{{.State.Running}}' "$CONTAINER" 2>/dev/null)" = true ] ;;
     user-unit) case "$(systemctl --user show -p ActiveState --value "$UNIT" 2>/dev/null)" in active | activating) ;; *) return 1 ;; esac ;;
     system-unit) case "$(systemctl show -p ActiveState --value "$UNIT" 2>/dev/null)" in active | activating) ;; *) return 1 ;; esac ;;
-    setsid | cron) pid_is_agent "$(cat "$PID_FILE" 2>/dev/null)" ;;
+    setsid | cron) proc_alive "$(cat "$PID_FILE" 2>/dev/null)" ;;
     *) return 0 ;;
   esac
 }

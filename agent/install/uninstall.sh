@@ -70,8 +70,10 @@ take_lock() { # $1 = what we are, for others' waiting line; returns 1 when it ti
     lock_me "$1" >"$LOCK"
     return 0
   fi
-  told= waited=0 blank=0
-  while ! mkdir "$LOCK.d" 2>/dev/null; do
+  # The owner line is made first and written by a builtin right after the mkdir, so a lock without
+  # one is a holder that died in between; a holder whose directory was taken meanwhile tries again.
+  me=$(lock_me "$1") told= waited=0 blank=0
+  while ! { mkdir "$LOCK.d" 2>/dev/null && printf '%s\n' "$me" 2>/dev/null >"$LOCK.d/owner" && [ "$(cat "$LOCK.d/owner" 2>/dev/null)" = "$me" ]; }; do
     if [ ! -s "$LOCK.d/owner" ]; then blank=$((blank + 1)); else blank=0; fi
     # A holder that died, or one that died between its mkdir and writing owner (10 s without one).
     if { [ -s "$LOCK.d/owner" ] && lock_holder_gone "$LOCK.d/owner"; } || [ "$blank" -gt 50 ]; then
@@ -92,8 +94,7 @@ take_lock() { # $1 = what we are, for others' waiting line; returns 1 when it ti
     [ "$waited" -le $((LOCK_WAIT * 5)) ] || return 1
     sleep 0.2
   done
-  lock_me "$1" >"$LOCK.d/owner"
-  trap 'rm -rf "$LOCK.d"' EXIT
+  trap '[ "$(cat "$LOCK.d/owner" 2>/dev/null)" = "$me" ] && rm -rf "$LOCK.d"' EXIT
   trap 'exit 129' HUP
   trap 'exit 130' INT
   trap 'exit 143' TERM
@@ -120,7 +121,7 @@ fi
 pid_is_agent() { # $1 = pid, $2 = port
   [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
   [ -r "/proc/$1/cmdline" ] || return 0
-  tr '\000' ' ' <"/proc/$1/cmdline" | grep -q "agent-$2/agent.js"
+  tr '\000' ' ' <"/proc/$1/cmdline" | grep -Eq "agent-$2/(agent\.js|run\.sh)"
 }
 
 remove_port() { # $1 = port
@@ -153,7 +154,7 @@ remove_port() { # $1 = port
   # The pid file, and any other process running this port's agent.js from our state directory
   # (after POST /api/restart a detached agent is a new process the pid file does not name).
   # (grep lists itself too; it has exited by the time pid_is_agent checks that pid.)
-  pids="$(cat "$STATE_DIR/agent-$p.pid" 2>/dev/null) $(grep -lF "$STATE_DIR/agent-$p/agent.js" /proc/[0-9]*/cmdline 2>/dev/null | sed -n 's#^/proc/\([0-9]*\)/cmdline$#\1#p')"
+  pids="$(cat "$STATE_DIR/agent-$p.pid" 2>/dev/null) $(grep -lF -e "$STATE_DIR/agent-$p/agent.js" -e "$STATE_DIR/agent-$p/run.sh" /proc/[0-9]*/cmdline 2>/dev/null | sed -n 's#^/proc/\([0-9]*\)/cmdline$#\1#p')"
   for pid in $(echo $pids | tr ' ' '\n' | sort -u); do
     if pid_is_agent "$pid" "$p"; then
       kill -TERM "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null

@@ -114,6 +114,7 @@ describe('install.sh under races and faults', () => {
     const runs = await Promise.all([0, 1, 2].map(() => install(home, port, { path: PATH })));
     for (const r of runs) {
       expect(r.stderr).not.toContain('already in use');
+      if (!parseInstallOutput(r.stdout).ok) throw new Error(`an installer failed:\n${r.stderr}`);
       expect(parseInstallOutput(r.stdout)).toMatchObject({ ok: true, strategy: 'native' });
       expect(r.code).toBe(0);
     }
@@ -125,7 +126,7 @@ describe('install.sh under races and faults', () => {
     expect(fs.existsSync(`${home}/.d8-agent.lock.d`)).toBe(false);
     // A later install replaces that agent cleanly.
     const again = await install(home, port, { path: PATH });
-    expect(again.code).toBe(0);
+    if (again.code !== 0) throw new Error(`the later install failed:\n${again.stderr}`);
     expect(alive(pid)).toBe(false);
     await expectOneAgent(home, port);
   });
