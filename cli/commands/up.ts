@@ -127,7 +127,7 @@ Examples:
         }
         if (engine !== 'direct') say(`[${s.name}] deploying with ${engine}…`);
         const r = await deploys.deploy(s, { force: !!o.force, reason: 'manual', noWait: !o.wait });
-        if (r.errorKind === 'locked') say(`[${s.name}] not deployed: ${r.error ?? 'locked'}`);
+        if (engine === 'direct' && r.errorKind === 'locked') say(`[${s.name}] not deployed: ${r.error ?? 'locked'}`);
         if (engine !== 'direct') say(`[${s.name}] ${r.ok ? `${r.status === 'up_to_date' ? 'up to date' : 'deployed'} (${r.strategy ?? '-'})` : `failed (${r.errorKind ?? 'engine'}): ${r.error ?? 'unknown error'}`}`);
         return r;
       }).finally(() => store.close());
