@@ -17,6 +17,7 @@ export const DEPLOY_EXIT_CODES: Readonly<Record<DeployErrorKind, number>> = {
   config: 15,
   engine: 16,
   unsupported: 17,
+  locked: 18,
 };
 
 const WHAT: Readonly<Record<DeployErrorKind, string>> = {
@@ -28,6 +29,7 @@ const WHAT: Readonly<Record<DeployErrorKind, string>> = {
   config: 'the stack config or a secret is missing or wrong',
   engine: 'the deploy engine itself failed',
   unsupported: 'the host cannot run any configured strategy (arch, libc, no docker): nothing was installed',
+  locked: 'another process is deploying this slave (--no-wait, or the wait timed out): nothing was done',
 };
 
 /** 0 when every slave is deployed or up to date; else the code of the first failed slave (stack order). */

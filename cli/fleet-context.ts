@@ -8,7 +8,7 @@ import { openStore, type Store } from '../master/store';
 import type { ControlKind, ControlResult } from '../master/store/commands';
 import { FleetControl } from '../master/control';
 import { chooseEngine, createDeployer, type EngineChoice } from '../master/deploy/select';
-import { DeployCoordinator } from '../master/deploy/coordinator';
+import { DeployCoordinator, describeHolder } from '../master/deploy/coordinator';
 import { MasterVersion } from '../master/master-version';
 import { Supervisor } from '../master/daemon/supervisor';
 import { tuningFromEnv } from '../master/daemon/tuning';
@@ -70,7 +70,10 @@ export function cliControl(ctx: FleetContext, engine: EngineChoice = 'auto'): Fl
     ctx.logger.info({ engine: chosen.engine, why: chosen.why }, `no master daemon runs for stack ${ctx.config.stack}: acting from this process with the ${chosen.engine} engine`);
     const deployer = await createDeployer(chosen.engine, { config: ctx.config, repoDir: ctx.repoDir, logger: ctx.logger }, process.env.D8_DEPLOYER_MODULE);
     const version = new MasterVersion(ctx.repoDir, ctx.logger);
-    const deploys = new DeployCoordinator(ctx.config.stack, deployer, ctx.store.deploys, ctx.logger);
+    const deploys = new DeployCoordinator(ctx.config.stack, deployer, ctx.store.deploys, ctx.logger, {
+      locks: ctx.store.deployLocks, holder: `d8 ${kind}`,
+      onWait: (s, h) => process.stderr.write(`${s}: waiting for the deploy by ${describeHolder(h)} to finish…\n`),
+    });
     const sup = new Supervisor({ config: ctx.config, store: ctx.store, version, deploys, logger: ctx.logger, tuning: tuningFromEnv(), repoDir: ctx.repoDir });
     try {
       return kind === 'retry' ? await sup.retry(slave) : await sup.forceUpdate(slave);

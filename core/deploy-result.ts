@@ -18,9 +18,10 @@ export type DeployStatus = z.infer<typeof DeployStatusSchema>;
  * host_key: the host's key is not the one expected · install_failed: install.sh ran and every
  * strategy failed, or the agent did not come up · timeout: a step overran its limit ·
  * config: the stack config or a secret is missing or wrong · engine: the deploy engine itself failed ·
- * unsupported: the probe found that no configured strategy can run on the host (nothing was installed).
+ * unsupported: the probe found that no configured strategy can run on the host (nothing was installed) ·
+ * locked: another process holds this slave's deploy lock and the caller chose not to wait (`--no-wait`).
  */
-export const DeployErrorKindSchema = z.enum(['connect', 'auth', 'host_key', 'install_failed', 'timeout', 'config', 'engine', 'unsupported']);
+export const DeployErrorKindSchema = z.enum(['connect', 'auth', 'host_key', 'install_failed', 'timeout', 'config', 'engine', 'unsupported', 'locked']);
 export type DeployErrorKind = z.infer<typeof DeployErrorKindSchema>;
 
 export const DeployResultSchema = z.object({

@@ -5,6 +5,7 @@
  */
 
 import { shQuote } from '../core/shell-quote';
+import { placeBundleScript } from '../agent/install/command';
 
 export { shQuote };
 
@@ -26,21 +27,16 @@ export function withTimeout(command: string, seconds: number): string {
 }
 
 /**
- * Copies a local bundle directory into `destDir` (relative to $HOME), replacing what was there.
- * Staged next to the destination and renamed, so an interrupted copy never leaves half a bundle
- * where install.sh would run it.
+ * Copies a local bundle directory into `destDir` (relative to $HOME): into a fresh directory beside
+ * it, renamed into place (agent/install/command.ts's placeBundleScript), so an installer never runs
+ * from half a bundle, and two deploys of the same bundle never write into one directory.
  */
-export function localCopyCommand(srcDir: string, destDir: string): string {
+export function localCopyCommand(srcDir: string, destDir: string, bundleHash: string): string {
   const dest = homePath(destDir);
-  const staging = homePath(`${destDir}.partial`);
   return [
-    'set -e',
-    `mkdir -p "$(dirname ${dest})"`,
-    `rm -rf ${staging}`,
-    `cp -R ${shQuote(srcDir)} ${staging}`,
-    `rm -rf ${dest}`,
-    `mv ${staging} ${dest}`,
-  ].join('; ');
+    `mkdir -p "$(dirname ${dest})" && inc=$(mktemp -d "$(dirname ${dest})/.incoming-XXXXXXXX") && cp -R ${shQuote(srcDir)}/. "$inc"/ || exit 1`,
+    placeBundleScript('"$inc"', destDir, bundleHash),
+  ].join('\n');
 }
 
 /** Removes a bundle directory copied by localCopyCommand. */

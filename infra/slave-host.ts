@@ -147,7 +147,7 @@ export class SlaveHost extends pulumi.ComponentResource {
     if (slave.local) {
       this.state = new command.local.Command(names.state, stateArgs, stateOpts);
       this.bundle = new command.local.Command(names.bundle, {
-        create: localCopyCommand(bundle.dir, bundleDir),
+        create: localCopyCommand(bundle.dir, bundleDir, bundle.hash),
         delete: localRemoveCommand(bundleDir),
         logging: 'stdoutAndStderr',
         triggers: bundleTriggers,

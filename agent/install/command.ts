@@ -13,8 +13,49 @@ export const DEFAULT_BASE_IMAGE = 'node:22-bookworm-slim';
 /** Bundles live under the slave user's home, one directory per bundle hash. */
 export const REMOTE_BUNDLE_ROOT = '.d8-agent/bundles';
 
+/** `cd`-independent: works from any working directory of an SSH session (which starts in $HOME). */
+function inHome(dir: string): string {
+  return dir.startsWith('/') ? q(dir) : `"$HOME"/${q(dir)}`;
+}
+
 export function remoteBundleDir(bundleHash: string): string {
   return `${REMOTE_BUNDLE_ROOT}/${bundleHash.slice(0, 16)}`;
+}
+
+/**
+ * Where one deploy's upload lands before it is renamed into remoteBundleDir: unique per deploy
+ * (`nonce`), and hidden (dot name) from install.sh's pruning of older bundles.
+ */
+export function incomingBundleDir(bundleHash: string, nonce: string): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(nonce)) throw new RangeError(`incoming bundle nonce must be [A-Za-z0-9_-]+ (got ${JSON.stringify(nonce)})`);
+  return `${REMOTE_BUNDLE_ROOT}/.incoming-${bundleHash.slice(0, 16)}-${nonce}`;
+}
+
+/**
+ * Renames a complete upload (`incoming`, same parent) into `dest` — or drops it when `dest` already
+ * holds this bundle — so an installer never runs from a directory another deploy is writing into.
+ * A concurrent placement that won the race keeps its copy (ours, which mv put inside it, is removed).
+ */
+export function placeBundleCommand(incoming: string, dest: string, bundleHash: string): string {
+  return placeBundleScript(inHome(incoming), dest, bundleHash);
+}
+
+/** placeBundleCommand with the upload's directory as a shell word (e.g. `"$inc"` from mktemp). */
+export function placeBundleScript(incomingWord: string, dest: string, bundleHash: string): string {
+  const inc = incomingWord;
+  const d = inHome(dest);
+  const complete = `[ "$(cat ${d}/BUNDLE_HASH 2>/dev/null)" = ${q(bundleHash)} ]`;
+  // A complete dest is never moved or deleted (an installer may be running from it); only an
+  // incomplete one (an interrupted copy by an older master) is set aside.
+  return [
+    `if ${complete}; then rm -rf ${inc}; exit 0; fi`,
+    `n=$(basename ${inc}); mv ${inc} ${d} || exit 1`,
+    `if [ -e ${d}/"$n" ]; then`,
+    `  if ${complete}; then rm -rf ${d}/"$n"; exit 0; fi`,
+    `  mv ${d}/"$n" ${d}.incoming-$$ && mv ${d} ${d}.stale-$$ && mv ${d}.incoming-$$ ${d}; rm -rf ${d}.stale-$$`,
+    'fi',
+    `${complete} || { echo "the bundle in ${dest} is incomplete after placing it" >&2; exit 1; }`,
+  ].join('\n');
 }
 
 export interface InstallInvocation {
@@ -32,11 +73,6 @@ export interface InstallInvocation {
   nodePath?: string;
 }
 
-
-/** `cd`-independent: works from any working directory of an SSH session (which starts in $HOME). */
-function inHome(dir: string): string {
-  return dir.startsWith('/') ? q(dir) : `"$HOME"/${q(dir)}`;
-}
 
 export function installCommand(inv: InstallInvocation): string {
   const args = [

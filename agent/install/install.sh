@@ -13,7 +13,13 @@
 # replace the running agent and two agents never fight for the port.
 #
 # The token is read from the first line of stdin (or copied from a file) into a 0600 file; it never
-# appears in argv, the environment of a process, a log or this script's output.
+# appears in argv, the environment of a process, a log or this script's output. The agent starts
+# with an explicit minimal environment (PATH, HOME, LANG, USER, the D8_* it needs), never the
+# caller's: a master that runs this for a local slave has secrets in its environment.
+#
+# One installer (or uninstaller) at a time per user: ~/.d8-agent.lock, held with flock(1) where it
+# exists, else an atomic mkdir lock (~/.d8-agent.lock.d) whose holder is checked by pid and start
+# time, so a SIGKILLed holder does not block anyone. A later run waits, saying who holds it.
 #
 # Output: progress lines "[d8-install] ..." on stderr; exactly one line on stdout, the JSON result
 # of core/install-result.ts: {"ok":..,"strategy":..,"attempts":[..]}. Exit 0 only on success.
@@ -93,6 +99,13 @@ fi
 
 BUNDLE_DIR=$(cd "$(dirname "$0")" && pwd) || usage_error "cannot find the bundle directory"
 STATE_DIR=$HOME/.d8-agent
+mkdir -p "$STATE_DIR" && chmod 700 "$STATE_DIR" || usage_error "cannot create $STATE_DIR"
+
+# --- one installer at a time: the lock code lives in uninstall.sh (which also runs alone), read from it
+have() { command -v "$1" >/dev/null 2>&1; }
+LOCK_CODE=$(sed -n '/^# >>> installer lock$/,/^# <<< installer lock$/p' "$BUNDLE_DIR/uninstall.sh" 2>/dev/null)
+[ -n "$LOCK_CODE" ] || usage_error "bundle $BUNDLE_DIR is incomplete: uninstall.sh (with its installer lock) is missing"
+eval "$LOCK_CODE"
 RUN_DIR=$STATE_DIR/agent-$PORT
 TOKEN_FILE=$STATE_DIR/agent-token-$PORT
 PID_FILE=$STATE_DIR/agent-$PORT.pid
@@ -100,6 +113,12 @@ VENV_DIR=$STATE_DIR/venv
 LOG_DIR=$STATE_DIR/logs
 CONTAINER=d8-agent-$PORT
 UNIT=d8-agent-$PORT.service
+
+touch "$BUNDLE_DIR" 2>/dev/null # in use: see the pruning of older bundles below
+if ! take_lock "install.sh --port $PORT"; then
+  progress "error: another D8 installer still holds $LOCK after ${LOCK_WAIT}s: $(lock_holder_line "$LOCK")"
+  result_and_exit 75
+fi
 
 for f in agent.js version_info.json requirements.txt Dockerfile; do
   [ -f "$BUNDLE_DIR/$f" ] || usage_error "bundle $BUNDLE_DIR is incomplete: $f is missing"
@@ -110,7 +129,7 @@ HASH=$(head -n 1 "$BUNDLE_DIR/BUNDLE_HASH" 2>/dev/null | cut -c1-16)
 [ -n "$HASH" ] || HASH=$(printf '%s' "$COMMIT" | cut -c1-16)
 IMAGE=d8-agent:$HASH
 
-mkdir -p "$STATE_DIR" "$LOG_DIR" && chmod 700 "$STATE_DIR" || usage_error "cannot create $STATE_DIR"
+mkdir -p "$LOG_DIR" || usage_error "cannot create $LOG_DIR"
 
 # --- the token -----------------------------------------------------------------------------------
 if [ "$TOKEN_SOURCE" = stdin ]; then
@@ -136,8 +155,6 @@ now_ms() {
   t=$(date +%s%N 2>/dev/null)
   case "$t" in *[!0-9]* | '') echo "$(($(date +%s) * 1000))" ;; *) echo "$((t / 1000000))" ;; esac
 }
-
-have() { command -v "$1" >/dev/null 2>&1; }
 
 HEALTH_URL=http://127.0.0.1:$PORT/api/health
 http_get() { # prints the body of $1 or fails
@@ -226,16 +243,27 @@ remove_cron_line() {
   printf '%s\n' "$cur" | grep -vF "$CRON_MARK" | crontab -
 }
 
-# The agent's environment and command, written once: setsid and cron both run it.
+# The agent's whole environment, one NAME=value per line: nothing else of the caller's reaches it.
+# $1 = strategy, $2 = python, $3 = supervisor
+agent_env() {
+  printf '%s\n' "PATH=$PATH" "HOME=$HOME" "LANG=${LANG:-C.UTF-8}" "USER=$(id -un)" "LOGNAME=$(id -un)" \
+    "D8_AGENT_PORT=$PORT" "D8_AGENT_TOKEN_FILE=$TOKEN_FILE" "D8_INSTALL_STRATEGY=$1" "D8_SUPERVISOR=$3" \
+    "D8_VERSION_FILE=$RUN_DIR/version_info.json" "D8_PYTHON=$2" "D8_VENV_DIR=$VENV_DIR"
+  # A rootless docker engine is found through these (the docker execution method).
+  [ -n "${DOCKER_HOST:-}" ] && printf '%s\n' "DOCKER_HOST=$DOCKER_HOST"
+  [ -n "${XDG_RUNTIME_DIR:-}" ] && printf '%s\n' "XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR"
+  return 0
+}
+
+# The agent's command, written once: setsid and cron both run it, through env -i (agent_env only).
 write_runner() { # $1 = strategy, $2 = python, $3 = supervisor
-  cat >"$RUN_DIR/run.sh" <<EOF
-#!/bin/sh
-# Starts the D8 agent on port $PORT ($1 strategy, supervisor $3). Written by install.sh.
-echo \$\$ >$(sq "$PID_FILE")
-PATH=$(sq "$PATH") D8_AGENT_PORT=$PORT D8_AGENT_TOKEN_FILE=$(sq "$TOKEN_FILE") D8_INSTALL_STRATEGY=$1 D8_SUPERVISOR=$3 \\
-D8_VERSION_FILE=$(sq "$RUN_DIR/version_info.json") D8_PYTHON=$(sq "$2") D8_VENV_DIR=$(sq "$VENV_DIR") \\
-  exec $(sq "$NODE") $(sq "$RUN_DIR/agent.js") </dev/null >>$(sq "$RUN_DIR/agent.log") 2>&1
-EOF
+  {
+    printf '#!/bin/sh\n# Starts the D8 agent on port %s (%s strategy, supervisor %s). Written by install.sh.\n' "$PORT" "$1" "$3"
+    printf 'echo $$ >%s\n' "$(sq "$PID_FILE")"
+    printf 'exec env -i'
+    agent_env "$@" | while IFS= read -r kv; do printf ' \\\n  %s' "$(sq "$kv")"; done
+    printf ' \\\n  %s %s </dev/null >>%s 2>&1\n' "$(sq "$NODE")" "$(sq "$RUN_DIR/agent.js")" "$(sq "$RUN_DIR/agent.log")"
+  } >"$RUN_DIR/run.sh"
 }
 
 systemd_system_ok() { [ -d /run/systemd/system ] && have systemctl && { [ "$(id -u)" -eq 0 ] || { have sudo && sudo -n true 2>/dev/null; }; }; }
@@ -249,19 +277,22 @@ prepare_run_dir() {
 pid_is_agent() { # $1 = pid
   [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
   [ -r "/proc/$1/cmdline" ] || return 0
-  tr '\000' ' ' <"/proc/$1/cmdline" | grep -q "agent-$PORT/agent.js"
+  # run.sh too: between its start and its exec of node (a check there must not call the agent dead).
+  tr '\000' ' ' <"/proc/$1/cmdline" | grep -Eq "agent-$PORT/(agent\.js|run\.sh)"
 }
 
 # Pids running this port's agent.js from our state directory. After POST /api/restart a detached
 # agent is a new process the pid file does not name, so the pid file alone is not enough.
 # (grep lists itself too; it has exited by the time stop_pid checks that pid.)
 agent_pids_by_path() {
-  grep -lF "$RUN_DIR/agent.js" /proc/[0-9]*/cmdline 2>/dev/null | sed -n 's#^/proc/\([0-9]*\)/cmdline$#\1#p'
+  grep -lF -e "$RUN_DIR/agent.js" -e "$RUN_DIR/run.sh" /proc/[0-9]*/cmdline 2>/dev/null | sed -n 's#^/proc/\([0-9]*\)/cmdline$#\1#p'
 }
 
 stop_pid() { # $1 = pid
   pid_is_agent "$1" || return 0
+  # CONT too: a stopped (hung) agent would hold TERM pending and the port for the whole grace period.
   kill -TERM "-$1" 2>/dev/null || kill -TERM "$1" 2>/dev/null
+  kill -CONT "-$1" 2>/dev/null || kill -CONT "$1" 2>/dev/null
   i=0
   while pid_is_agent "$1" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
   pid_is_agent "$1" && { kill -KILL "-$1" 2>/dev/null || kill -KILL "$1" 2>/dev/null; }
@@ -306,11 +337,13 @@ stop_container() {
 # Starts run.sh detached: own session, all three fds redirected, fd 3 closed. run.sh records the pid.
 start_detached() {
   : >"$RUN_DIR/agent.log"
-  setsid sh "$RUN_DIR/run.sh" </dev/null >>"$RUN_DIR/agent.log" 2>&1 3>&- &
+  setsid sh "$RUN_DIR/run.sh" </dev/null >>"$RUN_DIR/agent.log" 2>&1 3>&- 9>&- &
   echo $! >"$PID_FILE"
 }
 
 write_unit() { # $1 = file, $2 = strategy, $3 = python, $4 = WantedBy, $5 = supervisor, $6 = extra [Service] line
+  # Quoted for systemd: % is a specifier, \ and " escape.
+  unit_env=$(agent_env "$2" "$3" "$5" | sed -e 's/%/%%/g' -e 's/[\\"]/\\&/g' -e 's/^/Environment="/' -e 's/$/"/')
   cat >"$1" <<EOF
 [Unit]
 Description=D8 Fleet agent on port $PORT ($2 strategy)
@@ -319,14 +352,7 @@ After=network-online.target
 [Service]
 $6
 ExecStart=$NODE $RUN_DIR/agent.js
-Environment=D8_SUPERVISOR=$5
-Environment=D8_AGENT_PORT=$PORT
-Environment=D8_AGENT_TOKEN_FILE=$TOKEN_FILE
-Environment=D8_INSTALL_STRATEGY=$2
-Environment=D8_VERSION_FILE=$RUN_DIR/version_info.json
-Environment=D8_PYTHON=$3
-Environment=D8_VENV_DIR=$VENV_DIR
-Environment=PATH=$PATH
+$unit_env
 WorkingDirectory=$RUN_DIR
 Restart=always
 RestartSec=3
@@ -390,13 +416,22 @@ launch_agent() {
   SUPERVISOR=setsid
 }
 
+# Our own child: running and not a zombie. Not pid_is_agent: /proc/PID/cmdline reads empty for an
+# instant while run.sh execs env and node, which would call a starting agent dead.
+proc_alive() { # $1 = pid
+  [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
+  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  st=${st##*) }
+  [ "${st%% *}" != Z ]
+}
+
 # Is the agent we just started still alive? (a crashed agent fails the attempt at once)
 agent_alive() { # $1 = strategy
   case "$SUPERVISOR" in
     docker) [ "$(docker inspect -f '{{.State.Running}}' "$CONTAINER" 2>/dev/null)" = true ] ;;
     user-unit) case "$(systemctl --user show -p ActiveState --value "$UNIT" 2>/dev/null)" in active | activating) ;; *) return 1 ;; esac ;;
     system-unit) case "$(systemctl show -p ActiveState --value "$UNIT" 2>/dev/null)" in active | activating) ;; *) return 1 ;; esac ;;
-    setsid | cron) pid_is_agent "$(cat "$PID_FILE" 2>/dev/null)" ;;
+    setsid | cron) proc_alive "$(cat "$PID_FILE" 2>/dev/null)" ;;
     *) return 0 ;;
   esac
 }
@@ -581,9 +616,10 @@ for s in $(printf '%s' "$STRATEGIES" | tr ',' ' '); do
       ATTEMPTS_JSON="$ATTEMPTS_JSON{\"strategy\":\"$s\",\"attempt\":$n,\"ok\":true,\"exit_code\":0,\"stderr_tail\":\"$tail_json\",\"seconds\":$secs}"
       WINNER=$s
       progress "$s attempt $n/$ATTEMPTS: ok in ${secs}s: the agent answers on port $PORT"
-      # Older bundles are no longer needed (the running agent has its own copy).
+      # Older bundles are no longer needed (the running agent has its own copy); one placed or
+      # used in the last 10 minutes may belong to a deploy waiting for the lock, and stays.
       for d in "$STATE_DIR"/bundles/*; do
-        [ -d "$d" ] && [ "$(cd "$d" && pwd)" != "$BUNDLE_DIR" ] && rm -rf "$d"
+        [ -d "$d" ] && [ "$(cd "$d" && pwd)" != "$BUNDLE_DIR" ] && [ -n "$(find "$d" -prune -mmin +10 2>/dev/null)" ] && rm -rf "$d"
       done
       [ -n "$NODE_ARG" ] && prune_runtimes
       # A replace keeps images for the next install (uninstall.sh --stop-only): older agent images go

@@ -11,6 +11,7 @@
 # --stop-only (a release being replaced): removes the agent itself (container, units, cron line,
 # process, its run directory and token) but keeps what the next install reuses: ~/.d8-agent with
 # the venv, the runtime and the bundles, and the images.
+# Waits for a running install.sh/uninstall.sh of this user (~/.d8-agent.lock; exit 75 after 30 min).
 # Prints one progress line per thing removed on stderr; exit 0 when nothing is left.
 set -u
 
@@ -22,7 +23,7 @@ while [ $# -gt 0 ]; do
     --port) [ $# -ge 2 ] || { echo "[d8-uninstall] --port needs a value" >&2; exit 2; }; PORT=$2; shift 2 ;;
     --all) ALL=1; shift ;;
     --stop-only) STOP_ONLY=1; shift ;;
-    -h | --help) sed -n '2,12p' "$0" >&2; exit 0 ;;
+    -h | --help) sed -n '2,14p' "$0" >&2; exit 0 ;;
     *) echo "[d8-uninstall] unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -33,6 +34,77 @@ say() { printf '[d8-uninstall] %s\n' "$*" >&2; }
 have() { command -v "$1" >/dev/null 2>&1; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
 root_ok() { [ "$(id -u)" -eq 0 ] || { have sudo && sudo -n true 2>/dev/null; }; }
+
+# --- one installer at a time -------------------------------------------------------------------
+# The lock install.sh takes too: it evals the marked block below out of this file (one copy of the
+# code; this script must stay self-contained, as it also runs alone: see infra/shell.ts purgeCommand).
+# The block needs have, is_uint and progress from its host script.
+progress() { say "$@"; }
+is_uint() { case "$1" in '' | *[!0-9]*) return 1 ;; *) return 0 ;; esac; }
+# >>> installer lock
+LOCK=$HOME/.d8-agent.lock
+LOCK_WAIT=1800
+proc_start() { # $1 = pid: its start time (field 22 of /proc/PID/stat), empty without /proc
+  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  printf '%s\n' "${s##*) }" | cut -d' ' -f20
+}
+lock_me() { printf '%s %s %s since %s\n' "$$" "$(proc_start $$)" "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"; }
+lock_holder_line() { # "pid 123 (install.sh --port 7600 since …)"
+  set -- $(cat "$1" 2>/dev/null)
+  [ $# -ge 2 ] || { echo "an unknown process"; return; }
+  p=$1; shift 2; echo "pid $p ($*)"
+}
+lock_holder_gone() { # $1 = owner file: its pid is dead, or is now another process
+  set -- $(cat "$1" 2>/dev/null)
+  [ $# -ge 1 ] && is_uint "$1" || return 1
+  kill -0 "$1" 2>/dev/null || return 0
+  [ -n "${2:-}" ] && [ -n "$(proc_start "$1")" ] && [ "$(proc_start "$1")" != "$2" ]
+}
+take_lock() { # $1 = what we are, for others' waiting line; returns 1 when it timed out
+  if have flock; then
+    exec 9>>"$LOCK" || return 1
+    if ! flock -n 9; then
+      progress "waiting for another D8 installer on this host: $(lock_holder_line "$LOCK")"
+      flock -w "$LOCK_WAIT" 9 || return 1
+    fi
+    lock_me "$1" >"$LOCK"
+    return 0
+  fi
+  # The owner line is made first and written by a builtin right after the mkdir, so a lock without
+  # one is a holder that died in between; a holder whose directory was taken meanwhile tries again.
+  me=$(lock_me "$1") told= waited=0 blank=0
+  while ! { mkdir "$LOCK.d" 2>/dev/null && printf '%s\n' "$me" 2>/dev/null >"$LOCK.d/owner" && [ "$(cat "$LOCK.d/owner" 2>/dev/null)" = "$me" ]; }; do
+    if [ ! -s "$LOCK.d/owner" ]; then blank=$((blank + 1)); else blank=0; fi
+    # A holder that died, or one that died between its mkdir and writing owner (10 s without one).
+    if { [ -s "$LOCK.d/owner" ] && lock_holder_gone "$LOCK.d/owner"; } || [ "$blank" -gt 50 ]; then
+      seen=$(cat "$LOCK.d/owner" 2>/dev/null)
+      if mv "$LOCK.d" "$LOCK.stale.$$" 2>/dev/null; then
+        if [ "$(cat "$LOCK.stale.$$/owner" 2>/dev/null)" = "$seen" ]; then
+          progress "removed a stale installer lock: ${seen:-no owner} is gone"
+          rm -rf "$LOCK.stale.$$"
+        else # someone took it in between: theirs is live, put it back
+          mv "$LOCK.stale.$$" "$LOCK.d" 2>/dev/null || rm -rf "$LOCK.stale.$$"
+        fi
+      fi
+      blank=0
+      continue
+    fi
+    [ -n "$told" ] || [ "$blank" -gt 0 ] || { told=1; progress "waiting for another D8 installer on this host: $(lock_holder_line "$LOCK.d/owner")"; }
+    waited=$((waited + 1))
+    [ "$waited" -le $((LOCK_WAIT * 5)) ] || return 1
+    sleep 0.2
+  done
+  trap '[ "$(cat "$LOCK.d/owner" 2>/dev/null)" = "$me" ] && rm -rf "$LOCK.d"' EXIT
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+# <<< installer lock
+
+if ! take_lock "uninstall.sh --port $PORT${ALL:+ --all}"; then
+  say "error: another D8 installer still holds $LOCK after ${LOCK_WAIT}s: $(lock_holder_line "$LOCK")"
+  exit 75
+fi
 
 if [ -n "$ALL" ]; then
   PORTS=$(ls "$STATE_DIR" 2>/dev/null | sed -n 's/^agent-\([0-9][0-9]*\)$/\1/p; s/^agent-\([0-9][0-9]*\)\.pid$/\1/p; s/^agent-token-\([0-9][0-9]*\)$/\1/p')
@@ -49,7 +121,7 @@ fi
 pid_is_agent() { # $1 = pid, $2 = port
   [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
   [ -r "/proc/$1/cmdline" ] || return 0
-  tr '\000' ' ' <"/proc/$1/cmdline" | grep -q "agent-$2/agent.js"
+  tr '\000' ' ' <"/proc/$1/cmdline" | grep -Eq "agent-$2/(agent\.js|run\.sh)"
 }
 
 remove_port() { # $1 = port
@@ -82,10 +154,11 @@ remove_port() { # $1 = port
   # The pid file, and any other process running this port's agent.js from our state directory
   # (after POST /api/restart a detached agent is a new process the pid file does not name).
   # (grep lists itself too; it has exited by the time pid_is_agent checks that pid.)
-  pids="$(cat "$STATE_DIR/agent-$p.pid" 2>/dev/null) $(grep -lF "$STATE_DIR/agent-$p/agent.js" /proc/[0-9]*/cmdline 2>/dev/null | sed -n 's#^/proc/\([0-9]*\)/cmdline$#\1#p')"
+  pids="$(cat "$STATE_DIR/agent-$p.pid" 2>/dev/null) $(grep -lF -e "$STATE_DIR/agent-$p/agent.js" -e "$STATE_DIR/agent-$p/run.sh" /proc/[0-9]*/cmdline 2>/dev/null | sed -n 's#^/proc/\([0-9]*\)/cmdline$#\1#p')"
   for pid in $(echo $pids | tr ' ' '\n' | sort -u); do
     if pid_is_agent "$pid" "$p"; then
       kill -TERM "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+      kill -CONT "-$pid" 2>/dev/null || kill -CONT "$pid" 2>/dev/null # a stopped (hung) agent too
       i=0
       while pid_is_agent "$pid" "$p" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
       pid_is_agent "$pid" "$p" && { kill -KILL "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null; }
@@ -121,7 +194,7 @@ fi
 left=$(ls "$STATE_DIR" 2>/dev/null | grep -E '^agent-([0-9]+|[0-9]+\.pid|token-[0-9]+)$' || true)
 if [ -d "$STATE_DIR" ]; then
   if [ -z "$left" ]; then
-    rm -rf "$STATE_DIR" && say "removed $STATE_DIR"
+    rm -rf "$STATE_DIR" && rm -f "$LOCK" && say "removed $STATE_DIR"
   else
     say "kept $STATE_DIR: other agents are installed there ($(echo "$left" | tr '\n' ' '))"
   fi

@@ -10,6 +10,8 @@ import { DirectDeployer, type DeployProgress } from '../../master/deploy/direct'
 import { chooseEngine, createDeployer, type EngineChoice } from '../../master/deploy/select';
 import { mapBounded } from '../../master/limit';
 import { SWARM_NEEDS_PULUMI } from '../../master/deploy/swarm/needs-pulumi';
+import { DeployCoordinator, describeHolder } from '../../master/deploy/coordinator';
+import { openStore } from '../../master/store';
 import { deployExitCode, exitCodesHelp } from '../exit-codes';
 
 /** The directory holding Pulumi.<stack>.yaml: --dir, else the current directory if it has one, else the repository. */
@@ -30,6 +32,7 @@ interface UpOptions {
   engine: EngineChoice;
   slave?: string[];
   force?: boolean;
+  wait: boolean;
   concurrency: string;
   json?: boolean;
   healthTimeout?: string;
@@ -63,6 +66,7 @@ export function registerUp(program: Command): void {
       .choices(['auto', 'pulumi', 'direct']).default('auto'))
     .option('--slave <name...>', 'only these slaves (default: every slave of the stack)')
     .option('-f, --force', 'redeploy even where the agent already runs this commit')
+    .option('--no-wait', 'when another process (d8 up, d8 retry, the daemon) is deploying a slave, fail at once for it (exit status 18, kind locked) instead of waiting')
     .option('-c, --concurrency <n>', 'slaves deployed at once', '4')
     .option('--health-timeout <seconds>', 'per install attempt: how long to wait for /api/health (install.sh --health-timeout)')
     .option('--json', 'print the results as JSON on stdout (progress still goes to stderr)')
@@ -70,6 +74,10 @@ export function registerUp(program: Command): void {
 Secrets come from the environment when set: D8_AGENT_TOKEN, D8_SSH_KEY_PATH or D8_SSH_PRIVATE_KEY
 (or the stack's d8:agentToken / d8:sshKeyPath). The dev stack generates its own token.
 Every deploy writes a build log (secrets replaced by ***) under $D8_HOME/build_logs (default ~/.d8).
+One deploy per slave at a time: while another process (d8 up, d8 retry/update, the master daemon)
+deploys a slave, this one waits and says who holds it ("waiting for the deploy by d8 master (daemon)
+(pid 4242, since …)"); with --no-wait it fails for that slave at once instead (kind locked). A holder
+that died (SIGKILL, crash) is noticed by its pid and does not block anyone.
 
 ${exitCodesHelp()}
 
@@ -106,12 +114,18 @@ Examples:
         deployer = await createDeployer(engine, { config, repoDir: dir, logger, onProgress });
       }
 
+      const store = openStore(undefined, fleetSecrets(config));
+      const deploys = new DeployCoordinator(config.stack, deployer, store.deploys, logger, {
+        locks: store.deployLocks, holder: 'd8 up',
+        onWait: (slave, h) => say(`[${slave}] waiting for the deploy by ${describeHolder(h)} to finish (--no-wait to fail instead)…`),
+      });
       const results = await mapBounded(slaves, concurrency, async (s) => {
         if (engine !== 'direct') say(`[${s.name}] deploying with ${engine}…`);
-        const r = await deployer.deploy(s, { force: !!o.force, reason: 'manual' });
+        const r = await deploys.deploy(s, { force: !!o.force, reason: 'manual', noWait: !o.wait });
+        if (engine === 'direct' && r.errorKind === 'locked') say(`[${s.name}] not deployed: ${r.error ?? 'locked'}`);
         if (engine !== 'direct') say(`[${s.name}] ${r.ok ? `${r.status === 'up_to_date' ? 'up to date' : 'deployed'} (${r.strategy ?? '-'})` : `failed (${r.errorKind ?? 'engine'}): ${r.error ?? 'unknown error'}`}`);
         return r;
-      });
+      }).finally(() => store.close());
       if (o.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
       else printSummary(results);
       const failed = results.filter((r) => r.status === 'failed');

@@ -51,7 +51,7 @@ export class MasterDaemon {
 
   constructor(private readonly o: DaemonOptions) {
     this.version = new MasterVersion(o.repoDir, o.logger);
-    this.deploys = new DeployCoordinator(o.config.stack, o.deployer, o.store.deploys, o.logger);
+    this.deploys = new DeployCoordinator(o.config.stack, o.deployer, o.store.deploys, o.logger, { locks: o.store.deployLocks, holder: 'd8 master (daemon)' });
     this.supervisor = new Supervisor({
       config: o.config, store: o.store, version: this.version, deploys: this.deploys, logger: o.logger, tuning: o.tuning, repoDir: o.repoDir,
       onMissedMove: () => this.wake(),

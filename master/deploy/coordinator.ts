@@ -1,17 +1,47 @@
 /**
- * One deploy per slave at a time: a second request for a slave whose deploy is running joins it
- * (gets the same promise) instead of starting another. Every deploy is a deploy_history row that
- * is `running` until it ends, so a crash or a stop leaves a visible `interrupted` mark.
+ * One deploy per slave at a time: a second request for a slave whose deploy is running in this
+ * process joins it (gets the same promise) instead of starting another; across processes (`d8 up`,
+ * `d8 retry`, the daemon) the slave's deploy lock in the store serializes them: the later one waits,
+ * told who holds it, or gives up at once with `noWait` (status failed, kind `locked`). Every deploy
+ * is a deploy_history row that is `running` until it ends, so a crash or a stop leaves a visible
+ * `interrupted` mark.
  */
 import type { Logger } from '../../core/logger';
 import type { SlaveConfig } from '../../core/stack-config';
 import type { DeployHistory } from '../store/deploys';
+import type { DeployLockHolder, DeployLocks } from '../store/deploy-locks';
 import type { Deployer, DeployOptions, DeployResult } from './deployer';
+
+export interface DeployLockOptions {
+  locks: DeployLocks;
+  /** What this process is, for the holder line others see (e.g. `d8 up`). */
+  holder: string;
+  /** Told when this deploy starts waiting, and again whenever the holder changes. */
+  onWait?: (slave: string, holder: DeployLockHolder) => void;
+  /** How long to wait for the lock before failing with kind `locked` (default 30 min). */
+  waitTimeoutMs?: number;
+  pollMs?: number;
+}
+
+/** `d8 up (pid 4242, since 2026-11-30T10:31:02.000Z, reason manual)` */
+export function describeHolder(h: DeployLockHolder): string {
+  return `${h.holder} (pid ${h.pid}, since ${h.acquired_at}, reason ${h.reason})`;
+}
+
+class LockBusy extends Error {
+  constructor(readonly holder: DeployLockHolder, waitedMs: number | null) {
+    super(waitedMs === null
+      ? `another deploy of ${holder.slave} is running: ${describeHolder(holder)}; not waiting (--no-wait)`
+      : `another deploy of ${holder.slave} is still running after ${Math.round(waitedMs / 1000)} s of waiting: ${describeHolder(holder)}`);
+    this.name = 'LockBusy';
+  }
+}
 
 export interface InFlight {
   slave: string;
   reason: string;
-  historyId: number;
+  /** null while waiting for the slave's deploy lock. */
+  historyId: number | null;
   promise: Promise<DeployResult>;
 }
 
@@ -23,6 +53,7 @@ export class DeployCoordinator {
     private readonly deployer: Deployer,
     private readonly history: DeployHistory,
     private readonly logger: Logger,
+    private readonly lock?: DeployLockOptions,
   ) {}
 
   get engine(): string {
@@ -43,10 +74,23 @@ export class DeployCoordinator {
       this.logger.info({ slave: slave.name, reason: opts.reason, running_reason: existing.reason }, 'a deploy of this slave is already running: joining it');
       return existing.promise;
     }
-    const historyId = this.history.start(this.stack, slave.name, this.deployer.engine, opts.reason);
     const started = Date.now();
-    this.logger.info({ slave: slave.name, engine: this.deployer.engine, reason: opts.reason }, `deploying ${slave.name} (${opts.reason})`);
     const promise = (async (): Promise<DeployResult> => {
+      try {
+        await this.takeLock(slave.name, opts);
+      } catch (err) {
+        this.inFlight.delete(slave.name);
+        const msg = (err as Error).message ?? String(err);
+        this.logger.warn({ slave: slave.name, holder: err instanceof LockBusy ? err.holder : undefined }, msg);
+        return {
+          slave: slave.name, engine: this.deployer.engine, status: 'failed', ok: false, strategy: null, attempts: [], commit: null,
+          buildLogPath: null, error: err instanceof LockBusy ? msg : `cannot take the deploy lock of ${slave.name}: ${msg}`,
+          errorKind: err instanceof LockBusy ? 'locked' : 'engine', durationMs: Date.now() - started,
+        };
+      }
+      const historyId = this.history.start(this.stack, slave.name, this.deployer.engine, opts.reason);
+      this.setHistory(slave.name, historyId);
+      this.logger.info({ slave: slave.name, engine: this.deployer.engine, reason: opts.reason }, `deploying ${slave.name} (${opts.reason})`);
       try {
         const r = await this.deployer.deploy(slave, opts);
         this.history.finish(historyId, r);
@@ -63,10 +107,41 @@ export class DeployCoordinator {
         };
       } finally {
         this.inFlight.delete(slave.name);
+        this.lock?.locks.release(this.stack, slave.name);
       }
     })();
-    this.inFlight.set(slave.name, { slave: slave.name, reason: opts.reason, historyId, promise });
+    this.inFlight.set(slave.name, { slave: slave.name, reason: opts.reason, historyId: null, promise });
     return promise;
+  }
+
+  private setHistory(slave: string, id: number): void {
+    const f = this.inFlight.get(slave);
+    if (f) f.historyId = id;
+  }
+
+  /** Takes the slave's deploy lock, waiting (with word of who holds it) unless `noWait`. */
+  private async takeLock(slave: string, opts: DeployOptions): Promise<void> {
+    const l = this.lock;
+    if (!l) return;
+    const t0 = Date.now();
+    const timeout = l.waitTimeoutMs ?? 30 * 60 * 1000;
+    let told: string | null = null;
+    for (;;) {
+      const r = l.locks.tryTake(this.stack, slave, l.holder, opts.reason);
+      if (r.taken) {
+        if (r.replacedStale) this.logger.warn({ slave, stale: r.replacedStale }, `took over the deploy lock of ${slave} from a holder that is gone: ${describeHolder(r.replacedStale)}`);
+        return;
+      }
+      if (opts.noWait) throw new LockBusy(r.holder, null);
+      if (Date.now() - t0 >= timeout) throw new LockBusy(r.holder, Date.now() - t0);
+      const key = `${r.holder.pid}@${r.holder.acquired_at}`;
+      if (told !== key) {
+        told = key;
+        this.logger.info({ slave, holder: r.holder }, `waiting for the deploy of ${slave} by ${describeHolder(r.holder)}`);
+        l.onWait?.(slave, r.holder);
+      }
+      await new Promise((res) => setTimeout(res, l.pollMs ?? 500));
+    }
   }
 
   /** Waits for running deploys up to `timeoutMs`; the ones still running are marked interrupted. */
@@ -78,7 +153,7 @@ export class DeployCoordinator {
     await Promise.race([Promise.allSettled(all.map((f) => f.promise)), timeout]);
     if (timer) clearTimeout(timer);
     const still = this.running();
-    for (const f of still) this.history.markInterrupted(f.historyId, 'the master was stopped while this deploy ran');
+    for (const f of still) if (f.historyId !== null) this.history.markInterrupted(f.historyId, 'the master was stopped while this deploy ran');
     return { finished: all.length - still.length, interrupted: still.map((f) => f.slave) };
   }
 }

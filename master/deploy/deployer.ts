@@ -19,6 +19,8 @@ export interface DeployOptions {
   force?: boolean;
   /** Why (shown in logs, the build log and alerts): "dead", "behind", "manual", … */
   reason: string;
+  /** Another process deploys this slave: fail at once (kind `locked`) instead of waiting for it. */
+  noWait?: boolean;
 }
 
 export interface Deployer {

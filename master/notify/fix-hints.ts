@@ -16,6 +16,7 @@ export function fixFor(kind: FailureKind | null | undefined, slave: string): str
     case 'timeout': return `A deploy step on ${slave} overran its limit: check the host's load and network.`;
     case 'install_failed': return `The installer failed on ${slave} with every strategy: see the build log.`;
     case 'unsupported': return `No configured strategy can run on ${slave} (see the error for what the probe found): install node there, add the docker strategy, or use a supported OS and arch.`;
+    case 'locked': return `Another process is deploying ${slave} (d8 up, d8 retry or the daemon): let it finish, then try again.`;
     case 'engine': return 'The deploy engine itself failed: see the master\'s log.';
     default: return null;
   }

@@ -127,6 +127,17 @@ const MIGRATIONS: string[] = [
   // What keeps each agent running (its /api/health `supervisor`, `reboot_safe`).
   `ALTER TABLE slave_state ADD COLUMN supervisor TEXT`,
   `ALTER TABLE slave_state ADD COLUMN reboot_safe INTEGER`,
+  // Issue 12: one deploy per slave across processes (the CLI and the daemon); see deploy-locks.ts.
+  `CREATE TABLE deploy_locks (
+     stack TEXT NOT NULL,
+     slave TEXT NOT NULL,
+     pid INTEGER NOT NULL,
+     proc_start TEXT,
+     holder TEXT NOT NULL,
+     reason TEXT NOT NULL,
+     acquired_at TEXT NOT NULL,
+     PRIMARY KEY (stack, slave)
+   )`,
 ];
 
 export class StoreError extends Error {

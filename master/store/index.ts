@@ -3,6 +3,7 @@ import { openDb, storePath, type Db } from './db';
 import { SlaveStore } from './slaves';
 import { MasterInfoStore } from './master-info';
 import { DeployHistory } from './deploys';
+import { DeployLocks } from './deploy-locks';
 import { ControlCommands } from './commands';
 import { AlertOutbox } from './outbox';
 import { RequestService } from './requests';
@@ -13,6 +14,7 @@ export interface Store {
   slaves: SlaveStore;
   master: MasterInfoStore;
   deploys: DeployHistory;
+  deployLocks: DeployLocks;
   commands: ControlCommands;
   outbox: AlertOutbox;
   requests: RequestService;
@@ -27,6 +29,7 @@ export function openStore(file: string = storePath(), secrets: string[] = []): S
     slaves: new SlaveStore(db),
     master: new MasterInfoStore(db),
     deploys: new DeployHistory(db),
+    deployLocks: new DeployLocks(db),
     commands: new ControlCommands(db),
     requests: new RequestService(db, outbox),
     close: () => db.close(),

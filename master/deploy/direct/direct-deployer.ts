@@ -4,16 +4,17 @@
  *   connect      → node-ssh (key auth, optional host key pinning) or a local shell for `host: local`
  *   probe        → what the host is and which strategy can work (master/deploy/probe), in the build log;
  *                  a host where none can is refused before anything is written to it
- *   upload       → the bundle into ~/.d8-agent/bundles/<hash16> (skipped when already there)
+ *   upload       → the bundle into a directory of its own, renamed to ~/.d8-agent/bundles/<hash16> (skipped when already there)
  *   image        → the docker strategy's base image: present, pulled, or shipped from the master (base-image.ts)
  *   runtime      → a host without a usable node gets the pinned Node.js runtime (master/runtime)
  *   install      → install.sh with the token on stdin; its progress lines are streamed as progress
  *   verify       → the master itself reaches GET /api/health and sees the bundle's commit
  * Every deploy writes a build log (secrets replaced by ***). Deploys of one slave are serialized.
  */
+import crypto from 'crypto';
 import path from 'path';
 import { buildBundle, BUNDLE_HASH_FILE, type BundleInfo } from '../../../agent/bundle/build';
-import { installCommand, remoteBundleDir, uninstallCommand } from '../../../agent/install/command';
+import { incomingBundleDir, installCommand, placeBundleCommand, remoteBundleDir, uninstallCommand } from '../../../agent/install/command';
 import { parseInstallOutput, InstallOutputError, type InstallAttempt, type InstallResult } from '../../../core/install-result';
 import type { Logger } from '../../../core/logger';
 import { repoRoot } from '../../../core/paths';
@@ -126,7 +127,7 @@ export class DirectDeployer implements Deployer {
   }
 
   private async open(slave: SlaveConfig, log?: BuildLog): Promise<SlaveShell> {
-    if (slave.local) return new LocalShell();
+    if (slave.local) return new LocalShell(this.env);
     return SshShell.connect(sshTarget(slave, this.opts.config, {
       readyTimeoutMs: this.opts.connectTimeoutMs,
       env: this.env,
@@ -178,18 +179,21 @@ export class DirectDeployer implements Deployer {
       this.progress(slave.name, 'upload', `bundle ${bundle.hash.slice(0, 16)} already on the slave`);
       return { dir, probe };
     }
+    // Into a directory of this deploy's own, renamed into place when complete: another deploy of the
+    // same bundle may be installing from `dir` right now.
+    const incoming = `${probe.facts.home}/${incomingBundleDir(bundle.hash, crypto.randomBytes(6).toString('hex'))}`;
     this.progress(slave.name, 'upload', `uploading bundle ${bundle.hash.slice(0, 16)} to ${dir}`);
-    const mk = await shell.exec(`mkdir -p ${q(dir)} && chmod 700 "$HOME/.d8-agent" && rm -f ${q(`${dir}/${BUNDLE_HASH_FILE}`)}`, { timeoutMs: 30000 });
+    const mk = await shell.exec(`mkdir -p ${q(incoming)} && chmod 700 "$HOME/.d8-agent"`, { timeoutMs: 30000 });
     if (mk.code !== 0) {
-      log.record({ command: `mkdir -p ${dir}`, success: false, stdout: mk.stdout, stderr: mk.stderr, exit_code: mk.code });
-      throw new RemoteCommandError(`${slave.name}: cannot create ${dir}: ${mk.stderr.trim()}`, mk.code);
+      log.record({ command: `mkdir -p ${incoming}`, success: false, stdout: mk.stdout, stderr: mk.stderr, exit_code: mk.code });
+      throw new RemoteCommandError(`${slave.name}: cannot create ${incoming}: ${mk.stderr.trim()}`, mk.code);
     }
     const started = Date.now();
-    // BUNDLE_HASH last: a bundle dir with BUNDLE_HASH is a complete upload.
-    const files = bundle.files.filter((f) => f !== BUNDLE_HASH_FILE).map((f) => ({ local: path.join(bundle.dir, f), remote: `${dir}/${f}` }));
-    await shell.upload(files);
-    await shell.upload([{ local: path.join(bundle.dir, BUNDLE_HASH_FILE), remote: `${dir}/${BUNDLE_HASH_FILE}` }]);
-    log.record({ command: `upload bundle to ${dir}`, success: true, stdout: `${bundle.files.join(' ')} in ${Date.now() - started} ms`, stderr: '', exit_code: 0 });
+    await shell.upload(bundle.files.map((f) => ({ local: path.join(bundle.dir, f), remote: `${incoming}/${f}` })));
+    const place = placeBundleCommand(incoming, dir, bundle.hash);
+    const placed = await shell.exec(place, { timeoutMs: 30000 });
+    log.record({ command: `upload bundle to ${incoming}, then ${place}`, success: placed.code === 0, stdout: `${bundle.files.join(' ')} in ${Date.now() - started} ms`, stderr: placed.stderr, exit_code: placed.code });
+    if (placed.code !== 0) throw new RemoteCommandError(`${slave.name}: cannot place the bundle in ${dir}: ${placed.stderr.trim()}`, placed.code);
     return { dir, probe };
   }
 

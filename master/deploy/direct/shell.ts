@@ -218,21 +218,32 @@ export class SshShell implements SlaveShell {
 }
 
 /**
- * The environment of a `host: local` install: the master's, without its own settings and secrets
- * (D8_*, TELEGRAM_*). The agent it starts would inherit them, and D8_AGENT_TOKEN (the fleet token)
- * would win over the slave's own token file.
+ * What a local installer gets of the master's environment: enough to find its tools, the user's
+ * systemd manager and docker engine, and nothing else (the master's holds its SSH key, Telegram
+ * token, …; the installer and the agent it starts must not see them).
  */
-export function localShellEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('D8_') && !k.startsWith('TELEGRAM_')));
+export const LOCAL_INSTALLER_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'USER', 'LOGNAME', 'TMPDIR', 'XDG_RUNTIME_DIR', 'DBUS_SESSION_BUS_ADDRESS', 'DOCKER_HOST'] as const;
+
+export function localInstallerEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const k of LOCAL_INSTALLER_ENV) if (env[k] !== undefined) out[k] = env[k];
+  out.HOME ??= os.homedir();
+  out.PATH ??= '/usr/local/bin:/usr/bin:/bin';
+  return out;
 }
 
-/** `host: local`: the same commands through `sh -c` as the current user, in its home. */
+/** `host: local`: the same commands through `sh -c` as the current user, in its home, with localInstallerEnv. */
 export class LocalShell implements SlaveShell {
   readonly where = 'local';
+  private readonly env: NodeJS.ProcessEnv;
+
+  constructor(env: NodeJS.ProcessEnv = process.env) {
+    this.env = localInstallerEnv(env);
+  }
 
   exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     return new Promise((resolve, reject) => {
-      const child = spawn('sh', ['-c', command], { cwd: os.homedir(), env: localShellEnv(process.env), stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = spawn('sh', ['-c', command], { cwd: this.env.HOME, env: this.env, stdio: ['pipe', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       const onErr = lineSplitter(opts.onStderrLine);
