@@ -12,6 +12,7 @@ import { DEFAULT_AGENT_PORT, STRATEGIES, StrategySchema, type Strategy } from '.
 import { d8Home, ensurePrivateDir } from './paths';
 import { tokenFile, weakTokenReason } from './tokens';
 import { NodeVersionSchema, RuntimeArchSchema } from './node-runtime';
+import { ApprovalRuleSchema, BudgetsSchema, DailySummaryConfigSchema, RequestsApiConfigSchema } from './approval';
 
 export const CONFIG_NAMESPACE = 'd8';
 export const LOCAL_HOST = 'local';
@@ -79,6 +80,11 @@ export const FleetConfigSchema = z.object({
   nodeDistUrl: z.string().url('must be a URL like https://nodejs.org/dist').optional(),
   /** The shipped runtime's version (default: the pinned Node 22 LTS in core/node-runtime.ts). */
   nodeVersion: NodeVersionSchema.optional(),
+  // Issue 16: requests filed over the API, auto-approval rules (ordered, first match wins), monthly budgets, the daily summary.
+  approvalRules: z.array(ApprovalRuleSchema).default([]),
+  budgets: BudgetsSchema.default({}),
+  dailySummary: DailySummaryConfigSchema.default({}),
+  requestsApi: RequestsApiConfigSchema.default({}),
 }).strict();
 
 export type FleetConfigInput = z.input<typeof FleetConfigSchema>;
@@ -103,12 +109,14 @@ export type SlaveConfig = Omit<ParsedSlave, 'user' | 'agentHost' | 'autoUpdate' 
  * ids as a list, and resolved slaves. `dashboard` may be absent in configs built by hand (tests,
  * benches): the schema's defaults apply then.
  */
-export type FleetConfig = Omit<ParsedFleet, 'slaves' | 'telegramChatIds' | 'dashboard'> & {
+export type FleetConfig = Omit<ParsedFleet, 'slaves' | 'telegramChatIds' | 'dashboard' | RequestKeys> & {
   stack: string;
   slaves: SlaveConfig[];
   telegramChatIds: string[];
   dashboard?: DashboardConfig;
-};
+} & Partial<Pick<ParsedFleet, RequestKeys>>;
+/** Issue 16's keys: optional in hand-built configs (the schema's defaults apply). */
+type RequestKeys = 'approvalRules' | 'budgets' | 'dailySummary' | 'requestsApi';
 
 export class ConfigError extends Error {
   constructor(message: string, readonly key?: string) {
@@ -240,6 +248,10 @@ export function resolveFleetConfig(raw: Record<string, unknown>, opts: ResolveOp
     dashboard: c.dashboard,
     nodeDistUrl: c.nodeDistUrl,
     nodeVersion: c.nodeVersion,
+    approvalRules: c.approvalRules,
+    budgets: c.budgets,
+    dailySummary: c.dailySummary,
+    requestsApi: c.requestsApi,
   };
 }
 

@@ -1,0 +1,18 @@
+/** This month's (or any month's) approved spend per request type against the budgets: one report for the CLI, the API, /gastos, the dashboard and the daily summary. */
+import type { Budgets, SpendReport } from '../../core/approval';
+import { REQUEST_TYPES, type RequestType } from '../../core/requests';
+import type { SpendLedger } from '../store/spend';
+import { monthBounds } from './month';
+
+export function spendReport(ledger: SpendLedger, budgets: Budgets, month: string): SpendReport {
+  const [from, to] = monthBounds(month);
+  const spent = new Map(ledger.between(from, to).map((s) => [s.type, s]));
+  const types = REQUEST_TYPES.filter((t: RequestType) => spent.has(t) || budgets[t]);
+  const lines = types.map((type) => {
+    const s = spent.get(type);
+    const budget = budgets[type]?.monthly ?? null;
+    const amount = s?.spent ?? 0;
+    return { type, spent: amount, approved: s?.approved ?? 0, budget, percent: budget ? (amount / budget) * 100 : null };
+  });
+  return { month, lines, total: lines.reduce((a, l) => a + l.spent, 0) };
+}
