@@ -15,6 +15,7 @@ import { MasterVersion } from './master-version';
 import { AgentClient } from './agent-client';
 import type { Supervisor } from './daemon/supervisor';
 import type { RequestService } from './store/requests';
+import type { SpendLedger } from './store/spend';
 import type { SlaveState } from './checker/state-machine';
 
 export class SlaveNotHealthyError extends Error {
@@ -64,6 +65,10 @@ export class FleetControl {
 
   get requests(): RequestService {
     return this.o.store.requests;
+  }
+
+  get spend(): SpendLedger {
+    return this.o.store.spend;
   }
 
   /** A daemon counts as running when its pid lives and it beat within three intervals (at least 90 s). */

@@ -11,6 +11,7 @@ import { registerBundle } from './bundle';
 import { registerBootstrapScript } from './bootstrap-script';
 import { registerProbe } from './probe';
 import { registerRuntime } from './runtime';
+import { registerTokens } from './tokens';
 
 /** Every `d8` subcommand; add one line per command module. */
 export const COMMANDS: Array<(program: Command) => void> = [
@@ -19,4 +20,5 @@ export const COMMANDS: Array<(program: Command) => void> = [
   registerAgent,
   registerUp, registerBundle, registerBootstrapScript,
   registerProbe, registerRuntime,
+  registerTokens,
 ];

@@ -1,6 +1,9 @@
 import { Command, Option } from 'commander';
 import { openStore } from '../../master/store';
-import { fail } from '../fleet-context';
+import { fail, withFleet, DEFAULT_STACK } from '../fleet-context';
+import { MONTH_RE } from '../../core/approval';
+import { spendReport, spendText } from '../../master/requests/spend-report';
+import { monthOf } from '../../master/requests/month';
 import { RequestError } from '../../master/store/requests';
 import { PRIORITIES, REQUEST_STATUSES, REQUEST_TYPES, type HumanRequest, type RequestStatus } from '../../core/requests';
 
@@ -67,6 +70,19 @@ export function registerRequests(program: Command): void {
         if (cost !== null && !(cost >= 0)) throw new RequestError(`--cost must be a non-negative number, not "${o.cost}"`, 'invalid');
         return s.requests.create({ type: o.type as never, title: o.title, description: o.description, priority: o.priority as never, estimated_cost: cost, created_by: o.createdBy });
       }));
+  req.command('spend')
+    .description('approved costs per request type in a month, against the monthly budgets (d8:budgets)')
+    .option('--month <YYYY-MM>', 'the month (UTC; default: this one)')
+    .option('-s, --stack <stack>', 'stack whose d8:budgets to compare with', DEFAULT_STACK)
+    .option('--repo <dir>', 'repository with the stack files (default: this checkout)')
+    .option('--json', 'JSON output')
+    .action((o: { month?: string; stack: string; repo?: string; json?: boolean }) => {
+      if (o.month !== undefined && !MONTH_RE.test(o.month)) return fail(new Error(`--month must look like 2026-11, not "${o.month}"`), 1);
+      return withFleet({ stack: o.stack, repo: o.repo }, (ctx) => {
+        const r = spendReport(ctx.store.spend, ctx.config.budgets ?? {}, o.month ?? monthOf(Date.now()));
+        process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : spendText(r) + '\n');
+      });
+    });
   const decide = (name: 'approve' | 'reject' | 'postpone' | 'complete', what: string, arg: string) =>
     req.command(`${name} <id> [${arg}...]`).description(what).option('--json', 'JSON output')
       .action((id: string, words: string[], o: { json?: boolean }) => withStore(o.json, (s) => s.requests[name](id, words.join(' ') || undefined)));

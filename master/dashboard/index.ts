@@ -15,6 +15,7 @@ import { DashboardMetrics } from './metrics';
 import { DashboardPages } from './pages';
 import { DashboardServer } from './server';
 import { StoreWatch } from './store-watch';
+import { RequestsApi } from '../api/requests-api';
 
 export interface DashboardOptions {
   config: FleetConfig;
@@ -66,6 +67,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard | n
   const server = new DashboardServer({
     bind: cfg.bind, port: cfg.port, trustProxy: cfg.trustProxy, token, tokenHint, stack: o.config.stack,
     masterCommit: () => o.control.status().master.commit, pages, metrics, live, logger: log,
+    api: new RequestsApi({ config: o.config, store: o.store, logger: o.logger.child({ component: 'api' }), trustProxy: cfg.trustProxy }),
   });
   try {
     await server.listen();

@@ -30,5 +30,7 @@ export function startRequestDuties(o: RequestDutiesOptions): { stop(): void; tic
   };
   const timer = setInterval(tick, o.everyMs ?? 15_000);
   timer.unref();
-  return { stop: () => clearInterval(timer), tick };
+  // Approvals in this process (the bot, the dashboard) are checked against the budgets at once.
+  const off = o.store.requests.onChange((e) => { if (e.request.status === 'APPROVED') tick(); });
+  return { stop: () => { clearInterval(timer); off(); }, tick };
 }

@@ -2,6 +2,7 @@
 import type { Budgets, SpendReport } from '../../core/approval';
 import { REQUEST_TYPES, type RequestType } from '../../core/requests';
 import type { SpendLedger } from '../store/spend';
+import { money } from '../notify/headline';
 import { monthBounds } from './month';
 
 export function spendReport(ledger: SpendLedger, budgets: Budgets, month: string): SpendReport {
@@ -15,4 +16,14 @@ export function spendReport(ledger: SpendLedger, budgets: Budgets, month: string
     return { type, spent: amount, approved: s?.approved ?? 0, budget, percent: budget ? (amount / budget) * 100 : null };
   });
   return { month, lines, total: lines.reduce((a, l) => a + l.spent, 0) };
+}
+
+/** This month's approved spend per request type, with the budget where one is set (/gastos, the daily summary). */
+export function spendText(r: SpendReport): string {
+  if (!r.lines.length) return `Spent in ${r.month}: nothing approved with a cost, and no budgets set.`;
+  return [
+    `Spent in ${r.month} (approved costs):`,
+    ...r.lines.map((l) => `• ${l.type}: ${money(l.spent)}${l.budget !== null ? ` of ${money(l.budget)} (${Math.round(l.percent ?? 0)} %)${(l.percent ?? 0) >= 100 ? ' 🚨' : (l.percent ?? 0) >= 80 ? ' ⚠️' : ''}` : ''} · ${l.approved} approved`),
+    `Total: ${money(r.total)}`,
+  ].join('\n');
 }

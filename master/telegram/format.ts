@@ -12,7 +12,7 @@ import { Redactor } from '../../core/redact';
 import { tail } from '../../core/text';
 import { fixFor } from '../notify/fix-hints';
 import { money } from '../notify/headline';
-import type { SpendReport } from '../../core/approval';
+import { spendText } from '../requests/spend-report';
 
 /** Telegram refuses texts longer than this. */
 export const MAX_MESSAGE_CHARS = 4096;
@@ -240,16 +240,6 @@ export function formatAlert(alert: Alert, ctx: FormatContext = {}): OutgoingMess
       };
     }
   }
-}
-
-/** This month's approved spend per request type, with the budget where one is set (/gastos, the daily summary). */
-export function spendText(r: SpendReport): string {
-  if (!r.lines.length) return `Spent in ${r.month}: nothing approved with a cost, and no budgets set.`;
-  return lines(
-    `Spent in ${r.month} (approved costs):`,
-    ...r.lines.map((l) => `• ${l.type}: ${money(l.spent)}${l.budget !== null ? ` of ${money(l.budget)} (${Math.round(l.percent ?? 0)} %)${(l.percent ?? 0) >= 100 ? ' 🚨' : (l.percent ?? 0) >= 80 ? ' ⚠️' : ''}` : ''} · ${l.approved} approved`),
-    `Total: ${money(r.total)}`,
-  );
 }
 
 const STATUS_ICON: Record<string, string> = { PENDING: '⏳', POSTPONED: '💤', APPROVED: '✅', REJECTED: '❌', COMPLETED: '🏁' };

@@ -100,6 +100,8 @@ export class Fleet {
       'd8:checkIntervalSeconds': 1,
       // Off unless a test asks for it: daemons of other tests must not race for :7500.
       'd8:dashboard': { enabled: false },
+      // Off unless a test asks for it: a summary would add a message to other tests' Telegram chats.
+      'd8:dailySummary': { enabled: false },
       ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [`d8:${k}`, v])),
     };
     fs.writeFileSync(path.join(this.repo, `Pulumi.${this.stack}.yaml`), YAML.stringify({ config }));
