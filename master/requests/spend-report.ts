@@ -5,6 +5,9 @@ import type { SpendLedger } from '../store/spend';
 import { money } from '../notify/headline';
 import { monthBounds } from './month';
 
+/** Sums of REAL costs drift (0.1 + 0.2); amounts and percentages are kept to two decimals. */
+const cents = (n: number): number => Math.round(n * 100) / 100;
+
 export function spendReport(ledger: SpendLedger, budgets: Budgets, month: string): SpendReport {
   const [from, to] = monthBounds(month);
   const spent = new Map(ledger.between(from, to).map((s) => [s.type, s]));
@@ -12,10 +15,10 @@ export function spendReport(ledger: SpendLedger, budgets: Budgets, month: string
   const lines = types.map((type) => {
     const s = spent.get(type);
     const budget = budgets[type]?.monthly ?? null;
-    const amount = s?.spent ?? 0;
-    return { type, spent: amount, approved: s?.approved ?? 0, budget, percent: budget ? (amount / budget) * 100 : null };
+    const amount = cents(s?.spent ?? 0);
+    return { type, spent: amount, approved: s?.approved ?? 0, budget, percent: budget ? cents((amount / budget) * 100) : null };
   });
-  return { month, lines, total: lines.reduce((a, l) => a + l.spent, 0) };
+  return { month, lines, total: cents(lines.reduce((a, l) => a + l.spent, 0)) };
 }
 
 /** This month's approved spend per request type, with the budget where one is set (/gastos, the daily summary). */
