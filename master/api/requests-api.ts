@@ -83,7 +83,7 @@ export class RequestsApi {
       try {
         params = (url.pathname.match(route.pattern) ?? []).slice(1).map((s) => decodeURIComponent(s));
       } catch {
-        throw new HttpError(400, 'malformed percent-encoding in the path');
+        throw new HttpError(400, 'malformed percent-encoding in the path', {}, 'path');
       }
       const token = this.authenticate(req);
       if (!scopeAllows(token.scopes, handler.scope)) throw new HttpError(403, `token "${token.name}" lacks the scope ${handler.scope} (it has ${token.scopes.join(', ')}); make one with \`d8 tokens create --name <app> --scope ${handler.scope}\``);
