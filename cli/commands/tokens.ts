@@ -1,31 +1,16 @@
 /** `d8 tokens create|list|revoke`: API tokens for programs that use the master's requests API. */
 import fs from 'fs';
 import { Command, Option } from 'commander';
-import { openStore, type Store } from '../../master/store';
 import { ApiTokenError } from '../../master/store/api-tokens';
 import { API_SCOPES, SCOPE_MEANING, type ApiTokenInfo } from '../../core/api-tokens';
-import { fail } from '../fleet-context';
+import { withStore } from '../fleet-context';
 
 function row(t: ApiTokenInfo): string {
   return `${t.id}  ${t.name.padEnd(20)}  ${t.scopes.join(',').padEnd(30)}  created ${t.created_at}  ${t.revoked_at ? `revoked ${t.revoked_at}` : `last used ${t.last_used_at ?? 'never'}`}`;
 }
 
-/** Opens the store, runs `fn`; a bad name or scope exits 1, an unknown token 4, an unreadable store 2. */
-function withStore(fn: (s: Store) => void): void {
-  let store: Store;
-  try {
-    store = openStore();
-  } catch (err) {
-    return fail(err, 2);
-  }
-  try {
-    fn(store);
-  } catch (err) {
-    fail(err, err instanceof ApiTokenError && err.code === 'not_found' ? 4 : 1);
-  } finally {
-    store.close();
-  }
-}
+/** An unknown token exits 4, a bad name or scope 1. */
+const exitCode = (err: unknown): number => (err instanceof ApiTokenError && err.code === 'not_found' ? 4 : 1);
 
 export function registerTokens(program: Command): void {
   const tokens = program.command('tokens').description('API tokens for programs that file or decide human requests over the master\'s HTTP API');
@@ -58,7 +43,7 @@ default http://127.0.0.1:7500), e.g. with the package's RequestsClient. Revoke i
         process.stderr.write('This is the only time the token is shown; store it now:\n');
         process.stdout.write(`${token}\n`);
       }
-    }));
+    }, exitCode));
   tokens.command('list')
     .description('the live tokens (never the tokens themselves)')
     .option('--all', 'revoked ones too')
@@ -67,12 +52,12 @@ default http://127.0.0.1:7500), e.g. with the package's RequestsClient. Revoke i
       const list = s.tokens.list({ all: o.all });
       if (o.json) process.stdout.write(JSON.stringify(list, null, 2) + '\n');
       else process.stdout.write(list.length ? list.map(row).join('\n') + '\n' : 'no API tokens (d8 tokens create --name <app>)\n');
-    }));
+    }, exitCode));
   tokens.command('revoke <id-or-name>')
     .description('revoke a token now: its next request gets 401')
     .option('--json', 'JSON output')
     .action((idOrName: string, o: { json?: boolean }) => withStore((s) => {
       const t = s.tokens.revoke(idOrName);
       process.stdout.write(o.json ? JSON.stringify(t, null, 2) + '\n' : `revoked ${t.id} (${t.name})\n`);
-    }));
+    }, exitCode));
 }

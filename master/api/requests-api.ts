@@ -16,10 +16,9 @@ import { scopeAllows, type ApiScope, type ApiTokenInfo } from '../../core/api-to
 import { MonthSchema, RequestsApiConfigSchema } from '../../core/approval';
 import { ApiCreateRequestSchema, DecisionInputSchema, RequestIdSchema, RequestStatusSchema } from '../../core/requests';
 import type { Store } from '../store';
-import { RequestError } from '../store/requests';
-import { HttpError, clientAddress, readJsonObject, sendJson } from '../dashboard/http';
+import { HttpError, clientAddress, readJsonObject, requestErrorToHttp, sendJson } from '../dashboard/http';
 import { checkBudgets } from '../requests/budget-watch';
-import { AlreadyDecidedError, DECISION_PAST, decideRequest } from '../requests/decide';
+import { DECISION_PAST, decideRequest } from '../requests/decide';
 import { fileRequest } from '../requests/intake';
 import { monthOf } from '../requests/month';
 import { spendReport } from '../requests/spend-report';
@@ -166,7 +165,7 @@ export class RequestsApi {
     try {
       return fn();
     } catch (err) {
-      throw toHttp(err);
+      throw requestErrorToHttp(err);
     }
   }
 
@@ -174,7 +173,7 @@ export class RequestsApi {
     try {
       return await fn();
     } catch (err) {
-      throw toHttp(err);
+      throw requestErrorToHttp(err);
     }
   }
 
@@ -188,13 +187,4 @@ export class RequestsApi {
     if (e.status === 413) req.resume();
     sendJson(res, e.status, e.field ? { error: e.message, field: e.field } : { error: e.message }, e.headers);
   }
-}
-
-/** The store's typed errors as HTTP answers, mapped once here. */
-function toHttp(err: unknown): unknown {
-  if (err instanceof AlreadyDecidedError) return new HttpError(409, err.message);
-  if (err instanceof RequestError) {
-    return new HttpError({ not_found: 404, invalid: 400, bad_transition: 409 }[err.code], err.message.replace(/ \(list them with `d8 requests list`\)/, ''));
-  }
-  return err;
 }

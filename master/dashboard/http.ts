@@ -1,5 +1,7 @@
 /** Small helpers over node:http for the dashboard: answers, cookies, a size-limited form reader. */
 import type { IncomingMessage, ServerResponse } from 'http';
+import { RequestError } from '../store/requests';
+import { AlreadyDecidedError } from '../requests/decide';
 
 /** A request answered with an error page (or JSON for API callers): status and a message naming the fix. */
 export class HttpError extends Error {
@@ -8,6 +10,15 @@ export class HttpError extends Error {
     super(message);
     this.name = 'HttpError';
   }
+}
+
+/** The request service's typed errors as HTTP answers (pages and API alike); anything else is returned as is. */
+export function requestErrorToHttp(err: unknown): unknown {
+  if (err instanceof AlreadyDecidedError) return new HttpError(409, err.message);
+  if (err instanceof RequestError) {
+    return new HttpError({ not_found: 404, invalid: 400, bad_transition: 409 }[err.code], err.message.replace(/ \(list them with `d8 requests list`\)/, ''));
+  }
+  return err;
 }
 
 /** Headers every dashboard answer carries: no caching of fleet data, no framing, scripts only from us. */

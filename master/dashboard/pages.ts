@@ -10,14 +10,13 @@ import type { Redactor } from '../../core/redact';
 import type { Logger } from '../../core/logger';
 import type { FleetControl, SlaveStatus } from '../control';
 import type { Store } from '../store';
-import { RequestError } from '../store/requests';
 import { DECISIONS, type Decision } from '../../core/requests';
-import { AlreadyDecidedError, DECISION_PAST, decideRequest } from '../requests/decide';
+import { DECISION_PAST, decideRequest } from '../requests/decide';
 import { spendReport } from '../requests/spend-report';
 import { monthOf } from '../requests/month';
 import { EVENT_CATEGORIES, readEvents, type EventCategory } from './event-feed';
 import type { GitDistance } from './git-distance';
-import { HttpError } from './http';
+import { HttpError, requestErrorToHttp } from './http';
 import { eventsPage } from './views/events';
 import { fleetPage } from './views/fleet';
 import type { Page } from './views/layout';
@@ -135,9 +134,7 @@ export class DashboardPages {
       const follow = d === 'approve' && r.action ? ` The master runs the ${r.action.kind} of ${r.action.slave} at its next check.` : '';
       return `${id} ${DECISION_PAST[d]}: ${r.title}.${follow}`;
     } catch (err) {
-      if (err instanceof AlreadyDecidedError) throw new HttpError(409, err.message);
-      if (err instanceof RequestError) throw new HttpError({ not_found: 404, invalid: 400, bad_transition: 409 }[err.code], err.message.replace(/ \(list them with `d8 requests list`\)/, ''));
-      throw err;
+      throw requestErrorToHttp(err);
     }
   }
 
