@@ -41,6 +41,9 @@ export const SlaveConfigSchema = z.object({
   hostKey: z.string().min(1).optional(),
   /** For `pulumi up`: ship the Node.js runtime for this arch with the bundle (a host without node). */
   arch: RuntimeArchSchema.optional(),
+  // Issue 18: what a task may ask for (`d8 exec --any --needs gpu`), besides what the agent reports.
+  labels: z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be lowercase letters, digits, dots, dashes or underscores'))
+    .refine((l) => new Set(l).size === l.length, 'must not repeat a label').default([]),
 }).strict();
 export type SlaveConfigInput = z.input<typeof SlaveConfigSchema>;
 
@@ -96,7 +99,9 @@ type ParsedFleet = z.infer<typeof FleetConfigSchema>;
  * A slave as every user of the config sees it: the schema's fields, with what resolution fills in
  * (`local`, the SSH user, the agent's address, the fleet's auto-update policy) no longer optional.
  */
-export type SlaveConfig = Omit<ParsedSlave, 'user' | 'agentHost' | 'autoUpdate' | 'strategies'> & {
+export type SlaveConfig = Omit<ParsedSlave, 'user' | 'agentHost' | 'autoUpdate' | 'strategies' | 'labels'> & {
+  /** Optional in hand-built configs (none). */
+  labels?: string[];
   local: boolean;
   user: string;
   agentHost: string;
@@ -207,6 +212,7 @@ export function resolveFleetConfig(raw: Record<string, unknown>, opts: ResolveOp
       autoUpdate: s.autoUpdate ?? c.autoUpdate,
       hostKey: s.hostKey,
       arch: s.arch,
+      labels: [...s.labels],
     };
   });
   const agentPorts = new Map<string, string>();

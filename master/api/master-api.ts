@@ -1,10 +1,13 @@
 /**
- * The requests API on the master's HTTP server (issue 16), for programs that ask a person:
+ * The master's API on the dashboard's HTTP server. Requests (issue 16), for programs that ask a person:
  *   POST /api/requests                 file a request (scope requests:write) → 201 the request
  *   GET  /api/requests[?status=&limit=] list (requests:read)
  *   GET  /api/requests/:id[?wait=S]    one request; with wait, blocks up to S seconds (≤ 120) for a decision
  *   POST /api/requests/:id/decision    { decision, note? } (requests:decide)
  *   GET  /api/spend[?month=YYYY-MM]    approved costs against the budgets (requests:read)
+ * Tasks (issue 18):
+ *   POST /api/tasks                    { command, kind?, method?, timeout_s?, working_dir?, needs?, retry_on_other? } (tasks:run)
+ *                                      → the slave the master chose, why, and the agent's result; 409 when none fits
  * Every answer is JSON; errors are `{ error, field? }` with 400 (naming the field), 401, 403, 404,
  * 405, 409, 413, 415 or 429, like the agent's. Tokens are `Authorization: Bearer`, never logged.
  */
@@ -23,17 +26,22 @@ import { fileRequest } from '../requests/intake';
 import { monthOf } from '../requests/month';
 import { spendReport } from '../requests/spend-report';
 import { DecisionWaits } from './decision-wait';
+import { RoutedTaskRequestSchema, type RoutedTaskResult } from '../../core/tasks';
+import { LIMITS } from '../../core/protocol';
+import { AllBusyError, NoFitError, TaskFailedError } from '../tasks/router';
 import { AuthFailures, RateLimiter } from './rate-limit';
 
 const BODY_LIMIT = 64 * 1024;
 export const MAX_WAIT_S = 120;
 
-export interface RequestsApiDeps {
+export interface MasterApiDeps {
   config: Pick<FleetConfig, 'stack' | 'approvalRules' | 'budgets' | 'requestsApi'>;
   store: Store;
   logger: Logger;
   trustProxy: boolean;
   now?: () => number;
+  /** Runs routed tasks (POST /api/tasks); absent: that route answers 404. */
+  tasks?: { run(input: unknown): Promise<RoutedTaskResult> };
 }
 
 interface Call { req: IncomingMessage; res: ServerResponse; url: URL; params: string[]; token: ApiTokenInfo }
@@ -46,14 +54,14 @@ function fieldError(err: ZodError, what: string): HttpError {
   return new HttpError(400, `invalid ${what}: ${field} ${msg}`, {}, field);
 }
 
-export class RequestsApi {
+export class MasterApi {
   private readonly limiter: RateLimiter;
   private readonly authFailures: AuthFailures;
   private readonly waits: DecisionWaits;
   private readonly routes: Route[];
   private readonly now: () => number;
 
-  constructor(private readonly d: RequestsApiDeps) {
+  constructor(private readonly d: MasterApiDeps) {
     this.now = d.now ?? Date.now;
     const cfg = d.config.requestsApi ?? RequestsApiConfigSchema.parse({});
     this.limiter = new RateLimiter(cfg.ratePerMinute, this.now);
@@ -64,6 +72,7 @@ export class RequestsApi {
       { pattern: /^\/api\/requests\/([^/]+)$/, methods: { GET: { scope: 'requests:read', run: (c) => this.get(c) } } },
       { pattern: /^\/api\/requests\/([^/]+)\/decision$/, methods: { POST: { scope: 'requests:decide', run: (c) => this.decide(c) } } },
       { pattern: /^\/api\/spend$/, methods: { GET: { scope: 'requests:read', run: (c) => this.spend(c) } } },
+      ...(d.tasks ? [{ pattern: /^\/api\/tasks$/, methods: { POST: { scope: 'tasks:run' as const, run: (c: Call) => this.task(c) } } }] : []),
     ];
   }
 
@@ -153,6 +162,22 @@ export class RequestsApi {
     const m = raw === null ? { success: true as const, data: monthOf(this.now()) } : MonthSchema.safeParse(raw);
     if (!m.success) throw new HttpError(400, 'invalid query: month must be a month like 2026-11', {}, 'month');
     sendJson(c.res, 200, spendReport(this.d.store.spend, this.d.config.budgets ?? {}, m.data));
+  }
+
+  private async task(c: Call): Promise<void> {
+    const body = await readJsonObject(c.req, LIMITS.maxBodyBytes);
+    const p = RoutedTaskRequestSchema.safeParse(body);
+    if (!p.success) throw fieldError(p.error, 'task');
+    try {
+      const r = await this.d.tasks!.run(p.data);
+      this.d.logger.info({ slave: r.slave, token: c.token.name, exit_code: r.result.exit_code }, `tasks API: ${c.token.name}'s task ran on ${r.slave}`);
+      sendJson(c.res, 200, r);
+    } catch (err) {
+      if (err instanceof NoFitError) return sendJson(c.res, 409, { error: err.message, needs: err.needs, unfit: err.unfit });
+      if (err instanceof AllBusyError) throw new HttpError(503, err.message, { 'Retry-After': '10' });
+      if (err instanceof TaskFailedError) return sendJson(c.res, 502, { error: err.message, slave: err.slave, failed: err.failed });
+      throw err;
+    }
   }
 
   private requestId(raw: string): string {
