@@ -1,13 +1,13 @@
 /**
  * Runs a task on whichever slave fits (issue 18): builds the candidates from the stack config, the
  * store (state, drift, running deploys, recent latency) and a fresh /api/health of each agent
- * (shared for `healthTtlMs` between concurrent tasks), lets `choose` pick, and sends the task there.
+ * (both shared for `healthTtlMs` between concurrent tasks), lets `choose` pick, and sends the task there.
  * While every fit slave is full the task waits (up to `queueTimeoutMs`). An agent that answers 429
  * never started the task, so another choice is made; a slave that fails mid-task is not retried
  * unless the caller said the task is idempotent (`retry_on_other`).
  */
 import type { Logger } from '../../core/logger';
-import { ExecuteRequestSchema, type HealthResponse } from '../../core/protocol';
+import { ExecuteRequestSchema } from '../../core/protocol';
 import { requireAgentToken, type FleetConfig } from '../../core/stack-config';
 import { RoutedTaskRequestSchema, type RoutedTaskRequest, type RoutedTaskResult, type Unfit } from '../../core/tasks';
 import { AgentCallError, AgentClient } from '../agent-client';
@@ -53,7 +53,8 @@ export class TaskRouter {
   private readonly client: AgentClient;
   private readonly ownClient: boolean;
   private readonly inflight = new Map<string, number>();
-  private readonly healthCache = new Map<string, { at: number; health: Promise<HealthResponse | null> }>();
+  /** Per slave: what the store and its agent said, shared by concurrent tasks for `healthTtlMs`. */
+  private readonly snapshots = new Map<string, { at: number; snap: Promise<Omit<Candidate, 'inflight'>> }>();
   private readonly waiters = new Set<() => void>();
 
   constructor(private readonly o: TaskRouterOptions) {
@@ -90,7 +91,7 @@ export class TaskRouter {
       } catch (err) {
         if (err instanceof AgentCallError && err.status === 429) {
           // Busy or restarting: the task did not start there. Its health is read again before choosing.
-          this.healthCache.delete(slave.name);
+          this.snapshots.delete(slave.name);
           await this.nextFinish(100);
           continue;
         }
@@ -99,9 +100,11 @@ export class TaskRouter {
         this.o.logger.warn({ slave: slave.name, err: msg, retry_on_other: retryOnOther }, `routed task failed on ${slave.name}`);
         if (!retryOnOther) throw new TaskFailedError(slave.name, choice.why, msg, failed);
         exclude.add(slave.name);
-        this.healthCache.delete(slave.name);
+        this.snapshots.delete(slave.name);
       } finally {
         this.inflight.set(slave.name, (this.inflight.get(slave.name) ?? 1) - 1);
+        // Its running count just changed: read it again rather than wait out the snapshot.
+        this.snapshots.delete(slave.name);
         for (const w of [...this.waiters]) w();
       }
     }
@@ -119,32 +122,34 @@ export class TaskRouter {
     });
   }
 
-  private health(name: string): Promise<HealthResponse | null> {
-    const ttl = this.o.healthTtlMs ?? 250;
-    const hit = this.healthCache.get(name);
-    if (hit && Date.now() - hit.at < ttl) return hit.health;
-    const slave = this.o.config.slaves.find((s) => s.name === name)!;
-    const health = this.client.health(slave).then((r) => (r.ok ? r.health : null), () => null);
-    this.healthCache.set(name, { at: Date.now(), health });
-    return health;
+  private async candidates(): Promise<Candidate[]> {
+    return Promise.all(this.o.config.slaves.map(async (s) => ({ ...(await this.snapshot(s.name)), inflight: this.inflight.get(s.name) ?? 0 })));
   }
 
-  private async candidates(): Promise<Candidate[]> {
+  private snapshot(name: string): Promise<Omit<Candidate, 'inflight'>> {
+    const hit = this.snapshots.get(name);
+    if (hit && Date.now() - hit.at < (this.o.healthTtlMs ?? 250)) return hit.snap;
+    const snap = this.read(name);
+    this.snapshots.set(name, { at: Date.now(), snap });
+    return snap;
+  }
+
+  private async read(name: string): Promise<Omit<Candidate, 'inflight'>> {
     const { config, store } = this.o;
-    return Promise.all(config.slaves.map(async (s): Promise<Candidate> => {
-      const rec = store.slaves.get(config.stack, s.name);
-      const lat = store.slaves.history(config.stack, s.name, LATENCY_CHECKS).map((h) => h.latency_ms).filter((x): x is number => x !== null);
-      const health = await this.health(s.name);
-      return {
-        name: s.name,
-        state: rec?.state ?? 'unknown',
-        drift: rec && health && health.commit !== rec.commit ? 'unknown' : rec?.drift ?? 'unknown',
-        deploying: store.deploys.list(config.stack, s.name, 1)[0]?.status === 'running',
-        labels: s.labels ?? [],
-        health,
-        latencyMs: lat.length ? lat.reduce((a, b) => a + b, 0) / lat.length : null,
-        inflight: this.inflight.get(s.name) ?? 0,
-      };
-    }));
+    const s = config.slaves.find((x) => x.name === name)!;
+    const rec = store.slaves.get(config.stack, name);
+    const lat = store.slaves.history(config.stack, name, LATENCY_CHECKS).map((h) => h.latency_ms).filter((x): x is number => x !== null);
+    const deploying = store.deploys.list(config.stack, name, 1)[0]?.status === 'running';
+    const health = await this.client.health(s).then((r) => (r.ok ? r.health : null), () => null);
+    return {
+      name,
+      state: rec?.state ?? 'unknown',
+      // An agent whose commit changed since the last check is judged again at the next one.
+      drift: rec && health && health.commit !== rec.commit ? 'unknown' : rec?.drift ?? 'unknown',
+      deploying,
+      labels: s.labels ?? [],
+      health,
+      latencyMs: lat.length ? lat.reduce((a, b) => a + b, 0) / lat.length : null,
+    };
   }
 }

@@ -86,7 +86,7 @@ describe('tasks go to whichever slave fits (real agents, real master)', () => {
   });
 
   it('200 concurrent routed tasks spread over the fit slaves and all complete; the behind one gets none', async () => {
-    const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => task({ command: `echo ${i}; sleep 0.2` })));
+    const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => task({ command: `echo ${i}` })));
     expect(answers.map((a) => a.status)).toEqual(Array(200).fill(200));
     answers.forEach((a, i) => expect(a.body.result.output).toBe(`${i}\n`));
     const per: Record<string, number> = {};
