@@ -136,4 +136,40 @@ describe('tasks go to whichever slave fits (real agents, real master)', () => {
     expect(usage.code).toBe(1);
     expect(usage.stderr).toMatch(/--needs and --retry-on-other go with --any/);
   });
+
+  it('never a slave mid-deploy: a running deploy takes it out until it ends', async () => {
+    const id = fleet.db().deploys.start('route', 'gpu2', 'direct', 'test: a deploy in flight');
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const r = await task({ command: 'true', needs: ['big-disk'] });
+      expect(r.status).toBe(409);
+      expect(r.body.unfit).toContainEqual({ slave: 'gpu2', missing: ['no deploy running (one is)'] });
+    } finally {
+      fleet.db().deploys.fail(id, 'test over');
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await task({ command: 'true', needs: ['big-disk'] })).body.slave).toBe('gpu2');
+  });
+
+  it('a slave that fails mid-task is not retried silently; retry_on_other sends an idempotent task to the next fit slave', async () => {
+    const killGpu2Soon = async (): Promise<void> => {
+      await waitFor(async () => (await httpRequest({ port: ports.gpu2, method: 'GET', path: '/api/health' })).body.running_executions === 1, 20_000, 'gpu2 running the task');
+      process.kill(Number(fs.readFileSync(path.join(fleet.agentsDir, 'gpu2.pid'), 'utf8')), 'SIGKILL');
+    };
+    const [failed] = await Promise.all([task({ command: `sleep 5; touch ${markers}/late`, needs: ['big-disk'] }), killGpu2Soon()]);
+    expect(failed.status).toBe(502);
+    expect(failed.body.slave).toBe('gpu2');
+    expect(failed.body.error).toMatch(/^the task failed on gpu2 \(execute failed: .*\); it was not retried elsewhere: pass retry_on_other/);
+    // The daemon brings gpu2 back (spawn deployer); then the same with retry_on_other: gpu1 (busy, so second choice) takes over.
+    await waitFor(async () => (await httpRequest({ port: ports.gpu2, method: 'GET', path: '/api/health' }).catch(() => null))?.status === 200 && fleet.slave('gpu2')?.state === 'healthy', 90_000, 'gpu2 back');
+    const long = httpRequest({ port: ports.gpu1, method: 'POST', path: '/api/execute', body: { command: 'sleep 6' }, headers: { Authorization: `Bearer ${fleet.token}` }, timeoutMs: 30_000 });
+    await waitFor(async () => (await httpRequest({ port: ports.gpu1, method: 'GET', path: '/api/health' })).body.running_executions === 1, 10_000, 'gpu1 busy');
+    await new Promise((r) => setTimeout(r, 300));
+    const [retried] = await Promise.all([task({ command: 'sleep 2; echo done', needs: ['gpu'], retry_on_other: true }), killGpu2Soon()]);
+    expect(retried.status).toBe(200);
+    expect(retried.body.slave).toBe('gpu1');
+    expect(retried.body.failed).toEqual([{ slave: 'gpu2', error: expect.stringMatching(/^execute failed:/) }]);
+    expect(retried.body.result.output).toBe('done\n');
+    await long;
+  });
 });
