@@ -137,17 +137,6 @@ export class FleetControl {
       if (!this.o.supervisor) client.close();
     }
   }
-
-  /** A healthy slave for a task: the one seen most recently with the fewest failures, or null. */
-  findAvailableSlave(filter?: (s: SlaveConfig) => boolean): SlaveConfig | null {
-    const rows = this.o.store.slaves.list(this.o.config.stack).filter((r) => r.state === 'healthy');
-    rows.sort((a, b) => (b.last_seen ?? '').localeCompare(a.last_seen ?? ''));
-    for (const r of rows) {
-      const s = this.o.config.slaves.find((x) => x.name === r.name);
-      if (s && (!filter || filter(s))) return s;
-    }
-    return null;
-  }
 }
 
 function toStatus(s: SlaveConfig, r: SlaveRecord | undefined): SlaveStatus {
