@@ -17,13 +17,13 @@ export class DecisionWaits {
   get count(): number { return this.waiting; }
 
   /** `aborted` ends the wait early (the caller hung up). Throws the service's error for an unknown id. */
-  wait(id: string, ms: number, aborted: AbortSignal): Promise<HumanRequest> {
+  async wait(id: string, ms: number, aborted: AbortSignal): Promise<HumanRequest> {
     const first = this.requests.get(id);
-    if (!isOpen(first) || ms <= 0) return Promise.resolve(first);
+    if (!isOpen(first) || ms <= 0) return first;
     this.waiting++;
     return new Promise<HumanRequest>((resolve, reject) => {
       let done = false;
-      const finish = (r?: HumanRequest): void => {
+      const settle = (outcome: () => HumanRequest): void => {
         if (done) return;
         done = true;
         this.waiting--;
@@ -31,20 +31,20 @@ export class DecisionWaits {
         clearInterval(poll);
         off();
         aborted.removeEventListener('abort', onAbort);
-        try { resolve(r ?? this.requests.get(id)); } catch (err) { reject(err); }
+        try { resolve(outcome()); } catch (err) { reject(err); }
       };
-      const check = (): void => {
+      const latest = (): HumanRequest => this.requests.get(id);
+      const onAbort = (): void => settle(() => first);
+      const off = this.requests.onChange((e) => { if (e.request.id === id && !isOpen(e.request)) settle(() => e.request); });
+      const timer = setTimeout(() => settle(latest), ms);
+      const poll = setInterval(() => {
         try {
-          const r = this.requests.get(id);
-          if (!isOpen(r)) finish(r);
+          const r = latest();
+          if (!isOpen(r)) settle(() => r);
         } catch (err) {
-          if (!done) { done = true; this.waiting--; clearTimeout(timer); clearInterval(poll); off(); reject(err); }
+          settle(() => { throw err; });
         }
-      };
-      const onAbort = (): void => finish(first);
-      const off = this.requests.onChange((e) => { if (e.request.id === id && !isOpen(e.request)) finish(e.request); });
-      const timer = setTimeout(() => finish(), ms);
-      const poll = setInterval(check, POLL_MS);
+      }, POLL_MS);
       aborted.addEventListener('abort', onAbort);
     });
   }
