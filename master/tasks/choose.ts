@@ -21,13 +21,15 @@ export interface Candidate {
   inflight: number;
 }
 
+export const NO_HEALTH = 'an agent that answers /api/health';
+
 /** What `c` lacks for a task that needs `needs` (empty: it fits). */
 export function missing(c: Candidate, needs: readonly string[]): string[] {
   const out: string[] = [];
   if (c.state !== 'healthy') out.push(`healthy (it is ${c.state})`);
   if (c.drift !== 'equal') out.push(`the master's commit (drift ${c.drift})`);
   if (c.deploying) out.push('no deploy running (one is)');
-  if (!c.health) out.push('an agent that answers /api/health');
+  if (!c.health) out.push(NO_HEALTH);
   for (const n of needs) {
     const h = c.health;
     if (n === 'docker' || n === 'venv' || n === 'native') {

@@ -12,7 +12,7 @@ import { requireAgentToken, type FleetConfig } from '../../core/stack-config';
 import { RoutedTaskRequestSchema, type RoutedTaskRequest, type RoutedTaskResult, type Unfit } from '../../core/tasks';
 import { AgentCallError, AgentClient } from '../agent-client';
 import type { Store } from '../store';
-import { choose, type Candidate } from './choose';
+import { NO_HEALTH, choose, type Candidate } from './choose';
 
 export class NoFitError extends Error {
   constructor(readonly needs: string[], readonly unfit: Unfit[]) {
@@ -48,6 +48,7 @@ export interface TaskRouterOptions {
 }
 
 const LATENCY_CHECKS = 10;
+const HEALTH_RETRIES = 3;
 
 export class TaskRouter {
   private readonly client: AgentClient;
@@ -60,7 +61,7 @@ export class TaskRouter {
   constructor(private readonly o: TaskRouterOptions) {
     this.ownClient = !o.client;
     // Room for health calls beside a full slave's running tasks (the default pool is 4 sockets per agent).
-    this.client = o.client ?? new AgentClient({ attempts: 1, deadlineMs: 3000, maxSockets: 64 });
+    this.client = o.client ?? new AgentClient({ attempts: 2, deadlineMs: 5000, maxSockets: 64 });
   }
 
   async run(input: RoutedTaskRequest): Promise<RoutedTaskResult> {
@@ -70,8 +71,16 @@ export class TaskRouter {
     const failed: Array<{ slave: string; error: string }> = [];
     const exclude = new Set<string>();
     const started = Date.now();
+    let healthRetries = 0;
     for (;;) {
       const choice = choose(await this.candidates(), needs, exclude);
+      if (choice.kind === 'none' && healthRetries < HEALTH_RETRIES && choice.unfit.some((u) => u.missing.length === 1 && u.missing[0] === NO_HEALTH)) {
+        // A slave that lacks nothing but an answer to /api/health may be slow for a moment (a loaded host): ask it again before saying no.
+        healthRetries++;
+        for (const u of choice.unfit) if (u.missing[0] === NO_HEALTH) this.snapshots.delete(u.slave);
+        await this.nextFinish(500);
+        continue;
+      }
       if (choice.kind === 'none') {
         if (failed.length) throw new TaskFailedError(failed[failed.length - 1].slave, '', failed[failed.length - 1].error, failed);
         throw new NoFitError(needs, choice.unfit);

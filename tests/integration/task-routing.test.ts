@@ -31,7 +31,8 @@ describe('tasks go to whichever slave fits (real agents, real master)', () => {
     await fleet.agent('gpu2', ports.gpu2, c.main);
     await fleet.agent('plain', ports.plain, c.main, { D8_PYTHON: '/nonexistent/python3' });
     await fleet.agent('old', ports.old, c.base);
-    fleet.daemon();
+    // Checks that ride out a loaded test machine: the state must not flap to pending while 200 tasks run.
+    fleet.daemon({ tuning: { attemptTimeoutMs: 5000, checkDeadlineMs: 10_000, deadAfter: 5 } });
     markers = path.join(fleet.root, 'markers');
     fs.mkdirSync(markers);
     await waitFor(() => ['gpu1', 'gpu2', 'plain'].every((n) => fleet.slave(n)?.state === 'healthy') && fleet.slave('old')?.drift === 'behind', 60_000, 'the fleet checked');
@@ -87,7 +88,7 @@ describe('tasks go to whichever slave fits (real agents, real master)', () => {
 
   it('200 concurrent routed tasks spread over the fit slaves and all complete; the behind one gets none', async () => {
     const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => task({ command: `echo ${i}` })));
-    expect(answers.map((a) => a.status)).toEqual(Array(200).fill(200));
+    expect(answers.filter((a) => a.status !== 200).map((a) => [a.status, a.body])).toEqual([]);
     answers.forEach((a, i) => expect(a.body.result.output).toBe(`${i}\n`));
     const per: Record<string, number> = {};
     for (const a of answers) per[a.body.slave] = (per[a.body.slave] ?? 0) + 1;
