@@ -162,6 +162,9 @@ export class AgentServer {
       reboot_safe: isRebootSafe(this.deps.config.supervisor),
       update_pending: u.update_pending,
       update_failed: u.update_failed,
+      running_executions: this.running.size,
+      max_concurrency: this.deps.config.maxConcurrency,
+      arch: process.arch,
     };
   }
 

@@ -63,6 +63,26 @@ export async function withFleet(
   }
 }
 
+/**
+ * Runs a CLI command on the store alone (no stack config needed): an unreadable store exits 2; a
+ * failure prints its message and exits with `exitCodeFor(err)` (default 1); the store is always closed.
+ */
+export function withStore(fn: (store: Store) => void, exitCodeFor: (err: unknown) => number = () => 1): void {
+  let store: Store;
+  try {
+    store = openStore();
+  } catch (err) {
+    return fail(err, 2);
+  }
+  try {
+    fn(store);
+  } catch (err) {
+    fail(err, exitCodeFor(err));
+  } finally {
+    store.close();
+  }
+}
+
 /** FleetControl for a CLI process: actions go to the running daemon, or run here when there is none. */
 export function cliControl(ctx: FleetContext, engine: EngineChoice = 'auto'): FleetControl {
   const runLocally = async (kind: ControlKind, slave: string): Promise<ControlResult> => {

@@ -11,6 +11,7 @@ import { InstallAttemptSchema } from './install-result';
 import { StrategySchema, SupervisorSchema } from './protocol';
 import { PrioritySchema, RequestStatusSchema, RequestTypeSchema } from './requests';
 import { AutoUpdatePolicySchema } from './stack-config';
+import { BudgetThresholdSchema, MonthSchema, SpendReportSchema } from './approval';
 
 const commit = z.string().nullable();
 
@@ -153,6 +154,8 @@ export const HumanRequestAlertSchema = z.object({
     description: z.string().default(''),
     estimated_cost: z.number().nullable().default(null),
     created_by: z.string().optional(),
+    /** Why the auto-approval rules did not approve it (e.g. over budget), when they tried. */
+    auto_note: z.string().optional(),
   }),
 });
 
@@ -185,6 +188,36 @@ export const MasterVersionChangedAlertSchema = z.object({
   data: z.object({ master_commit: z.string(), previous_commit: z.string() }),
 });
 
+/** Approved costs of a request type reached 80 % or 100 % of its monthly budget (once per month and level). */
+export const BudgetThresholdAlertSchema = z.object({
+  ...envelope,
+  slave: z.null(),
+  kind: z.literal('budget_threshold'),
+  data: z.object({
+    request_type: RequestTypeSchema,
+    month: MonthSchema,
+    threshold: BudgetThresholdSchema,
+    spent: z.number(),
+    budget: z.number(),
+  }),
+});
+
+const summaryRequest = z.object({ request_id: z.string(), request_type: RequestTypeSchema, title: z.string(), estimated_cost: z.number().nullable() });
+
+/** Once a day: what was auto-approved since the last summary, this month's spend, what still waits. */
+export const DailySummaryAlertSchema = z.object({
+  ...envelope,
+  slave: z.null(),
+  kind: z.literal('daily_summary'),
+  data: z.object({
+    day: z.string(),
+    since: z.string(),
+    auto_approved: z.array(summaryRequest.extend({ rule: z.string() })),
+    spend: SpendReportSchema,
+    pending: z.array(summaryRequest.extend({ priority: PrioritySchema, request_status: RequestStatusSchema })),
+  }),
+});
+
 export const AlertSchema = z.discriminatedUnion('kind', [
   VersionMismatchAlertSchema,
   SlaveDeadAlertSchema,
@@ -197,6 +230,8 @@ export const AlertSchema = z.discriminatedUnion('kind', [
   RequestChangedAlertSchema,
   NotRebootSafeAlertSchema,
   MasterVersionChangedAlertSchema,
+  BudgetThresholdAlertSchema,
+  DailySummaryAlertSchema,
 ]);
 export type Alert = z.infer<typeof AlertSchema>;
 export type AlertKind = Alert['kind'];

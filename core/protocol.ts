@@ -80,6 +80,11 @@ export const HealthResponseSchema = VersionFieldsSchema.extend({
   reboot_safe: z.boolean().default(false),
   update_pending: z.boolean(),
   update_failed: z.boolean(),
+  /** Tasks running now and how many may run at once (the master routes tasks to the least busy slave). */
+  running_executions: z.number().int().nonnegative().default(0),
+  max_concurrency: z.number().int().positive().nullable().default(null),
+  /** process.arch of the agent (x64, arm64, arm). */
+  arch: z.string().nullable().default(null),
 });
 export type HealthResponse = z.infer<typeof HealthResponseSchema>;
 

@@ -51,8 +51,30 @@ export const HumanRequestSchema = z.object({
   created_at: z.string(),
   updated_at: z.string(),
   resolved_at: z.string().nullable(),
+  /** When it was approved (its cost counts against that month's budget). */
+  approved_at: z.string().nullable().default(null),
+  /** The auto-approval rule that approved it, or null when a person did. */
+  auto_rule: z.string().nullable().default(null),
 });
 export type HumanRequest = z.infer<typeof HumanRequestSchema>;
+
+/** What a program files over the API: the CLI's schema, without follow-up actions (those are the master's) or a self-chosen author (the token's name is). */
+export const ApiCreateRequestSchema = CreateRequestSchema.omit({ action: true, created_by: true });
+export type ApiCreateRequestInput = z.input<typeof ApiCreateRequestSchema>;
+
+export const DECISIONS = ['approve', 'reject', 'postpone', 'complete'] as const;
+export const DecisionSchema = z.enum(DECISIONS);
+export type Decision = z.infer<typeof DecisionSchema>;
+export const DECISION_STATUS: Record<Decision, RequestStatus> = { approve: 'APPROVED', reject: 'REJECTED', postpone: 'POSTPONED', complete: 'COMPLETED' };
+
+export const DecisionInputSchema = z.object({
+  decision: DecisionSchema,
+  note: z.string().trim().max(500).optional(),
+}).strict();
+export type DecisionInput = z.input<typeof DecisionInputSchema>;
+
+/** Still waiting for a person. */
+export const isOpen = (r: Pick<HumanRequest, 'status'>): boolean => r.status === 'PENDING' || r.status === 'POSTPONED';
 
 /** Allowed transitions: PENDING → APPROVED | REJECTED | POSTPONED; POSTPONED → back to a decision; APPROVED → COMPLETED. */
 export const TRANSITIONS: Record<RequestStatus, RequestStatus[]> = {

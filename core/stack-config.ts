@@ -12,6 +12,7 @@ import { DEFAULT_AGENT_PORT, STRATEGIES, StrategySchema, type Strategy } from '.
 import { d8Home, ensurePrivateDir } from './paths';
 import { tokenFile, weakTokenReason } from './tokens';
 import { NodeVersionSchema, RuntimeArchSchema } from './node-runtime';
+import { ApprovalRuleSchema, BudgetsSchema, DailySummaryConfigSchema, RequestsApiConfigSchema } from './approval';
 
 export const CONFIG_NAMESPACE = 'd8';
 export const LOCAL_HOST = 'local';
@@ -40,6 +41,9 @@ export const SlaveConfigSchema = z.object({
   hostKey: z.string().min(1).optional(),
   /** A raw `pulumi up`: ship the Node.js runtime for this arch with the bundle (`d8 up` probes the host instead). */
   arch: RuntimeArchSchema.optional(),
+  // Issue 18: what a task may ask for (`d8 exec --any --needs gpu`), besides what the agent reports.
+  labels: z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be lowercase letters, digits, dots, dashes or underscores'))
+    .refine((l) => new Set(l).size === l.length, 'must not repeat a label').default([]),
 }).strict();
 export type SlaveConfigInput = z.input<typeof SlaveConfigSchema>;
 
@@ -85,6 +89,11 @@ export const FleetConfigSchema = z.object({
   nodeDistUrl: z.string().url('must be a URL like https://nodejs.org/dist').optional(),
   /** The shipped runtime's version (default: the pinned Node 22 LTS in core/node-runtime.ts). */
   nodeVersion: NodeVersionSchema.optional(),
+  // Issue 16: requests filed over the API, auto-approval rules (ordered, first match wins), monthly budgets, the daily summary.
+  approvalRules: z.array(ApprovalRuleSchema).default([]),
+  budgets: BudgetsSchema.default({}),
+  dailySummary: DailySummaryConfigSchema.default({}),
+  requestsApi: RequestsApiConfigSchema.default({}),
 }).strict();
 
 export type FleetConfigInput = z.input<typeof FleetConfigSchema>;
@@ -96,7 +105,9 @@ type ParsedFleet = z.infer<typeof FleetConfigSchema>;
  * A slave as every user of the config sees it: the schema's fields, with what resolution fills in
  * (`local`, the SSH user, the agent's address, the fleet's auto-update policy) no longer optional.
  */
-export type SlaveConfig = Omit<ParsedSlave, 'user' | 'agentHost' | 'autoUpdate' | 'strategies'> & {
+export type SlaveConfig = Omit<ParsedSlave, 'user' | 'agentHost' | 'autoUpdate' | 'strategies' | 'labels'> & {
+  /** Optional in hand-built configs (none). */
+  labels?: string[];
   local: boolean;
   user: string;
   agentHost: string;
@@ -109,14 +120,16 @@ export type SlaveConfig = Omit<ParsedSlave, 'user' | 'agentHost' | 'autoUpdate' 
  * ids as a list, and resolved slaves. `dashboard` may be absent in configs built by hand (tests,
  * benches): the schema's defaults apply then.
  */
-export type FleetConfig = Omit<ParsedFleet, 'slaves' | 'telegramChatIds' | 'dashboard' | 'retryIntervalSeconds'> & {
+export type FleetConfig = Omit<ParsedFleet, 'slaves' | 'telegramChatIds' | 'dashboard' | 'retryIntervalSeconds' | RequestKeys> & {
   stack: string;
   /** Absent in configs built by hand: RETRY_INTERVAL_DEFAULT_S then. */
   retryIntervalSeconds?: number;
   slaves: SlaveConfig[];
   telegramChatIds: string[];
   dashboard?: DashboardConfig;
-};
+} & Partial<Pick<ParsedFleet, RequestKeys>>;
+/** Issue 16's keys: optional in hand-built configs (the schema's defaults apply). */
+type RequestKeys = 'approvalRules' | 'budgets' | 'dailySummary' | 'requestsApi';
 
 export class ConfigError extends Error {
   constructor(message: string, readonly key?: string) {
@@ -207,6 +220,7 @@ export function resolveFleetConfig(raw: Record<string, unknown>, opts: ResolveOp
       autoUpdate: s.autoUpdate ?? c.autoUpdate,
       hostKey: s.hostKey,
       arch: s.arch,
+      labels: [...s.labels],
     };
   });
   const agentPorts = new Map<string, string>();
@@ -250,6 +264,10 @@ export function resolveFleetConfig(raw: Record<string, unknown>, opts: ResolveOp
     dashboard: c.dashboard,
     nodeDistUrl: c.nodeDistUrl,
     nodeVersion: c.nodeVersion,
+    approvalRules: c.approvalRules,
+    budgets: c.budgets,
+    dailySummary: c.dailySummary,
+    requestsApi: c.requestsApi,
   };
 }
 

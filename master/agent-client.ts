@@ -23,6 +23,11 @@ export interface AgentClientOptions {
   /** Base of the exponential retry delay. */
   retryDelayMs?: number;
   maxSockets?: number;
+  /**
+   * Reuse connections (default). Off for callers whose POSTs must never meet a connection the agent
+   * is closing as idle at that instant (ECONNRESET, and no way to know whether the task started).
+   */
+  keepAlive?: boolean;
 }
 
 export type HealthResult =
@@ -95,7 +100,7 @@ export class AgentClient {
     this.attempts = opts.attempts ?? 3;
     this.deadlineMs = opts.deadlineMs ?? 5000;
     const retryDelayMs = opts.retryDelayMs ?? 100;
-    this.httpAgent = new PoolAgent({ keepAlive: true, maxSockets: opts.maxSockets ?? 4, timeout: 60_000 });
+    this.httpAgent = new PoolAgent({ keepAlive: opts.keepAlive ?? true, maxSockets: opts.maxSockets ?? 4, timeout: 60_000 });
     this.http = axios.create({ timeout: opts.attemptTimeoutMs ?? 2000, httpAgent: this.httpAgent, proxy: false, maxRedirects: 0 });
     axiosRetry(this.http, {
       retries: this.attempts - 1,

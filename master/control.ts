@@ -16,6 +16,7 @@ import { MasterVersion } from './master-version';
 import { AgentClient } from './agent-client';
 import type { Supervisor } from './daemon/supervisor';
 import type { RequestService } from './store/requests';
+import type { SpendLedger } from './store/spend';
 import type { SlaveState } from './checker/state-machine';
 
 export class SlaveNotHealthyError extends Error {
@@ -65,6 +66,10 @@ export class FleetControl {
 
   get requests(): RequestService {
     return this.o.store.requests;
+  }
+
+  get spend(): SpendLedger {
+    return this.o.store.spend;
   }
 
   /** A daemon counts as running when its pid lives and it beat within three intervals (at least 90 s). */
@@ -132,17 +137,6 @@ export class FleetControl {
     } finally {
       if (!this.o.supervisor) client.close();
     }
-  }
-
-  /** A healthy slave for a task: the one seen most recently with the fewest failures, or null. */
-  findAvailableSlave(filter?: (s: SlaveConfig) => boolean): SlaveConfig | null {
-    const rows = this.o.store.slaves.list(this.o.config.stack).filter((r) => r.state === 'healthy');
-    rows.sort((a, b) => (b.last_seen ?? '').localeCompare(a.last_seen ?? ''));
-    for (const r of rows) {
-      const s = this.o.config.slaves.find((x) => x.name === r.name);
-      if (s && (!filter || filter(s))) return s;
-    }
-    return null;
   }
 }
 

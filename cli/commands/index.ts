@@ -13,6 +13,7 @@ import { registerProbe } from './probe';
 import { registerRuntime } from './runtime';
 import { registerTrust } from './trust';
 import { registerRotateToken } from './rotate-token';
+import { registerTokens } from './tokens';
 
 /** Every `d8` subcommand; add one line per command module. */
 export const COMMANDS: Array<(program: Command) => void> = [
@@ -21,5 +22,5 @@ export const COMMANDS: Array<(program: Command) => void> = [
   registerAgent,
   registerUp, registerBundle, registerBootstrapScript,
   registerProbe, registerRuntime,
-  registerTrust, registerRotateToken,
+  registerTrust, registerRotateToken, registerTokens,
 ];

@@ -8,6 +8,7 @@ import { tuningFromEnv } from '../../master/daemon/tuning';
 import { FleetControl } from '../../master/control';
 import { startTelegramBot } from '../../master/telegram';
 import { startDashboard, type Dashboard } from '../../master/dashboard';
+import { startRequestDuties } from '../../master/requests/duties';
 
 interface MasterOpts { stack: string; interval?: string; engine: EngineChoice; once?: boolean; repo?: string; deployerModule?: string }
 
@@ -53,6 +54,7 @@ SIGTERM stops cleanly: a deploy in flight may finish (bounded), else it is marke
         // The bot (when a Telegram token is configured) stops with the notifier when the daemon stops.
         if (!opts.once) startTelegramBot(notifier, { config, control });
         if (!opts.once) dashboard = await startDashboard({ config, store, control, repoDir, logger });
+        const duties = opts.once ? null : startRequestDuties({ store, config, logger });
         if (opts.once) {
           await daemon.start();
           await daemon.stop('--once');
@@ -63,6 +65,7 @@ SIGTERM stops cleanly: a deploy in flight may finish (bounded), else it is marke
         }
         await new Promise<void>((resolve) => {
           const onSignal = (sig: string) => {
+            duties?.stop();
             void Promise.resolve(dashboard?.stop()).then(() => daemon.stop(sig)).then(resolve, (err) => { logger.error({ err: (err as Error).message }, 'error while stopping'); resolve(); });
           };
           process.once('SIGTERM', () => onSignal('SIGTERM'));

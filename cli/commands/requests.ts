@@ -1,6 +1,9 @@
 import { Command, Option } from 'commander';
-import { openStore } from '../../master/store';
-import { fail } from '../fleet-context';
+import type { Store } from '../../master/store';
+import { fail, withFleet, withStore, DEFAULT_STACK } from '../fleet-context';
+import { MONTH_RE } from '../../core/approval';
+import { spendReport, spendText } from '../../master/requests/spend-report';
+import { monthOf } from '../../master/requests/month';
 import { RequestError } from '../../master/store/requests';
 import { PRIORITIES, REQUEST_STATUSES, REQUEST_TYPES, type HumanRequest, type RequestStatus } from '../../core/requests';
 
@@ -21,24 +24,14 @@ function details(r: HumanRequest): string {
   ].filter(Boolean).join('\n') + '\n';
 }
 
-/** Opens the store, runs `fn`, prints its result; errors become a message and exit code 1. */
-function withStore(json: boolean | undefined, fn: (s: ReturnType<typeof openStore>) => HumanRequest | HumanRequest[]): void {
-  let store;
-  try {
-    store = openStore();
-  } catch (err) {
-    return fail(err, 2);
-  }
-  try {
+/** Runs `fn` on the store and prints its result; an unknown request exits 4. */
+function withRequests(json: boolean | undefined, fn: (s: Store) => HumanRequest | HumanRequest[]): void {
+  withStore((store) => {
     const r = fn(store);
     if (json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
     else if (Array.isArray(r)) process.stdout.write(r.length ? r.map(line).join('\n') + '\n' : 'no requests\n');
     else process.stdout.write(details(r));
-  } catch (err) {
-    fail(err, err instanceof RequestError && err.code === 'not_found' ? 4 : 1);
-  } finally {
-    store.close();
-  }
+  }, (err) => (err instanceof RequestError && err.code === 'not_found' ? 4 : 1));
 }
 
 export function registerRequests(program: Command): void {
@@ -49,9 +42,9 @@ export function registerRequests(program: Command): void {
     .addOption(new Option('--status <status>', 'only this status').choices([...REQUEST_STATUSES]))
     .option('--json', 'JSON output')
     .action((o: { all?: boolean; status?: RequestStatus; json?: boolean }) =>
-      withStore(o.json, (s) => s.requests.list(o.status ? { status: o.status } : o.all ? {} : { open: true })));
+      withRequests(o.json, (s) => s.requests.list(o.status ? { status: o.status } : o.all ? {} : { open: true })));
   req.command('show <id>').description('show one request').option('--json', 'JSON output')
-    .action((id: string, o: { json?: boolean }) => withStore(o.json, (s) => s.requests.get(id)));
+    .action((id: string, o: { json?: boolean }) => withRequests(o.json, (s) => s.requests.get(id)));
   req.command('create')
     .description('file a new request (PENDING); it is announced like any alert')
     .addOption(new Option('--type <type>', 'request type').choices([...REQUEST_TYPES]).makeOptionMandatory())
@@ -62,14 +55,27 @@ export function registerRequests(program: Command): void {
     .option('--created-by <who>', 'who asks', 'cli')
     .option('--json', 'JSON output')
     .action((o: { type: string; title: string; description: string; priority: string; cost?: string; createdBy: string; json?: boolean }) =>
-      withStore(o.json, (s) => {
+      withRequests(o.json, (s) => {
         const cost = o.cost === undefined ? null : Number(o.cost);
         if (cost !== null && !(cost >= 0)) throw new RequestError(`--cost must be a non-negative number, not "${o.cost}"`, 'invalid');
         return s.requests.create({ type: o.type as never, title: o.title, description: o.description, priority: o.priority as never, estimated_cost: cost, created_by: o.createdBy });
       }));
+  req.command('spend')
+    .description('approved costs per request type in a month, against the monthly budgets (d8:budgets)')
+    .option('--month <YYYY-MM>', 'the month (UTC; default: this one)')
+    .option('-s, --stack <stack>', 'stack whose d8:budgets to compare with', DEFAULT_STACK)
+    .option('--repo <dir>', 'repository with the stack files (default: this checkout)')
+    .option('--json', 'JSON output')
+    .action((o: { month?: string; stack: string; repo?: string; json?: boolean }) => {
+      if (o.month !== undefined && !MONTH_RE.test(o.month)) return fail(new Error(`--month must look like 2026-11, not "${o.month}"`), 1);
+      return withFleet({ stack: o.stack, repo: o.repo }, (ctx) => {
+        const r = spendReport(ctx.store.spend, ctx.config.budgets ?? {}, o.month ?? monthOf(Date.now()));
+        process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : spendText(r) + '\n');
+      });
+    });
   const decide = (name: 'approve' | 'reject' | 'postpone' | 'complete', what: string, arg: string) =>
     req.command(`${name} <id> [${arg}...]`).description(what).option('--json', 'JSON output')
-      .action((id: string, words: string[], o: { json?: boolean }) => withStore(o.json, (s) => s.requests[name](id, words.join(' ') || undefined)));
+      .action((id: string, words: string[], o: { json?: boolean }) => withRequests(o.json, (s) => s.requests[name](id, words.join(' ') || undefined)));
   decide('approve', 'approve a PENDING/POSTPONED request (an update request then runs the update)', 'note');
   decide('reject', 'reject a request', 'reason');
   decide('postpone', 'postpone a request', 'note');

@@ -30,6 +30,7 @@ button:hover{background:#eef1f4}input{font:inherit;padding:.2rem .4rem;border:1p
 .request{background:#fff;border:1px solid var(--line);border-radius:8px;padding:.6rem .9rem;margin:.5rem 0}.request h3{margin:0;font-size:1rem}
 .request .title{margin:.3rem 0;font-weight:500}pre{white-space:pre-wrap;word-break:break-word;margin:.3rem 0}pre.log{background:#fff;border:1px solid var(--line);padding:.8rem;font-size:12px}
 .decisions{margin-top:.4rem}dl.facts{display:grid;grid-template-columns:8rem 1fr;gap:.2rem 1rem}dt{color:var(--muted)}dd{margin:0}
+#spend tr.near td{background:#fff6e0}#spend tr.over td{background:#fde8e8;font-weight:600}.auto-rule{color:#256029}
 .timeline{list-style:none;padding:0}.event{background:#fff;border:1px solid var(--line);border-radius:6px;padding:.4rem .7rem;margin:.3rem 0}.event .when{color:var(--muted);font-size:12px;margin-right:.3rem}
 .login{max-width:26rem;margin:4rem auto}.login label{display:block;margin:.8rem 0}.login input{width:100%}
 `;

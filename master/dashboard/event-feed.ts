@@ -37,7 +37,7 @@ const PayloadSchema = z.object({
 const CATEGORY: Array<[RegExp, EventCategory]> = [
   [/^(slave_dead|slave_recovered|slave_down|slave_up|version_mismatch|state_)/, 'state'],
   [/^(update_|recovery_|provisioning_|deploy_|rollout_|rollback_)/, 'deploy'],
-  [/^(human_request|request_)/, 'decision'],
+  [/^(human_request|request_|budget_|daily_summary)/, 'decision'],
   [/^master_/, 'master'],
 ];
 

@@ -1,12 +1,24 @@
 /** Small helpers over node:http for the dashboard: answers, cookies, a size-limited form reader. */
 import type { IncomingMessage, ServerResponse } from 'http';
+import { RequestError } from '../store/requests';
+import { AlreadyDecidedError } from '../requests/decide';
 
 /** A request answered with an error page (or JSON for API callers): status and a message naming the fix. */
 export class HttpError extends Error {
-  constructor(readonly status: number, message: string, readonly headers: Record<string, string> = {}) {
+  /** `field`: the input field (or query parameter) a 400 is about, for API callers. */
+  constructor(readonly status: number, message: string, readonly headers: Record<string, string> = {}, readonly field?: string) {
     super(message);
     this.name = 'HttpError';
   }
+}
+
+/** The request service's typed errors as HTTP answers (pages and API alike); anything else is returned as is. */
+export function requestErrorToHttp(err: unknown): unknown {
+  if (err instanceof AlreadyDecidedError) return new HttpError(409, err.message);
+  if (err instanceof RequestError) {
+    return new HttpError({ not_found: 404, invalid: 400, bad_transition: 409 }[err.code], err.message.replace(/ \(list them with `d8 requests list`\)/, ''));
+  }
+  return err;
 }
 
 /** Headers every dashboard answer carries: no caching of fleet data, no framing, scripts only from us. */
@@ -50,8 +62,8 @@ export function parseCookies(header: string | undefined): Record<string, string>
   return out;
 }
 
-/** Reads a url-encoded (or JSON object) body of at most `limit` bytes into string fields. */
-export async function readForm(req: IncomingMessage, limit: number): Promise<Record<string, string>> {
+/** Reads the body as bytes, at most `limit` (413 beyond it, also when Content-Length says so up front). */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limit) throw new HttpError(413, `request body is larger than the limit of ${limit} bytes`, { Connection: 'close' });
   const chunks: Buffer[] = [];
@@ -61,7 +73,23 @@ export async function readForm(req: IncomingMessage, limit: number): Promise<Rec
     if (size > limit) throw new HttpError(413, `request body is larger than the limit of ${limit} bytes`, { Connection: 'close' });
     chunks.push(chunk);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
+}
+
+/** A JSON object body (415 for another Content-Type, 400 for bad JSON or a non-object). */
+export async function readJsonObject(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  if (type !== 'application/json') throw new HttpError(415, `send the body as application/json (Content-Type was "${type.slice(0, 80)}")`);
+  const text = (await readBody(req, limit)).toString('utf8');
+  let parsed: unknown;
+  try { parsed = JSON.parse(text); } catch (err) { throw new HttpError(400, `request body is not valid JSON: ${(err as Error).message.slice(0, 120)}`); }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new HttpError(400, 'request body must be a JSON object');
+  return parsed as Record<string, unknown>;
+}
+
+/** Reads a url-encoded (or JSON object) body of at most `limit` bytes into string fields. */
+export async function readForm(req: IncomingMessage, limit: number): Promise<Record<string, string>> {
+  const text = (await readBody(req, limit)).toString('utf8');
   const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
   if (type === 'application/json') {
     let parsed: unknown;

@@ -15,6 +15,8 @@ import { DashboardMetrics } from './metrics';
 import { DashboardPages } from './pages';
 import { DashboardServer } from './server';
 import { StoreWatch } from './store-watch';
+import { MasterApi } from '../api/master-api';
+import { TaskRouter } from '../tasks/router';
 
 export interface DashboardOptions {
   config: FleetConfig;
@@ -63,9 +65,11 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard | n
   const metrics = new DashboardMetrics({ control: o.control, db: o.store.db, stack: o.config.stack, distance });
   watch.onChecks((c) => metrics.observeChecks(c));
   const pages = new DashboardPages({ config: o.config, store: o.store, control: o.control, distance, redactor, logger: log });
+  const tasks = new TaskRouter({ config: o.config, store: o.store, logger: o.logger.child({ component: 'tasks' }) });
   const server = new DashboardServer({
     bind: cfg.bind, port: cfg.port, trustProxy: cfg.trustProxy, token, tokenHint, stack: o.config.stack,
     masterCommit: () => o.control.status().master.commit, pages, metrics, live, logger: log,
+    api: new MasterApi({ config: o.config, store: o.store, logger: o.logger.child({ component: 'api' }), trustProxy: cfg.trustProxy, tasks }),
   });
   try {
     await server.listen();
@@ -74,6 +78,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard | n
     const why = e.code === 'EADDRINUSE' ? `port ${cfg.port} on ${cfg.bind} is in use` : e.code === 'EADDRNOTAVAIL' ? `${cfg.bind} is not an address of this host` : e.message;
     log.error({ err: e.message }, `dashboard not started: ${why}; set d8:dashboard.port / d8:dashboard.bind, or d8:dashboard.enabled: false`);
     live.close();
+    tasks.close();
     return null;
   }
   watch.start();
@@ -87,6 +92,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard | n
       watch.stop();
       live.close();
       await server.close();
+      tasks.close();
     },
   };
 }

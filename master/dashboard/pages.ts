@@ -10,11 +10,13 @@ import type { Redactor } from '../../core/redact';
 import type { Logger } from '../../core/logger';
 import type { FleetControl, SlaveStatus } from '../control';
 import type { Store } from '../store';
-import { RequestError } from '../store/requests';
-import { RequestIdSchema } from '../../core/requests';
+import { DECISIONS, type Decision } from '../../core/requests';
+import { DECISION_PAST, decideRequest } from '../requests/decide';
+import { spendReport } from '../requests/spend-report';
+import { monthOf } from '../requests/month';
 import { EVENT_CATEGORIES, readEvents, type EventCategory } from './event-feed';
 import type { GitDistance } from './git-distance';
-import { HttpError } from './http';
+import { HttpError, requestErrorToHttp } from './http';
 import { eventsPage } from './views/events';
 import { fleetPage } from './views/fleet';
 import type { Page } from './views/layout';
@@ -30,9 +32,6 @@ export interface PagesDeps {
   logger: Logger;
 }
 
-export type Decision = 'approve' | 'reject' | 'postpone' | 'complete';
-export const DECISIONS: readonly Decision[] = ['approve', 'reject', 'postpone', 'complete'];
-const PAST: Record<Decision, string> = { approve: 'approved', reject: 'rejected', postpone: 'postponed', complete: 'completed' };
 
 const NOTE_MAX = 500;
 const CHART_POINTS = 60;
@@ -92,7 +91,8 @@ export class DashboardPages {
   }
 
   requests(csrf: string): Page {
-    return requestsPage(this.d.store.requests.list({ limit: 5000 }).map((r) => this.d.redactor.value(r)), csrf);
+    const spend = spendReport(this.d.store.spend, this.d.config.budgets ?? {}, monthOf(Date.now()));
+    return requestsPage(this.d.store.requests.list({ limit: 5000 }).map((r) => this.d.redactor.value(r)), csrf, spend);
   }
 
   events(query: URLSearchParams): Page {
@@ -124,24 +124,17 @@ export class DashboardPages {
 
   /** One decision through the RequestService the CLI and the bot use; typed errors become HTTP statuses. */
   decide(id: string, decision: string, form: Record<string, string>): string {
-    if (!DECISIONS.includes(decision as Decision)) throw new HttpError(404, `no decision "${decision}" (approve, reject, postpone, complete)`);
-    const idOk = RequestIdSchema.safeParse(id);
-    if (!idOk.success) throw new HttpError(400, `"${id}" is not a request id (they look like req-0001)`);
+    if (!(DECISIONS as readonly string[]).includes(decision)) throw new HttpError(404, `no decision "${decision}" (approve, reject, postpone, complete)`);
     const note = (form.reason ?? form.note ?? '').trim();
     if (note.length > NOTE_MAX) throw new HttpError(400, `the note is ${note.length} characters; at most ${NOTE_MAX}`);
     const d = decision as Decision;
     try {
-      const before = this.d.store.requests.get(id);
-      if (before.status === ({ approve: 'APPROVED', reject: 'REJECTED', postpone: 'POSTPONED', complete: 'COMPLETED' } as const)[d]) {
-        throw new HttpError(409, `${id} is already ${before.status}`);
-      }
-      const r = this.d.store.requests[d](id, note ? `${note} (dashboard)` : 'by dashboard');
-      this.d.logger.info({ request_id: id, decision: d }, `dashboard: request ${id} ${PAST[d]}`);
+      const r = decideRequest(this.d.store.requests, id, d, note, 'dashboard');
+      this.d.logger.info({ request_id: id, decision: d }, `dashboard: request ${id} ${DECISION_PAST[d]}`);
       const follow = d === 'approve' && r.action ? ` The master runs the ${r.action.kind} of ${r.action.slave} at its next check.` : '';
-      return `${id} ${PAST[d]}: ${r.title}.${follow}`;
+      return `${id} ${DECISION_PAST[d]}: ${r.title}.${follow}`;
     } catch (err) {
-      if (err instanceof RequestError) throw new HttpError({ not_found: 404, invalid: 400, bad_transition: 409 }[err.code], err.message.replace(/ \(list them with `d8 requests list`\)/, ''));
-      throw err;
+      throw requestErrorToHttp(err);
     }
   }
 

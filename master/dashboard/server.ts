@@ -34,6 +34,8 @@ export interface ServerDeps {
   logger: Logger;
   sessions?: SessionStore;
   limiter?: LoginLimiter;
+  /** The token-authenticated API under /api/ (master/api), outside the sessions and CSRF of the pages. */
+  api?: { owns(pathname: string): boolean; handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> };
 }
 
 interface Ctx {
@@ -112,6 +114,7 @@ export class DashboardServer {
     try {
       const url = new URL(req.url ?? '/', 'http://dashboard.invalid');
       this.checkHost(req);
+      if (this.d.api?.owns(url.pathname)) return await this.d.api.handle(req, res, url);
       const route = this.routes.find((r) => r.pattern.test(url.pathname));
       if (!route) throw new HttpError(404, `nothing at ${url.pathname}`);
       const method = req.method === 'HEAD' ? 'GET' : req.method;

@@ -5,6 +5,9 @@
 import type { Alert } from '../../core/alerts';
 import { shortCommit } from '../../core/version-info';
 
+/** An amount as the budgets are written: no currency, at most two decimals. */
+export const money = (n: number): string => (Math.round(n * 100) / 100).toString();
+
 export function alertHeadline(a: Alert): string {
   const again = 'resend' in a.data && a.data.resend ? ' (still)' : '';
   switch (a.kind) {
@@ -30,5 +33,9 @@ export function alertHeadline(a: Alert): string {
       return `${a.slave} will not come back after a reboot: its agent runs under ${a.data.supervisor} only`;
     case 'master_version_changed':
       return `Master is now at ${shortCommit(a.data.master_commit)} (was ${shortCommit(a.data.previous_commit)})`;
+    case 'budget_threshold':
+      return `${a.data.request_type} spending reached ${a.data.threshold} % of its budget for ${a.data.month}: ${money(a.data.spent)} of ${money(a.data.budget)}`;
+    case 'daily_summary':
+      return `Daily summary ${a.data.day}: ${a.data.auto_approved.length} auto-approved, ${money(a.data.spend.total)} spent in ${a.data.spend.month}, ${a.data.pending.length} waiting`;
   }
 }

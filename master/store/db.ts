@@ -138,6 +138,31 @@ const MIGRATIONS: string[] = [
      acquired_at TEXT NOT NULL,
      PRIMARY KEY (stack, slave)
    )`,
+  // Issue 16: API tokens (hashed), approval time and rule of a request, budget alerts and daily summaries sent.
+  `ALTER TABLE human_requests ADD COLUMN approved_at TEXT;
+   ALTER TABLE human_requests ADD COLUMN auto_rule TEXT;
+   UPDATE human_requests SET approved_at = updated_at WHERE status IN ('APPROVED', 'COMPLETED');
+   CREATE TABLE api_tokens (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     scopes TEXT NOT NULL,
+     hash TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     last_used_at TEXT,
+     revoked_at TEXT
+   );
+   CREATE UNIQUE INDEX api_tokens_live_name ON api_tokens (name) WHERE revoked_at IS NULL;
+   CREATE TABLE budget_alerts (
+     month TEXT NOT NULL,
+     type TEXT NOT NULL,
+     threshold INTEGER NOT NULL,
+     at TEXT NOT NULL,
+     PRIMARY KEY (month, type, threshold)
+   );
+   CREATE TABLE daily_summaries (
+     day TEXT PRIMARY KEY,
+     sent_at TEXT NOT NULL
+   )`,
 ];
 
 export class StoreError extends Error {

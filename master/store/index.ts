@@ -7,6 +7,8 @@ import { DeployLocks } from './deploy-locks';
 import { ControlCommands } from './commands';
 import { AlertOutbox } from './outbox';
 import { RequestService } from './requests';
+import { ApiTokenStore } from './api-tokens';
+import { SpendLedger } from './spend';
 
 export interface Store {
   file: string;
@@ -18,6 +20,8 @@ export interface Store {
   commands: ControlCommands;
   outbox: AlertOutbox;
   requests: RequestService;
+  tokens: ApiTokenStore;
+  spend: SpendLedger;
   close(): void;
 }
 
@@ -32,6 +36,8 @@ export function openStore(file: string = storePath(), secrets: string[] = []): S
     deployLocks: new DeployLocks(db),
     commands: new ControlCommands(db),
     requests: new RequestService(db, outbox),
+    tokens: new ApiTokenStore(db),
+    spend: new SpendLedger(db),
     close: () => db.close(),
   };
 }

@@ -4,6 +4,7 @@
  * (the Telegram bot, the daemon's update-on-approval) hear about changes made in this process;
  * changes from another process are seen through the alerts they enqueue.
  */
+import type { z } from 'zod';
 import type { Db } from './db';
 import { nowIso } from './db';
 import type { AlertOutbox } from './outbox';
@@ -19,14 +20,23 @@ export class RequestError extends Error {
   }
 }
 
+export type CreateRequestParsed = z.output<typeof CreateRequestSchema>;
+
 export type RequestEvent = { type: 'created' | 'changed'; request: HumanRequest; previous?: RequestStatus };
 export type RequestListener = (event: RequestEvent) => void;
 
 interface Row {
   id: string; type: string; status: string; title: string; description: string; priority: string;
   estimated_cost: number | null; created_by: string; notes: string | null; action: string | null;
-  created_at: string; updated_at: string; resolved_at: string | null;
+  created_at: string; updated_at: string; resolved_at: string | null; approved_at: string | null; auto_rule: string | null;
 }
+
+/**
+ * What the auto-approval rules say about a new request, decided inside its transaction (so two
+ * requests filed at once cannot both fit under the same budget): approve it under `rule`, or ask a
+ * person, with `note` saying why the rules did not approve it (null when no rule applied).
+ */
+export type AutoDecision = { approve: true; rule: string } | { approve: false; note: string | null };
 
 const fromRow = (r: Row): HumanRequest => HumanRequestSchema.parse({ ...r, action: r.action ? JSON.parse(r.action) : null });
 
@@ -57,7 +67,7 @@ export class RequestService {
    * Files a request (and its alert) in one transaction. `announce` runs inside it with the new id,
    * before the request's own alert: a caller's alert that explains the request is delivered first.
    */
-  create(input: CreateRequestInput, opts: { announce?: (id: string) => void } = {}): HumanRequest {
+  create(input: CreateRequestInput, opts: { announce?: (id: string) => void; decide?: (c: CreateRequestParsed) => AutoDecision } = {}): HumanRequest {
     const parsed = CreateRequestSchema.safeParse(input);
     if (!parsed.success) {
       const i = parsed.error.issues[0];
@@ -68,17 +78,24 @@ export class RequestService {
       const now = nowIso();
       const seq = ((this.db.prepare('SELECT COALESCE(MAX(seq), 0) AS m FROM human_requests').get() as { m: number }).m) + 1;
       const id = `req-${String(seq).padStart(4, '0')}`;
-      this.db.prepare(`INSERT INTO human_requests (seq, id, type, status, title, description, priority, estimated_cost, created_by, notes, action, created_at, updated_at)
-        VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?, ?, NULL, ?, ?, ?)`)
-        .run(seq, id, c.type, c.title, c.description, c.priority, c.estimated_cost, c.created_by, c.action ? JSON.stringify(c.action) : null, now, now);
+      const auto = opts.decide?.(c) ?? { approve: false, note: null };
+      const status: RequestStatus = auto.approve ? 'APPROVED' : 'PENDING';
+      const notes = auto.approve ? `[${now}] APPROVED: auto-approved by ${auto.rule}` : auto.note ? `[${now}] not auto-approved: ${auto.note}` : null;
+      this.db.prepare(`INSERT INTO human_requests (seq, id, type, status, title, description, priority, estimated_cost, created_by, notes, action, created_at, updated_at, approved_at, auto_rule)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+        .run(seq, id, c.type, status, c.title, c.description, c.priority, c.estimated_cost, c.created_by, notes, c.action ? JSON.stringify(c.action) : null, now, now,
+          auto.approve ? now : null, auto.approve ? auto.rule : null);
       const r = this.get(id);
       opts.announce?.(id);
+      // An auto-approved request interrupts nobody: the daily summary reports it.
+      if (auto.approve) return r;
       this.outbox.enqueue({
         kind: 'human_request',
         slave: c.action?.slave ?? null,
         data: {
           request_id: id, request_type: c.type, request_status: 'PENDING', priority: c.priority, title: c.title,
           description: c.description, estimated_cost: c.estimated_cost, created_by: c.created_by,
+          ...(auto.note ? { auto_note: auto.note } : {}),
         },
       });
       return r;
@@ -122,7 +139,8 @@ export class RequestService {
       const now = nowIso();
       const notes = note && note.trim() ? (cur.notes ? `${cur.notes}\n` : '') + `[${now}] ${to}: ${note.trim()}` : cur.notes;
       const resolved = to === 'REJECTED' || to === 'COMPLETED' ? now : null;
-      this.db.prepare('UPDATE human_requests SET status = ?, notes = ?, updated_at = ?, resolved_at = ? WHERE id = ?').run(to, notes, now, resolved, id);
+      this.db.prepare('UPDATE human_requests SET status = ?, notes = ?, updated_at = ?, resolved_at = ?, approved_at = CASE WHEN ? THEN ? ELSE approved_at END WHERE id = ?')
+        .run(to, notes, now, resolved, to === 'APPROVED' ? 1 : 0, now, id);
       const updated = this.get(id);
       this.outbox.enqueue({
         kind: 'request_changed',

@@ -2,6 +2,7 @@
 import type { FleetControl } from '../control';
 import type { FleetConfig } from '../../core/stack-config';
 import type { BotServices } from './services';
+import { spendReport } from '../requests/spend-report';
 
 export function servicesFromControl(control: FleetControl, config: FleetConfig): BotServices {
   return {
@@ -18,6 +19,7 @@ export function servicesFromControl(control: FleetControl, config: FleetConfig):
     retry: (slave) => control.retry(slave),
     update: (slave) => control.update(slave),
     requests: control.requests,
+    spend: (month) => spendReport(control.spend, config.budgets ?? {}, month),
     slaveNames: () => config.slaves.map((s) => s.name),
   };
 }

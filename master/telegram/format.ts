@@ -11,6 +11,8 @@ import type { HumanRequest } from '../../core/requests';
 import { Redactor } from '../../core/redact';
 import { tail } from '../../core/text';
 import { fixFor } from '../notify/fix-hints';
+import { money } from '../notify/headline';
+import { spendText } from '../requests/spend-report';
 
 /** Telegram refuses texts longer than this. */
 export const MAX_MESSAGE_CHARS = 4096;
@@ -186,6 +188,7 @@ export function formatAlert(alert: Alert, ctx: FormatContext = {}): OutgoingMess
         d.description ? `\n${d.description}` : null,
         d.estimated_cost !== null ? `Estimated cost: ${d.estimated_cost}` : null,
         d.created_by ? `From: ${d.created_by}` : null,
+        d.auto_note ? `Not auto-approved: ${d.auto_note}` : null,
         '',
         `/aprobar ${d.request_id} · /rechazar ${d.request_id} [motivo] · /posponer ${d.request_id} · /completar ${d.request_id} [nota]`,
       );
@@ -214,6 +217,28 @@ export function formatAlert(alert: Alert, ctx: FormatContext = {}): OutgoingMess
         text: lines(`ℹ️ Master is now at ${short(alert.data.master_commit)} (was ${short(alert.data.previous_commit)})${where(alert)}`,
           'Slaves are compared with the new commit from this sweep on.'),
       };
+    case 'budget_threshold': {
+      const d = alert.data;
+      return {
+        text: lines(
+          `${d.threshold >= 100 ? '🚨' : '💰'} ${d.request_type} budget ${d.threshold >= 100 ? 'used up' : `at ${d.threshold} %`} for ${d.month}${where(alert)}`,
+          `Approved so far: ${money(d.spent)} of ${money(d.budget)}.`,
+          d.threshold >= 100 ? `No more ${d.request_type} requests are auto-approved this month; each one asks you.` : null,
+          '/gastos shows every type.',
+        ),
+      };
+    }
+    case 'daily_summary': {
+      const d = alert.data;
+      return {
+        text: lines(
+          `📅 Daily summary ${d.day}${where(alert)}`,
+          d.auto_approved.length ? `Auto-approved since ${d.since.slice(0, 16).replace('T', ' ')}:\n${d.auto_approved.map((r) => `• ${r.request_id} ${r.title}${r.estimated_cost !== null ? ` (${money(r.estimated_cost)})` : ''} — ${r.rule}`).join('\n')}` : 'Nothing was auto-approved.',
+          spendText(d.spend),
+          d.pending.length ? `Waiting for you (${d.pending.length}):\n${d.pending.slice(0, 20).map((r) => `• ${r.request_id} [${r.request_status}] ${r.title}`).join('\n')}${d.pending.length > 20 ? '\n…' : ''}\n/solicitudes` : 'Nothing waits for you.',
+        ),
+      };
+    }
   }
 }
 

@@ -10,6 +10,7 @@ export const MENU: MenuEntry[] = [
   { command: 'rechazar', args: '<id> [motivo]', description: 'Reject a request, with an optional reason' },
   { command: 'posponer', args: '<id>', description: 'Postpone a request' },
   { command: 'completar', args: '<id> [nota]', description: 'Mark an approved request done, with a note' },
+  { command: 'gastos', args: '[YYYY-MM]', description: 'Approved spend per request type against the budgets' },
   { command: 'help', args: '', description: 'What this bot understands' },
 ];
 

@@ -4,6 +4,7 @@
  */
 import type { RequestService } from '../store/requests';
 import type { ControlResult } from '../store/commands';
+import type { SpendReport } from '../../core/approval';
 
 export interface SlaveView {
   name: string;
@@ -32,6 +33,8 @@ export interface BotServices {
   /** Updates a slave to the master's commit; resolves with the outcome once it is over. */
   update(slave: string): Promise<ActionOutcome>;
   requests: Pick<RequestService, 'list' | 'get' | 'approve' | 'reject' | 'postpone' | 'complete'>;
+  /** Approved costs per request type in `month` (YYYY-MM) against the budgets. */
+  spend(month: string): SpendReport;
   /** Slave names, to answer "/retry nosuch" with the list. */
   slaveNames(): string[];
 }

@@ -76,7 +76,7 @@ describe('Telegram bot (telegraf against the stand-in)', () => {
   test('the command menu is registered with setMyCommands', async () => {
     await standin.waitFor(() => standin.commands.length > 0, 30000, 'setMyCommands');
     expect(standin.commands).toEqual(botCommands());
-    expect(standin.commands.map((c) => c.command)).toEqual(['status', 'retry', 'update', 'solicitudes', 'aprobar', 'rechazar', 'posponer', 'completar', 'help']);
+    expect(standin.commands.map((c) => c.command)).toEqual(['status', 'retry', 'update', 'solicitudes', 'aprobar', 'rechazar', 'posponer', 'completar', 'gastos', 'help']);
   });
 
   test('/help lists every command', async () => {

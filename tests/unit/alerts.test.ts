@@ -45,6 +45,8 @@ describe('alerts', () => {
       { kind: 'request_changed', slave: null, created_at: 'x', data: { request_id: 'req-0001', request_type: 'PAYMENT', request_status: 'REJECTED', priority: 'low', title: 'Buy', note: 'no' } },
       { kind: 'master_version_changed', slave: null, created_at: 'x', data: { master_commit: M, previous_commit: S } },
       { kind: 'not_reboot_safe', slave: 'pc', created_at: 'x', data: { supervisor: 'setsid', strategy: 'venv', endpoint: '10.0.0.5:7600' } },
+      { kind: 'budget_threshold', slave: null, created_at: 'x', data: { request_type: 'PAYMENT', month: '2026-11', threshold: 80, spent: 85, budget: 100 } },
+      { kind: 'daily_summary', slave: null, created_at: 'x', data: { day: '2026-11-30', since: '2026-11-29T09:00:00.000Z', auto_approved: [], pending: [], spend: { month: '2026-11', lines: [], total: 0 } } },
     ];
     expect(samples.map((a) => a.kind).sort()).toEqual([...ALERT_KINDS].sort());
     for (const a of samples) {

@@ -1,5 +1,7 @@
 /** Human requests: pending, postponed, decided; the decisions go through the same RequestService as the CLI and the bot. */
 import type { HumanRequest } from '../../../core/requests';
+import type { SpendReport } from '../../../core/approval';
+import { money } from '../../notify/headline';
 import { TRANSITIONS } from '../../../core/requests';
 import { escapeHtml } from '../http';
 import { badge, csrfField, short, time, type Page } from './layout';
@@ -19,17 +21,31 @@ function card(r: HumanRequest, csrf: string): string {
   return `<article class="request" id="${id}" data-status="${escapeHtml(r.status)}">
 <h3>${id} ${badge(r.status)} ${badge(r.priority, 'prio')} <span class="muted small">${escapeHtml(r.type)}</span></h3>
 <p class="title">${escapeHtml(r.title)}</p>${r.description ? `<pre class="desc">${escapeHtml(r.description)}</pre>` : ''}${action}
+${r.auto_rule ? `<div class="small auto-rule">auto-approved by ${escapeHtml(r.auto_rule)}</div>` : ''}
 <div class="small muted">by ${escapeHtml(r.created_by)} · created ${time(r.created_at)} · updated ${time(r.updated_at)}${r.estimated_cost !== null ? ` · estimated cost ${escapeHtml(r.estimated_cost)}` : ''}</div>
 ${r.notes ? `<pre class="notes small">${escapeHtml(r.notes)}</pre>` : ''}${forms ? `<div class="decisions">${forms}</div>` : ''}</article>`;
 }
 
-export function requestsPage(all: HumanRequest[], csrf: string): Page {
+/** This month's approved costs per type against the budgets (d8:budgets). */
+function spendPanel(s: SpendReport): string {
+  const rows = s.lines.map((l) => {
+    const pct = l.percent === null ? '' : `${Math.round(l.percent)} %`;
+    const level = l.percent === null ? '' : l.percent >= 100 ? ' class="over"' : l.percent >= 80 ? ' class="near"' : '';
+    return `<tr data-type="${escapeHtml(l.type)}"${level}><td>${escapeHtml(l.type)}</td><td>${escapeHtml(money(l.spent))}</td><td>${l.budget === null ? '<span class="muted">none</span>' : escapeHtml(money(l.budget))}</td><td>${escapeHtml(pct)}</td><td>${l.approved}</td></tr>`;
+  }).join('');
+  return `<section id="spend"><h2>Spend in ${escapeHtml(s.month)} <span class="muted">(approved costs, total ${escapeHtml(money(s.total))})</span></h2>${s.lines.length
+    ? `<table><thead><tr><th>type</th><th>spent</th><th>monthly budget</th><th>used</th><th>approved</th></tr></thead><tbody>${rows}</tbody></table>`
+    : '<p class="muted">nothing approved with a cost this month, and no budgets set (d8:budgets)</p>'}</section>`;
+}
+
+export function requestsPage(all: HumanRequest[], csrf: string, spend: SpendReport): Page {
   const group = (title: string, list: HumanRequest[], empty: string) =>
     `<section><h2>${title} <span class="muted">(${list.length})</span></h2>${list.length ? list.map((r) => card(r, csrf)).join('\n') : `<p class="muted">${empty}</p>`}</section>`;
   const decided = all.filter((r) => !['PENDING', 'POSTPONED'].includes(r.status)).reverse();
   return {
     title: 'Requests', nav: 'requests', topics: ['requests'],
     body: `<h1>Requests</h1>
+${spendPanel(spend)}
 ${group('Pending', all.filter((r) => r.status === 'PENDING'), 'nothing waits for you')}
 ${group('Postponed', all.filter((r) => r.status === 'POSTPONED'), 'none')}
 ${group('Decided', decided.slice(0, 50), 'none yet')}`,

@@ -34,7 +34,7 @@ export function freePort(): Promise<number> {
 }
 
 /** A slave on loopback; `host` other than `local` makes it a remote slave (SSH deploys) whose agent is still on 127.0.0.1. */
-export interface SlaveSpec { name: string; port: number; autoUpdate?: 'auto' | 'approve' | 'off'; host?: string; user?: string }
+export interface SlaveSpec { name: string; port: number; autoUpdate?: 'auto' | 'approve' | 'off'; host?: string; user?: string; labels?: string[] }
 
 export class Fleet {
   readonly root: string;
@@ -111,11 +111,13 @@ export class Fleet {
 
   writeStack(slaves: SlaveSpec[], extra: Record<string, unknown> = {}): void {
     const config: Record<string, unknown> = {
-      'd8:slaves': slaves.map((s) => ({ name: s.name, host: s.host ?? 'local', ...(s.user ? { user: s.user } : {}), agentPort: s.port, strategies: ['native'], ...(s.autoUpdate ? { autoUpdate: s.autoUpdate } : {}) })),
+      'd8:slaves': slaves.map((s) => ({ name: s.name, host: s.host ?? 'local', ...(s.user ? { user: s.user } : {}), agentPort: s.port, strategies: ['native'], ...(s.autoUpdate ? { autoUpdate: s.autoUpdate } : {}), ...(s.labels ? { labels: s.labels } : {}) })),
       'd8:autoUpdate': 'auto',
       'd8:checkIntervalSeconds': 1,
       // Off unless a test asks for it: daemons of other tests must not race for :7500.
       'd8:dashboard': { enabled: false },
+      // Off unless a test asks for it: a summary would add a message to other tests' Telegram chats.
+      'd8:dailySummary': { enabled: false },
       ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [`d8:${k}`, v])),
     };
     fs.writeFileSync(path.join(this.repo, `Pulumi.${this.stack}.yaml`), YAML.stringify({ config }));

@@ -1,0 +1,40 @@
+/**
+ * Spend per request type and month, read from the human requests an approval stamped with
+ * `approved_at`, plus the once-only records of budget alerts and daily summaries sent.
+ */
+import type { Db } from './db';
+import { nowIso, stmt } from './db';
+import type { RequestType } from '../../core/requests';
+
+export interface TypeSpend { type: RequestType; spent: number; approved: number }
+
+export interface AutoApproved { id: string; type: RequestType; title: string; estimated_cost: number | null; auto_rule: string; approved_at: string }
+
+export class SpendLedger {
+  constructor(private readonly db: Db) {}
+
+  /** Approved (or since completed) costs with approved_at in [fromIso, toIso), per type. */
+  between(fromIso: string, toIso: string): TypeSpend[] {
+    return stmt(this.db, `SELECT type, COALESCE(SUM(estimated_cost), 0) AS spent, COUNT(*) AS approved FROM human_requests
+      WHERE status IN ('APPROVED', 'COMPLETED') AND approved_at >= ? AND approved_at < ? GROUP BY type ORDER BY type`).all(fromIso, toIso) as TypeSpend[];
+  }
+
+  autoApprovedSince(fromIso: string, toIso: string): AutoApproved[] {
+    return stmt(this.db, `SELECT id, type, title, estimated_cost, auto_rule, approved_at FROM human_requests
+      WHERE auto_rule IS NOT NULL AND approved_at >= ? AND approved_at < ? ORDER BY seq`).all(fromIso, toIso) as AutoApproved[];
+  }
+
+  /** True the first time (month, type, threshold) is claimed: the caller then sends its alert, in the same transaction. */
+  claimBudgetAlert(month: string, type: RequestType, threshold: number, now: number = Date.now()): boolean {
+    return stmt(this.db, 'INSERT OR IGNORE INTO budget_alerts (month, type, threshold, at) VALUES (?, ?, ?, ?)').run(month, type, threshold, nowIso(now)).changes === 1;
+  }
+
+  /** True the first time `day` is claimed. */
+  claimSummary(day: string, now: number = Date.now()): boolean {
+    return stmt(this.db, 'INSERT OR IGNORE INTO daily_summaries (day, sent_at) VALUES (?, ?)').run(day, nowIso(now)).changes === 1;
+  }
+
+  lastSummaryAt(): string | null {
+    return (stmt(this.db, 'SELECT MAX(sent_at) AS at FROM daily_summaries').get() as { at: string | null }).at;
+  }
+}
