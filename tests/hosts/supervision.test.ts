@@ -10,6 +10,7 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { AgentClient } from '../../master/agent-client';
+import { SlaveTokens } from '../../core/slave-tokens';
 import { runD8, type Run } from '../support/run-process';
 import { describeTier } from '../support/tier';
 import { freePort, randomToken, REPO } from '../system/support/hosts';
@@ -105,9 +106,13 @@ describeTier(hostsTier, 'supervision on real hosts (systemd containers over SSH)
     if (rebootSafe) {
       // A restart through the API (a new process under cron/setsid, a unit restart under systemd) must
       // not leave uninstall a stale pid to miss.
+      // The deploy gave this slave a token of its own (core/slave-tokens.ts); the fleet token no longer opens it.
+      const own = SlaveTokens.forEnv('hosts', env).read(`${shape}-box`);
+      expect(own).toMatchObject({ installed: true });
+      expect(out).not.toContain(own!.current);
       const client = new AgentClient({ attempts: 1 });
       try {
-        await client.restart({ agentHost: h.host, agentPort: h.agentPort }, token);
+        await client.restart({ agentHost: h.host, agentPort: h.agentPort }, own!.current);
       } finally {
         client.close();
       }
