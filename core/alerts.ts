@@ -185,6 +185,28 @@ export const MasterVersionChangedAlertSchema = z.object({
   data: z.object({ master_commit: z.string(), previous_commit: z.string() }),
 });
 
+// issue 14: a rollout's gate failed (the slave rolled back, the rest left alone), or it finished.
+export const RolloutHaltedAlertSchema = z.object({
+  ...envelope,
+  slave: z.null(),
+  kind: z.literal('rollout_halted'),
+  data: z.object({
+    commit: z.string(),
+    stage: z.number().int(),
+    failed: z.array(z.object({ slave: z.string(), error: z.string(), rolled_back_to: z.string().nullable(), rollback_ok: z.boolean() })),
+    /** Slaves the rollout did not touch: they stay on their release. */
+    untouched: z.array(z.string()),
+    request_id: z.string().nullable(),
+  }),
+});
+
+export const RolloutDoneAlertSchema = z.object({
+  ...envelope,
+  slave: z.null(),
+  kind: z.literal('rollout_done'),
+  data: z.object({ commit: z.string(), slaves: z.array(z.string()), seconds: z.number().nonnegative() }),
+});
+
 export const AlertSchema = z.discriminatedUnion('kind', [
   VersionMismatchAlertSchema,
   SlaveDeadAlertSchema,
@@ -197,6 +219,8 @@ export const AlertSchema = z.discriminatedUnion('kind', [
   RequestChangedAlertSchema,
   NotRebootSafeAlertSchema,
   MasterVersionChangedAlertSchema,
+  RolloutHaltedAlertSchema,
+  RolloutDoneAlertSchema,
 ]);
 export type Alert = z.infer<typeof AlertSchema>;
 export type AlertKind = Alert['kind'];
@@ -209,4 +233,4 @@ export type AlertInput = z.input<typeof AlertSchema> extends infer T
   : never;
 
 /** Good news (logged at info, not warn). */
-export const isGoodNews = (a: Pick<Alert, 'kind'>): boolean => a.kind === 'slave_recovered' || a.kind === 'update_done';
+export const isGoodNews = (a: Pick<Alert, 'kind'>): boolean => a.kind === 'slave_recovered' || a.kind === 'update_done' || a.kind === 'rollout_done';

@@ -12,6 +12,7 @@ import { DEFAULT_AGENT_PORT, STRATEGIES, StrategySchema, type Strategy } from '.
 import { d8Home, ensurePrivateDir } from './paths';
 import { tokenFile, weakTokenReason } from './tokens';
 import { NodeVersionSchema, RuntimeArchSchema } from './node-runtime';
+import { RolloutPolicySchema } from './rollout';
 
 export const CONFIG_NAMESPACE = 'd8';
 export const LOCAL_HOST = 'local';
@@ -81,6 +82,8 @@ export const FleetConfigSchema = z.object({
   nodeDistUrl: z.string().url('must be a URL like https://nodejs.org/dist').optional(),
   /** The shipped runtime's version (default: the pinned Node 22 LTS in core/node-runtime.ts). */
   nodeVersion: NodeVersionSchema.optional(),
+  // issue 14: safe rollouts; when set, behind slaves are updated canary first, then in gated batches.
+  rollout: RolloutPolicySchema.optional(),
 }).strict();
 
 export type FleetConfigInput = z.input<typeof FleetConfigSchema>;
@@ -243,6 +246,7 @@ export function resolveFleetConfig(raw: Record<string, unknown>, opts: ResolveOp
     dashboard: c.dashboard,
     nodeDistUrl: c.nodeDistUrl,
     nodeVersion: c.nodeVersion,
+    rollout: c.rollout,
   };
 }
 

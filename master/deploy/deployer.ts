@@ -2,6 +2,7 @@
 import type { Logger } from '../../core/logger';
 import type { FleetConfig, SlaveConfig } from '../../core/stack-config';
 import type { DeployEngine, DeployResult } from '../../core/deploy-result';
+import type { BundleInfo } from '../../agent/bundle/build';
 
 export type { DeployEngine, DeployResult, DeployStatus, DeployErrorKind } from '../../core/deploy-result';
 
@@ -10,11 +11,15 @@ export interface DeployOptions {
   force?: boolean;
   /** Why (shown in logs, the build log and alerts): "dead", "behind", "manual", … */
   reason: string;
+  /** Install this bundle (a kept release) instead of the one built from the checkout. */
+  bundle?: BundleInfo;
 }
 
 export interface Deployer {
   readonly engine: DeployEngine;
   deploy(slave: SlaveConfig, opts: DeployOptions): Promise<DeployResult>;
+  /** The bundle a deploy without `opts.bundle` installs; deployers that can install a given bundle have it. */
+  bundle?(): Promise<BundleInfo>;
 }
 
 /** What every deployer factory gets (select.ts, and a --deployer-module's createDeployer). */

@@ -30,5 +30,9 @@ export function alertHeadline(a: Alert): string {
       return `${a.slave} will not come back after a reboot: its agent runs under ${a.data.supervisor} only`;
     case 'master_version_changed':
       return `Master is now at ${shortCommit(a.data.master_commit)} (was ${shortCommit(a.data.previous_commit)})`;
+    case 'rollout_halted':
+      return `Rollout of ${shortCommit(a.data.commit)} halted at stage ${a.data.stage}: ${a.data.failed.map((f) => `${f.slave} ${f.rollback_ok ? `rolled back to ${shortCommit(f.rolled_back_to)}` : 'NOT rolled back'}`).join(', ')}`;
+    case 'rollout_done':
+      return `Rollout of ${shortCommit(a.data.commit)} done: ${a.data.slaves.length} slave(s) updated in ${Math.round(a.data.seconds)}s`;
   }
 }

@@ -6,6 +6,8 @@ import { DeployHistory } from './deploys';
 import { ControlCommands } from './commands';
 import { AlertOutbox } from './outbox';
 import { RequestService } from './requests';
+import { ReleaseStore } from './releases';
+import { RolloutStore } from './rollouts';
 
 export interface Store {
   file: string;
@@ -16,6 +18,8 @@ export interface Store {
   commands: ControlCommands;
   outbox: AlertOutbox;
   requests: RequestService;
+  releases: ReleaseStore;
+  rollouts: RolloutStore;
   close(): void;
 }
 
@@ -29,6 +33,8 @@ export function openStore(file: string = storePath(), secrets: string[] = []): S
     deploys: new DeployHistory(db),
     commands: new ControlCommands(db),
     requests: new RequestService(db, outbox),
+    releases: new ReleaseStore(db),
+    rollouts: new RolloutStore(db),
     close: () => db.close(),
   };
 }

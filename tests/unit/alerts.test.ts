@@ -45,6 +45,8 @@ describe('alerts', () => {
       { kind: 'request_changed', slave: null, created_at: 'x', data: { request_id: 'req-0001', request_type: 'PAYMENT', request_status: 'REJECTED', priority: 'low', title: 'Buy', note: 'no' } },
       { kind: 'master_version_changed', slave: null, created_at: 'x', data: { master_commit: M, previous_commit: S } },
       { kind: 'not_reboot_safe', slave: 'pc', created_at: 'x', data: { supervisor: 'setsid', strategy: 'venv', endpoint: '10.0.0.5:7600' } },
+      { kind: 'rollout_halted', slave: null, created_at: 'x', data: { commit: M, stage: 0, untouched: ['b', 'c'], request_id: 'req-0002', failed: [{ slave: 'a', error: 'the deploy failed', rolled_back_to: S, rollback_ok: true }] } },
+      { kind: 'rollout_done', slave: null, created_at: 'x', data: { commit: M, slaves: ['a', 'b'], seconds: 42 } },
     ];
     expect(samples.map((a) => a.kind).sort()).toEqual([...ALERT_KINDS].sort());
     for (const a of samples) {

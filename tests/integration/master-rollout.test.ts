@@ -1,0 +1,141 @@
+/**
+ * Safe rollouts (issue 14) with the REAL direct deployer on four `host: local` slaves (each its own
+ * agent port, installed by the real install.sh, native strategy, under a temp HOME):
+ *  - a genuinely bad release (its agent exits at start-up): the canary is updated, fails, is rolled
+ *    back to the kept previous release and is healthy again; the other three never ran it; one
+ *    rollout_halted alert and one request;
+ *  - a good release: canary, then batches, all at the new commit, stages spaced by healthyForSeconds;
+ *  - the master SIGKILLed mid-rollout and restarted: the rollout resumes, nothing is deployed twice.
+ */
+import { execFileSync } from 'child_process';
+import fs from 'fs';
+import path from 'path';
+import { Fleet, freePort, waitFor, alive, sleep, REPO_ROOT } from './master-support/fleet';
+
+jest.setTimeout(900_000);
+
+const HEALTHY_FOR = 3;
+const NAMES = ['s1', 's2', 's3', 's4'];
+
+function pidsUnder(dir: string): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      const env = fs.readFileSync(`/proc/${d}/environ`, 'utf8');
+      if ((cmd.includes(dir) || env.includes(`HOME=${dir}`)) && cmd.includes('agent')) out.push(Number(d));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+describe('rollouts with the real direct deployer on four local slaves', () => {
+  const fleet = new Fleet();
+  const slaveHome = path.join(fleet.root, 'slave-home');
+  const env = { HOME: slaveHome };
+  const git = (...a: string[]) => execFileSync('git', a, { cwd: fleet.repo, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } }).trim();
+  const mainTs = () => path.join(fleet.repo, 'agent', 'main.ts');
+  let goodMain: string;
+  let first: string;
+
+  const commitAll = (msg: string): string => { git('add', '-A'); git('commit', '-q', '-m', msg); return git('rev-parse', 'HEAD'); };
+  const rolloutDeploys = (commit: string) => fleet.db().deploys.list('test', undefined, 500).filter((d) => d.reason === `rollout ${commit.slice(0, 7)}`);
+  const allAt = (commit: string) => NAMES.every((n) => { const s = fleet.slave(n); return s?.state === 'healthy' && s.commit === commit; });
+
+  beforeAll(async () => {
+    const ports = await Promise.all(NAMES.map(() => freePort()));
+    fs.mkdirSync(slaveHome);
+    for (const d of ['core', 'agent']) fs.cpSync(path.join(REPO_ROOT, d), path.join(fleet.repo, d), { recursive: true });
+    fs.copyFileSync(path.join(REPO_ROOT, 'package.json'), path.join(fleet.repo, 'package.json'));
+    fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(fleet.repo, 'node_modules'));
+    fs.writeFileSync(path.join(fleet.repo, '.gitignore'), 'version_info.json\nnode_modules\nbuild/\n');
+    fleet.writeStack(NAMES.map((name, i) => ({ name, port: ports[i] })), {
+      installAttempts: 1, installDelaySeconds: 0,
+      rollout: { canary: 1, batchSize: 2, healthyForSeconds: HEALTHY_FOR, maxFailures: 1 },
+    });
+    goodMain = fs.readFileSync(mainTs(), 'utf8');
+    git('init', '-q', '-b', 'main');
+    first = commitAll('fleet');
+  });
+
+  afterAll(async () => {
+    for (const f of fs.readdirSync(fleet.root).filter((x) => x.endsWith('.log'))) fs.copyFileSync(path.join(fleet.root, f), path.join('/tmp', `rollout-test-${f}`));
+    const pids = pidsUnder(slaveHome);
+    for (const p of pids) try { process.kill(p, 'SIGTERM'); } catch { /* gone */ }
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline && pids.some(alive)) await sleep(50);
+    for (const p of pids) if (alive(p)) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+    await fleet.cleanup();
+  });
+
+  it('halts a bad release at the canary, rolls it back, then rolls a good one out in gated stages and resumes after a SIGKILL', async () => {
+    let d = fleet.daemon({ env, tuning: { deadAfter: 2, settleMs: 60_000 }, realDeployer: true });
+    await waitFor(() => allAt(first), 400_000, `the first installs (log: ${path.join(fleet.root, 'daemon-0.log')})`, 500);
+    await waitFor(() => NAMES.every((n) => fleet.db().releases.slave('test', n)?.good_commit === first), 30_000, 'the first release recorded as good');
+    expect(fleet.db().releases.get('test', first)).not.toBeNull();
+
+    // A genuinely bad release: its agent exits at start-up.
+    fs.writeFileSync(mainTs(), `console.error('this release is broken'); process.exit(3);\n${goodMain}`);
+    const bad = commitAll('bad release');
+    await waitFor(() => fleet.db().rollouts.forCommit('test', bad)?.status === 'halted', 300_000, 'the bad rollout to halt', 500);
+    const halted = fleet.db().rollouts.forCommit('test', bad)!;
+    expect(halted.members.map((m) => [m.slave, m.stage, m.status])).toEqual([['s1', 0, 'rolled_back'], ['s2', 1, 'pending'], ['s3', 1, 'pending'], ['s4', 2, 'pending']]);
+    // Healthy at the previous release: its agent answers and reports it (behind the master, so version_mismatch).
+    await waitFor(() => fleet.slave('s1')?.state === 'version_mismatch' && fleet.slave('s1')?.commit === first, 60_000, 's1 answering at the previous release');
+    const deploys = fleet.db().deploys.list('test', undefined, 500);
+    expect(deploys.filter((x) => x.reason === `rollout ${bad.slice(0, 7)}`).map((x) => [x.slave, x.status])).toEqual([['s1', 'failed']]);
+    expect(deploys.filter((x) => x.reason.startsWith('rollback')).map((x) => [x.slave, x.status, x.commit])).toEqual([['s1', 'ok', first]]);
+    // The other three never ran the bad commit: no deploy of it, no check ever saw it.
+    for (const n of ['s2', 's3', 's4']) {
+      expect(deploys.filter((x) => x.slave === n && x.reason !== 'dead')).toEqual([]);
+      const seen = fleet.db().db.prepare('SELECT COUNT(*) AS n FROM check_history WHERE slave = ? AND commit_sha = ?').get(n, bad) as { n: number };
+      expect(seen.n).toBe(0);
+      expect(fleet.slave(n)).toMatchObject({ state: 'version_mismatch', drift: 'behind', commit: first });
+    }
+    await sleep(3000); // later sweeps must not alert or ask again
+    const haltAlerts = fleet.alerts().filter((a) => a.kind === 'rollout_halted');
+    expect(haltAlerts).toHaveLength(1);
+    expect(haltAlerts[0].data).toMatchObject({ commit: bad, stage: 0, untouched: ['s2', 's3', 's4'], request_id: halted.request_id, failed: [{ slave: 's1', rolled_back_to: first, rollback_ok: true }] });
+    const reqs = fleet.db().requests.list({});
+    expect(reqs.map((r) => r.title)).toEqual([`retry the rollout of ${bad.slice(0, 7)}?`]);
+    expect(halted.request_id).toBe(reqs[0].id);
+
+    // A good release: canary, then the batches, each after the previous stage was healthy for HEALTHY_FOR s.
+    fs.writeFileSync(mainTs(), goodMain);
+    fs.writeFileSync(path.join(fleet.repo, 'agent', 'release-note.txt'), 'good\n');
+    const good = commitAll('good release');
+    await waitFor(() => fleet.db().rollouts.forCommit('test', good)?.status === 'done', 400_000, 'the good rollout to finish', 500);
+    expect(fleet.db().rollouts.forCommit('test', bad)?.status).toBe('aborted');
+    await waitFor(() => allAt(good), 60_000, 'all four at the good commit');
+    const byStage = (commit: string) => {
+      const rows = rolloutDeploys(commit);
+      const r = fleet.db().rollouts.forCommit('test', commit)!;
+      return [0, 1, 2].map((st) => rows.filter((x) => r.members.find((m) => m.slave === x.slave)!.stage === st));
+    };
+    const stages = byStage(good);
+    expect(stages.map((s) => s.map((x) => x.slave).sort())).toEqual([['s1'], ['s2', 's3'], ['s4']]);
+    for (let i = 1; i < 3; i++) {
+      const prevEnd = Math.max(...stages[i - 1].map((x) => Date.parse(x.finished_at!)));
+      const start = Math.min(...stages[i].map((x) => Date.parse(x.started_at)));
+      expect(start - prevEnd).toBeGreaterThanOrEqual(HEALTHY_FOR * 1000);
+    }
+    expect(fleet.alerts().filter((a) => a.kind === 'rollout_done')).toHaveLength(1);
+
+    // SIGKILL mid-rollout: the restarted master resumes from the recorded stage, deploying nobody twice.
+    fs.writeFileSync(path.join(fleet.repo, 'agent', 'release-note.txt'), 'third\n');
+    const third = commitAll('third release');
+    await waitFor(() => { const r = fleet.db().rollouts.forCommit('test', third); return r && r.stage === 1 && r.members.filter((m) => m.stage === 1).every((m) => m.status === 'gate'); }, 300_000, 'stage 1 in its gate', 100);
+    d.child.kill('SIGKILL');
+    await new Promise((r) => d.child.once('exit', r));
+    const atKill = fleet.db().rollouts.forCommit('test', third)!;
+    d = fleet.daemon({ env, tuning: { deadAfter: 2, settleMs: 60_000 }, realDeployer: true });
+    await waitFor(() => fleet.db().rollouts.forCommit('test', third)?.status === 'done', 400_000, 'the resumed rollout to finish', 500);
+    await waitFor(() => allAt(third), 60_000, 'all four at the third commit');
+    const thirdDeploys = rolloutDeploys(third);
+    expect(thirdDeploys.map((x) => x.slave).sort()).toEqual(NAMES);
+    expect(thirdDeploys.every((x) => x.status === 'ok')).toBe(true);
+    expect(atKill.members.find((m) => m.slave === 's1')!.status).toBe('passed');
+    expect(d.log()).not.toContain(fleet.token);
+  });
+});
