@@ -18,8 +18,9 @@ export type RolloutPolicy = z.infer<typeof RolloutPolicySchema>;
 
 /**
  * running: stages advance · paused: nothing new starts (a person said so) · halted: the gate failed,
- * a request asks whether to retry · rejected: the person said no: slaves stay where they are until
- * the master's commit changes · done · aborted: stopped by a person or superseded by a newer commit.
+ * a request asks whether to retry · rejected: the person said no · aborted: stopped by a person or
+ * superseded by a newer commit (after rejected or aborted, slaves stay where they are until the
+ * master's commit changes) · done.
  */
 export const RolloutStatusSchema = z.enum(['running', 'paused', 'halted', 'rejected', 'done', 'aborted']);
 export type RolloutStatus = z.infer<typeof RolloutStatusSchema>;
@@ -60,5 +61,9 @@ export const RolloutSchema = z.object({
 });
 export type Rollout = z.infer<typeof RolloutSchema>;
 
-/** A rollout that still decides what happens to its slaves (the per-slave update policy stands aside). */
-export const rolloutHoldsSlaves = (s: RolloutStatus): boolean => s === 'running' || s === 'paused' || s === 'halted' || s === 'rejected';
+/**
+ * A rollout of the master's commit that is not done still decides what happens to its slaves: the
+ * per-slave policy does not update them behind its back (an aborted or rejected one leaves every
+ * slave on its release until the master's commit changes).
+ */
+export const rolloutHoldsSlaves = (s: RolloutStatus): boolean => s !== 'done';

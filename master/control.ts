@@ -4,6 +4,7 @@
  * daemon, to the running daemon through the store's control_commands when there is one (it owns
  * the deploy locks), or run in this process when no daemon runs.
  */
+import type { RolloutStore } from './store/rollouts';
 import type { FleetConfig, SlaveConfig } from '../core/stack-config';
 import { findSlave, requireAgentToken } from '../core/stack-config';
 import type { ExecuteRequest, ExecuteResponse } from '../core/protocol';
@@ -64,6 +65,10 @@ export class FleetControl {
 
   get requests(): RequestService {
     return this.o.store.requests;
+  }
+
+  get rollouts(): RolloutStore {
+    return this.o.store.rollouts;
   }
 
   /** A daemon counts as running when its pid lives and it beat within three intervals (at least 90 s). */

@@ -11,6 +11,8 @@ import { registerBundle } from './bundle';
 import { registerBootstrapScript } from './bootstrap-script';
 import { registerProbe } from './probe';
 import { registerRuntime } from './runtime';
+import { registerReleases } from './releases';
+import { registerRollout } from './rollout';
 
 /** Every `d8` subcommand; add one line per command module. */
 export const COMMANDS: Array<(program: Command) => void> = [
@@ -19,4 +21,5 @@ export const COMMANDS: Array<(program: Command) => void> = [
   registerAgent,
   registerUp, registerBundle, registerBootstrapScript,
   registerProbe, registerRuntime,
+  registerReleases, registerRollout,
 ];

@@ -14,6 +14,7 @@ import { fleetCommands } from './commands/fleet';
 import { helpCommands, unknownCommand } from './commands/help';
 import { requestCommands } from './commands/requests';
 import { statusCommands } from './commands/status';
+import { rolloutCommands } from './commands/rollout';
 import { botCommands } from './menu';
 import type { BotServices } from './services';
 import type { TelegramSettings } from './settings';
@@ -33,7 +34,7 @@ export function buildBot(opts: TelegramBotOptions, background: Set<Promise<unkno
     logger.error({ err: redactor.text((err as Error)?.message ?? String(err)), update: ctx.updateType }, 'Telegram: a bot handler failed');
   });
   bot.use(allowOnlyChats(settings.chatIds, deps));
-  bot.use(helpCommands(deps), statusCommands(deps), fleetCommands(deps), requestCommands(deps), requestButtonHandlers(deps), unknownCommand(deps));
+  bot.use(helpCommands(deps), statusCommands(deps), rolloutCommands(deps), fleetCommands(deps), requestCommands(deps), requestButtonHandlers(deps), unknownCommand(deps));
   return bot;
 }
 

@@ -2,6 +2,7 @@
 import type { FleetControl } from '../control';
 import type { FleetConfig } from '../../core/stack-config';
 import type { BotServices } from './services';
+import { latestRollout, moveRollout } from '../rollout/control';
 
 export function servicesFromControl(control: FleetControl, config: FleetConfig): BotServices {
   return {
@@ -19,5 +20,7 @@ export function servicesFromControl(control: FleetControl, config: FleetConfig):
     update: (slave) => control.update(slave),
     requests: control.requests,
     slaveNames: () => config.slaves.map((s) => s.name),
+    rollout: () => latestRollout(control.rollouts, config.stack, !!config.rollout),
+    moveRollout: (verb) => moveRollout(control.rollouts, config.stack, !!config.rollout, verb).message,
   };
 }

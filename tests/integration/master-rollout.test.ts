@@ -60,7 +60,6 @@ describe('rollouts with the real direct deployer on four local slaves', () => {
   });
 
   afterAll(async () => {
-    for (const f of fs.readdirSync(fleet.root).filter((x) => x.endsWith('.log'))) fs.copyFileSync(path.join(fleet.root, f), path.join('/tmp', `rollout-test-${f}`));
     const pids = pidsUnder(slaveHome);
     for (const p of pids) try { process.kill(p, 'SIGTERM'); } catch { /* gone */ }
     const deadline = Date.now() + 5000;
@@ -101,10 +100,30 @@ describe('rollouts with the real direct deployer on four local slaves', () => {
     expect(reqs.map((r) => r.title)).toEqual([`retry the rollout of ${bad.slice(0, 7)}?`]);
     expect(halted.request_id).toBe(reqs[0].id);
 
+    // What a person sees: d8 rollout status, d8 status, d8 releases; a halted rollout cannot be paused.
+    const st = await fleet.cli(['rollout', 'status', '--stack', 'test', '--repo', fleet.repo, '--json']);
+    expect(st.code).toBe(0);
+    expect(JSON.parse(st.stdout)).toMatchObject({ commit: bad, status: 'halted', rolled_back: ['s1'], pending: ['s2', 's3', 's4'], request_id: halted.request_id });
+    const text = await fleet.cli(['status', '--stack', 'test', '--repo', fleet.repo]);
+    expect(text.stdout).toContain(`rollout ${halted.id} of ${bad.slice(0, 7)}: halted, stage 1/3 · pending s2, s3, s4 · rolled back s1 · retry? d8 requests approve ${halted.request_id}`);
+    const pause = await fleet.cli(['rollout', 'pause', '--stack', 'test', '--repo', fleet.repo]);
+    expect(pause.code).toBe(1);
+    expect(pause.stderr).toContain('is halted: it can be paused only when running');
+    const rel = JSON.parse((await fleet.cli(['releases', '--stack', 'test', '--repo', fleet.repo, '--json'])).stdout) as Array<{ commit: string; running_on: string[]; last_good_for: string[] }>;
+    expect(rel.find((r) => r.commit === first)).toMatchObject({ running_on: NAMES, last_good_for: NAMES });
+    expect(rel.find((r) => r.commit === bad)).toMatchObject({ running_on: [], last_good_for: [] });
+
     // A good release: canary, then the batches, each after the previous stage was healthy for HEALTHY_FOR s.
     fs.writeFileSync(mainTs(), goodMain);
     fs.writeFileSync(path.join(fleet.repo, 'agent', 'release-note.txt'), 'good\n');
     const good = commitAll('good release');
+    // Paused after the canary's deploy: no batch starts until resumed.
+    await waitFor(() => fleet.db().rollouts.forCommit('test', good)?.members.find((m) => m.slave === 's1')?.status === 'gate', 300_000, 'the good canary in its gate', 100);
+    expect((await fleet.cli(['rollout', 'pause', '--stack', 'test', '--repo', fleet.repo])).code).toBe(0);
+    await sleep((HEALTHY_FOR + 3) * 1000);
+    expect(fleet.db().rollouts.forCommit('test', good)).toMatchObject({ status: 'paused', stage: 0 });
+    expect(rolloutDeploys(good).map((x) => x.slave)).toEqual(['s1']);
+    expect((await fleet.cli(['rollout', 'resume', '--stack', 'test', '--repo', fleet.repo])).code).toBe(0);
     await waitFor(() => fleet.db().rollouts.forCommit('test', good)?.status === 'done', 400_000, 'the good rollout to finish', 500);
     expect(fleet.db().rollouts.forCommit('test', bad)?.status).toBe('aborted');
     await waitFor(() => allAt(good), 60_000, 'all four at the good commit');
