@@ -4,12 +4,12 @@
  * daemon, to the running daemon through the store's control_commands when there is one (it owns
  * the deploy locks), or run in this process when no daemon runs.
  */
-import type { RolloutStore } from './store/rollouts';
 import type { FleetConfig, SlaveConfig } from '../core/stack-config';
 import { findSlave, requireAgentToken } from '../core/stack-config';
 import type { ExecuteRequest, ExecuteResponse } from '../core/protocol';
 import { gitHead } from '../core/version-info';
 import type { Store } from './store';
+import type { RolloutStore } from './store/rollouts';
 import type { ControlKind, ControlResult } from './store/commands';
 import type { SlaveRecord } from './store/slaves';
 import { MasterVersion } from './master-version';

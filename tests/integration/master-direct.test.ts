@@ -6,23 +6,9 @@
 import { execFileSync } from 'child_process';
 import fs from 'fs';
 import path from 'path';
-import { Fleet, freePort, waitFor, alive, sleep, REPO_ROOT } from './master-support/fleet';
+import { Fleet, freePort, waitFor, alive, sleep, realAgentRepo, pidsUnder, killAgentsUnder } from './master-support/fleet';
 
 jest.setTimeout(300_000);
-
-/** Pids whose command line or environment mentions `dir` (the agents install.sh started for us). */
-function pidsUnder(dir: string): number[] {
-  const out: number[] = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-    try {
-      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8');
-      const env = fs.readFileSync(`/proc/${d}/environ`, 'utf8');
-      if ((cmd.includes(dir) || env.includes(`HOME=${dir}`)) && cmd.includes('agent')) out.push(Number(d));
-    } catch { /* gone */ }
-  }
-  return out;
-}
 
 describe('d8 master with the real direct deployer (host local)', () => {
   const fleet = new Fleet();
@@ -32,24 +18,12 @@ describe('d8 master with the real direct deployer (host local)', () => {
   beforeAll(async () => {
     const port = await freePort();
     fs.mkdirSync(slaveHome);
-    for (const d of ['core', 'agent']) fs.cpSync(path.join(REPO_ROOT, d), path.join(fleet.repo, d), { recursive: true });
-    fs.copyFileSync(path.join(REPO_ROOT, 'package.json'), path.join(fleet.repo, 'package.json'));
-    fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(fleet.repo, 'node_modules'));
-    fs.writeFileSync(path.join(fleet.repo, '.gitignore'), 'version_info.json\nnode_modules\nbuild/\n');
-    fleet.writeStack([{ name: 'local', port }], { installAttempts: 1, installDelaySeconds: 0 });
-    const git = (...a: string[]) => execFileSync('git', a, { cwd: fleet.repo, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } }).trim();
-    git('init', '-q', '-b', 'main');
-    git('add', '.');
-    git('commit', '-q', '-m', 'fleet');
+    const git = realAgentRepo(fleet, [{ name: 'local', port }], { installAttempts: 1, installDelaySeconds: 0 });
     head = git('rev-parse', 'HEAD');
   });
 
   afterAll(async () => {
-    const pids = pidsUnder(slaveHome);
-    for (const p of pids) try { process.kill(p, 'SIGTERM'); } catch { /* gone */ }
-    const deadline = Date.now() + 5000;
-    while (Date.now() < deadline && pids.some(alive)) await sleep(50);
-    for (const p of pids) if (alive(p)) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+    await killAgentsUnder(slaveHome);
     await fleet.cleanup();
   });
 

@@ -7,34 +7,20 @@
  *  - a good release: canary, then batches, all at the new commit, stages spaced by healthyForSeconds;
  *  - the master SIGKILLed mid-rollout and restarted: the rollout resumes, nothing is deployed twice.
  */
-import { execFileSync } from 'child_process';
 import fs from 'fs';
 import path from 'path';
-import { Fleet, freePort, waitFor, alive, sleep, REPO_ROOT } from './master-support/fleet';
+import { Fleet, freePort, waitFor, sleep, realAgentRepo, killAgentsUnder } from './master-support/fleet';
 
 jest.setTimeout(900_000);
 
 const HEALTHY_FOR = 3;
 const NAMES = ['s1', 's2', 's3', 's4'];
 
-function pidsUnder(dir: string): number[] {
-  const out: number[] = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-    try {
-      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8');
-      const env = fs.readFileSync(`/proc/${d}/environ`, 'utf8');
-      if ((cmd.includes(dir) || env.includes(`HOME=${dir}`)) && cmd.includes('agent')) out.push(Number(d));
-    } catch { /* gone */ }
-  }
-  return out;
-}
-
 describe('rollouts with the real direct deployer on four local slaves', () => {
   const fleet = new Fleet();
   const slaveHome = path.join(fleet.root, 'slave-home');
   const env = { HOME: slaveHome };
-  const git = (...a: string[]) => execFileSync('git', a, { cwd: fleet.repo, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } }).trim();
+  let git: (...args: string[]) => string;
   const mainTs = () => path.join(fleet.repo, 'agent', 'main.ts');
   let goodMain: string;
   let first: string;
@@ -46,25 +32,16 @@ describe('rollouts with the real direct deployer on four local slaves', () => {
   beforeAll(async () => {
     const ports = await Promise.all(NAMES.map(() => freePort()));
     fs.mkdirSync(slaveHome);
-    for (const d of ['core', 'agent']) fs.cpSync(path.join(REPO_ROOT, d), path.join(fleet.repo, d), { recursive: true });
-    fs.copyFileSync(path.join(REPO_ROOT, 'package.json'), path.join(fleet.repo, 'package.json'));
-    fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(fleet.repo, 'node_modules'));
-    fs.writeFileSync(path.join(fleet.repo, '.gitignore'), 'version_info.json\nnode_modules\nbuild/\n');
-    fleet.writeStack(NAMES.map((name, i) => ({ name, port: ports[i] })), {
+    git = realAgentRepo(fleet, NAMES.map((name, i) => ({ name, port: ports[i] })), {
       installAttempts: 1, installDelaySeconds: 0,
       rollout: { canary: 1, batchSize: 2, healthyForSeconds: HEALTHY_FOR, maxFailures: 1 },
     });
     goodMain = fs.readFileSync(mainTs(), 'utf8');
-    git('init', '-q', '-b', 'main');
-    first = commitAll('fleet');
+    first = git('rev-parse', 'HEAD');
   });
 
   afterAll(async () => {
-    const pids = pidsUnder(slaveHome);
-    for (const p of pids) try { process.kill(p, 'SIGTERM'); } catch { /* gone */ }
-    const deadline = Date.now() + 5000;
-    while (Date.now() < deadline && pids.some(alive)) await sleep(50);
-    for (const p of pids) if (alive(p)) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+    await killAgentsUnder(slaveHome);
     await fleet.cleanup();
   });
 
@@ -155,6 +132,18 @@ describe('rollouts with the real direct deployer on four local slaves', () => {
     expect(thirdDeploys.map((x) => x.slave).sort()).toEqual(NAMES);
     expect(thirdDeploys.every((x) => x.status === 'ok')).toBe(true);
     expect(atKill.members.find((m) => m.slave === 's1')!.status).toBe('passed');
+
+    // A release that installs, answers, then dies within the gate (a flap): rolled back to the third release.
+    fs.writeFileSync(mainTs(), `setTimeout(() => process.exit(4), 2500);\n${goodMain}`);
+    const flap = commitAll('flapping release');
+    await waitFor(() => fleet.db().rollouts.forCommit('test', flap)?.status === 'halted', 300_000, 'the flapping rollout to halt', 500);
+    const flapped = fleet.db().rollouts.forCommit('test', flap)!;
+    expect(flapped.members.map((m) => [m.slave, m.status])).toEqual([['s1', 'rolled_back'], ['s2', 'pending'], ['s3', 'pending'], ['s4', 'pending']]);
+    // It was installed (the deploy succeeded) and failed the gate afterwards.
+    expect(rolloutDeploys(flap).map((x) => [x.slave, x.status])).toEqual([['s1', 'ok']]);
+    expect(flapped.members[0].error).toMatch(/during the health gate/);
+    await waitFor(() => fleet.slave('s1')?.commit === third && fleet.slave('s1')?.state === 'version_mismatch', 60_000, 's1 back at the third release');
+    expect(fleet.alerts().filter((a) => a.kind === 'rollout_halted')).toHaveLength(2);
     expect(d.log()).not.toContain(fleet.token);
   });
 });

@@ -187,6 +187,46 @@ export class Fleet {
   }
 }
 
+/**
+ * Makes `fleet.repo` a checkout the REAL deployer can build a bundle from (this checkout's core/ and
+ * agent/, node_modules linked), with the stack file; commits it and returns `git` for that repo.
+ */
+export function realAgentRepo(fleet: Fleet, slaves: SlaveSpec[], extra: Record<string, unknown>): (...args: string[]) => string {
+  for (const d of ['core', 'agent']) fs.cpSync(path.join(REPO_ROOT, d), path.join(fleet.repo, d), { recursive: true });
+  fs.copyFileSync(path.join(REPO_ROOT, 'package.json'), path.join(fleet.repo, 'package.json'));
+  fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(fleet.repo, 'node_modules'));
+  fs.writeFileSync(path.join(fleet.repo, '.gitignore'), 'version_info.json\nnode_modules\nbuild/\n');
+  fleet.writeStack(slaves, extra);
+  const run = (...a: string[]) => git(fleet.repo, ...a);
+  run('init', '-q', '-b', 'main');
+  run('add', '.');
+  run('commit', '-q', '-m', 'fleet');
+  return run;
+}
+
+/** Pids of agents whose command line or environment mentions `dir` (the ones install.sh started under a temp HOME). */
+export function pidsUnder(dir: string): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      const env = fs.readFileSync(`/proc/${d}/environ`, 'utf8');
+      if ((cmd.includes(dir) || env.includes(`HOME=${dir}`)) && cmd.includes('agent')) out.push(Number(d));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/** Stops every agent under `dir` (TERM, then KILL after 5 s). */
+export async function killAgentsUnder(dir: string): Promise<void> {
+  const pids = pidsUnder(dir);
+  for (const p of pids) try { process.kill(p, 'SIGTERM'); } catch { /* gone */ }
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline && pids.some(alive)) await sleep(50);
+  for (const p of pids) if (alive(p)) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+}
+
 /** Pids of processes whose environment carries D8_TEST_MARK=<mark> (agents we started, directly or not). */
 export function markedPids(mark: string): number[] {
   const out: number[] = [];
