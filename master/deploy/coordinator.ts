@@ -44,6 +44,11 @@ export class DeployCoordinator {
     return this.deployer.bundle ? this.deployer.bundle() : Promise.resolve(null);
   }
 
+  /** Whether the deployer installs a given bundle (a kept release); rollouts and rollbacks need it. */
+  get installsGivenBundles(): boolean {
+    return typeof this.deployer.bundle === 'function';
+  }
+
   useReleases(hooks: ReleaseHooks): void {
     this.releases = hooks;
   }

@@ -31,7 +31,7 @@ export class ReleaseStore {
 
   /** Newest deploy first. */
   list(stack: string): ReleaseRow[] {
-    return (stmt(this.db, 'SELECT * FROM releases WHERE stack = ? ORDER BY last_deployed_at DESC, created_at DESC').all(stack) as Array<Record<string, unknown>>).map(fromRow);
+    return (stmt(this.db, 'SELECT * FROM releases WHERE stack = ? ORDER BY last_deployed_at DESC, rowid DESC').all(stack) as Array<Record<string, unknown>>).map(fromRow);
   }
 
   remove(stack: string, commit: string): void {

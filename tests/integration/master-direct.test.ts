@@ -3,10 +3,9 @@
  * this checkout, committed in a temp git repo) installed by the real install.sh (native strategy,
  * under a temp HOME). A killed agent goes pending -> dead and the daemon redeploys it.
  */
-import { execFileSync } from 'child_process';
 import fs from 'fs';
 import path from 'path';
-import { Fleet, freePort, waitFor, alive, sleep, realAgentRepo, pidsUnder, killAgentsUnder } from './master-support/fleet';
+import { Fleet, freePort, waitFor, realAgentRepo, pidsUnder, killAgentsUnder } from './master-support/fleet';
 
 jest.setTimeout(300_000);
 

@@ -33,11 +33,13 @@ export class RolloutRunner implements ReleaseHooks {
     private readonly busy: () => ReadonlySet<string>,
   ) {
     this.archive = new ReleaseArchive({ stack: ctx.stack, store: ctx.store, home: path.dirname(ctx.store.file), logger: ctx.log });
+    this.enabled = ctx.config.rollout !== undefined && ctx.deploys.installsGivenBundles;
+    if (ctx.config.rollout && !this.enabled) {
+      ctx.log.warn(`d8:rollout is set, but the ${ctx.deploys.engine} deployer cannot deploy a kept release (rollouts need the direct engine for now): behind slaves are updated one by one`);
+    }
   }
 
-  private get enabled(): boolean {
-    return this.ctx.config.rollout !== undefined;
-  }
+  private readonly enabled: boolean;
 
   /** The rollout of the master's commit that still decides for its slaves, if any. */
   held(): Rollout | null {
