@@ -89,6 +89,11 @@ describe('rollouts with the real direct deployer on four local slaves', () => {
     const rel = JSON.parse((await fleet.cli(['releases', '--stack', 'test', '--repo', fleet.repo, '--json'])).stdout) as Array<{ commit: string; running_on: string[]; last_good_for: string[] }>;
     expect(rel.find((r) => r.commit === first)).toMatchObject({ running_on: NAMES, last_good_for: NAMES });
     expect(rel.find((r) => r.commit === bad)).toMatchObject({ running_on: [], last_good_for: [] });
+    // Rejected: the rollout stays put, nobody is updated to the bad commit by the per-slave policy either.
+    expect((await fleet.cli(['requests', 'reject', halted.request_id!, 'not', 'now'])).code).toBe(0);
+    await waitFor(() => fleet.db().rollouts.forCommit('test', bad)?.status === 'rejected', 30_000, 'the rollout rejected');
+    await sleep(3000);
+    expect(fleet.db().deploys.list('test', undefined, 500).length).toBe(deploys.length);
 
     // A good release: canary, then the batches, each after the previous stage was healthy for HEALTHY_FOR s.
     fs.writeFileSync(mainTs(), goodMain);
@@ -144,6 +149,13 @@ describe('rollouts with the real direct deployer on four local slaves', () => {
     expect(flapped.members[0].error).toMatch(/during the health gate/);
     await waitFor(() => fleet.slave('s1')?.commit === third && fleet.slave('s1')?.state === 'version_mismatch', 60_000, 's1 back at the third release');
     expect(fleet.alerts().filter((a) => a.kind === 'rollout_halted')).toHaveLength(2);
+    // Approved: the rollout starts again from the failed canary (which flaps again and is rolled back again).
+    expect((await fleet.cli(['requests', 'approve', flapped.request_id!])).code).toBe(0);
+    await waitFor(() => { const r = fleet.db().rollouts.forCommit('test', flap)!; return r.status === 'halted' && r.request_id !== flapped.request_id && r.request_id; }, 300_000, 'the retried rollout to halt again', 500);
+    expect(rolloutDeploys(flap).map((x) => x.slave)).toEqual(['s1', 's1']);
+    expect(fleet.db().requests.get(flapped.request_id!).status).toBe('COMPLETED');
+    await waitFor(() => fleet.slave('s1')?.commit === third, 60_000, 's1 back at the third release again');
+    expect(fleet.alerts().filter((a) => a.kind === 'rollout_halted')).toHaveLength(3);
     expect(d.log()).not.toContain(fleet.token);
   });
 });

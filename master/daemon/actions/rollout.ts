@@ -120,7 +120,7 @@ export class RolloutRunner implements ReleaseHooks {
     }
     this.archive.keep(bundle);
     for (const old of this.ctx.store.rollouts.list(this.ctx.stack, 5)) {
-      if (old.commit !== commit && rolloutHoldsSlaves(old.status)) this.ctx.store.rollouts.setStatus(old.id, 'aborted');
+      if (old.commit !== commit) this.ctx.store.rollouts.transition(old.id, ['running', 'paused', 'halted', 'rejected'], 'aborted');
     }
     const r = this.ctx.store.rollouts.create(this.ctx.stack, commit, policy, plan);
     this.ctx.log.info({ rollout: r.id, commit, plan }, `rollout ${r.id} of ${shortCommit(commit)}: ${plan.length} slave(s), canary ${plan.filter((p) => p.stage === 0).map((p) => p.slave).join(', ')}`);
@@ -228,7 +228,7 @@ export class RolloutRunner implements ReleaseHooks {
       const failed = r.members.filter((m) => m.status === 'rolled_back' || m.status === 'rollback_failed');
       const untouched = r.members.filter((m) => m.status === 'pending').map((m) => m.slave);
       const req = store.requests.create({
-        type: 'INFRASTRUCTURE', priority: 'high', created_by: 'd8-master',
+        type: 'INFRASTRUCTURE', priority: 'high', created_by: 'master',
         title: `retry the rollout of ${shortCommit(r.commit)}?`,
         description: `The rollout of ${r.commit} on stack ${this.ctx.stack} halted at stage ${r.stage}: ` +
           failed.map((m) => `${m.slave} (${m.error ?? 'failed'})`).join('; ') +
