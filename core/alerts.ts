@@ -218,6 +218,28 @@ export const DailySummaryAlertSchema = z.object({
   }),
 });
 
+// issue 14: a rollout's gate failed (the slave rolled back, the rest left alone), or it finished.
+export const RolloutHaltedAlertSchema = z.object({
+  ...envelope,
+  slave: z.null(),
+  kind: z.literal('rollout_halted'),
+  data: z.object({
+    commit: z.string(),
+    stage: z.number().int(),
+    failed: z.array(z.object({ slave: z.string(), error: z.string(), rolled_back_to: z.string().nullable(), rollback_ok: z.boolean() })),
+    /** Slaves the rollout did not touch: they stay on their release. */
+    untouched: z.array(z.string()),
+    request_id: z.string().nullable(),
+  }),
+});
+
+export const RolloutDoneAlertSchema = z.object({
+  ...envelope,
+  slave: z.null(),
+  kind: z.literal('rollout_done'),
+  data: z.object({ commit: z.string(), slaves: z.array(z.string()), seconds: z.number().nonnegative() }),
+});
+
 export const AlertSchema = z.discriminatedUnion('kind', [
   VersionMismatchAlertSchema,
   SlaveDeadAlertSchema,
@@ -232,6 +254,8 @@ export const AlertSchema = z.discriminatedUnion('kind', [
   MasterVersionChangedAlertSchema,
   BudgetThresholdAlertSchema,
   DailySummaryAlertSchema,
+  RolloutHaltedAlertSchema,
+  RolloutDoneAlertSchema,
 ]);
 export type Alert = z.infer<typeof AlertSchema>;
 export type AlertKind = Alert['kind'];
@@ -244,4 +268,4 @@ export type AlertInput = z.input<typeof AlertSchema> extends infer T
   : never;
 
 /** Good news (logged at info, not warn). */
-export const isGoodNews = (a: Pick<Alert, 'kind'>): boolean => a.kind === 'slave_recovered' || a.kind === 'update_done';
+export const isGoodNews = (a: Pick<Alert, 'kind'>): boolean => a.kind === 'slave_recovered' || a.kind === 'update_done' || a.kind === 'rollout_done';

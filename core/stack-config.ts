@@ -13,6 +13,7 @@ import { d8Home, ensurePrivateDir } from './paths';
 import { tokenFile, weakTokenReason } from './tokens';
 import { NodeVersionSchema, RuntimeArchSchema } from './node-runtime';
 import { ApprovalRuleSchema, BudgetsSchema, DailySummaryConfigSchema, RequestsApiConfigSchema } from './approval';
+import { RolloutPolicySchema } from './rollout';
 
 export const CONFIG_NAMESPACE = 'd8';
 export const LOCAL_HOST = 'local';
@@ -94,6 +95,8 @@ export const FleetConfigSchema = z.object({
   budgets: BudgetsSchema.default({}),
   dailySummary: DailySummaryConfigSchema.default({}),
   requestsApi: RequestsApiConfigSchema.default({}),
+  // issue 14: safe rollouts; when set, behind slaves are updated canary first, then in gated batches.
+  rollout: RolloutPolicySchema.optional(),
 }).strict();
 
 export type FleetConfigInput = z.input<typeof FleetConfigSchema>;
@@ -268,6 +271,7 @@ export function resolveFleetConfig(raw: Record<string, unknown>, opts: ResolveOp
     budgets: c.budgets,
     dailySummary: c.dailySummary,
     requestsApi: c.requestsApi,
+    rollout: c.rollout,
   };
 }
 

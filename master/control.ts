@@ -10,6 +10,7 @@ import { withAgentToken } from './agent-tokens';
 import type { ExecuteRequest, ExecuteResponse } from '../core/protocol';
 import { gitHead } from '../core/version-info';
 import type { Store } from './store';
+import type { RolloutStore } from './store/rollouts';
 import type { ControlKind, ControlResult } from './store/commands';
 import type { SlaveRecord } from './store/slaves';
 import { MasterVersion } from './master-version';
@@ -70,6 +71,10 @@ export class FleetControl {
 
   get spend(): SpendLedger {
     return this.o.store.spend;
+  }
+
+  get rollouts(): RolloutStore {
+    return this.o.store.rollouts;
   }
 
   /** A daemon counts as running when its pid lives and it beat within three intervals (at least 90 s). */

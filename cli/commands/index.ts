@@ -14,6 +14,8 @@ import { registerRuntime } from './runtime';
 import { registerTrust } from './trust';
 import { registerRotateToken } from './rotate-token';
 import { registerTokens } from './tokens';
+import { registerReleases } from './releases';
+import { registerRollout } from './rollout';
 
 /** Every `d8` subcommand; add one line per command module. */
 export const COMMANDS: Array<(program: Command) => void> = [
@@ -22,5 +24,5 @@ export const COMMANDS: Array<(program: Command) => void> = [
   registerAgent,
   registerUp, registerBundle, registerBootstrapScript,
   registerProbe, registerRuntime,
-  registerTrust, registerRotateToken, registerTokens,
+  registerTrust, registerRotateToken, registerTokens, registerReleases, registerRollout,
 ];

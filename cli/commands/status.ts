@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { shortCommit } from '../../core/version-info';
 import { withFleet, DEFAULT_STACK } from '../fleet-context';
 import { FleetControl, type FleetStatus, type SlaveStatus } from '../../master/control';
+import { formatRolloutLine, rolloutView } from '../../master/rollout/view';
 
 const ICON: Record<string, string> = { healthy: '✅', version_mismatch: '⚠️ ', pending: '⏳', dead: '🔴', unknown: '❔' };
 
@@ -59,7 +60,10 @@ export function registerStatus(program: Command): void {
     .action(async (opts: { stack: string; repo?: string; json?: boolean }) => {
       await withFleet(opts, (ctx) => {
         const st = new FleetControl({ config: ctx.config, store: ctx.store, repoDir: ctx.repoDir }).status();
-        process.stdout.write(opts.json ? JSON.stringify(st, null, 2) + '\n' : formatStatus(st));
+        // issue 14: the rollout of the master's commit, while it is not done.
+        const r = st.master.commit ? ctx.store.rollouts.forCommit(ctx.config.stack, st.master.commit) : null;
+        const rollout = r && r.status !== 'done' ? rolloutView(r) : null;
+        process.stdout.write(opts.json ? JSON.stringify({ ...st, rollout }, null, 2) + '\n' : formatStatus(st) + (rollout ? formatRolloutLine(rollout) + '\n' : ''));
       });
     });
 }

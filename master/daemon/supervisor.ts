@@ -25,6 +25,7 @@ import { recover, type RecoveryReason } from './actions/recover';
 import { update } from './actions/update';
 import { askHuman } from './actions/ask-human';
 import { escalateUnreachable } from './actions/escalate';
+import { RolloutRunner } from './actions/rollout';
 
 export interface SweepSummary {
   checked: number;
@@ -57,6 +58,8 @@ export class Supervisor {
   private readonly tasks = new Set<Promise<unknown>>();
   private stopping = false;
   private readonly ctx: ActionContext;
+  readonly rollout: RolloutRunner;
+  private rolloutTick: Promise<void> | null = null;
 
   constructor(private readonly d: SupervisorDeps) {
     const t = d.tuning;
@@ -64,6 +67,8 @@ export class Supervisor {
     this.checks = new CheckRecorder({ stack: d.config.stack, store: d.store, client: this.client, logger: d.logger, tuning: t, repoDir: d.repoDir });
     const deploys: ActionContext['deploys'] = {
       engine: d.deploys.engine,
+      installsGivenBundles: d.deploys.installsGivenBundles,
+      releaseBundle: () => d.deploys.releaseBundle(),
       deploy: async (slave, opts) => {
         const r = await d.deploys.deploy(slave, opts);
         // A deploy that succeeded resets the slave's breaker: the failures it counted were the replaced agent's.
@@ -79,6 +84,9 @@ export class Supervisor {
       checkAndRecord: (s, m) => this.checks.checkAndRecord(s, m, { direct: true }),
       awaitAgent: (s, ms, accept) => this.awaitAgent(s, ms, accept),
     };
+    this.rollout = new RolloutRunner(this.ctx, (s, task) => void this.track(s, task),
+      () => new Set([...this.busy.keys(), ...d.deploys.running().map((f) => f.slave)]));
+    d.deploys.useReleases(this.rollout);
   }
 
   get stack(): string {
@@ -132,12 +140,23 @@ export class Supervisor {
     if (this.d.act !== false && !this.stopping) {
       this.runApprovedRequests();
       const now = Date.now();
+      this.tickRollout(results, master.commit, now);
       for (const rec of results) this.act(rec.name, master.commit, now);
     }
     return {
       checked: results.length, healthy: results.filter((r) => r.state === 'healthy').length,
       pending: results.filter((r) => r.state === 'pending').map((r) => r.name), durationMs: Date.now() - started, masterCommit: master.commit,
     };
+  }
+
+  /** One rollout step at a time (starting one may build the release's bundle). */
+  private tickRollout(results: SlaveRecord[], masterCommit: string, now: number): void {
+    if (this.rolloutTick) return;
+    const t = this.rollout.afterSweep(results, masterCommit, now)
+      .catch((err) => this.log.error({ err: (err as Error).message }, 'rollout step failed (tried again next sweep)'))
+      .finally(() => { this.rolloutTick = null; this.tasks.delete(t); });
+    this.rolloutTick = t;
+    this.tasks.add(t);
   }
 
   /** Runs a background task for a slave; a second request while one runs joins it (coalesces). */
@@ -168,7 +187,7 @@ export class Supervisor {
     // Read again: an action that ended during this sweep's checks (an escalation, a backoff) changed the row.
     const rec = this.d.store.slaves.get(this.stack, name);
     if (!rec) return;
-    const actions = policy(rec, { ...slave, stack: this.stack, sshKeyMissing: this.ctx.sshKeyMissing(slave) }, masterCommit, now);
+    const actions = this.rollout.filter(name, policy(rec, { ...slave, stack: this.stack, sshKeyMissing: this.ctx.sshKeyMissing(slave) }, masterCommit, now));
     if (actions.length === 0) return;
     void this.track(slave.name, async () => {
       let last: ControlResult | void = undefined;

@@ -6,11 +6,20 @@
  * is a deploy_history row that is `running` until it ends, so a crash or a stop leaves a visible
  * `interrupted` mark.
  */
+import type { BundleInfo } from '../../agent/bundle/build';
 import type { Logger } from '../../core/logger';
 import type { SlaveConfig } from '../../core/stack-config';
 import type { DeployHistory } from '../store/deploys';
 import type { DeployLockHolder, DeployLocks } from '../store/deploy-locks';
 import type { Deployer, DeployOptions, DeployResult } from './deployer';
+
+/** Releases (issue 14): which bundle a slave gets when none is given, and what a good deploy installed. */
+export interface ReleaseHooks {
+  /** A kept release this slave must get instead of the checkout's bundle (a rollout holds it back), or null. */
+  bundleFor(slave: SlaveConfig): BundleInfo | null;
+  /** A deploy of `bundle` ended well. */
+  deployed(slave: SlaveConfig, bundle: BundleInfo): void;
+}
 
 export interface DeployLockOptions {
   locks: DeployLocks;
@@ -47,6 +56,7 @@ export interface InFlight {
 
 export class DeployCoordinator {
   private readonly inFlight = new Map<string, InFlight>();
+  private releases: ReleaseHooks | null = null;
 
   constructor(
     private readonly stack: string,
@@ -58,6 +68,20 @@ export class DeployCoordinator {
 
   get engine(): string {
     return this.deployer.engine;
+  }
+
+  /** The bundle a deploy without a given one installs now (null: this deployer cannot install a given bundle). */
+  releaseBundle(): Promise<BundleInfo | null> {
+    return this.deployer.bundle ? this.deployer.bundle() : Promise.resolve(null);
+  }
+
+  /** Whether the deployer installs a given bundle (a kept release); rollouts and rollbacks need it. */
+  get installsGivenBundles(): boolean {
+    return typeof this.deployer.bundle === 'function';
+  }
+
+  useReleases(hooks: ReleaseHooks): void {
+    this.releases = hooks;
   }
 
   isDeploying(slave: string): boolean {
@@ -92,8 +116,10 @@ export class DeployCoordinator {
       this.setHistory(slave.name, historyId);
       this.logger.info({ slave: slave.name, engine: this.deployer.engine, reason: opts.reason }, `deploying ${slave.name} (${opts.reason})`);
       try {
-        const r = await this.deployer.deploy(slave, opts);
+        const bundle = await this.bundleFor(slave, opts);
+        const r = await this.deployer.deploy(slave, bundle ? { ...opts, bundle } : opts);
         this.history.finish(historyId, r);
+        if (r.ok && bundle && r.commit === bundle.versionInfo.commit) this.keep(slave, bundle);
         this.logger.info({ slave: slave.name, ok: r.ok, strategy: r.strategy, commit: r.commit, build_log: r.buildLogPath, ms: r.durationMs },
           r.ok ? `deployed ${slave.name} (${r.strategy ?? 'no strategy'})` : `deploy of ${slave.name} failed: ${r.error ?? 'unknown error'}`);
         return r;
@@ -112,6 +138,19 @@ export class DeployCoordinator {
     })();
     this.inFlight.set(slave.name, { slave: slave.name, reason: opts.reason, historyId: null, promise });
     return promise;
+  }
+
+  private async bundleFor(slave: SlaveConfig, opts: DeployOptions): Promise<BundleInfo | undefined> {
+    if (opts.bundle || !this.releases || !this.deployer.bundle) return opts.bundle;
+    return this.releases.bundleFor(slave) ?? this.deployer.bundle();
+  }
+
+  private keep(slave: SlaveConfig, bundle: BundleInfo): void {
+    try {
+      this.releases?.deployed(slave, bundle);
+    } catch (err) {
+      this.logger.warn({ slave: slave.name, err: (err as Error).message }, 'could not keep the deployed release');
+    }
   }
 
   private setHistory(slave: string, id: number): void {

@@ -2,6 +2,7 @@
 import type { Logger } from '../../core/logger';
 import type { FleetConfig, SlaveConfig } from '../../core/stack-config';
 import type { DeployEngine, DeployResult } from '../../core/deploy-result';
+import type { BundleInfo } from '../../agent/bundle/build';
 
 export type { DeployEngine, DeployResult, DeployStatus, DeployErrorKind } from '../../core/deploy-result';
 
@@ -21,11 +22,15 @@ export interface DeployOptions {
   reason: string;
   /** Another process deploys this slave: fail at once (kind `locked`) instead of waiting for it. */
   noWait?: boolean;
+  /** Install this bundle (a kept release) instead of the one built from the checkout. */
+  bundle?: BundleInfo;
 }
 
 export interface Deployer {
   readonly engine: DeployEngine;
   deploy(slave: SlaveConfig, opts: DeployOptions): Promise<DeployResult>;
+  /** The bundle a deploy without `opts.bundle` installs; deployers that can install a given bundle have it. */
+  bundle?(): Promise<BundleInfo>;
 }
 
 /** What every deployer factory gets (select.ts, and a --deployer-module's createDeployer). */

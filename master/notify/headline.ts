@@ -37,5 +37,9 @@ export function alertHeadline(a: Alert): string {
       return `${a.data.request_type} spending reached ${a.data.threshold} % of its budget for ${a.data.month}: ${money(a.data.spent)} of ${money(a.data.budget)}`;
     case 'daily_summary':
       return `Daily summary ${a.data.day}: ${a.data.auto_approved.length} auto-approved, ${money(a.data.spend.total)} spent in ${a.data.spend.month}, ${a.data.pending.length} waiting`;
+    case 'rollout_halted':
+      return `Rollout of ${shortCommit(a.data.commit)} halted at stage ${a.data.stage}: ${a.data.failed.map((f) => `${f.slave} ${f.rollback_ok ? `rolled back to ${shortCommit(f.rolled_back_to)}` : 'NOT rolled back'}`).join(', ')}`;
+    case 'rollout_done':
+      return `Rollout of ${shortCommit(a.data.commit)} done: ${a.data.slaves.length} slave(s) updated in ${Math.round(a.data.seconds)}s`;
   }
 }

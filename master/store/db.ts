@@ -163,6 +163,47 @@ const MIGRATIONS: string[] = [
      day TEXT PRIMARY KEY,
      sent_at TEXT NOT NULL
    )`,
+  // issue 14: releases kept in D8_HOME, the last good one per slave, and rollouts with their stage.
+  `CREATE TABLE releases (
+     stack TEXT NOT NULL,
+     commit_sha TEXT NOT NULL,
+     bundle_hash TEXT NOT NULL,
+     dir TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     last_deployed_at TEXT NOT NULL,
+     PRIMARY KEY (stack, commit_sha)
+   );
+   CREATE TABLE release_slaves (
+     stack TEXT NOT NULL,
+     slave TEXT NOT NULL,
+     running_commit TEXT,
+     good_commit TEXT,
+     good_at TEXT,
+     PRIMARY KEY (stack, slave)
+   );
+   CREATE TABLE rollouts (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     stack TEXT NOT NULL,
+     commit_sha TEXT NOT NULL,
+     status TEXT NOT NULL,
+     stage INTEGER NOT NULL DEFAULT 0,
+     policy TEXT NOT NULL,
+     failures INTEGER NOT NULL DEFAULT 0,
+     request_id TEXT,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL
+   );
+   CREATE INDEX rollouts_stack ON rollouts (stack, id);
+   CREATE TABLE rollout_members (
+     rollout_id INTEGER NOT NULL REFERENCES rollouts (id) ON DELETE CASCADE,
+     slave TEXT NOT NULL,
+     stage INTEGER NOT NULL,
+     status TEXT NOT NULL,
+     from_commit TEXT,
+     gate_since TEXT,
+     error TEXT,
+     PRIMARY KEY (rollout_id, slave)
+   )`,
 ];
 
 export class StoreError extends Error {

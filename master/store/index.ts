@@ -9,6 +9,8 @@ import { AlertOutbox } from './outbox';
 import { RequestService } from './requests';
 import { ApiTokenStore } from './api-tokens';
 import { SpendLedger } from './spend';
+import { ReleaseStore } from './releases';
+import { RolloutStore } from './rollouts';
 
 export interface Store {
   file: string;
@@ -22,6 +24,8 @@ export interface Store {
   requests: RequestService;
   tokens: ApiTokenStore;
   spend: SpendLedger;
+  releases: ReleaseStore;
+  rollouts: RolloutStore;
   close(): void;
 }
 
@@ -38,6 +42,8 @@ export function openStore(file: string = storePath(), secrets: string[] = []): S
     requests: new RequestService(db, outbox),
     tokens: new ApiTokenStore(db),
     spend: new SpendLedger(db),
+    releases: new ReleaseStore(db),
+    rollouts: new RolloutStore(db),
     close: () => db.close(),
   };
 }

@@ -15,6 +15,7 @@ import { helpCommands, unknownCommand } from './commands/help';
 import { requestCommands } from './commands/requests';
 import { statusCommands } from './commands/status';
 import { spendCommands } from './commands/spend';
+import { rolloutCommands } from './commands/rollout';
 import { botCommands } from './menu';
 import type { BotServices } from './services';
 import type { TelegramSettings } from './settings';
@@ -34,7 +35,7 @@ export function buildBot(opts: TelegramBotOptions, background: Set<Promise<unkno
     logger.error({ err: redactor.text((err as Error)?.message ?? String(err)), update: ctx.updateType }, 'Telegram: a bot handler failed');
   });
   bot.use(allowOnlyChats(settings.chatIds, deps));
-  bot.use(helpCommands(deps), statusCommands(deps), fleetCommands(deps), requestCommands(deps), spendCommands(deps), requestButtonHandlers(deps), unknownCommand(deps));
+  bot.use(helpCommands(deps), statusCommands(deps), rolloutCommands(deps), fleetCommands(deps), requestCommands(deps), spendCommands(deps), requestButtonHandlers(deps), unknownCommand(deps));
   return bot;
 }
 

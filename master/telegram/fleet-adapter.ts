@@ -3,6 +3,7 @@ import type { FleetControl } from '../control';
 import type { FleetConfig } from '../../core/stack-config';
 import type { BotServices } from './services';
 import { spendReport } from '../requests/spend-report';
+import { latestRollout, moveRollout } from '../rollout/control';
 
 export function servicesFromControl(control: FleetControl, config: FleetConfig): BotServices {
   return {
@@ -21,5 +22,7 @@ export function servicesFromControl(control: FleetControl, config: FleetConfig):
     requests: control.requests,
     spend: (month) => spendReport(control.spend, config.budgets ?? {}, month),
     slaveNames: () => config.slaves.map((s) => s.name),
+    rollout: () => latestRollout(control.rollouts, config.stack, !!config.rollout),
+    moveRollout: (verb) => moveRollout(control.rollouts, config.stack, !!config.rollout, verb).message,
   };
 }

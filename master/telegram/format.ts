@@ -239,6 +239,19 @@ export function formatAlert(alert: Alert, ctx: FormatContext = {}): OutgoingMess
         ),
       };
     }
+    case 'rollout_halted': {
+      const d = alert.data;
+      return {
+        text: lines(
+          `🛑 Rollout of ${short(d.commit)} halted at stage ${d.stage}${where(alert)}`,
+          ...d.failed.map((f) => `• ${f.slave}: ${tail(f.error, 300)}\n  ${f.rollback_ok ? `rolled back to ${short(f.rolled_back_to)}, healthy again` : `NOT rolled back${f.rolled_back_to ? ` (to ${short(f.rolled_back_to)})` : ' (no kept good release)'}`}`),
+          d.untouched.length ? `Left on their release: ${d.untouched.join(', ')}` : null,
+          d.request_id ? `Retry the rollout? /aprobar ${d.request_id} · /rechazar ${d.request_id}` : null,
+        ),
+      };
+    }
+    case 'rollout_done':
+      return { text: `✅ Rollout of ${short(alert.data.commit)} done${where(alert)}: ${alert.data.slaves.join(', ')} (${Math.round(alert.data.seconds)}s)` };
   }
 }
 

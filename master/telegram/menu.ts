@@ -5,6 +5,7 @@ export const MENU: MenuEntry[] = [
   { command: 'status', args: '', description: 'Fleet status: every slave, its state and commit' },
   { command: 'retry', args: '<slave>', description: 'Redeploy a slave now (recovery)' },
   { command: 'update', args: '<slave>', description: "Update a slave to the master's commit" },
+  { command: 'rollout', args: '[pause|resume|abort]', description: 'The rollout of the master\'s commit, or pause/resume/abort it' },
   { command: 'solicitudes', args: '', description: 'Open human requests' },
   { command: 'aprobar', args: '<id>', description: 'Approve a request (runs its update or retry)' },
   { command: 'rechazar', args: '<id> [motivo]', description: 'Reject a request, with an optional reason' },

@@ -2,6 +2,8 @@
  * What the bot needs from the master, as an interface: the daemon passes its FleetControl facade
  * (adapted in ./fleet-adapter.ts); tests pass the same real objects. Nothing here is Telegram-specific.
  */
+import type { RolloutView } from '../rollout/view';
+import type { RolloutVerb } from '../rollout/control';
 import type { RequestService } from '../store/requests';
 import type { ControlResult } from '../store/commands';
 import type { SpendReport } from '../../core/approval';
@@ -37,4 +39,8 @@ export interface BotServices {
   spend(month: string): SpendReport;
   /** Slave names, to answer "/retry nosuch" with the list. */
   slaveNames(): string[];
+  /** The latest rollout (a RolloutError when there is none). */
+  rollout(): RolloutView;
+  /** Pauses, resumes or aborts it; says what happened (a RolloutError when its status does not allow it). */
+  moveRollout(verb: RolloutVerb): string;
 }

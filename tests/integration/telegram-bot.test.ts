@@ -76,7 +76,7 @@ describe('Telegram bot (telegraf against the stand-in)', () => {
   test('the command menu is registered with setMyCommands', async () => {
     await standin.waitFor(() => standin.commands.length > 0, 30000, 'setMyCommands');
     expect(standin.commands).toEqual(botCommands());
-    expect(standin.commands.map((c) => c.command)).toEqual(['status', 'retry', 'update', 'solicitudes', 'aprobar', 'rechazar', 'posponer', 'completar', 'gastos', 'help']);
+    expect(standin.commands.map((c) => c.command)).toEqual(['status', 'retry', 'update', 'rollout', 'solicitudes', 'aprobar', 'rechazar', 'posponer', 'completar', 'gastos', 'help']);
   });
 
   test('/help lists every command', async () => {
@@ -91,6 +91,22 @@ describe('Telegram bot (telegraf against the stand-in)', () => {
     const m = await ask('/status', /Fleet bottest/);
     expect(m.text).toMatch(/desk: unknown/);
     expect(m.text).toMatch(/laptop: version mismatch \(behind\) · commit ccccccc · venv · setsid ⚠️ not reboot-safe/);
+  });
+
+  test('/rollout shows the latest rollout; /rollout pause|resume|abort moves it, refusing a move its status does not allow', async () => {
+    expect((await ask('/rollout', /rollout/)).text).toContain('stack bottest has no rollout policy: add d8:rollout');
+    const commit = 'd'.repeat(40);
+    const r = store.rollouts.create('bottest', commit, { canary: 1, batchSize: 2, healthyForSeconds: 30, maxFailures: 1 },
+      [{ slave: 'desk', stage: 0, from_commit: 'c'.repeat(40) }, { slave: 'laptop', stage: 1, from_commit: 'c'.repeat(40) }]);
+    const shown = await ask('/rollout', /^rollout/);
+    expect(shown.text).toContain(`rollout ${r.id} of ddddddd: running, stage 1/2 · pending desk, laptop`);
+    expect(shown.text).toMatch(/desk\s+stage 0\s+pending\s+from ccccccc/);
+    expect((await ask('/rollout pause', /paused|can be/)).text).toBe(`rollout ${r.id} of ddddddd paused: no new slave is updated until it is resumed`);
+    expect(store.rollouts.get(r.id)!.status).toBe('paused');
+    expect((await ask('/rollout pause', /can be/)).text).toBe(`rollout ${r.id} of ddddddd is paused: it can be paused only when running`);
+    await ask('/rollout abort', /aborted/);
+    expect(store.rollouts.get(r.id)!.status).toBe('aborted');
+    expect((await ask('/rollout sideways', /Usage/)).text).toBe('Usage: /rollout, or /rollout pause|resume|abort');
   });
 
   test('an unauthorized chat gets a refusal, nothing else, and the attempt is logged', async () => {

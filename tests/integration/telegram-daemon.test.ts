@@ -9,7 +9,7 @@ import path from 'path';
 import { Fleet, freePort, waitFor, alive } from './master-support/fleet';
 import { TelegramStandIn, type SentMessage } from '../support/telegram-standin';
 import type { AgentHandle } from '../support/agent-process';
-import { MENU } from '../../master/telegram/menu';
+import { botCommands } from '../../master/telegram/menu';
 
 jest.setTimeout(300_000);
 
@@ -66,7 +66,7 @@ describe('Telegram through the master daemon (real processes)', () => {
   }
 
   it('registers its command menu, polls, and answers /status', async () => {
-    await standin.waitFor(() => standin.commands.length === MENU.length, 60_000, 'setMyCommands from the daemon');
+    await standin.waitFor(() => standin.commands.length === botCommands().length, 60_000, 'setMyCommands from the daemon');
     await waitFor(() => fleet.slave('steady')?.state === 'healthy', 60_000, 'steady healthy');
     const m = await ask('/status', /Fleet tg/);
     expect(m.text).toMatch(/steady: healthy · commit [0-9a-f]{7}/);

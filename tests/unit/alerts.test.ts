@@ -47,6 +47,8 @@ describe('alerts', () => {
       { kind: 'not_reboot_safe', slave: 'pc', created_at: 'x', data: { supervisor: 'setsid', strategy: 'venv', endpoint: '10.0.0.5:7600' } },
       { kind: 'budget_threshold', slave: null, created_at: 'x', data: { request_type: 'PAYMENT', month: '2026-11', threshold: 80, spent: 85, budget: 100 } },
       { kind: 'daily_summary', slave: null, created_at: 'x', data: { day: '2026-11-30', since: '2026-11-29T09:00:00.000Z', auto_approved: [], pending: [], spend: { month: '2026-11', lines: [], total: 0 } } },
+      { kind: 'rollout_halted', slave: null, created_at: 'x', data: { commit: M, stage: 0, untouched: ['b', 'c'], request_id: 'req-0002', failed: [{ slave: 'a', error: 'the deploy failed', rolled_back_to: S, rollback_ok: true }] } },
+      { kind: 'rollout_done', slave: null, created_at: 'x', data: { commit: M, slaves: ['a', 'b'], seconds: 42 } },
     ];
     expect(samples.map((a) => a.kind).sort()).toEqual([...ALERT_KINDS].sort());
     for (const a of samples) {

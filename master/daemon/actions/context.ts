@@ -12,7 +12,7 @@ export interface ActionContext {
   readonly config: FleetConfig;
   readonly stack: string;
   readonly store: Store;
-  readonly deploys: Pick<DeployCoordinator, 'engine' | 'deploy'>;
+  readonly deploys: Pick<DeployCoordinator, 'engine' | 'deploy' | 'installsGivenBundles' | 'releaseBundle'>;
   readonly client: AgentClient;
   readonly log: Logger;
   readonly tuning: Tuning;

@@ -222,7 +222,7 @@ export class DirectDeployer implements Deployer {
     let errorKind: DeployErrorKind | null = null;
     try {
       if (tokenError) throw new DeployConfigError(tokenError);
-      bundle = await this.bundle();
+      bundle = opts.bundle ?? await this.bundle();
       const b = bundle;
       this.progress(slave.name, 'bundle', `bundle ${b.hash.slice(0, 16)} (commit ${b.versionInfo.commit.slice(0, 7)}${b.versionInfo.dirty ? ', dirty tree' : ''})`);
 

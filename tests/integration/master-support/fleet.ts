@@ -205,6 +205,12 @@ export class Fleet {
   }
 }
 
+/** Fleet.initCheckoutRepo, then `git` for that repo (tests that commit releases of their own). */
+export function realAgentRepo(fleet: Fleet, slaves: SlaveSpec[], extra: Record<string, unknown>): (...args: string[]) => string {
+  fleet.initCheckoutRepo(slaves, extra);
+  return (...a: string[]) => git(fleet.repo, ...a);
+}
+
 /** Pids of processes whose environment carries D8_TEST_MARK=<mark> (agents we started, directly or not). */
 export function markedPids(mark: string): number[] {
   const out: number[] = [];
