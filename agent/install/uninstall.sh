@@ -64,7 +64,13 @@ take_lock() { # $1 = what we are, for others' waiting line; returns 1 when it ti
   if have flock; then
     exec 9>>"$LOCK" || return 1
     if ! flock -n 9; then
-      progress "waiting for another D8 installer on this host: $(lock_holder_line "$LOCK")"
+      # The holder writes its line just after it took the lock: give it a moment to, so the waiting line names it.
+      lk_holder=$(lock_holder_line "$LOCK") lk_n=0
+      while [ "$lk_holder" = "an unknown process" ] && [ "$lk_n" -lt 10 ]; do
+        sleep 0.1 2>/dev/null || sleep 1
+        lk_n=$((lk_n + 1)) lk_holder=$(lock_holder_line "$LOCK")
+      done
+      progress "waiting for another D8 installer on this host: $lk_holder"
       flock -w "$LOCK_WAIT" 9 || return 1
     fi
     lock_me "$1" >"$LOCK"

@@ -186,10 +186,14 @@ describe('the program', () => {
 describe('the project and stack files', () => {
   const project = YAML.parse(fs.readFileSync(path.join(REPO, 'Pulumi.yaml'), 'utf8')) as Record<string, any>;
 
-  it('name the project the URNs use and point main into infra/', () => {
+  it('name the project the URNs use and point main at the program file in infra/', () => {
     expect(project.name).toBe(PROJECT_NAME);
     expect(project.runtime.name).toBe('nodejs');
-    expect(project.main).toBe('infra/');
+    // A file: with a directory, the language host takes the entry point from package.json's
+    // main/exports, which are the library's (RequestsClient), and the program declares nothing.
+    expect(project.main).toBe('infra/index.js');
+    const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { main?: string };
+    expect(pkg.main).not.toMatch(/infra/);
     const entry = fs.readFileSync(path.join(REPO, 'infra', 'index.js'), 'utf8');
     expect(entry).toMatch(/'dist', 'infra', 'program\.js'/);
     expect(fs.existsSync(path.join(REPO, 'infra', 'program.ts'))).toBe(true);
