@@ -21,7 +21,7 @@ import { describeTier } from '../support/tier';
 import {
   agentPids, BASE_IMAGE, containersForPort, freePort, randomToken, upTestHosts, type TestHost, type TestHosts,
 } from '../system/support/hosts';
-import { createFleetProject, engineEnv, engineHostsTier, releaseBundles, uninstallPort, writeStackFile, type FleetProject } from './support/fleet-project';
+import { ageHostBundles, createFleetProject, engineEnv, engineHostsTier, releaseBundles, uninstallPort, writeStackFile, type FleetProject } from './support/fleet-project';
 import { commandProviderLabel, localBackendEnv, pulumiToolchain } from './support/toolchain';
 
 jest.setTimeout(10 * 60_000);
@@ -170,6 +170,7 @@ describeTier(engineHostsTier, `the fleet program on the real Pulumi engine (${co
   it('a new commit redeploys every slave (bundle copy and install replaced)', async () => {
     const pidsBefore = agentPids(box('venv-box').host.user, box('venv-box').port);
     stack.workspace.envVars.D8_BUNDLE_DIR = bundleNew.dir;
+    for (const b of boxes) ageHostBundles(b.host.home);
     const up = await stack.up(quiet);
     expect(up.summary.result).toBe('succeeded');
     expect(up.summary.resourceChanges).toEqual({ same: 7, replace: 6 });
@@ -181,7 +182,7 @@ describeTier(engineHostsTier, `the fleet program on the real Pulumi engine (${co
     const pidsAfter = agentPids(box('venv-box').host.user, box('venv-box').port);
     expect(pidsAfter).toHaveLength(1);
     expect(pidsAfter).not.toEqual(pidsBefore);
-    // Old bundles do not pile up: install.sh keeps only the release it installed.
+    // Old bundles do not pile up: install.sh removes those untouched for 10 minutes.
     const bundles = fs.readdirSync(path.join(box('native-box').host.home, '.d8-agent', 'bundles'));
     expect(bundles).toEqual([bundleNew.hash.slice(0, 16)]);
     // Nor do agent images: the replace kept the old one for reuse, the new install removed it.

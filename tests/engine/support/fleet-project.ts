@@ -84,3 +84,13 @@ export function writeStackFile(dir: string, stack: string, config: Record<string
 export function uninstallPort(user: string, port: number): void {
   uninstallAsUser(repoRoot(), user, port);
 }
+
+/**
+ * Makes the bundles already on a host look untouched for 11 minutes: install.sh prunes only those
+ * older than 10 (a younger one may belong to a deploy still waiting for the host's installer lock).
+ */
+export function ageHostBundles(home: string, minutes = 11): void {
+  const dir = path.join(home, '.d8-agent', 'bundles');
+  const when = new Date(Date.now() - minutes * 60_000);
+  for (const e of fs.readdirSync(dir)) fs.utimesSync(path.join(dir, e), when, when);
+}
