@@ -176,9 +176,15 @@ export class Fleet {
 
   /** Alerts delivered (log notifier) plus those still queued, oldest first. */
   alerts(slave?: string): Array<{ kind: string; slave: string | null; data: Record<string, unknown> }> {
-    const sent = this.db().outbox.sent(10_000);
-    const queued = (this.db().db.prepare('SELECT payload FROM alerts_outbox ORDER BY id').all() as Array<{ payload: string }>).map((r) => JSON.parse(r.payload));
-    return [...sent, ...queued].filter((a) => slave === undefined || a.slave === slave);
+    // One read transaction: the daemon moves alerts from the outbox to alerts_sent, and two separate
+    // reads could miss an alert that moved between them (seen once in CI: a read returned neither).
+    const store = this.db();
+    const read = store.db.transaction(() => {
+      const sent = store.outbox.sent(10_000);
+      const queued = (store.db.prepare('SELECT payload FROM alerts_outbox ORDER BY id').all() as Array<{ payload: string }>).map((r) => JSON.parse(r.payload));
+      return [...sent, ...queued];
+    });
+    return read().filter((a) => slave === undefined || a.slave === slave);
   }
 
   async stopDaemon(child: ChildProcess, timeoutMs = 60_000): Promise<number | null> {
