@@ -40,6 +40,8 @@ export interface AgentConfig {
   bindRetryMs: number;
   /** Pid of the agent that restarted into this one, if any. */
   restartedFrom: number | null;
+  /** D8_TLS_DIR: where the key pair lives (made there when missing); the agent then speaks HTTPS only. Null: plain HTTP. */
+  tlsDir: string | null;
 }
 
 export class AgentConfigError extends Error {
@@ -142,6 +144,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv, hereDir: string): AgentC
   const restartedFrom = restartedFromRaw && /^\d+$/.test(restartedFromRaw) ? Number(restartedFromRaw) : null;
   const venv = strVar(env, 'D8_VENV_DIR');
   const stateDir = strVar(env, 'D8_STATE_DIR');
+  const tlsDir = strVar(env, 'D8_TLS_DIR');
   return {
     token: tokens[0],
     tokens,
@@ -162,5 +165,6 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv, hereDir: string): AgentC
     restartMode: restartModeOf(env),
     bindRetryMs: restartedFrom !== null ? intVar(env, 'D8_BIND_RETRY_S', 15, 0, 600) * 1000 : 0,
     restartedFrom,
+    tlsDir: tlsDir === undefined ? null : path.resolve(tlsDir),
   };
 }

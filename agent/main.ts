@@ -10,6 +10,7 @@ import { AgentConfigError, loadAgentConfig, type AgentConfig } from './config';
 import { ExecutionMethodsProbe } from './methods';
 import { restartDetached } from './restart';
 import { AgentServer } from './server';
+import { ensureAgentCertificate, type AgentCertificate } from './tls-cert';
 
 export { AgentConfigError } from './config';
 
@@ -28,6 +29,8 @@ export interface RunningAgent {
   host: string;
   config: AgentConfig;
   version: VersionInfo;
+  /** The SHA-256 fingerprint of the certificate it serves HTTPS with; null: plain HTTP. */
+  tlsFingerprint: string | null;
   /** Stops listening, cancels running tasks; does not exit the process. */
   close(): Promise<void>;
 }
@@ -80,6 +83,16 @@ export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<Ru
     throw err;
   }
   const logger = createLogger({ name: 'd8-agent', secrets: config.tokens });
+  let tls: AgentCertificate | null = null;
+  if (config.tlsDir !== null) {
+    try {
+      const pair = ensureAgentCertificate(config.tlsDir, `d8-agent ${os.hostname()}`);
+      if (pair.made) logger.info({ tls_dir: config.tlsDir, fingerprint: pair.fingerprint, why: pair.made }, 'made a new key pair and self-signed certificate');
+      tls = pair;
+    } catch (err) {
+      throw new AgentConfigError(`cannot make or read the TLS key pair in D8_TLS_DIR=${config.tlsDir}: ${(err as Error).message} (the directory must be writable by the agent's user)`, 'D8_TLS_DIR');
+    }
+  }
   const methods = new ExecutionMethodsProbe({ venvDir: config.venvDir, taskImage: config.taskImage, python: config.python });
   await methods.init();
 
@@ -97,7 +110,7 @@ export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<Ru
     return closing;
   };
   const server: AgentServer = new AgentServer({
-    config, version, logger, methods, env,
+    config, version, logger, methods, env, tls,
     hostname: os.hostname(),
     onRestart: () => {
       void restartDetached({ mode: config.restartMode, env, port, logger, shutdown: close });
@@ -127,8 +140,10 @@ export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<Ru
     install_strategy: config.installStrategy,
     execution_methods: methods.snapshot(),
     restarted_from: config.restartedFrom,
+    scheme: tls ? 'https' : 'http',
+    tls_fingerprint: tls?.fingerprint ?? null,
   }, 'listening');
-  return { port, host: config.host, config, version, close };
+  return { port, host: config.host, config, version, close, tlsFingerprint: tls?.fingerprint ?? null };
 }
 
 /** Runs the agent as a program: configuration errors exit 2 with one stderr line, start errors 1. */

@@ -4,6 +4,7 @@
  */
 import fs from 'fs';
 import http, { type IncomingMessage, type ServerResponse } from 'http';
+import https from 'https';
 import path from 'path';
 import type { ZodError } from 'zod';
 import {
@@ -31,6 +32,8 @@ export interface AgentServerDeps {
   env: NodeJS.ProcessEnv;
   /** Called once the 202 of /api/restart has been flushed. */
   onRestart: () => void;
+  /** The key pair to serve HTTPS with (see tls-cert.ts); absent: plain HTTP. */
+  tls?: { keyPem: string; certPem: string } | null;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
@@ -54,7 +57,8 @@ function clientAddress(req: IncomingMessage): string {
 }
 
 export class AgentServer {
-  readonly http: http.Server;
+  /** HTTPS when the agent has its key pair, else plain HTTP (agents installed before TLS, tests, swarm). */
+  readonly http: http.Server | https.Server;
   private readonly tokens: TokenChecker;
   private readonly lockout: AuthLockout;
   private readonly updateState: UpdateStateReader;
@@ -77,10 +81,14 @@ export class AgentServer {
       [ROUTES.restart, { POST: (q, r) => this.restart(q, r) }],
       [ROUTES.token, { POST: (q, r) => this.changeToken(q, r) }],
     ]);
-    this.http = http.createServer((req, res) => this.dispatch(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse): void => this.dispatch(req, res);
+    // A client that opens a connection and never finishes its handshake is dropped after 10 s.
+    this.http = deps.tls
+      ? https.createServer({ key: deps.tls.keyPem, cert: deps.tls.certPem, minVersion: 'TLSv1.2', handshakeTimeout: 10_000 }, handler)
+      : http.createServer(handler);
     this.http.requestTimeout = 60_000; // receiving a request, not answering it (an execution may run for an hour)
     this.http.headersTimeout = 30_000;
-    this.http.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    (this.http as http.Server).on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (socket.writable && err.code !== 'ECONNRESET') {
         socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":"malformed HTTP request"}');
       } else socket.destroy();

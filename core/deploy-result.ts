@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { StrategySchema } from './protocol';
 import { InstallAttemptSchema } from './install-result';
+import { CertFingerprintSchema } from './agent-tls';
 
 export const DeployEngineSchema = z.enum(['direct', 'pulumi']);
 export type DeployEngine = z.infer<typeof DeployEngineSchema>;
@@ -40,6 +41,12 @@ export const DeployResultSchema = z.object({
   error: z.string().nullable(),
   errorKind: DeployErrorKindSchema.nullable(),
   durationMs: z.number().nonnegative(),
+  /**
+   * The certificate the installed agent serves (its install result said so): the master pins it.
+   * null: the install ran and the agent speaks plain HTTP (the pin is dropped); absent: this deploy
+   * did not learn it (up to date, failed, swarm), and the pin recorded before stays.
+   */
+  tlsFingerprint: CertFingerprintSchema.nullable().optional(),
 });
 export type DeployResult = z.infer<typeof DeployResultSchema>;
 

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { StrategySchema } from './protocol';
+import { CertFingerprintSchema } from './agent-tls';
 
 export const InstallAttemptSchema = z.object({
   strategy: StrategySchema,
@@ -19,6 +20,8 @@ export const InstallResultSchema = z.object({
   ok: z.boolean(),
   strategy: StrategySchema.nullable(),
   attempts: z.array(InstallAttemptSchema),
+  /** SHA-256 of the certificate the agent serves HTTPS with; absent from older installers and with --no-tls. */
+  tls_fingerprint: CertFingerprintSchema.optional(),
 });
 export type InstallResult = z.infer<typeof InstallResultSchema>;
 

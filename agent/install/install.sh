@@ -5,6 +5,7 @@
 #   sh install.sh [--strategies docker,venv,native] [--attempts 3] [--delay 10] [--port 7600]
 #                 (--token-stdin | --token-file FILE) [--base-image IMAGE (node:22-bookworm-slim)] [--health-timeout 30]
 #                 [--node PATH]   (the node the venv and native strategies run the agent with)
+#                 [--no-tls]      (plain HTTP; by default the agent serves HTTPS with its own key pair)
 #
 # Tries each strategy in order, each up to --attempts times with --delay seconds between attempts.
 # An attempt succeeds only when http://127.0.0.1:PORT/api/health reports this bundle's commit and
@@ -21,8 +22,14 @@
 # exists, else an atomic mkdir lock (~/.d8-agent.lock.d) whose holder is checked by pid and start
 # time, so a SIGKILLed holder does not block anyone. A later run waits, saying who holds it.
 #
+# TLS: the agent keeps an ECDSA P-256 key and a self-signed certificate in ~/.d8-agent/tls-PORT
+# (key mode 0600; made by the agent itself on its first start, on this host; kept across redeploys
+# so the master's pin stays valid; mounted into the container for docker). The result carries the
+# certificate's SHA-256 fingerprint, which the master pins. The local health wait skips certificate
+# checks: it runs on this host against 127.0.0.1 and only reads the commit.
+#
 # Output: progress lines "[d8-install] ..." on stderr; exactly one line on stdout, the JSON result
-# of core/install-result.ts: {"ok":..,"strategy":..,"attempts":[..]}. Exit 0 only on success.
+# of core/install-result.ts: {"ok":..,"strategy":..,"attempts":[..],"tls_fingerprint":..}. Exit 0 only on success.
 set -u
 umask 077
 
@@ -39,6 +46,8 @@ TOKEN_FILE_ARG=
 BASE_IMAGE=node:22-bookworm-slim
 HEALTH_TIMEOUT=30
 NODE_ARG=
+TLS=1
+TLS_FP=
 
 ATTEMPTS_JSON=
 WINNER=
@@ -52,7 +61,9 @@ json_escape() {
 
 result_and_exit() { # $1 = exit code
   if [ -n "$WINNER" ]; then ok=true; strat="\"$WINNER\""; else ok=false; strat=null; fi
-  printf '{"ok":%s,"strategy":%s,"attempts":[%s]}\n' "$ok" "$strat" "$ATTEMPTS_JSON"
+  fp=
+  [ -n "$TLS_FP" ] && fp=",\"tls_fingerprint\":\"$TLS_FP\""
+  printf '{"ok":%s,"strategy":%s,"attempts":[%s]%s}\n' "$ok" "$strat" "$ATTEMPTS_JSON" "$fp"
   exit "$1"
 }
 
@@ -76,7 +87,8 @@ while [ $# -gt 0 ]; do
     --base-image) value $# "$1"; BASE_IMAGE=$2; shift 2 ;;
     --health-timeout) value $# "$1"; HEALTH_TIMEOUT=$2; shift 2 ;;
     --node) value $# "$1"; NODE_ARG=$2; shift 2 ;;
-    -h | --help) sed -n '2,19p' "$0" >&2; exit 0 ;;
+    --no-tls) TLS=; shift ;;
+    -h | --help) sed -n '2,26p' "$0" >&2; exit 0 ;;
     *) usage_error "unknown argument: $1 (see --help)" ;;
   esac
 done
@@ -108,6 +120,7 @@ LOCK_CODE=$(sed -n '/^# >>> installer lock$/,/^# <<< installer lock$/p' "$BUNDLE
 eval "$LOCK_CODE"
 RUN_DIR=$STATE_DIR/agent-$PORT
 TOKEN_FILE=$STATE_DIR/agent-token-$PORT
+TLS_DIR=$STATE_DIR/tls-$PORT
 PID_FILE=$STATE_DIR/agent-$PORT.pid
 VENV_DIR=$STATE_DIR/venv
 LOG_DIR=$STATE_DIR/logs
@@ -156,14 +169,25 @@ now_ms() {
   case "$t" in *[!0-9]* | '') echo "$(($(date +%s) * 1000))" ;; *) echo "$((t / 1000000))" ;; esac
 }
 
-HEALTH_URL=http://127.0.0.1:$PORT/api/health
-http_get() { # prints the body of $1 or fails
-  if have curl; then curl -fsS --max-time 3 "$1" 2>/dev/null
-  elif have wget; then wget -qO- -T 3 "$1" 2>/dev/null
-  elif have node; then node -e 'setTimeout(()=>process.exit(1),3000).unref();require("http").get(process.argv[1],(r)=>{let b="";r.on("data",(d)=>b+=d);r.on("end",()=>{process.stdout.write(b);process.exit(r.statusCode===200?0:1)})}).on("error",()=>process.exit(1))' "$1" 2>/dev/null
-  elif have python3; then python3 -c 'import sys,urllib.request;sys.stdout.write(urllib.request.urlopen(sys.argv[1],timeout=3).read().decode())' "$1" 2>/dev/null
+if [ -n "$TLS" ]; then HEALTH_URL=https://127.0.0.1:$PORT/api/health; else HEALTH_URL=http://127.0.0.1:$PORT/api/health; fi
+# Prints the body of $1 or fails. https without certificate checks: only ever 127.0.0.1 on this host.
+http_get() {
+  if have curl; then curl -kfsS --max-time 3 "$1" 2>/dev/null
+  elif have wget; then wget --no-check-certificate -qO- -T 3 "$1" 2>/dev/null
+  elif have node; then node -e 'setTimeout(()=>process.exit(1),3000).unref();const u=process.argv[1];require(u.startsWith("https:")?"https":"http").get(u,{rejectUnauthorized:false},(r)=>{let b="";r.on("data",(d)=>b+=d);r.on("end",()=>{process.stdout.write(b);process.exit(r.statusCode===200?0:1)})}).on("error",()=>process.exit(1))' "$1" 2>/dev/null
+  elif have python3; then python3 -c 'import ssl,sys,urllib.request;sys.stdout.write(urllib.request.urlopen(sys.argv[1],timeout=3,context=ssl._create_unverified_context()).read().decode())' "$1" 2>/dev/null
   else return 127
   fi
+}
+
+# Anything answering on the port, over either scheme (an older agent speaks plain HTTP).
+port_answer() { http_get "https://127.0.0.1:$PORT/api/health" || http_get "http://127.0.0.1:$PORT/api/health"; }
+
+# The fingerprint the agent wrote beside its certificate (it makes the pair on its first start).
+read_tls_fingerprint() {
+  fp=$(head -n 1 "$TLS_DIR/agent-cert.sha256" 2>/dev/null | tr -d '\r')
+  printf '%s' "$fp" | grep -Eq '^[0-9A-F]{2}(:[0-9A-F]{2}){31}$' || return 1
+  printf '%s' "$fp"
 }
 
 json_has() { # $1 = body, $2 = key, $3 = string value
@@ -249,6 +273,7 @@ agent_env() {
   printf '%s\n' "PATH=$PATH" "HOME=$HOME" "LANG=${LANG:-C.UTF-8}" "USER=$(id -un)" "LOGNAME=$(id -un)" \
     "D8_AGENT_PORT=$PORT" "D8_AGENT_TOKEN_FILE=$TOKEN_FILE" "D8_INSTALL_STRATEGY=$1" "D8_SUPERVISOR=$3" \
     "D8_VERSION_FILE=$RUN_DIR/version_info.json" "D8_PYTHON=$2" "D8_VENV_DIR=$VENV_DIR"
+  [ -n "$TLS" ] && printf '%s\n' "D8_TLS_DIR=$TLS_DIR"
   # A rootless docker engine is found through these (the docker execution method).
   [ -n "${DOCKER_HOST:-}" ] && printf '%s\n' "DOCKER_HOST=$DOCKER_HOST"
   [ -n "${XDG_RUNTIME_DIR:-}" ] && printf '%s\n' "XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR"
@@ -450,7 +475,11 @@ wait_health() { # $1 = strategy
     if body=$(http_get "$HEALTH_URL"); then
       if json_has "$body" commit "$COMMIT" && json_has "$body" install_strategy "$1"; then
         echo "health: $HEALTH_URL reports commit $COMMIT, install_strategy $1"
-        return 0
+        [ -z "$TLS" ] && return 0
+        if TLS_FP=$(read_tls_fingerprint); then echo "tls: certificate sha256 $TLS_FP"; return 0; fi
+        TLS_FP=
+        echo "the agent serves HTTPS but $TLS_DIR/agent-cert.sha256 holds no fingerprint"
+        return 1
       fi
     fi
     if ! agent_alive "$1"; then
@@ -490,10 +519,12 @@ install_docker() {
   progress "docker: building image $IMAGE from $BASE_IMAGE"
   docker build --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$IMAGE" "$BUNDLE_DIR" || { echo "docker build failed"; return 1; }
   progress "docker: starting container $CONTAINER"
+  TLS_MOUNT=
+  [ -n "$TLS" ] && TLS_MOUNT="-v $TLS_DIR:/run/d8/tls -e D8_TLS_DIR=/run/d8/tls"
   SUPERVISOR=docker
   docker run -d --name "$CONTAINER" --restart unless-stopped --network host \
     --label d8.agent=1 --label "d8.agent.port=$PORT" \
-    -v "$TOKEN_FILE:/run/d8/agent-token:ro" \
+    -v "$TOKEN_FILE:/run/d8/agent-token:ro" $TLS_MOUNT \
     -e D8_AGENT_TOKEN_FILE=/run/d8/agent-token -e "D8_AGENT_PORT=$PORT" -e D8_INSTALL_STRATEGY=docker \
     "$IMAGE" 3>&- || { echo "docker run failed"; return 1; }
 }
@@ -586,6 +617,9 @@ stop_everything() {
 
 # --- main ----------------------------------------------------------------------------------------
 progress "bundle $HASH, commit $COMMIT, port $PORT, strategies $STRATEGIES, $ATTEMPTS attempt(s) each"
+if [ -n "$TLS" ]; then
+  mkdir -p "$TLS_DIR" && chmod 700 "$TLS_DIR" || usage_error "cannot create $TLS_DIR"
+fi
 stop_everything
 
 for s in $(printf '%s' "$STRATEGIES" | tr ',' ' '); do
@@ -597,7 +631,7 @@ for s in $(printf '%s' "$STRATEGIES" | tr ',' ' '); do
     SUPERVISOR=
     "cleanup_$s" >/dev/null 2>&1
     {
-      if busy=$(http_get "$HEALTH_URL"); then
+      if busy=$(port_answer); then
         echo "port $PORT is already in use by a process this installer did not start (it answers: $(printf '%s' "$busy" | cut -c1-160)): stop it, or give this slave another agentPort"
         rc=98
       else

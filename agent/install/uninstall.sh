@@ -172,6 +172,8 @@ remove_port() { # $1 = port
     fi
   done
   rm -rf "$STATE_DIR/agent-$p" "$STATE_DIR/agent-$p.pid" "$STATE_DIR/agent-token-$p"
+  # The agent's TLS key pair stays for the next install (the master's pin stays valid); a real delete removes it.
+  [ -n "$STOP_ONLY" ] || rm -rf "$STATE_DIR/tls-$p"
 }
 
 for p in $PORTS; do remove_port "$p"; done

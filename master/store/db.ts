@@ -204,6 +204,14 @@ const MIGRATIONS: string[] = [
      error TEXT,
      PRIMARY KEY (rollout_id, slave)
    )`,
+  // issue 13: the SHA-256 fingerprint of each agent's certificate, from its install result (over SSH).
+  `CREATE TABLE agent_pins (
+     stack TEXT NOT NULL,
+     slave TEXT NOT NULL,
+     fingerprint TEXT NOT NULL,
+     recorded_at TEXT NOT NULL,
+     PRIMARY KEY (stack, slave)
+   )`,
 ];
 
 export class StoreError extends Error {

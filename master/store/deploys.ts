@@ -3,6 +3,7 @@ import type { Db } from './db';
 import { nowIso, stmt } from './db';
 import type { DeployResult } from '../../core/deploy-result';
 import { pidAlive } from './master-info';
+import { AgentPinStore } from './agent-pins';
 
 export type DeployStatus = 'running' | 'ok' | 'failed' | 'interrupted';
 
@@ -20,11 +21,22 @@ export class DeployHistory {
       .run(stack, slave, engine, reason, process.pid, nowIso()).lastInsertRowid);
   }
 
+  /**
+   * Ends a deploy's row. A deploy that reports its agent's certificate (or that the agent now speaks
+   * plain HTTP) also moves the slave's pin, in the same transaction: every path that records a
+   * deploy records the pin with it.
+   */
   finish(id: number, r: DeployResult, okOverride?: { ok: boolean; error: string | null }): void {
     const ok = okOverride ? okOverride.ok : r.ok;
     const error = okOverride ? okOverride.error : r.error;
-    stmt(this.db, 'UPDATE deploy_history SET status = ?, finished_at = ?, commit_sha = ?, strategy = ?, build_log_path = ?, error = ? WHERE id = ?')
-      .run(ok ? 'ok' : 'failed', nowIso(), r.commit, r.strategy, r.buildLogPath, error, id);
+    this.db.transaction(() => {
+      stmt(this.db, 'UPDATE deploy_history SET status = ?, finished_at = ?, commit_sha = ?, strategy = ?, build_log_path = ?, error = ? WHERE id = ?')
+        .run(ok ? 'ok' : 'failed', nowIso(), r.commit, r.strategy, r.buildLogPath, error, id);
+      if (r.tlsFingerprint !== undefined) {
+        const row = stmt(this.db, 'SELECT stack, slave FROM deploy_history WHERE id = ?').get(id) as { stack: string; slave: string } | undefined;
+        if (row) new AgentPinStore(this.db).set(row.stack, row.slave, r.tlsFingerprint);
+      }
+    })();
   }
 
   fail(id: number, error: string): void {

@@ -11,6 +11,7 @@ import { ApiTokenStore } from './api-tokens';
 import { SpendLedger } from './spend';
 import { ReleaseStore } from './releases';
 import { RolloutStore } from './rollouts';
+import { AgentPinStore } from './agent-pins';
 
 export interface Store {
   file: string;
@@ -26,6 +27,7 @@ export interface Store {
   spend: SpendLedger;
   releases: ReleaseStore;
   rollouts: RolloutStore;
+  pins: AgentPinStore;
   close(): void;
 }
 
@@ -44,6 +46,7 @@ export function openStore(file: string = storePath(), secrets: string[] = []): S
     spend: new SpendLedger(db),
     releases: new ReleaseStore(db),
     rollouts: new RolloutStore(db),
+    pins: new AgentPinStore(db),
     close: () => db.close(),
   };
 }
