@@ -88,7 +88,7 @@ export function cliControl(ctx: FleetContext, engine: EngineChoice = 'auto'): Fl
   const runLocally = async (kind: ControlKind, slave: string): Promise<ControlResult> => {
     const chosen = chooseEngine(engine);
     ctx.logger.info({ engine: chosen.engine, why: chosen.why }, `no master daemon runs for stack ${ctx.config.stack}: acting from this process with the ${chosen.engine} engine`);
-    const deployer = await createDeployer(chosen.engine, { config: ctx.config, repoDir: ctx.repoDir, logger: ctx.logger }, process.env.D8_DEPLOYER_MODULE);
+    const deployer = await createDeployer(chosen.engine, { config: ctx.config, repoDir: ctx.repoDir, logger: ctx.logger, pins: ctx.store.pins.lookup(ctx.config.stack) }, process.env.D8_DEPLOYER_MODULE);
     const version = new MasterVersion(ctx.repoDir, ctx.logger);
     const deploys = new DeployCoordinator(ctx.config.stack, deployer, ctx.store.deploys, ctx.logger, {
       locks: ctx.store.deployLocks, holder: `d8 ${kind}`,

@@ -73,6 +73,20 @@ export const SlaveRecoveredAlertSchema = z.object({
   }),
 });
 
+/** The agent's address presented a certificate other than the one its install reported: nothing was sent to it. */
+export const AgentImpersonationAlertSchema = z.object({
+  ...aboutSlave,
+  kind: z.literal('agent_impersonation'),
+  data: z.object({
+    ...checkSnapshot,
+    /** host:port of the agent. */
+    endpoint: z.string(),
+    /** SHA-256 fingerprints: the pinned one (from the install, over SSH) and the one presented. */
+    expected: z.string(),
+    presented: z.string().nullable(),
+  }),
+});
+
 export const UpdateDoneAlertSchema = z.object({
   ...aboutSlave,
   kind: z.literal('update_done'),
@@ -244,6 +258,7 @@ export const AlertSchema = z.discriminatedUnion('kind', [
   VersionMismatchAlertSchema,
   SlaveDeadAlertSchema,
   SlaveRecoveredAlertSchema,
+  AgentImpersonationAlertSchema,
   UpdateDoneAlertSchema,
   UpdateFailedAlertSchema,
   RecoveryFailedAlertSchema,

@@ -4,7 +4,11 @@
  */
 import { z } from 'zod';
 
-export const SLAVE_STATES = ['unknown', 'healthy', 'version_mismatch', 'pending', 'dead'] as const;
+/**
+ * `untrusted`: the agent's address answers with a certificate other than the pinned one (a possible
+ * impersonation): nothing is sent to it, it is neither retried towards `dead` nor recovered.
+ */
+export const SLAVE_STATES = ['unknown', 'healthy', 'version_mismatch', 'pending', 'dead', 'untrusted'] as const;
 export const SlaveStateSchema = z.enum(SLAVE_STATES);
 export type SlaveState = z.infer<typeof SlaveStateSchema>;
 

@@ -136,7 +136,7 @@ export class FleetControl {
     const state = rec?.state ?? 'unknown';
     if (state !== 'healthy') throw new SlaveNotHealthyError(name, state);
     requireAgentToken(this.o.config);
-    const client = this.o.supervisor?.client ?? new AgentClient();
+    const client = this.o.supervisor?.client ?? new AgentClient({ pins: this.o.store.pins.lookup(this.o.config.stack) });
     try {
       return await withAgentToken(this.o.config, name, (token) => client.execute(slave, token, task));
     } finally {

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { findSlave, loadFleetConfig, type SlaveConfig } from '../../core/stack-config';
 import { AgentClient } from '../../master/agent-client';
 import { slaveTokens } from '../../master/agent-tokens';
+import { openStore } from '../../master/store';
 import { rotateSlaveToken } from '../../master/token-rotation';
 import { fail } from '../fleet-context';
 import { resolveStackDir } from './up';
@@ -35,7 +36,8 @@ Examples:
       } catch (err) {
         return fail(err, 2);
       }
-      const client = new AgentClient({ deadlineMs: 10_000 });
+      const store = openStore();
+      const client = new AgentClient({ deadlineMs: 10_000, pins: store.pins.lookup(config.stack) });
       const tokens = slaveTokens(config);
       const results = [];
       try {
@@ -48,6 +50,7 @@ Examples:
         }
       } finally {
         client.close();
+        store.close();
       }
       if (o.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
       if (results.some((r) => !r.ok)) process.exitCode = 1;

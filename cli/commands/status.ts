@@ -4,7 +4,7 @@ import { withFleet, DEFAULT_STACK } from '../fleet-context';
 import { FleetControl, type FleetStatus, type SlaveStatus } from '../../master/control';
 import { formatRolloutLine, rolloutView } from '../../master/rollout/view';
 
-const ICON: Record<string, string> = { healthy: '✅', version_mismatch: '⚠️ ', pending: '⏳', dead: '🔴', unknown: '❔' };
+const ICON: Record<string, string> = { healthy: '✅', version_mismatch: '⚠️ ', pending: '⏳', dead: '🔴', unknown: '❔', untrusted: '🚨' };
 
 function ago(iso: string | null, now = Date.now()): string {
   if (!iso) return 'never';

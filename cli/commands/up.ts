@@ -103,18 +103,19 @@ Examples:
       const say = (s: string): void => { process.stderr.write(`${s}\n`); };
       say(`d8 up: stack ${o.stack}, ${slaves.length} slave(s), engine ${engine} (${why})`);
 
+      const store = openStore(undefined, fleetSecrets(config));
+      const pins = store.pins.lookup(config.stack);
       let deployer: Deployer;
       const width = Math.max(...slaves.map((s) => s.name.length));
       // Both deployers probe every host first and say what they found, then the base image's path.
       const onProgress = (p: DeployProgress): void => say(`[${p.slave.padEnd(width)}] ${p.phase.padEnd(9)} ${p.message}`);
       if (engine === 'direct') {
-        deployer = new DirectDeployer({ config, repoDir: repoRoot(), logger, healthTimeoutSeconds: healthTimeout, onProgress });
+        deployer = new DirectDeployer({ config, repoDir: repoRoot(), logger, healthTimeoutSeconds: healthTimeout, onProgress, pins });
         await (deployer as DirectDeployer).bundle();
       } else {
-        deployer = await createDeployer(engine, { config, repoDir: dir, logger, onProgress });
+        deployer = await createDeployer(engine, { config, repoDir: dir, logger, onProgress, pins });
       }
 
-      const store = openStore(undefined, fleetSecrets(config));
       const deploys = new DeployCoordinator(config.stack, deployer, store.deploys, logger, {
         locks: store.deployLocks, holder: 'd8 up',
         onWait: (slave, h) => say(`[${slave}] waiting for the deploy by ${describeHolder(h)} to finish (--no-wait to fail instead)…`),

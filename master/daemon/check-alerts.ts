@@ -5,8 +5,11 @@ import type { SlaveConfig } from '../../core/stack-config';
 import { tail } from '../../core/text';
 import type { SlaveRecord } from '../store/slaves';
 import type { AlertDecision } from '../checker/state-machine';
+import type { PinMismatch } from '../agent-client';
 
-export function checkAlert(stack: string, decision: NonNullable<AlertDecision>, slave: SlaveConfig, rec: SlaveRecord, prev: SlaveRecord, masterCommit: string): AlertInput {
+export function checkAlert(
+  stack: string, decision: NonNullable<AlertDecision>, slave: SlaveConfig, rec: SlaveRecord, prev: SlaveRecord, masterCommit: string, pin?: PinMismatch,
+): AlertInput {
   const base = { stack, slave: slave.name };
   switch (decision.kind) {
     case 'version_mismatch':
@@ -23,6 +26,14 @@ export function checkAlert(stack: string, decision: NonNullable<AlertDecision>, 
         data: {
           master_commit: masterCommit, slave_commit: rec.commit, state: rec.state, previous_state: prev.state, error_tail: tail(rec.last_error),
           failures: rec.failures, endpoint: `${slave.agentHost}:${slave.agentPort}`, last_seen: rec.last_seen, resend: decision.resend,
+        },
+      };
+    case 'agent_impersonation':
+      return {
+        ...base, kind: 'agent_impersonation',
+        data: {
+          master_commit: masterCommit, slave_commit: rec.commit, state: rec.state, previous_state: prev.state,
+          endpoint: `${slave.agentHost}:${slave.agentPort}`, expected: pin?.expected ?? 'unknown', presented: pin?.presented ?? null,
         },
       };
     case 'slave_recovered':

@@ -69,12 +69,13 @@ export class CheckRecorder {
       h = { ok: false, error: 'circuit breaker open (not contacted)', reachable: false, latencyMs: 0 };
     } else {
       h = await this.o.client.health(slave);
-      if (h.ok) b.success(); else b.failure(Date.now());
+      // A certificate mismatch is not the agent failing: it must not open the breaker (an open breaker reads as dead).
+      if (h.ok) b.success(); else if (!h.pinMismatch) b.failure(Date.now());
       this.lastCost.set(slave.name, h.ok ? h.latencyMs : this.o.tuning.checkDeadlineMs + h.latencyMs);
     }
     let outcome: CheckOutcome;
     if (h.ok) outcome = { ok: true, commit: h.health.commit, drift: await this.drift.classify(masterCommit, h.health.commit) };
-    else outcome = { ok: false, error: h.error };
+    else outcome = { ok: false, error: h.error, untrusted: !!h.pinMismatch };
     return this.record(slave, masterCommit, h, outcome, b.state(Date.now()));
   }
 
@@ -116,13 +117,15 @@ export class CheckRecorder {
         drift: outcome.ok ? outcome.drift : 'unknown',
       });
     } else {
-      Object.assign(rec, { last_error: h.error, last_error_reachable: h.reachable, drift: 'unknown' });
+      // An impostor is never "reachable" for recovery: nothing (no restart) is sent to it.
+      Object.assign(rec, { last_error: h.error, last_error_reachable: h.reachable && !h.pinMismatch, drift: 'unknown' });
     }
     if (rec.state === 'healthy') Object.assign(rec, { recovery_attempts: 0, next_recovery_at: null, escalated: false });
-    const key = rec.state === 'version_mismatch' ? `${rec.drift}:${rec.commit}:${masterCommit}` : null;
+    const pin = h.ok ? undefined : h.pinMismatch;
+    const key = rec.state === 'version_mismatch' ? `${rec.drift}:${rec.commit}:${masterCommit}` : pin ? `${pin.expected}>${pin.presented}` : null;
     const decision = alertFor(rec.state, key, { alertKind: prev.alert_kind, alertAt: prev.alert_at ? Date.parse(prev.alert_at) : null, alertKey: prev.alert_key }, now, this.o.tuning.resendMs);
     if (decision) {
-      store.outbox.enqueue(checkAlert(this.stack, decision, slave, rec, prev, masterCommit), now);
+      store.outbox.enqueue(checkAlert(this.stack, decision, slave, rec, prev, masterCommit, pin), now);
       if (decision.kind === 'slave_recovered') Object.assign(rec, { alert_kind: null, alert_at: null, alert_key: null });
       else Object.assign(rec, { alert_kind: decision.kind, alert_at: nowIso(now), alert_key: key });
     } else if (rec.state === 'healthy' && prev.alert_kind) {

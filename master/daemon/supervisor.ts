@@ -63,7 +63,9 @@ export class Supervisor {
 
   constructor(private readonly d: SupervisorDeps) {
     const t = d.tuning;
-    this.client = new AgentClient({ attempts: t.checkAttempts, attemptTimeoutMs: t.attemptTimeoutMs, deadlineMs: t.checkDeadlineMs, retryDelayMs: t.retryDelayMs });
+    this.client = new AgentClient({
+      attempts: t.checkAttempts, attemptTimeoutMs: t.attemptTimeoutMs, deadlineMs: t.checkDeadlineMs, retryDelayMs: t.retryDelayMs, pins: d.store.pins.lookup(d.config.stack),
+    });
     this.checks = new CheckRecorder({ stack: d.config.stack, store: d.store, client: this.client, logger: d.logger, tuning: t, repoDir: d.repoDir });
     const deploys: ActionContext['deploys'] = {
       engine: d.deploys.engine,

@@ -40,4 +40,6 @@ export interface DeployerContext {
   logger: Logger;
   /** A deploy's steps as they happen (probe verdict, base image, install progress), for `d8 up`. */
   onProgress?: (p: DeployProgress) => void;
+  /** The recorded certificate pins (store.pins.lookup(stack)): checks before a deploy speak HTTPS to pinned agents. */
+  pins?: (slave: string) => string | null;
 }

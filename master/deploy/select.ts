@@ -49,7 +49,7 @@ export async function createDeployer(engine: DeployEngine, ctx: DeployerContext,
   }
   if (engine === 'pulumi') {
     const { PulumiDeployer } = await import('./pulumi/pulumi-deployer');
-    return new PulumiDeployer({ stack: ctx.config.stack, repoDir: ctx.repoDir, config: ctx.config, logger: ctx.logger, onProgress: ctx.onProgress });
+    return new PulumiDeployer({ stack: ctx.config.stack, repoDir: ctx.repoDir, config: ctx.config, logger: ctx.logger, onProgress: ctx.onProgress, pins: ctx.pins });
   }
   if (ctx.config.swarm) {
     const { SwarmNeedsPulumi } = await import('./swarm/needs-pulumi');

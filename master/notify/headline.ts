@@ -17,6 +17,8 @@ export function alertHeadline(a: Alert): string {
       return `${a.slave} is dead${again}${a.data.failures ? ` (${a.data.failures} failed checks)` : ''}: ${a.data.error_tail || 'no answer'}`;
     case 'slave_recovered':
       return `${a.slave} recovered (${a.data.state}, ${shortCommit(a.data.slave_commit)})`;
+    case 'agent_impersonation':
+      return `${a.slave}: ${a.data.endpoint} presented another certificate (${a.data.presented ?? 'none'}, pinned ${a.data.expected}): possible impersonation, nothing sent; redeploy ${a.slave} if its key pair was replaced`;
     case 'update_done':
       return `${a.slave} updated to ${shortCommit(a.data.slave_commit ?? a.data.master_commit)}`;
     case 'update_failed':

@@ -2,6 +2,7 @@
 import type { Db } from './db';
 import { nowIso, stmt } from './db';
 import type { Drift, SlaveState } from '../../core/fleet-state';
+import type { BadStateAlert } from '../checker/state-machine';
 
 export interface SlaveRecord {
   stack: string;
@@ -21,7 +22,7 @@ export interface SlaveRecord {
   last_error: string | null;
   last_error_reachable: boolean;
   breaker: string;
-  alert_kind: 'version_mismatch' | 'slave_dead' | null;
+  alert_kind: BadStateAlert | null;
   alert_at: string | null;
   alert_key: string | null;
   recovery_attempts: number;

@@ -63,7 +63,7 @@ export class TaskRouter {
     // Room for health calls beside a full slave's running tasks (the default pool is 4 sockets per agent),
     // and a new connection per task: a reused one the agent closes as idle at that instant resets the
     // POST, and then nobody knows whether the task ran (seen under load with 200 concurrent tasks).
-    this.client = o.client ?? new AgentClient({ attempts: 2, deadlineMs: 5000, maxSockets: 64, keepAlive: false });
+    this.client = o.client ?? new AgentClient({ attempts: 2, deadlineMs: 5000, maxSockets: 64, keepAlive: false, pins: o.store.pins.lookup(o.config.stack) });
   }
 
   async run(input: RoutedTaskRequest): Promise<RoutedTaskResult> {

@@ -201,6 +201,19 @@ export function formatAlert(alert: Alert, ctx: FormatContext = {}): OutgoingMess
         text: lines(`${STATUS_ICON[d.request_status] ?? '📝'} Request ${d.request_id} is now ${d.request_status}: ${d.title}`, d.note ? `Note: ${d.note}` : null),
       };
     }
+    case 'agent_impersonation': {
+      const d = alert.data;
+      return {
+        text: lines(
+          `🚨 ${alert.slave}: possible impersonation${where(alert)}`,
+          `${d.endpoint} presented a certificate other than the one its install reported over SSH.`,
+          `Pinned: ${d.expected}`,
+          `Presented: ${d.presented ?? '(none)'}`,
+          'Nothing is sent to it (no command, token or restart) and it is not treated as dead.',
+          `If the agent's key pair was replaced on purpose (its TLS directory removed), redeploy: d8 up --slave ${alert.slave} --force (or /retry ${alert.slave}) records the new certificate over SSH. Otherwise find what answers on that address.`,
+        ),
+      };
+    }
     case 'not_reboot_safe': {
       const d = alert.data;
       return {

@@ -27,7 +27,7 @@ import { shQuote as q } from '../../../core/shell-quote';
 import { BuildLog } from '../build-log';
 import type { Deployer, DeployOptions, DeployPhase, DeployProgress, DeployResult } from '../deployer';
 import type { DeployErrorKind, DeployStatus } from '../../../core/deploy-result';
-import { AgentClient, probeHealth, waitForHealth } from '../../agent-client';
+import { AgentClient, agentBaseUrl, probeHealth, waitForHealth } from '../../agent-client';
 import { DeployConfigError, HostUnsupportedError, RemoteCommandError, deployErrorKind } from './errors';
 import { LocalShell, SshShell, sshTarget, type SlaveShell } from './shell';
 import { probeHost, PROBE_COMMAND_LABEL, unsupportedHost, type ProbeRun } from '../probe';
@@ -51,6 +51,8 @@ export interface DirectDeployerOptions {
   /** A prebuilt bundle, or a provider; default: built from repoDir, rebuilt when git HEAD moves. */
   bundle?: BundleInfo | (() => Promise<BundleInfo>);
   onProgress?: (p: DeployProgress) => void;
+  /** The recorded certificate pins (store.pins.lookup(stack)), for the up-to-date check before a deploy. */
+  pins?: (slave: string) => string | null;
   /** install.sh --health-timeout (seconds per attempt). */
   healthTimeoutSeconds?: number;
   connectTimeoutMs?: number;
@@ -220,6 +222,7 @@ export class DirectDeployer implements Deployer {
     let commit: string | null = null;
     let error: string | null = null;
     let errorKind: DeployErrorKind | null = null;
+    let tlsFingerprint: string | null | undefined;
     try {
       if (tokenError) throw new DeployConfigError(tokenError);
       bundle = opts.bundle ?? await this.bundle();
@@ -227,9 +230,10 @@ export class DirectDeployer implements Deployer {
       this.progress(slave.name, 'bundle', `bundle ${b.hash.slice(0, 16)} (commit ${b.versionInfo.commit.slice(0, 7)}${b.versionInfo.dirty ? ', dirty tree' : ''})`);
 
       if (!opts.force && !b.versionInfo.dirty) {
-        const probe = await probeHealth(slave.agentHost, slave.agentPort, 2000);
+        const pin = this.opts.pins?.(slave.name) ?? null;
+        const probe = await probeHealth(slave.agentHost, slave.agentPort, 2000, pin);
         log.record({
-          command: `GET http://${slave.agentHost}:${slave.agentPort}/api/health (already up to date?)`,
+          command: `GET ${agentBaseUrl(slave, pin ? 'https' : 'http')}/api/health (already up to date?)`,
           success: probe.ok, stdout: probe.ok ? JSON.stringify(probe.health) : '', stderr: probe.ok ? '' : probe.error, exit_code: null,
         });
         if (probe.ok && probe.health.commit === b.versionInfo.commit && !probe.health.dirty) {
@@ -298,6 +302,7 @@ export class DirectDeployer implements Deployer {
       }
       attempts = result.attempts;
       strategy = result.strategy;
+      if (result.ok) tlsFingerprint = result.tls_fingerprint ?? null;
       if (!result.ok) {
         const last = result.attempts[result.attempts.length - 1];
         const lastLine = last?.stderr_tail.trim().split('\n').pop() ?? '';
@@ -306,12 +311,13 @@ export class DirectDeployer implements Deployer {
           (runtimeError ? `; ${runtimeError}` : ''), run.code);
       }
 
-      this.progress(slave.name, 'verify', `checking http://${slave.agentHost}:${slave.agentPort}/api/health from the master`);
+      const url = agentBaseUrl(slave, tlsFingerprint ? 'https' : 'http');
+      this.progress(slave.name, 'verify', `checking ${url}/api/health from the master${tlsFingerprint ? ` (certificate pinned: sha256 ${tlsFingerprint})` : ''}`);
       const client = new AgentClient({ attempts: 1, attemptTimeoutMs: 3000, deadlineMs: 3000 });
-      const probe = await waitForHealth(client, slave, (h) => h.commit === b.versionInfo.commit, this.opts.verifyTimeoutMs ?? 15000)
+      const probe = await waitForHealth(client, { ...slave, tlsFingerprint }, (h) => h.commit === b.versionInfo.commit, this.opts.verifyTimeoutMs ?? 15000)
         .finally(() => client.close());
       log.record({
-        command: `GET http://${slave.agentHost}:${slave.agentPort}/api/health`,
+        command: `GET ${url}/api/health`,
         success: probe.ok && probe.health.commit === b.versionInfo.commit,
         stdout: probe.ok ? JSON.stringify(probe.health) : '', stderr: probe.ok ? '' : probe.error, exit_code: null,
       });
@@ -334,7 +340,7 @@ export class DirectDeployer implements Deployer {
     } finally {
       if (shell) await shell.close().catch(() => undefined);
     }
-    return this.finish(slave, log, { status, strategy, attempts, commit, error, errorKind, bundle, t0 });
+    return { ...this.finish(slave, log, { status, strategy, attempts, commit, error, errorKind, bundle, t0 }), tlsFingerprint };
   }
 
   private finish(slave: SlaveConfig, log: BuildLog, o: {

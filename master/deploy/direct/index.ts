@@ -8,5 +8,5 @@ export { SlaveConnectError, RemoteCommandError, DeployTimeoutError, HostUnsuppor
 
 /** Factory used by master/deploy/select.ts (the daemon and `d8 up` pick the engine there). */
 export function createDirectDeployer(ctx: DeployerContext): DirectDeployer {
-  return new DirectDeployer({ config: ctx.config, repoDir: ctx.repoDir, logger: ctx.logger });
+  return new DirectDeployer({ config: ctx.config, repoDir: ctx.repoDir, logger: ctx.logger, pins: ctx.pins });
 }

@@ -47,6 +47,8 @@ export interface PulumiDeployerOptions {
   onProgress?: (p: DeployProgress) => void;
   /** For D8_HOME (the image cache) and the master's docker CLI (default: process.env). */
   env?: NodeJS.ProcessEnv;
+  /** The recorded certificate pins (store.pins.lookup(stack)), for the up-to-date check before a deploy. */
+  pins?: (slave: string) => string | null;
 }
 
 export class PulumiDeployer implements Deployer {
@@ -89,6 +91,7 @@ export class PulumiDeployer implements Deployer {
     let status: DeployStatus = 'failed';
     let strategy: DeployResult['strategy'] = null;
     let attempts: InstallAttempt[] = [];
+    let tlsFingerprint: string | null | undefined;
     const installDiagnostics: string[] = [];
     const buildLog = new BuildLog({ name: slave.name, host: slave.host }, 'pulumi', opts.reason, this.redactor);
     try {
@@ -143,6 +146,8 @@ export class PulumiDeployer implements Deployer {
             if (current) tokens.markInstalled(slave.name, current);
           }
           strategy = install?.strategy ?? strategyFromOutputs(r.outputs as Record<string, { value: unknown }>, slave.name);
+          // The stack's outputs keep the last install's result: its certificate is the one the agent serves.
+          if (install?.ok) tlsFingerprint = install.tls_fingerprint ?? null;
           if (changed && install) attempts = install.attempts;
           break;
         } catch (err) {
@@ -179,8 +184,8 @@ export class PulumiDeployer implements Deployer {
     }
     let commit: string | null = null;
     if (!error) {
-      const client = new AgentClient({ deadlineMs: 10_000 });
-      const h = await client.health(slave);
+      const client = new AgentClient({ deadlineMs: 10_000, pins: this.opts.pins });
+      const h = await client.health(tlsFingerprint === undefined ? slave : { ...slave, tlsFingerprint });
       client.close();
       commit = h.ok ? h.health.commit : null;
       if (!strategy && h.ok) strategy = h.health.install_strategy;
@@ -188,7 +193,7 @@ export class PulumiDeployer implements Deployer {
     const buildLogPath = this.writeBuildLog(buildLog, { status, strategy, attempts, error, commit, lines, upOpts });
     return {
       slave: slave.name, engine: 'pulumi', status, ok: status !== 'failed', strategy, attempts, commit, buildLogPath,
-      error, errorKind: status === 'failed' ? (errorKind ?? 'engine') : null, durationMs: Date.now() - started,
+      error, errorKind: status === 'failed' ? (errorKind ?? 'engine') : null, durationMs: Date.now() - started, tlsFingerprint,
     };
   }
 
@@ -214,7 +219,7 @@ export class PulumiDeployer implements Deployer {
     if (!opts.force) {
       const outputs = await stack.outputs();
       const recorded = outputs.commit?.value;
-      const client = new AgentClient({ deadlineMs: 5_000 });
+      const client = new AgentClient({ deadlineMs: 5_000, pins: this.opts.pins });
       const h = await client.health(slave);
       client.close();
       replace = !(h.ok && typeof recorded === 'string' && h.health.commit === recorded);

@@ -5,7 +5,7 @@ import { say } from '../reply';
 import type { SlaveView } from '../services';
 import type { BotDeps } from './deps';
 
-const ICON: Record<string, string> = { healthy: '🟢', version_mismatch: '⚠️', pending: '🟡', dead: '🔴', unknown: '⚪' };
+const ICON: Record<string, string> = { healthy: '🟢', version_mismatch: '⚠️', pending: '🟡', dead: '🔴', unknown: '⚪', untrusted: '🚨' };
 
 export function slaveLine(s: SlaveView): string {
   const state = s.state === 'version_mismatch' ? `version mismatch (${s.drift})` : s.state;
@@ -14,7 +14,7 @@ export function slaveLine(s: SlaveView): string {
   if (s.supervisor) parts.push(s.reboot_safe === false ? `${s.supervisor} ⚠️ not reboot-safe` : s.supervisor);
   let line = parts.join(' · ');
   if (s.state !== 'healthy' && s.last_seen) line += `\n   last seen ${s.last_seen}`;
-  if ((s.state === 'dead' || s.state === 'pending') && s.last_error) line += `\n   ${s.last_error.split('\n')[0].slice(0, 160)}`;
+  if ((s.state === 'dead' || s.state === 'pending' || s.state === 'untrusted') && s.last_error) line += `\n   ${s.last_error.split('\n')[0].slice(0, 160)}`;
   return line;
 }
 
