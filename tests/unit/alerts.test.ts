@@ -49,6 +49,7 @@ describe('alerts', () => {
       { kind: 'daily_summary', slave: null, created_at: 'x', data: { day: '2026-11-30', since: '2026-11-29T09:00:00.000Z', auto_approved: [], pending: [], spend: { month: '2026-11', lines: [], total: 0 } } },
       { kind: 'rollout_halted', slave: null, created_at: 'x', data: { commit: M, stage: 0, untouched: ['b', 'c'], request_id: 'req-0002', failed: [{ slave: 'a', error: 'the deploy failed', rolled_back_to: S, rollback_ok: true }] } },
       { kind: 'rollout_done', slave: null, created_at: 'x', data: { commit: M, slaves: ['a', 'b'], seconds: 42 } },
+      { kind: 'agent_impersonation', slave: 'pc', created_at: 'x', data: { endpoint: '10.0.0.5:7600', expected: 'AA:BB', presented: 'CC:DD' } },
     ];
     expect(samples.map((a) => a.kind).sort()).toEqual([...ALERT_KINDS].sort());
     for (const a of samples) {
