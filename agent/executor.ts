@@ -19,7 +19,8 @@ export interface ExecutorOptions {
   maxOutputBytes?: number;
 }
 
-const SECRET_ENV = ['D8_AGENT_TOKEN', 'D8_AGENT_TOKEN_FILE'];
+// D8_TLS_DIR names where the agent's private key is: not a task's business either.
+const SECRET_ENV = ['D8_AGENT_TOKEN', 'D8_AGENT_TOKEN_FILE', 'D8_TLS_DIR'];
 
 export function taskEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = { ...env };

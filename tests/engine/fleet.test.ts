@@ -15,7 +15,7 @@ import type { BundleInfo } from '../../agent/bundle/build';
 import { repoRoot } from '../../core/paths';
 import { loadFleetConfig, type SlaveConfig } from '../../core/stack-config';
 import { DirectDeployer } from '../../master/deploy/direct';
-import { probeHealth } from '../../master/agent-client';
+import { probeInstalled } from '../support/agent-process';
 import { slaveUrns } from '../../infra/urns';
 import { describeTier } from '../support/tier';
 import {
@@ -72,7 +72,7 @@ describeTier(engineHostsTier, `the fleet program on the real Pulumi engine (${co
   const token = randomToken();
 
   const health = async (b: Box) => {
-    const p = await probeHealth(b.host.host, b.port, 5000);
+    const p = await probeInstalled(b.host.host, b.port, 5000);
     return p.ok ? p.health : null;
   };
   const box = (name: string): Box => boxes.find((b) => b.name === name)!;
@@ -310,7 +310,7 @@ describeTier(engineHostsTier, `the fleet program on the real Pulumi engine (${co
     expect(r.summary.result).toBe('succeeded');
     expect(r.summary.resourceChanges).toEqual({ delete: 13 });
     for (const b of boxes) {
-      expect((await probeHealth(b.host.host, b.port, 2000)).ok).toBe(false);
+      expect((await probeInstalled(b.host.host, b.port, 2000)).ok).toBe(false);
       expect(agentPids(b.host.user, b.port)).toEqual([]);
       expect(containersForPort(b.port)).toEqual([]);
       const state = path.join(b.host.home, '.d8-agent');

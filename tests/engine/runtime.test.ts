@@ -10,7 +10,7 @@ import path from 'path';
 import { LocalWorkspace, PulumiCommand, type Stack } from '@pulumi/pulumi/automation';
 import { buildBundle, type BundleInfo } from '../../agent/bundle/build';
 import { captureVersionInfo } from '../../core/version-info';
-import { probeHealth } from '../../master/agent-client';
+import { probeInstalled } from '../support/agent-process';
 import { describeTier, type TierCheck } from '../support/tier';
 import { nodeMirrorDir, serveNodeMirror, type NodeMirrorDir, type NodeMirrorServer } from '../support/node-mirror';
 import { agentPids, freePort, randomToken, systemTier, upTestHosts, type TestHosts } from '../system/support/hosts';
@@ -84,7 +84,7 @@ describeTier(tier, 'pulumi up to a host without node (d8:slaves[].arch)', () => 
     const up = await stack.up(quiet);
     expect(up.summary.result).toBe('succeeded');
     expect((up.outputs.slaves.value as Record<string, { strategy: string }>)['bare-box'].strategy).toBe('venv');
-    const h = await probeHealth(th.hosts.nonode.host, port, 5000);
+    const h = await probeInstalled(th.hosts.nonode.host, port, 5000);
     expect(h.ok && { commit: h.health.commit, node: h.health.node_version }).toEqual({ commit: project.old, node: mirror.version.replace(/^v/, '') });
     const pids = agentPids(th.hosts.nonode.user, port);
     expect(pids).toHaveLength(1);
@@ -97,7 +97,7 @@ describeTier(tier, 'pulumi up to a host without node (d8:slaves[].arch)', () => 
     const next = await LocalWorkspace.selectStack({ stackName: STACK, workDir: project.dir }, { pulumiCommand, envVars: { ...env, D8_BUNDLE_DIR: bundleNew.dir } });
     const up = await next.up(quiet);
     expect(up.summary.result).toBe('succeeded');
-    const h = await probeHealth(th.hosts.nonode.host, port, 5000);
+    const h = await probeInstalled(th.hosts.nonode.host, port, 5000);
     expect(h.ok && { commit: h.health.commit, node: h.health.node_version }).toEqual({ commit: project.head, node: mirror.version.replace(/^v/, '') });
     expect(fs.readlinkSync(`/proc/${agentPids(th.hosts.nonode.user, port)[0]}/exe`)).toBe(`${runtimeDir()}/bin/node`);
     expect(fs.readdirSync(`${th.hosts.nonode.home}/.d8-agent/runtime/.incoming`)).toEqual([]);

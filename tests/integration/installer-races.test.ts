@@ -9,9 +9,9 @@ import fs from 'fs';
 import path from 'path';
 import { buildBundle, type BundleInfo } from '../../agent/bundle/build';
 import { parseInstallOutput } from '../../core/install-result';
-import { probeHealth } from '../../master/agent-client';
+import { probeInstalled } from '../support/agent-process';
 import { runProcess, type Run } from '../support/run-process';
-import { alive, sleep, waitFor } from '../support/agent-process';
+import { alive, httpRequest, sleep, waitFor } from '../support/agent-process';
 import { freePort, randomToken, tempDir } from '../../scripts/test-hosts/hosts';
 
 jest.setTimeout(4 * 60 * 1000);
@@ -100,7 +100,7 @@ describe('install.sh under races and faults', () => {
     const pids = agentPids(home, port);
     expect(pids).toHaveLength(1);
     expect(pidFile(home, port)).toBe(pids[0]);
-    const h = await probeHealth('127.0.0.1', port);
+    const h = await probeInstalled('127.0.0.1', port);
     expect(h.ok && h.health.commit).toBe(bundle.versionInfo.commit);
     return pids[0];
   }
@@ -169,7 +169,7 @@ describe('install.sh under races and faults', () => {
     process.kill(hung, 'SIGSTOP');
     try {
       await waitFor(() => procState(hung) === 'T', 5000, 'the agent to stop');
-      const restart = await probeHealth('127.0.0.1', port, 1500);
+      const restart = await probeInstalled('127.0.0.1', port, 1500);
       expect(restart.ok).toBe(false);
       const t0 = Date.now();
       const r = await install(home, port);
@@ -203,21 +203,21 @@ describe('install.sh under races and faults', () => {
     const pid = await expectOneAgent(home, port);
     const environ = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean);
     const names = environ.map((kv) => kv.slice(0, kv.indexOf('='))).sort();
-    expect(names).toEqual(['D8_AGENT_PORT', 'D8_AGENT_TOKEN_FILE', 'D8_INSTALL_STRATEGY', 'D8_PYTHON', 'D8_SUPERVISOR', 'D8_VENV_DIR', 'D8_VERSION_FILE',
+    expect(names).toEqual(['D8_AGENT_PORT', 'D8_AGENT_TOKEN_FILE', 'D8_INSTALL_STRATEGY', 'D8_PYTHON', 'D8_SUPERVISOR', 'D8_TLS_DIR', 'D8_VENV_DIR', 'D8_VERSION_FILE',
       'HOME', 'LANG', 'LOGNAME', 'PATH', 'USER']);
     const all = environ.join('\n') + fs.readFileSync(path.join(home, '.d8-agent', `agent-${port}`, 'agent.log'), 'utf8');
     for (const v of Object.values(secrets)) expect(all).not.toContain(v);
     expect(all).not.toContain(token);
     // A task sees the same environment, without even the token file's name.
-    const r = await fetch(`http://127.0.0.1:${port}/api/execute`, {
-      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ command: 'env', kind: 'shell', method: 'native' }),
+    const r = await httpRequest({
+      port, method: 'POST', path: '/api/execute', scheme: 'https', headers: { authorization: `Bearer ${token}` },
+      body: { command: 'env', kind: 'shell', method: 'native' },
     });
-    const out = (await r.json()) as { output: string; exit_code: number };
+    const out = r.body as { output: string; exit_code: number };
     expect(out.exit_code).toBe(0);
     expect(out.output).toContain(`HOME=${home}`);
     for (const v of Object.values(secrets)) expect(out.output).not.toContain(v);
-    expect(out.output).not.toMatch(/FOO_SECRET|TELEGRAM_TOKEN|D8_SSH_PRIVATE_KEY|D8_AGENT_TOKEN/);
+    expect(out.output).not.toMatch(/FOO_SECRET|TELEGRAM_TOKEN|D8_SSH_PRIVATE_KEY|D8_AGENT_TOKEN|D8_TLS_DIR/);
     await sleep(0);
   });
 });

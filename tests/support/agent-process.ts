@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'child_process';
 import crypto from 'crypto';
 import fs from 'fs';
 import http from 'http';
+import https from 'https';
 import os from 'os';
 import path from 'path';
 import type { VersionInfo } from '../../core/version-info';
@@ -68,10 +69,30 @@ export interface HttpRequestOptions {
   timeoutMs?: number;
   /** Source address of the connection (e.g. 127.0.0.2, to look like another client). */
   localAddress?: string;
+  /**
+   * `auto` (default): HTTPS without certificate checks first (an installed agent serves HTTPS), plain
+   * HTTP when the other side is not TLS. Tests about the protocol's scheme choose one explicitly.
+   */
+  scheme?: 'http' | 'https' | 'auto';
 }
 
+/** A TLS client error meaning "the other side does not speak TLS". */
+const notTls = (err: NodeJS.ErrnoException): boolean =>
+  err.code === 'EPROTO' || err.code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong version number|packet length too long|ECONNRESET|socket hang up/i.test(err.message);
+
 /** One request on a fresh connection; resolves with status, headers and the (parsed) body. */
-export function httpRequest(opts: HttpRequestOptions): Promise<HttpAnswer> {
+export async function httpRequest(opts: HttpRequestOptions): Promise<HttpAnswer> {
+  const scheme = opts.scheme ?? 'auto';
+  if (scheme !== 'auto') return requestWith(opts, scheme);
+  try {
+    return await requestWith(opts, 'https');
+  } catch (err) {
+    if (!notTls(err as NodeJS.ErrnoException)) throw err;
+    return requestWith(opts, 'http');
+  }
+}
+
+function requestWith(opts: HttpRequestOptions, scheme: 'http' | 'https'): Promise<HttpAnswer> {
   let payload: Buffer | undefined;
   const headers: Record<string, string> = { ...(opts.headers ?? {}) };
   if (opts.body !== undefined) {
@@ -80,8 +101,8 @@ export function httpRequest(opts: HttpRequestOptions): Promise<HttpAnswer> {
     headers['Content-Length'] = String(payload.length);
   }
   return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: opts.host ?? '127.0.0.1', port: opts.port, method: opts.method, path: opts.path, headers, agent: false, localAddress: opts.localAddress },
+    const req = (scheme === 'https' ? https : http).request(
+      { host: opts.host ?? '127.0.0.1', port: opts.port, method: opts.method, path: opts.path, headers, agent: false, localAddress: opts.localAddress, rejectUnauthorized: false },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -153,8 +174,15 @@ export class AgentHandle {
     return this.child.pid as number;
   }
 
+  /** The fingerprint of the certificate it serves (its "listening" line), null for plain HTTP. */
+  tlsFingerprint: string | null = null;
+
+  get scheme(): 'http' | 'https' {
+    return this.tlsFingerprint ? 'https' : 'http';
+  }
+
   get url(): string {
-    return `http://${this.host}:${this.port}`;
+    return `${this.scheme}://${this.host}:${this.port}`;
   }
 
   /** Everything the agent (and any agent it restarted into) wrote to stdout and stderr. */
@@ -203,7 +231,7 @@ export class AgentHandle {
     const headers = { ...(opts.headers ?? {}) };
     const token = opts.token === undefined ? this.token : opts.token;
     if (token !== null) headers.Authorization = `Bearer ${token}`;
-    return httpRequest({ host: this.host, port: this.port, method, path: urlPath, headers, body, timeoutMs: opts.timeoutMs, localAddress: opts.localAddress });
+    return httpRequest({ host: this.host, port: this.port, method, path: urlPath, headers, body, timeoutMs: opts.timeoutMs, localAddress: opts.localAddress, scheme: this.scheme });
   }
 
   execute(body: unknown, opts: { timeoutMs?: number } = {}): Promise<HttpAnswer> {
@@ -290,6 +318,7 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
       exited,
     ]);
     agent.port = Number(line.port);
+    agent.tlsFingerprint = typeof line.tls_fingerprint === 'string' ? line.tls_fingerprint : null;
     agent.trackListening(line);
   } catch (err) {
     await agent.stop();
@@ -334,5 +363,23 @@ export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 30_000, w
     if (v) return v as NonNullable<T>;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(intervalMs);
+  }
+}
+
+/**
+ * GET /api/health of an installed agent whatever it serves (HTTPS without certificate checks, else
+ * plain HTTP), parsed with the protocol's schema: for tests that check an install, not the pinning
+ * (tests/integration/agent-tls.test.ts and tests/system/agent-tls.test.ts check that).
+ */
+export async function probeInstalled(host: string, port: number, timeoutMs = 3000): Promise<import('../../master/agent-client').HealthResult> {
+  const { HealthResponseSchema } = await import('../../core/protocol');
+  const started = Date.now();
+  try {
+    const r = await httpRequest({ host, port, method: 'GET', path: '/api/health', timeoutMs });
+    const parsed = HealthResponseSchema.safeParse(r.body);
+    if (r.status !== 200 || !parsed.success) return { ok: false, error: `HTTP ${r.status}: ${r.text.slice(0, 200)}`, reachable: true, latencyMs: Date.now() - started };
+    return { ok: true, health: parsed.data, latencyMs: Date.now() - started };
+  } catch (err) {
+    return { ok: false, error: (err as Error).message, reachable: false, latencyMs: Date.now() - started };
   }
 }

@@ -15,7 +15,7 @@ import path from 'path';
 import { buildBundle, type BundleInfo } from '../../agent/bundle/build';
 import { DirectDeployer, type DeployProgress } from '../../master/deploy/direct';
 import { imageFileStem } from '../../master/deploy/base-image';
-import { probeHealth } from '../../master/agent-client';
+import { probeInstalled } from '../support/agent-process';
 import { describeTier } from '../support/tier';
 import {
   BASE_IMAGE, containersForPort, fleetConfig, freePort, REPO, systemTier, tempDir, uninstallAsUser, upTestHosts, type TestHosts,
@@ -94,7 +94,7 @@ describeTier(systemTier, 'the docker base image shipped to a host that cannot pu
     expect(log.commands.map((c) => [c.command, c.exit_code])).toEqual(expect.arrayContaining([[`docker pull '${image}'`, 1], [`docker load < ${tarball}`, 0]]));
     expect(hasImage(image)).toBe(true);
     expectAgentOn(image, port);
-    const h = await probeHealth(th.hosts.docker.host, port);
+    const h = await probeInstalled(th.hosts.docker.host, port);
     expect(h.ok && h.health.install_strategy).toBe('docker');
 
     const again: DeployProgress[] = [];

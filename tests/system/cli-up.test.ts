@@ -9,7 +9,7 @@ import path from 'path';
 import { NodeSSH } from 'node-ssh';
 import { parseInstallOutput } from '../../core/install-result';
 import { gitHead } from '../../core/version-info';
-import { probeHealth } from '../../master/agent-client';
+import { probeInstalled } from '../support/agent-process';
 import { runD8, type Run } from '../support/run-process';
 import { describeTier } from '../support/tier';
 import { agentPids, freePort, randomToken, REPO, systemTier, tempDir, uninstallAsUser, upTestHosts, type TestHosts } from './support/hosts';
@@ -69,7 +69,7 @@ describeTier(systemTier, 'd8 up --engine direct and d8 bootstrap-script', () => 
     expect(r.stdout).toMatch(/native-box\s+deployed\s+native\s/);
     const commit = gitHead(REPO);
     for (const [host, port] of [[th.hosts.venv.host, venvPort], [th.hosts.native.host, nativePort]] as const) {
-      const probe = await probeHealth(host, port);
+      const probe = await probeInstalled(host, port);
       expect(probe.ok && probe.health.commit).toBe(commit);
     }
     const logs = fs.readdirSync(path.join(dir, 'home', 'build_logs'));
@@ -110,7 +110,7 @@ describeTier(systemTier, 'd8 up --engine direct and d8 bootstrap-script', () => 
       expect(r.stderr).toContain('running on this machine (host: local)');
       expect(r.code).toBe(0);
       expect(JSON.parse(r.stdout)).toEqual([expect.objectContaining({ slave: 'here', ok: true, strategy: 'venv' })]);
-      const probe = await probeHealth('127.0.0.1', port);
+      const probe = await probeInstalled('127.0.0.1', port);
       expect(probe.ok && probe.health.install_strategy).toBe('venv');
       expect(fs.existsSync(path.join(home, '.d8-agent', `agent-${port}.pid`))).toBe(true);
     } finally {
@@ -120,7 +120,7 @@ describeTier(systemTier, 'd8 up --engine direct and d8 bootstrap-script', () => 
       }
     }
     expect(fs.existsSync(path.join(home, '.d8-agent'))).toBe(false);
-    expect((await probeHealth('127.0.0.1', port, 1000)).ok).toBe(false);
+    expect((await probeInstalled('127.0.0.1', port, 1000)).ok).toBe(false);
   });
 
   it('bootstrap-script writes a 0700 self-contained script that installs the agent when run on the host', async () => {
@@ -147,7 +147,7 @@ describeTier(systemTier, 'd8 up --engine direct and d8 bootstrap-script', () => 
     } finally {
       ssh.dispose();
     }
-    const probe = await probeHealth(th.hosts.venv.host, venvPort);
+    const probe = await probeInstalled(th.hosts.venv.host, venvPort);
     expect(probe.ok && probe.health.install_strategy).toBe('venv');
     expect(agentPids(th.hosts.venv.user, venvPort)).toHaveLength(1);
   });

@@ -12,7 +12,7 @@ import crypto from 'crypto';
 import fs from 'fs';
 import path from 'path';
 import { gitHead } from '../../core/version-info';
-import { probeHealth } from '../../master/agent-client';
+import { probeInstalled } from '../support/agent-process';
 import { openStore } from '../../master/store';
 import { runD8, type Run } from '../support/run-process';
 import { describeTier } from '../support/tier';
@@ -40,7 +40,7 @@ describeTier(systemTier, 'one deploy per slave across d8 up and the daemon', () 
     const pids = agentPids(host.user, port);
     expect(pids).toHaveLength(1);
     expect(pidFile()).toBe(pids[0]);
-    const h = await probeHealth(host.host, port);
+    const h = await probeInstalled(host.host, port);
     expect(h.ok && h.health.commit).toBe(gitHead(REPO));
     return pids[0];
   }

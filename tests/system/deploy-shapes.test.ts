@@ -7,7 +7,7 @@ import fs from 'fs';
 import path from 'path';
 import { buildBundle, type BundleInfo } from '../../agent/bundle/build';
 import { DirectDeployer, type DeployProgress } from '../../master/deploy/direct';
-import { probeHealth } from '../../master/agent-client';
+import { probeInstalled } from '../support/agent-process';
 import type { DeployResult } from '../../master/deploy/deployer';
 import type { FleetConfig, SlaveConfig } from '../../core/stack-config';
 import { describeTier } from '../support/tier';
@@ -66,7 +66,7 @@ describeTier(systemTier, 'direct deployer on the four host shapes', () => {
     expect(failedBefore).toHaveLength(3 * order.indexOf(s));
     expect(r.attempts[r.attempts.length - 1]).toMatchObject({ strategy: s, ok: true });
     // Checked here again, from outside the deployer.
-    const probe = await probeHealth(th.hosts[s].host, ports[s]);
+    const probe = await probeInstalled(th.hosts[s].host, ports[s]);
     expect(probe.ok && probe.health.commit).toBe(bundle.versionInfo.commit);
     expect(probe.ok && probe.health.install_strategy).toBe(s);
   });
@@ -134,7 +134,7 @@ describeTier(systemTier, 'direct deployer on the four host shapes', () => {
     const after = agentPids(th.hosts.venv.user, ports.venv);
     expect(after).toHaveLength(1);
     expect(after[0]).not.toBe(before[0]);
-    const probe = await probeHealth(th.hosts.venv.host, ports.venv);
+    const probe = await probeInstalled(th.hosts.venv.host, ports.venv);
     expect(probe.ok && probe.health.commit).toBe(bundle.versionInfo.commit);
   });
 
@@ -156,7 +156,7 @@ describeTier(systemTier, 'direct deployer on the four host shapes', () => {
     expect(agentPids(th.hosts.native.user, ports.native)).toHaveLength(1);
     expect(containersForPort(ports.docker)).toEqual([`d8-agent-${ports.docker}`]);
     for (const s of ['native', 'docker'] as const) {
-      const probe = await probeHealth(th.hosts[s].host, ports[s]);
+      const probe = await probeInstalled(th.hosts[s].host, ports[s]);
       expect(probe.ok && probe.health.commit).toBe(next.versionInfo.commit);
     }
   });
@@ -170,7 +170,7 @@ describeTier(systemTier, 'direct deployer on the four host shapes', () => {
       expect(fs.existsSync(path.join(h.home, '.d8-agent'))).toBe(false);
       expect(fs.existsSync(path.join(h.home, '.config', 'systemd', 'user', `d8-agent-${ports[s]}.service`))).toBe(false);
       expect(agentPids(h.user, ports[s])).toEqual([]);
-      const probe = await probeHealth(h.host, ports[s], 1000);
+      const probe = await probeInstalled(h.host, ports[s], 1000);
       expect(probe.ok).toBe(false);
     }
     expect(containersForPort(ports.docker)).toEqual([]);

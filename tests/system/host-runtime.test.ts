@@ -12,7 +12,7 @@ import { NodeSSH } from 'node-ssh';
 import { parseInstallOutput } from '../../core/install-result';
 import { buildBundle, type BundleInfo } from '../../agent/bundle/build';
 import { DirectDeployer, type DeployProgress } from '../../master/deploy/direct';
-import { probeHealth } from '../../master/agent-client';
+import { probeInstalled } from '../support/agent-process';
 import type { FleetConfig, SlaveConfig } from '../../core/stack-config';
 import { describeTier } from '../support/tier';
 import { nodeMirrorDir, serveNodeMirror, type NodeMirrorDir, type NodeMirrorServer } from '../support/node-mirror';
@@ -73,7 +73,7 @@ describeTier(systemTier, 'the shipped Node.js runtime on hosts without node', ()
     expect(r.error).toBeNull();
     expect(r).toMatchObject({ ok: true, status: 'deployed', strategy: 'venv', commit: bundle.versionInfo.commit });
     expect(tarballGets()).toBe(1);
-    const health = await probeHealth(th.hosts.nonode.host, port);
+    const health = await probeInstalled(th.hosts.nonode.host, port);
     expect(health.ok && health.health.node_version).toBe(mirror.version.replace(/^v/, '')); // the shipped node, as the agent reports it
     const pids = agentPids(th.hosts.nonode.user, port);
     expect(pids).toHaveLength(1);

@@ -16,7 +16,7 @@ import { resolveFleetConfig, type FleetConfig } from '../../core/stack-config';
 import { managerDocker, swarmNodes, swarmPlatform, type DockerRunner } from '../../infra/swarm-docker';
 import { stageSwarmContext } from '../../infra/swarm-context';
 import { parseSwarmManager, swarmImageName, swarmServiceSpec, type SwarmServiceSpec } from '../../infra/swarm-spec';
-import { probeHealth } from '../../master/agent-client';
+import { probeInstalled } from '../support/agent-process';
 import { awaitSwarmConvergence, SwarmConvergenceError } from '../../master/deploy/swarm/convergence';
 import { settleSwarm } from '../../master/deploy/pulumi/swarm-settle';
 import { describeTier } from '../support/tier';
@@ -110,7 +110,7 @@ describeTier(systemTier, 'swarm mode on a real single-node swarm', () => {
     const report = await awaitSwarmConvergence({ docker: manager, service: SERVICE, commit: commitA, slaves: config.slaves, pollMs: 1000, onProgress: (w) => progress.push(w) });
     expect(report.why).toContain(commitA.slice(0, 7));
     // Independently of the check: the agent answers on the node's address with the release's commit.
-    const h = await probeHealth('127.0.0.1', port);
+    const h = await probeInstalled('127.0.0.1', port);
     expect(h.ok && h.health.commit).toBe(commitA);
     expect(h.ok && h.health.install_strategy).toBe('docker');
     // The token reached the task only as a secret file.
@@ -133,10 +133,10 @@ describeTier(systemTier, 'swarm mode on a real single-node swarm', () => {
     const back = await awaitSwarmConvergence({ docker: manager, service: SERVICE, commit: commitA, slaves: config.slaves, pollMs: 1000 });
     expect(back.why).toContain(commitA.slice(0, 7));
     const deadline = Date.now() + 120_000;
-    let h = await probeHealth('127.0.0.1', port);
+    let h = await probeInstalled('127.0.0.1', port);
     while (!(h.ok && h.health.commit === commitA) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 1000));
-      h = await probeHealth('127.0.0.1', port);
+      h = await probeInstalled('127.0.0.1', port);
     }
     expect(h.ok && h.health.commit).toBe(commitA);
   });
@@ -151,11 +151,11 @@ describeTier(systemTier, 'swarm mode on a real single-node swarm', () => {
     // A hung agent (its container frozen): the slave is dead to the master, its task still "running" to the swarm.
     const container = docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${SERVICE}`]).trim();
     docker(['pause', container]);
-    expect((await probeHealth('127.0.0.1', port, 2000)).ok).toBe(false);
+    expect((await probeInstalled('127.0.0.1', port, 2000)).ok).toBe(false);
     const settled = await settleSwarm(config, { commit: { value: commitA } }, { force: true, changed: false }, { docker: manager, service: SERVICE, pollMs: 1000 });
     expect(settled.forced).toBe(true);
     expect(running()).not.toBe(first);
-    const h = await probeHealth('127.0.0.1', port);
+    const h = await probeInstalled('127.0.0.1', port);
     expect(h.ok && h.health.commit).toBe(commitA);
   });
 });

@@ -2,14 +2,14 @@
 import { execFile } from 'child_process';
 import { promisify } from 'util';
 import type { HealthResponse } from '../../../core/protocol';
-import { probeHealth } from '../../../master/agent-client';
+import { probeInstalled } from '../../support/agent-process';
 import { rootExec, traces, type ContainerHost } from '../../../scripts/test-hosts/containers';
 
 const execFileP = promisify(execFile);
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export async function health(h: ContainerHost): Promise<HealthResponse | null> {
-  const r = await probeHealth(h.host, h.agentPort, 2000);
+  const r = await probeInstalled(h.host, h.agentPort, 2000);
   return r.ok ? r.health : null;
 }
 
