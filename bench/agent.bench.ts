@@ -5,7 +5,9 @@
  *    (node http, keep-alive, N concurrent connections), so it shares no event loop with the agent;
  *  - POST /api/execute of `true` (native) against spawning `sh -c true` directly: medians, the
  *    overhead and the ratio;
- *  - the agent's idle RSS (VmRSS from /proc).
+ *  - the agent's idle RSS (VmRSS from /proc);
+ *  - the same health load against a second agent serving HTTPS (its own key pair, D8_TLS_DIR), with
+ *    keep-alive: the TLS rows and their ratio to plain HTTP.
  *
  * Options: --duration <s> (health load, default 5), --connections <n> (default 32),
  *          --runs <n> (execute samples, default 200), --strict (exit 1 when a target is missed).
@@ -14,6 +16,7 @@ import { spawn } from 'child_process';
 import crypto from 'crypto';
 import fs from 'fs';
 import http from 'http';
+import https from 'https';
 import os from 'os';
 import path from 'path';
 import { Worker, isMainThread, parentPort, workerData } from 'worker_threads';
@@ -23,6 +26,7 @@ interface LoadParams {
   connections: number;
   warmupMs: number;
   durationMs: number;
+  tls: boolean;
 }
 
 interface LoadResult {
@@ -44,9 +48,9 @@ const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 /** Worker side: hammer /api/health on `connections` keep-alive connections. */
 async function loadGenerator(p: LoadParams): Promise<LoadResult> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: p.connections });
+  const agent = p.tls ? new https.Agent({ keepAlive: true, maxSockets: p.connections, rejectUnauthorized: false }) : new http.Agent({ keepAlive: true, maxSockets: p.connections });
   const get = (): Promise<boolean> => new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port: p.port, path: '/api/health', agent }, (res) => {
+    const req = (p.tls ? https : http).get({ host: '127.0.0.1', port: p.port, path: '/api/health', agent }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode === 200));
       res.on('error', () => resolve(false));
@@ -152,40 +156,53 @@ async function main(): Promise<void> {
   fs.writeFileSync(versionFile, JSON.stringify({
     branch: 'bench', commit: crypto.randomBytes(20).toString('hex'), version: '0.0.0', deployed_at: new Date().toISOString(), dirty: false,
   }));
-  const logFile = path.join(dir, 'agent.log');
-  const logFd = fs.openSync(logFile, 'a');
-  const env: NodeJS.ProcessEnv = { ...process.env, D8_AGENT_TOKEN: token, D8_AGENT_PORT: '0', D8_AGENT_HOST: '127.0.0.1', D8_VERSION_FILE: versionFile };
-  delete env.D8_AGENT_TOKEN_FILE;
-  const child = spawn(process.execPath, [entry], { env, stdio: ['ignore', logFd, logFd] });
-  const pid = child.pid as number;
+  const logFds: number[] = [];
+  const pids: number[] = [];
+  const startAgent = async (name: string, extra: NodeJS.ProcessEnv): Promise<{ pid: number; port: number }> => {
+    const logFile = path.join(dir, `${name}.log`);
+    const logFd = fs.openSync(logFile, 'a');
+    logFds.push(logFd);
+    const env: NodeJS.ProcessEnv = { ...process.env, D8_AGENT_TOKEN: token, D8_AGENT_PORT: '0', D8_AGENT_HOST: '127.0.0.1', D8_VERSION_FILE: versionFile, ...extra };
+    delete env.D8_AGENT_TOKEN_FILE;
+    if (!extra.D8_TLS_DIR) delete env.D8_TLS_DIR;
+    const child = spawn(process.execPath, [entry], { env, stdio: ['ignore', logFd, logFd] });
+    pids.push(child.pid as number);
+    return { pid: child.pid as number, port: await waitForListening(logFile, child.pid as number, 30_000) };
+  };
   const cleanup = (): void => {
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      /* gone */
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        /* gone */
+      }
     }
-    fs.closeSync(logFd);
+    for (const fd of logFds) fs.closeSync(fd);
     fs.rmSync(dir, { recursive: true, force: true });
   };
-  try {
-    process.stderr.write('bench: starting the agent…\n');
-    const port = await waitForListening(logFile, pid, 30_000);
-    await new Promise((r) => setTimeout(r, 2000));
-    const idleRss = rssMb(pid);
-
-    process.stderr.write(`bench: /api/health load, ${connections} connections, ${durationS} s (+1 s warm-up)…\n`);
+  const healthLoad = async (pid: number, port: number, tls: boolean): Promise<{ load: LoadResult; lat: number[]; rps: number; cpuPerReqUs: number }> => {
+    process.stderr.write(`bench: /api/health load over ${tls ? 'HTTPS' : 'HTTP'}, ${connections} connections, ${durationS} s (+1 s warm-up)…\n`);
     const cpuBefore = cpuMs(pid);
     const load = await new Promise<LoadResult>((resolve, reject) => {
-      const w = new Worker(__filename, { workerData: { port, connections, warmupMs: 1000, durationMs: durationS * 1000 } satisfies LoadParams });
+      const w = new Worker(__filename, { workerData: { port, connections, warmupMs: 1000, durationMs: durationS * 1000, tls } satisfies LoadParams });
       w.once('message', (m: LoadResult) => {
         resolve(m);
         void w.terminate();
       });
       w.once('error', reject);
     });
-    const lat = [...load.latenciesMs].sort((a, b) => a - b);
-    const rps = load.requests / load.seconds;
-    const cpuPerReqUs = ((cpuMs(pid) - cpuBefore) * 1000) / (load.requests + load.warmupRequests);
+    return {
+      load, lat: [...load.latenciesMs].sort((a, b) => a - b), rps: load.requests / load.seconds,
+      cpuPerReqUs: ((cpuMs(pid) - cpuBefore) * 1000) / (load.requests + load.warmupRequests),
+    };
+  };
+  try {
+    process.stderr.write('bench: starting the agent…\n');
+    const { pid, port } = await startAgent('agent', {});
+    await new Promise((r) => setTimeout(r, 2000));
+    const idleRss = rssMb(pid);
+
+    const { load, lat, rps, cpuPerReqUs } = await healthLoad(pid, port, false);
     const loadavg = os.loadavg()[0];
     const loadedRss = rssMb(pid);
 
@@ -209,6 +226,11 @@ async function main(): Promise<void> {
       spawnMs.push(nowMs() - t0);
     }
     ka.destroy();
+    process.stderr.write('bench: starting an agent serving HTTPS…\n');
+    const tlsAgent = await startAgent('agent-tls', { D8_TLS_DIR: path.join(dir, 'tls') });
+    await new Promise((r) => setTimeout(r, 1000));
+    const tlsLoad = await healthLoad(tlsAgent.pid, tlsAgent.port, true);
+
     const execMedian = median(execMs);
     const spawnMedian = median(spawnMs);
     const overhead = execMedian - spawnMedian;
@@ -227,6 +249,12 @@ async function main(): Promise<void> {
       ['execute / bare spawn ratio', `${f(execMedian / spawnMedian, 2)}x`, '', null],
       ['agent RSS idle', `${f(idleRss)} MB`, '<= 60 MB', idleRss <= 60],
       ['agent RSS after the load', `${f(loadedRss)} MB`, '', null],
+      ['TLS: /api/health throughput (HTTPS, keep-alive)', `${f(tlsLoad.rps, 0)} req/s`, '', null],
+      ['TLS: /api/health latency p50', `${f(percentile(tlsLoad.lat, 50), 2)} ms`, '', null],
+      ['TLS: /api/health latency p99', `${f(percentile(tlsLoad.lat, 99), 2)} ms`, '', null],
+      ['TLS: /api/health errors', String(tlsLoad.load.errors), '0', tlsLoad.load.errors === 0],
+      ['TLS: agent CPU per health request', `${f(tlsLoad.cpuPerReqUs)} µs`, '', null],
+      ['TLS / plain HTTP health throughput', `${f(tlsLoad.rps / rps, 2)}x`, '', null],
     ];
     const out = [
       `Agent benchmark — ${os.cpus().length} CPUs, load average ${f(loadavg, 2)}, node ${process.versions.node}, ${connections} connections, ${durationS} s, ${runs} execute samples`,

@@ -7,12 +7,16 @@
  * sweep wall time, master CPU per check, master RSS. Then 10 % of the agents turn slow (2 s) or dead:
  * the sweep may grow by at most the per-check deadline. Finally the seed's sequential design (one
  * check after another, a new connection each) is measured on 100 agents and extrapolated.
+ * TLS: the same sweep against 1,000 load doubles serving HTTPS (one self-signed certificate, pinned
+ * per slave in the store like a deploy records it), with kept-alive connections: wall time, CPU per
+ * check, and the ratio to plain HTTP (target: TLS costs < 30 % on the kept-alive sweep).
  *
  * Usage: node dist/bench/master.bench.js [--agents 1000] [--sweeps 5] [--procs 4]
  */
 import { fork, execFileSync, type ChildProcess } from 'child_process';
 import fs from 'fs';
 import http from 'http';
+import https from 'https';
 import os from 'os';
 import path from 'path';
 import v8 from 'v8';
@@ -25,6 +29,7 @@ import { MasterVersion } from '../master/master-version';
 import { DeployCoordinator } from '../master/deploy/coordinator';
 import type { Deployer } from '../master/deploy/deployer';
 import type { FleetConfig, SlaveConfig } from '../core/stack-config';
+import { makeSelfSignedCertificate } from '../agent/tls-cert';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -35,17 +40,21 @@ const arg = (name: string, def: number): number => {
 type Mode = 'ok' | 'slow' | 'dead';
 function runAgentsChild(): void {
   const commit = process.env.BENCH_COMMIT!;
-  const servers = new Map<number, { server: http.Server; mode: Mode }>();
+  const servers = new Map<number, { server: http.Server | https.Server; mode: Mode }>();
+  const tlsPair = process.env.BENCH_TLS_DIR
+    ? { key: fs.readFileSync(path.join(process.env.BENCH_TLS_DIR, 'key.pem')), cert: fs.readFileSync(path.join(process.env.BENCH_TLS_DIR, 'cert.pem')) }
+    : null;
   const body = (port: number) => JSON.stringify({
     status: 'ok', branch: 'main', commit, version: '1.0.0', deployed_at: new Date().toISOString(), uptime_s: 1,
     hostname: `bench-${port}`, node_version: process.version, python_version: null,
     execution_methods: { docker: false, venv: false, native: true }, install_strategy: 'native', update_pending: false, update_failed: false,
   });
-  const listen = (port: number): Promise<number> => new Promise((resolve, reject) => {
-    const entry = { server: http.createServer((_req, res) => {
+  const listen = (port: number, tls: boolean): Promise<number> => new Promise((resolve, reject) => {
+    const handler = (_req: http.IncomingMessage, res: http.ServerResponse): void => {
       const send = () => { res.writeHead(200, { 'content-type': 'application/json' }); res.end(body(port)); };
       if (entry.mode === 'slow') setTimeout(send, 2000); else send();
-    }), mode: 'ok' as Mode };
+    };
+    const entry = { server: tls && tlsPair ? https.createServer(tlsPair, handler) : http.createServer(handler), mode: 'ok' as Mode };
     entry.server.keepAliveTimeout = 60_000;
     entry.server.once('error', reject);
     entry.server.listen(port, '127.0.0.1', () => {
@@ -54,10 +63,10 @@ function runAgentsChild(): void {
       resolve(p);
     });
   });
-  process.on('message', async (m: { op: string; count?: number; modes?: Record<number, Mode> }) => {
+  process.on('message', async (m: { op: string; count?: number; modes?: Record<number, Mode>; tls?: boolean }) => {
     if (m.op === 'start') {
       const ports: number[] = [];
-      for (let i = 0; i < (m.count ?? 0); i++) ports.push(await listen(0));
+      for (let i = 0; i < (m.count ?? 0); i++) ports.push(await listen(0, !!m.tls));
       process.send!({ op: 'ports', ports });
     } else if (m.op === 'modes') {
       for (const [p, mode] of Object.entries(m.modes ?? {})) {
@@ -107,8 +116,13 @@ async function main(): Promise<void> {
     const commit = version.current.commit;
     // Start the load doubles.
     const ports: number[] = [];
+    const cert = makeSelfSignedCertificate('d8 bench');
+    const tlsDir = path.join(root, 'tls');
+    fs.mkdirSync(tlsDir, { mode: 0o700 });
+    fs.writeFileSync(path.join(tlsDir, 'key.pem'), cert.keyPem, { mode: 0o600 });
+    fs.writeFileSync(path.join(tlsDir, 'cert.pem'), cert.certPem);
     for (let i = 0; i < procs; i++) {
-      const c = fork(__filename, ['--child'], { env: { ...process.env, BENCH_COMMIT: commit }, stdio: 'inherit' });
+      const c = fork(__filename, ['--child'], { env: { ...process.env, BENCH_COMMIT: commit, BENCH_TLS_DIR: tlsDir }, stdio: 'inherit' });
       children.push(c);
     }
     const per = Math.ceil(nAgents / procs);
@@ -127,11 +141,11 @@ async function main(): Promise<void> {
     const tuning = TuningSchema.parse({ concurrency: arg("concurrency", 256), breakerFailures: 1000 });
     const sup = new Supervisor({ config, store, version, deploys: new DeployCoordinator('bench', noDeploy, store.deploys, logger), logger, tuning, repoDir: repo, act: false });
 
-    const measure = async (n: number) => {
+    const measure = async (n: number, s0: Supervisor = sup) => {
       const walls: number[] = []; const cpus: number[] = []; let rss = 0;
       for (let i = 0; i < n; i++) {
         const c0 = process.cpuUsage(); const t0 = process.hrtime.bigint();
-        const s = await sup.sweep();
+        const s = await s0.sweep();
         const wall = Number(process.hrtime.bigint() - t0) / 1e6;
         const c = process.cpuUsage(c0);
         walls.push(wall); cpus.push((c.user + c.system) / 1000 / s.checked);
@@ -144,6 +158,20 @@ async function main(): Promise<void> {
     const healthy = await measure(sweeps);
     const heapAfter = process.memoryUsage().heapUsed / 1024 / 1024;
     const states1 = store.slaves.list('bench').filter((s) => s.state === 'healthy').length;
+
+    // The same sweep over HTTPS: load doubles with one certificate, pinned per slave like a deploy records it.
+    const tlsLists = await Promise.all(children.map((c, i) => request(c, { op: 'start', count: Math.min(per, nAgents - i * per), tls: true }, 'ports')));
+    const tlsSlaves: SlaveConfig[] = tlsLists.flatMap((l) => l.ports ?? []).map((p, i) => ({ ...slaves[i], name: `t${String(i).padStart(4, '0')}`, agentPort: p }));
+    const tlsStore = openStore(path.join(root, 'master-tls.db'));
+    for (const s of tlsSlaves) tlsStore.pins.set('bench-tls', s.name, cert.fingerprint);
+    const tlsConfig: FleetConfig = { ...config, stack: 'bench-tls', slaves: tlsSlaves };
+    const tlsSup = new Supervisor({ config: tlsConfig, store: tlsStore, version, deploys: new DeployCoordinator('bench-tls', noDeploy, tlsStore.deploys, logger), logger, tuning, repoDir: repo, act: false });
+    await tlsSup.sweep(); // warm-up: the handshakes
+    const tlsHealthy = await measure(sweeps, tlsSup);
+    const tlsStates = tlsStore.slaves.list('bench-tls').filter((s) => s.state === 'healthy').length;
+    tlsSup.close();
+    tlsStore.close();
+    const tlsCost = tlsHealthy.wall / healthy.wall - 1;
 
     // 10 %: half slow (2 s), half dead.
     const modes = new Map<ChildProcess, Record<number, Mode>>();
@@ -193,6 +221,10 @@ async function main(): Promise<void> {
       ['master RSS before the first sweep (1,000 slaves configured)', `${fmt(rssBase)} MB`, ''],
       ['master V8 heap used after the sweeps', `${fmt(heapAfter)} MB`, ''],
       ['healthy after the sweeps', `${states1}/${nAgents}`, ''],
+      ['TLS: sweep wall time, all healthy, kept-alive pinned HTTPS (median of ' + sweeps + ')', `${fmt(tlsHealthy.wall)} ms`, ''],
+      ['TLS: master CPU per check', `${fmt(tlsHealthy.cpuPerCheck * 1000)} µs`, `${fmt(tlsHealthy.cpuPerCheck / healthy.cpuPerCheck, 2)}x plain HTTP`],
+      ['TLS: healthy after the sweeps', `${tlsStates}/${nAgents}`, ''],
+      ['TLS / plain HTTP sweep wall time', `${fmt(tlsHealthy.wall / healthy.wall, 2)}x (${tlsCost >= 0 ? '+' : ''}${fmt(tlsCost * 100, 1)} %)`, tlsCost < 0.3 ? 'target < 30 %: met' : 'target < 30 %: MISSED'],
       ['sweep wall time, 10 % slow (2 s) or dead (median)', `${fmt(degraded.wall)} ms`, ''],
       ['growth vs all healthy', `${fmt(grow)} ms`, grow <= tuning.checkDeadlineMs ? `<= per-check deadline ${tuning.checkDeadlineMs} ms: met` : `> deadline ${tuning.checkDeadlineMs} ms: MISSED`],
       ['master RSS (max, degraded)', `${fmt(degraded.rss)} MB`, ''],
