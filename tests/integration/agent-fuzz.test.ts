@@ -10,6 +10,7 @@ import fs from 'fs';
 import net from 'net';
 import { LIMITS } from '../../core/protocol';
 import { AgentHandle, alive, httpRequest, sleep, startAgent } from '../support/agent-process';
+import { prng } from '../support/prng';
 
 jest.setTimeout(120_000);
 
@@ -17,17 +18,6 @@ const TOTAL = 10_500;
 const WORKERS = 48;
 const SLOWLORIS = 200;
 
-/** Deterministic PRNG (mulberry32) so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const STACK_TRACE = /\n\s+at [^\n]*:\d+:\d+|at [\w.<>]+ \((?:\/|node:)[^)]*:\d+:\d+\)/;
 

@@ -9,22 +9,12 @@ import net from 'net';
 import path from 'path';
 import tls from 'tls';
 import { alive, httpRequest, makeTempDir, startAgent, type AgentHandle } from '../support/agent-process';
+import { prng } from '../support/prng';
 
 jest.setTimeout(180_000);
 
 const TOTAL = 10_200;
 const WORKERS = 32;
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A real ClientHello, as node's TLS client sends it (captured by a plain TCP server). */
 function captureClientHello(): Promise<Buffer> {

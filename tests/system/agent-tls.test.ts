@@ -14,7 +14,7 @@ import { AgentClient } from '../../master/agent-client';
 import { openStore } from '../../master/store';
 import { runD8, type Run } from '../support/run-process';
 import { describeTier } from '../support/tier';
-import { freePort, randomToken, REPO, systemTier, tempDir, uninstallAsUser, upTestHosts, type TestHost } from './support/hosts';
+import { freePort, randomToken, REPO, oneSlaveStack, systemTier, tempDir, uninstallAsUser, upTestHosts, type TestHost } from './support/hosts';
 
 jest.setTimeout(10 * 60 * 1000);
 
@@ -47,13 +47,7 @@ describeTier(systemTier, 'the agent speaks TLS, pinned by the master (real SSH h
     host = th.hosts.venv;
     dir = tempDir('d8-systest-tls-');
     port = await freePort();
-    fs.writeFileSync(stackFile, `config:
-  d8:sshKeyPath: ${th.key}
-  d8:installDelaySeconds: 1
-  d8:dashboard: { enabled: false }
-  d8:slaves:
-    - { name: box, host: ${host.host}, user: ${host.user}, sshPort: ${host.port}, agentPort: ${port}, strategies: [venv] }
-`);
+    fs.writeFileSync(stackFile, oneSlaveStack(th.key, host, port));
     env = { ...process.env, D8_HOME: path.join(dir, 'home'), D8_AGENT_TOKEN: randomToken(), D8_SSH_KEY_PATH: '', D8_SSH_PRIVATE_KEY: '' };
   });
 

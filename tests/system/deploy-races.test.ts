@@ -17,7 +17,7 @@ import { openStore } from '../../master/store';
 import { runD8, type Run } from '../support/run-process';
 import { describeTier } from '../support/tier';
 import { waitFor } from '../support/agent-process';
-import { agentPids, freePort, randomToken, REPO, systemTier, tempDir, uninstallAsUser, upTestHosts, type TestHost } from './support/hosts';
+import { agentPids, freePort, randomToken, REPO, oneSlaveStack, systemTier, tempDir, uninstallAsUser, upTestHosts, type TestHost } from './support/hosts';
 
 jest.setTimeout(10 * 60 * 1000);
 
@@ -61,13 +61,7 @@ describeTier(systemTier, 'one deploy per slave across d8 up and the daemon', () 
     host = th.hosts.venv;
     dir = tempDir('d8-systest-races-');
     port = await freePort();
-    fs.writeFileSync(stackFile, `config:
-  d8:sshKeyPath: ${th.key}
-  d8:installDelaySeconds: 1
-  d8:dashboard: { enabled: false }
-  d8:slaves:
-    - { name: box, host: ${host.host}, user: ${host.user}, sshPort: ${host.port}, agentPort: ${port}, strategies: [venv] }
-`);
+    fs.writeFileSync(stackFile, oneSlaveStack(th.key, host, port));
     env = { ...process.env, D8_HOME: path.join(dir, 'home'), D8_AGENT_TOKEN: token, D8_SSH_KEY_PATH: '', D8_SSH_PRIVATE_KEY: '' };
   });
 

@@ -2,7 +2,7 @@
 import { spawnSync } from 'child_process';
 import fs from 'fs';
 import type { TierCheck } from '../../support/tier';
-import { BASE_IMAGE } from '../../../scripts/test-hosts/hosts';
+import { BASE_IMAGE, type TestHost } from '../../../scripts/test-hosts/hosts';
 
 export * from '../../../scripts/test-hosts/hosts';
 
@@ -25,3 +25,14 @@ export const systemTier: TierCheck = {
   },
 };
 
+
+/** A stack file's text with one slave, `box`, on a test host with the venv strategy. */
+export function oneSlaveStack(sshKeyPath: string, host: TestHost, agentPort: number): string {
+  return `config:
+  d8:sshKeyPath: ${sshKeyPath}
+  d8:installDelaySeconds: 1
+  d8:dashboard: { enabled: false }
+  d8:slaves:
+    - { name: box, host: ${host.host}, user: ${host.user}, sshPort: ${host.port}, agentPort: ${agentPort}, strategies: [venv] }
+`;
+}
