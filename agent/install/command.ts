@@ -71,6 +71,11 @@ export interface InstallInvocation {
   healthTimeoutSeconds?: number;
   /** The node the venv and native strategies use (a runtime the deployer shipped; relative = under $HOME). */
   nodePath?: string;
+  /**
+   * false: `--no-tls`, a plain-HTTP agent. For installs whose result never comes back to the master
+   * (`d8 bootstrap-script`): without the certificate's fingerprint the master could not pin it.
+   */
+  tls?: boolean;
 }
 
 
@@ -85,6 +90,7 @@ export function installCommand(inv: InstallInvocation): string {
   if (inv.baseImage) args.push(`--base-image ${q(inv.baseImage)}`);
   if (inv.healthTimeoutSeconds !== undefined) args.push(`--health-timeout ${inv.healthTimeoutSeconds}`);
   if (inv.nodePath) args.push(`--node ${inHome(inv.nodePath)}`);
+  if (inv.tls === false) args.push('--no-tls');
   return `sh ${inHome(inv.bundleDir)}/install.sh ${args.join(' ')}`;
 }
 

@@ -15,6 +15,7 @@ import type { BundleInfo } from '../../agent/bundle/build';
 import { repoRoot } from '../../core/paths';
 import type { DeployResult } from '../../core/deploy-result';
 import { DEPLOY_EXIT_CODES } from '../../cli/exit-codes';
+import { openStore } from '../../master/store';
 import { describeTier } from '../support/tier';
 import { agentPids, BASE_IMAGE, freePort, randomToken, REPO, uninstallAsUser, upTestHosts, type TestHost, type TestHosts } from '../system/support/hosts';
 import { ageHostBundles, createFleetProject, engineEnv, engineHostsTier, releaseBundles, writeStackFile, type FleetProject } from './support/fleet-project';
@@ -118,6 +119,11 @@ describeTier(engineHostsTier, `d8 up --engine pulumi from a fresh backend (${com
     expect(res).toMatchObject({ slave: 'a', engine: 'pulumi', status: 'deployed', ok: true, strategy: 'venv', commit: project.old, errorKind: null });
     expect(res.attempts).toEqual([expect.objectContaining({ strategy: 'venv', attempt: 1, ok: true, exit_code: 0 })]);
     expect(venvInode(a.host)).not.toBeNull();
+    // The installer's result (a command output of the stack) brought the agent's certificate back: recorded as its pin.
+    expect(res.tlsFingerprint).toMatch(/^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/);
+    expect(fs.readFileSync(path.join(a.host.home, '.d8-agent', `tls-${a.port}`, 'agent-cert.sha256'), 'utf8').trim()).toBe(res.tlsFingerprint);
+    const store = openStore(path.join(work, 'd8-home', 'master.db'));
+    try { expect(store.pins.get(STACK, 'a')).toBe(res.tlsFingerprint); } finally { store.close(); }
     runs.first = res;
     ms.first = r.ms;
   });
@@ -142,6 +148,8 @@ describeTier(engineHostsTier, `d8 up --engine pulumi from a fresh backend (${com
     expect(res.error).toBeNull();
     expect(res).toMatchObject({ status: 'deployed', strategy: 'venv', commit: project.head });
     expect(venvInode(a.host)).toBe(inode);
+    // A replace keeps the agent's key pair: the pin stays valid.
+    expect(res.tlsFingerprint).toBe(runs.first.tlsFingerprint);
     // The installer's own clock: the first install built the venv, the second reused it.
     const first = runs.first.attempts[0].seconds;
     const second = res.attempts[0].seconds;
