@@ -8,7 +8,7 @@
 #                 [--no-tls]      (plain HTTP; by default the agent serves HTTPS with its own key pair)
 #
 # Tries each strategy in order, each up to --attempts times with --delay seconds between attempts.
-# An attempt succeeds only when http://127.0.0.1:PORT/api/health reports this bundle's commit and
+# An attempt succeeds only when https://127.0.0.1:PORT/api/health (http with --no-tls) reports this bundle's commit and
 # the strategy being tried. Before every attempt, and after a failed one, what that strategy left is
 # removed, and before the first attempt any agent already installed on PORT is stopped, so re-runs
 # replace the running agent and two agents never fight for the port.
@@ -88,7 +88,7 @@ while [ $# -gt 0 ]; do
     --health-timeout) value $# "$1"; HEALTH_TIMEOUT=$2; shift 2 ;;
     --node) value $# "$1"; NODE_ARG=$2; shift 2 ;;
     --no-tls) TLS=; shift ;;
-    -h | --help) sed -n '2,26p' "$0" >&2; exit 0 ;;
+    -h | --help) sed -n '2,32p' "$0" >&2; exit 0 ;;
     *) usage_error "unknown argument: $1 (see --help)" ;;
   esac
 done
