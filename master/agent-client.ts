@@ -119,6 +119,12 @@ class PinnedPoolAgent extends https.Agent {
     createSocketWithoutHooks(this, ...args);
   }
 
+  /** Pooled per address and pin: a connection checked against one fingerprint never serves a request expecting another. */
+  getName(options?: https.RequestOptions): string {
+    const address = addressKey(String(options?.host ?? options?.hostname ?? ''), String(options?.port ?? ''));
+    return `${super.getName(options)}:pin=${this.pins.get(address) ?? ''}`;
+  }
+
   // Node's Agent always passes its callback (the async form: the socket is handed over when ready).
   createConnection(options: https.RequestOptions, oncreate?: (err: Error | null, s: net.Socket) => void): undefined {
     const done = oncreate!;

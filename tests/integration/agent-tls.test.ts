@@ -15,6 +15,8 @@ import path from 'path';
 import { Fleet, freePort, sleep, waitFor } from './master-support/fleet';
 import { SlaveTokens } from '../../core/slave-tokens';
 import { makeSelfSignedCertificate } from '../../agent/tls-cert';
+import { AgentClient } from '../../master/agent-client';
+import { makeTempDir, startAgent } from '../support/agent-process';
 
 jest.setTimeout(180_000);
 
@@ -140,5 +142,25 @@ describe('master <-> agent over pinned TLS', () => {
     expect(fleet.slave('mitm')!.recovery_attempts).toBe(0);
     expect(daemon.log()).not.toContain(tokens.mitm);
     expect(daemon.log().split('\n').filter((l) => l.includes('"slave":"mitm"') && !l.includes('"alert":') && /restart|redeploy|recover/.test(l))).toEqual([]);
+  });
+});
+
+describe('the agent client\'s pooled HTTPS connections', () => {
+  it('a kept-alive connection checked against one pin never serves a request expecting another', async () => {
+    const agent = await startAgent({ env: { D8_TLS_DIR: path.join(makeTempDir('d8-tls-pool-'), 'tls') } });
+    const client = new AgentClient({ attempts: 1 });
+    try {
+      const target = { agentHost: '127.0.0.1', agentPort: agent.port };
+      const good = await client.health({ ...target, tlsFingerprint: agent.tlsFingerprint });
+      expect(good.ok).toBe(true);
+      const other = makeSelfSignedCertificate('another').fingerprint;
+      const bad = await client.health({ ...target, tlsFingerprint: other });
+      expect(!bad.ok && bad.pinMismatch).toEqual({ address: `127.0.0.1:${agent.port}`, expected: other, presented: agent.tlsFingerprint });
+      // And the right pin still gets its (pooled) connection.
+      expect((await client.health({ ...target, tlsFingerprint: agent.tlsFingerprint })).ok).toBe(true);
+    } finally {
+      client.close();
+      await agent.stop();
+    }
   });
 });
