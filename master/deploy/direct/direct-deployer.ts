@@ -51,7 +51,10 @@ export interface DirectDeployerOptions {
   /** A prebuilt bundle, or a provider; default: built from repoDir, rebuilt when git HEAD moves. */
   bundle?: BundleInfo | (() => Promise<BundleInfo>);
   onProgress?: (p: DeployProgress) => void;
-  /** The recorded certificate pins (store.pins.lookup(stack)), for the up-to-date check before a deploy. */
+  /**
+   * The recorded certificate pins (store.pins.lookup(stack)), for the up-to-date check before a
+   * deploy. Without it, the fingerprints this deployer's own installs reported are used.
+   */
   pins?: (slave: string) => string | null;
   /** install.sh --health-timeout (seconds per attempt). */
   healthTimeoutSeconds?: number;
@@ -76,6 +79,8 @@ export class DirectDeployer implements Deployer {
   private readonly queues = new Map<string, Promise<unknown>>();
   private cachedBundle: { head: string | null; bundle: Promise<BundleInfo> } | null = null;
   private readonly runtimes: RuntimeCache;
+  /** What this deployer's installs reported (null: plain HTTP), for callers without a store. */
+  private readonly reportedPins = new Map<string, string | null>();
 
   constructor(private readonly opts: DirectDeployerOptions) {
     this.runtimes = opts.runtimeCache ?? new RuntimeCache({ env: opts.env });
@@ -230,7 +235,7 @@ export class DirectDeployer implements Deployer {
       this.progress(slave.name, 'bundle', `bundle ${b.hash.slice(0, 16)} (commit ${b.versionInfo.commit.slice(0, 7)}${b.versionInfo.dirty ? ', dirty tree' : ''})`);
 
       if (!opts.force && !b.versionInfo.dirty) {
-        const pin = this.opts.pins?.(slave.name) ?? null;
+        const pin = this.opts.pins ? this.opts.pins(slave.name) : this.reportedPins.get(slave.name) ?? null;
         const probe = await probeHealth(slave.agentHost, slave.agentPort, 2000, pin);
         log.record({
           command: `GET ${agentBaseUrl(slave, pin ? 'https' : 'http')}/api/health (already up to date?)`,
@@ -302,7 +307,10 @@ export class DirectDeployer implements Deployer {
       }
       attempts = result.attempts;
       strategy = result.strategy;
-      if (result.ok) tlsFingerprint = result.tls_fingerprint ?? null;
+      if (result.ok) {
+        tlsFingerprint = result.tls_fingerprint ?? null;
+        this.reportedPins.set(slave.name, tlsFingerprint);
+      }
       if (!result.ok) {
         const last = result.attempts[result.attempts.length - 1];
         const lastLine = last?.stderr_tail.trim().split('\n').pop() ?? '';
