@@ -72,8 +72,7 @@ export class RolloutRunner implements ReleaseHooks {
   }
 
   deployed(slave: SlaveConfig, bundle: BundleInfo): void {
-    this.archive.keep(bundle);
-    this.ctx.store.releases.setRunning(this.ctx.stack, slave.name, bundle.versionInfo.commit);
+    this.archive.deployed(slave.name, bundle);
   }
 
   /** After a sweep: record good releases, answer the retry request, start or advance the rollout. */
@@ -108,7 +107,7 @@ export class RolloutRunner implements ReleaseHooks {
     const byName = new Map(results.map((x) => [x.name, x]));
     const candidates = this.ctx.config.slaves.flatMap((s) => {
       const rec = byName.get(s.name);
-      return rec ? [{ name: s.name, state: rec.state, drift: rec.drift, commit: rec.commit, autoUpdate: s.autoUpdate, sshKeyMissing: this.ctx.sshKeyMissing(s) }] : [];
+      return rec ? [{ name: s.name, state: rec.state, drift: rec.drift, commit: rec.commit, autoUpdate: s.autoUpdate, sshKeyMissing: this.ctx.sshKeyMissing(s), rollout: s.rollout }] : [];
     });
     const plan = planRollout(candidates, policy);
     if (plan.length === 0) return;
