@@ -137,8 +137,8 @@ export class PulumiDeployer implements Deployer {
         const fleet = await this.fleetBundle();
         release = opts.bundle ?? fleet;
         stack.workspace.envVars[BUNDLE_DIR_ENV] = fleet.dir;
-        stack.workspace.envVars[SLAVE_BUNDLES_ENV] = release.hash === fleet.hash ? '' : JSON.stringify({ [slave.name]: release.dir });
-        if (release !== fleet) log.info({ commit: release.versionInfo.commit, dir: release.dir }, `${slave.name} gets the release ${release.versionInfo.commit.slice(0, 7)}`);
+        stack.workspace.envVars[SLAVE_BUNDLES_ENV] = release.dir === fleet.dir ? '' : JSON.stringify({ [slave.name]: release.dir });
+        if (release.dir !== fleet.dir) log.info({ commit: release.versionInfo.commit, dir: release.dir }, `${slave.name} gets the release ${release.versionInfo.commit.slice(0, 7)}`);
         upOpts = await this.plan(stack, slave, opts, release);
       }
       const onOutput = (out: string): void => {

@@ -37,7 +37,11 @@ export interface FleetProject {
   head: string;
 }
 
-export function createFleetProject(dir: string): FleetProject {
+/**
+ * `agentSources`: the repository also holds core/ and agent/ (node_modules linked), so a master on it
+ * builds the agent bundle from its own checkout, and a commit can change what the agent does.
+ */
+export function createFleetProject(dir: string, opts: { agentSources?: boolean } = {}): FleetProject {
   const repo = repoRoot();
   if (!fs.existsSync(path.join(repo, 'dist', 'infra', 'program.js')) || !fs.existsSync(path.join(repo, 'dist', 'cli', 'main.js'))) {
     throw new Error('dist/ is missing: build first (npx tsc -p tsconfig.json)');
@@ -48,7 +52,8 @@ export function createFleetProject(dir: string): FleetProject {
   fs.symlinkSync(path.join(repo, 'node_modules'), path.join(dir, 'node_modules'));
   // The stack file gets an encryption salt from pulumi and version_info.json is written by the master:
   // neither may make the tree "dirty" or be part of a commit.
-  fs.writeFileSync(path.join(dir, '.gitignore'), 'node_modules\ndist\nversion_info.json\nPulumi.*.yaml\n');
+  fs.writeFileSync(path.join(dir, '.gitignore'), 'node_modules\ndist\nversion_info.json\nPulumi.*.yaml\nbuild/\n');
+  if (opts.agentSources) for (const d of ['core', 'agent']) fs.cpSync(path.join(repo, d), path.join(dir, d), { recursive: true });
   git(dir, 'init', '-q', '-b', 'main');
   git(dir, 'add', '.');
   git(dir, 'commit', '-q', '-m', 'old release');
