@@ -6,22 +6,11 @@ import { readBundle } from '../agent/bundle/build';
 import { SLAVE_BUNDLES_ENV, SlaveBundleDirsSchema } from '../core/release-env';
 import { ConfigError, type FleetConfig } from '../core/stack-config';
 import type { BundleRef } from './bundle-ref';
+import { envJson } from './env-json';
 
 export function slaveBundles(config: Pick<FleetConfig, 'slaves'>, env: NodeJS.ProcessEnv): Record<string, BundleRef> {
-  const text = env[SLAVE_BUNDLES_ENV]?.trim();
-  if (!text) return {};
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = text;
-  }
-  const r = SlaveBundleDirsSchema.safeParse(parsed);
-  if (!r.success) {
-    throw new ConfigError(`${SLAVE_BUNDLES_ENV} must be a JSON object of slave name to bundle directory (the master's pulumi deployer sets it); ` +
-      `got ${text.slice(0, 120)}: unset it`, SLAVE_BUNDLES_ENV);
-  }
-  const unknown = Object.keys(r.data).filter((n) => !config.slaves.some((s) => s.name === n));
+  const dirs = envJson(env, SLAVE_BUNDLES_ENV, SlaveBundleDirsSchema, 'a JSON object of slave name to bundle directory') ?? {};
+  const unknown = Object.keys(dirs).filter((n) => !config.slaves.some((s) => s.name === n));
   if (unknown.length) throw new ConfigError(`${SLAVE_BUNDLES_ENV} names ${unknown.join(', ')}, not in d8:slaves: unset it`, SLAVE_BUNDLES_ENV);
-  return Object.fromEntries(Object.entries(r.data).map(([name, dir]) => [name, readBundle(dir)]));
+  return Object.fromEntries(Object.entries(dirs).map(([name, dir]) => [name, readBundle(dir)]));
 }
