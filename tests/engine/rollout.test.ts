@@ -25,7 +25,7 @@ import { probeHealth } from '../../master/agent-client';
 import { slaveUrns } from '../../infra/urns';
 import { describeTier } from '../support/tier';
 import { BASE_IMAGE, freePort, randomToken, upTestHosts, type TestHost, type TestHosts } from '../system/support/hosts';
-import { createFleetProject, engineEnv, engineHostsTier, git, uninstallPort, writeStackFile, type FleetProject } from './support/fleet-project';
+import { createFleetProject, engineEnv, engineHostsTier, git, runD8, uninstallPort, waitFor, writeStackFile, type FleetProject } from './support/fleet-project';
 import { commandProviderLabel, localBackendEnv, pulumiToolchain } from './support/toolchain';
 
 jest.setTimeout(20 * 60_000);
@@ -35,19 +35,8 @@ const D8_BIN = path.join(repoRoot(), 'bin', 'd8.js');
 const HEALTHY_FOR = 3;
 
 interface Box { name: string; host: TestHost; port: number; strategy: 'venv' | 'native'; rollout?: Record<string, unknown> }
-interface CliRun { code: number | null; stdout: string; stderr: string }
 
 const quiet = { onOutput: () => undefined, color: 'never' as const };
-
-async function waitFor<T>(what: string, probe: () => Promise<T | null> | T | null, timeoutMs: number, intervalMs = 500): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== null) return v;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
 
 describeTier(engineHostsTier, `rollouts through the pulumi deployer on the real engine (${commandProviderLabel()})`, () => {
   let work: string;
@@ -91,17 +80,7 @@ describeTier(engineHostsTier, `rollouts through the pulumi deployer on the real 
     return r.changeSummary as Record<string, number>;
   };
 
-  function d8(args: string[]): Promise<CliRun> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [D8_BIN, ...args], { cwd: project.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
-  }
+  const d8 = (args: string[]) => runD8(args, { cwd: project.dir, env });
 
   function startMaster(): void {
     const out = fs.openSync(masterLog, 'a');

@@ -4,7 +4,7 @@
  * from this tree), in a small git repository of its own with two commits (`old` -> `head`), so the
  * master daemon started on it classifies an agent reporting `old` as `behind`.
  */
-import { execFileSync } from 'child_process';
+import { execFileSync, spawn } from 'child_process';
 import fs from 'fs';
 import path from 'path';
 import YAML from 'yaml';
@@ -98,4 +98,30 @@ export function ageHostBundles(home: string, minutes = 11): void {
   const dir = path.join(home, '.d8-agent', 'bundles');
   const when = new Date(Date.now() - minutes * 60_000);
   for (const e of fs.readdirSync(dir)) fs.utimesSync(path.join(dir, e), when, when);
+}
+
+/** Polls `probe` until it returns something other than null. */
+export async function waitFor<T>(what: string, probe: () => Promise<T | null> | T | null, timeoutMs: number, intervalMs = 500): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== null) return v;
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export interface CliRun { code: number | null; stdout: string; stderr: string }
+
+/** Runs this checkout's `d8` (bin/d8.js, i.e. dist/) with `args` and collects its output. */
+export function runD8(args: string[], o: { cwd: string; env: NodeJS.ProcessEnv }): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(repoRoot(), 'bin', 'd8.js'), ...args], { cwd: o.cwd, env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
 }
