@@ -34,6 +34,8 @@ export interface CreateFleetOptions {
   knownHosts?: KnownHosts;
   /** Per-slave agent tokens (D8_HOME/tokens); without it every slave gets the fleet token. */
   slaveTokens?: SlaveTokens;
+  /** Kept releases (issue 14) these slaves get instead of the fleet's bundle: a rollout step or a rollback. */
+  slaveBundles?: Record<string, BundleRef>;
 }
 
 export interface SlaveOutput {
@@ -129,7 +131,7 @@ export function createFleet(config: FleetConfig, bundle: BundleRef, opts: Create
     // Top-level (no parent): the URNs must stay exactly what infra/urns.ts computes.
     hosts[plan.slave.name] = new SlaveHost(plan.slave.name, {
       slave: plan.slave,
-      bundle,
+      bundle: opts.slaveBundles?.[plan.slave.name] ?? bundle,
       token: plan.token,
       connection: plan.connection,
       installAttempts: config.installAttempts,

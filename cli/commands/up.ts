@@ -12,6 +12,7 @@ import { mapBounded } from '../../master/limit';
 import { SWARM_NEEDS_PULUMI } from '../../master/deploy/swarm/needs-pulumi';
 import { DeployCoordinator, describeHolder } from '../../master/deploy/coordinator';
 import { openStore } from '../../master/store';
+import { ReleaseArchive } from '../../master/rollout/release-archive';
 import { deployExitCode, exitCodesHelp } from '../exit-codes';
 
 /** The directory holding Pulumi.<stack>.yaml: --dir, else the current directory if it has one, else the repository. */
@@ -119,6 +120,9 @@ Examples:
         locks: store.deployLocks, holder: 'd8 up',
         onWait: (slave, h) => say(`[${slave}] waiting for the deploy by ${describeHolder(h)} to finish (--no-wait to fail instead)…`),
       });
+      // What `d8 up` deploys is kept as a release too (issue 14): a later rollback can go back to it.
+      const archive = new ReleaseArchive({ stack: config.stack, store, home: path.dirname(store.file), logger });
+      deploys.useReleases({ bundleFor: () => null, deployed: (slave, bundle) => archive.deployed(slave.name, bundle) });
       const results = await mapBounded(slaves, concurrency, async (s) => {
         if (engine !== 'direct') say(`[${s.name}] deploying with ${engine}…`);
         const r = await deploys.deploy(s, { force: !!o.force, reason: 'manual', noWait: !o.wait });

@@ -166,6 +166,39 @@ describe('the program', () => {
     expect((err as Error).message).toMatch(/d8:sshKeyPath .*missing-key cannot be read \(ENOENT\)/);
   });
 
+  it('gives a slave named in D8_SLAVE_BUNDLES that kept release, the others the fleet\'s bundle (a rollout step or a rollback)', async () => {
+    const session = await mockEngine('dev', { state: engineState });
+    const home = tempDir('d8-home-');
+    try {
+      const kept = await bundleFor(root, randomCommit());
+      pulumi.runtime.setAllConfig({ 'd8:slaves': JSON.stringify([{ name: 'pi', host: 'local', agentPort: 7601 }, { name: 'nas', host: 'local', agentPort: 7602 }]) });
+      const outputs = await programMod.program({ D8_HOME: home, D8_BUNDLE_DIR: bundle.dir, D8_SLAVE_BUNDLES: JSON.stringify({ nas: kept.dir }) }, { resourceOptions: session.resourceOptions });
+      expect(outputs.commit).toBe(bundle.versionInfo.commit);
+      const resources = await session.settle();
+      const triggers = (name: string) => unwrap(resources.get(name)!.inputs.triggers) as unknown[];
+      expect(triggers('pi-install').slice(0, 2)).toEqual([bundle.versionInfo.commit, bundle.hash]);
+      expect(triggers('nas-install').slice(0, 2)).toEqual([kept.versionInfo.commit, kept.hash]);
+      expect(String(resources.get('nas-bundle')!.inputs.create)).toContain(kept.hash.slice(0, 16));
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a D8_SLAVE_BUNDLES that is not JSON or names a slave not in the stack, naming the variable', async () => {
+    await mockEngine('dev');
+    const home = tempDir('d8-home-');
+    try {
+      pulumi.runtime.setAllConfig({ 'd8:slaves': JSON.stringify([{ name: 'pi', host: 'local' }]) });
+      for (const [value, why] of [['nas=/tmp/x', /D8_SLAVE_BUNDLES must be a JSON object of slave name to bundle directory/], [JSON.stringify({ nas: bundle.dir }), /D8_SLAVE_BUNDLES names nas, not in d8:slaves: unset it/]] as const) {
+        const err = await programMod.program({ D8_HOME: home, D8_BUNDLE_DIR: bundle.dir, D8_SLAVE_BUNDLES: value }).catch((e: unknown) => e);
+        expect(pulumi.RunError.isInstance(err)).toBe(true);
+        expect((err as Error).message).toMatch(why);
+      }
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+  });
+
   it('refuses a prebuilt bundle that was edited after its build', async () => {
     await mockEngine('dev');
     const home = tempDir('d8-home-');

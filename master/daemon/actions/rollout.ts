@@ -35,7 +35,7 @@ export class RolloutRunner implements ReleaseHooks {
     this.archive = new ReleaseArchive({ stack: ctx.stack, store: ctx.store, home: path.dirname(ctx.store.file), logger: ctx.log });
     this.enabled = ctx.config.rollout !== undefined && ctx.deploys.installsGivenBundles;
     if (ctx.config.rollout && !this.enabled) {
-      ctx.log.warn(`d8:rollout is set, but the ${ctx.deploys.engine} deployer cannot deploy a kept release (rollouts need the direct engine for now): behind slaves are updated one by one`);
+      ctx.log.warn(`d8:rollout is set, but the ${ctx.deploys.engine} deployer cannot deploy one slave's kept release${ctx.config.swarm ? ' (swarm mode: one service runs every node)' : ''}: behind slaves are updated one by one`);
     }
   }
 
@@ -72,8 +72,7 @@ export class RolloutRunner implements ReleaseHooks {
   }
 
   deployed(slave: SlaveConfig, bundle: BundleInfo): void {
-    this.archive.keep(bundle);
-    this.ctx.store.releases.setRunning(this.ctx.stack, slave.name, bundle.versionInfo.commit);
+    this.archive.deployed(slave.name, bundle);
   }
 
   /** After a sweep: record good releases, answer the retry request, start or advance the rollout. */
@@ -108,7 +107,7 @@ export class RolloutRunner implements ReleaseHooks {
     const byName = new Map(results.map((x) => [x.name, x]));
     const candidates = this.ctx.config.slaves.flatMap((s) => {
       const rec = byName.get(s.name);
-      return rec ? [{ name: s.name, state: rec.state, drift: rec.drift, commit: rec.commit, autoUpdate: s.autoUpdate, sshKeyMissing: this.ctx.sshKeyMissing(s) }] : [];
+      return rec ? [{ name: s.name, state: rec.state, drift: rec.drift, commit: rec.commit, autoUpdate: s.autoUpdate, sshKeyMissing: this.ctx.sshKeyMissing(s), rollout: s.rollout }] : [];
     });
     const plan = planRollout(candidates, policy);
     if (plan.length === 0) return;
