@@ -1,8 +1,11 @@
 /**
  * Secret scrubbing for anything that leaves the process as text: build logs, command output kept in
  * logs, error messages, Telegram messages. Known secret values are replaced verbatim; well-known
- * secret shapes (private keys, GIT_TOKEN=…, bearer headers, GitHub tokens) are replaced by pattern.
+ * secret shapes (private keys, GIT_TOKEN=…, bearer headers, GitHub tokens, D8 API tokens) are
+ * replaced by pattern.
  */
+import { API_TOKEN_IN_TEXT } from './api-tokens';
+
 export const REDACTED = '***';
 
 const PATTERNS: RegExp[] = [
@@ -11,6 +14,7 @@ const PATTERNS: RegExp[] = [
   /(Bearer\s+)[A-Za-z0-9._~+/=-]+/gi,
   /\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})\b/g,
   /\b(\d{6,12}:[A-Za-z0-9_-]{30,})\b/g, // Telegram bot tokens
+  API_TOKEN_IN_TEXT,
 ];
 
 export class Redactor {
@@ -34,6 +38,7 @@ export class Redactor {
     out = out.replace(PATTERNS[2], (_m, p: string) => `${p}${REDACTED}`);
     out = out.replace(PATTERNS[3], REDACTED);
     out = out.replace(PATTERNS[4], REDACTED);
+    out = out.replace(PATTERNS[5], (_m, id: string) => `${id}${REDACTED}`);
     return out;
   }
 
