@@ -17,22 +17,42 @@ const PATTERNS: RegExp[] = [
   API_TOKEN_IN_TEXT,
 ];
 
-export class Redactor {
-  private readonly secrets: string[];
+/** Secrets that can change while a process runs (a rotated agent token): asked again at each use. */
+export type SecretSource = () => Iterable<string>;
 
-  constructor(secrets: Iterable<string | undefined | null> = []) {
-    // Longest first, so a secret that contains another is replaced whole.
-    this.secrets = [...new Set([...secrets].filter((s): s is string => typeof s === 'string' && s.length >= 4))]
-      .sort((a, b) => b.length - a.length);
+const usable = (s: unknown): s is string => typeof s === 'string' && s.length >= 4;
+
+export class Redactor {
+  private secrets: string[];
+  private readonly known: Set<string>;
+
+  constructor(secrets: Iterable<string | undefined | null> = [], private readonly sources: readonly SecretSource[] = []) {
+    this.known = new Set([...secrets].filter(usable));
+    this.secrets = longestFirst(this.known);
   }
 
   with(...more: Array<string | undefined | null>): Redactor {
-    return new Redactor([...this.secrets, ...more]);
+    return new Redactor([...this.known, ...more], this.sources);
+  }
+
+  /** The fixed secrets and whatever the sources hold now (once seen, a secret stays known). */
+  private current(): string[] {
+    let grown = false;
+    for (const source of this.sources) {
+      for (const s of source()) {
+        if (usable(s) && !this.known.has(s)) {
+          this.known.add(s);
+          grown = true;
+        }
+      }
+    }
+    if (grown) this.secrets = longestFirst(this.known);
+    return this.secrets;
   }
 
   text(input: string): string {
     let out = input;
-    for (const s of this.secrets) out = out.split(s).join(REDACTED);
+    for (const s of this.current()) out = out.split(s).join(REDACTED);
     out = out.replace(PATTERNS[0], REDACTED);
     out = out.replace(PATTERNS[1], (_m, k: string) => `${k}=${REDACTED}`);
     out = out.replace(PATTERNS[2], (_m, p: string) => `${p}${REDACTED}`);
@@ -53,6 +73,11 @@ export class Redactor {
     }
     return input;
   }
+}
+
+/** Longest first, so a secret that contains another is replaced whole. */
+function longestFirst(secrets: Iterable<string>): string[] {
+  return [...secrets].sort((a, b) => b.length - a.length);
 }
 
 /** Secrets D8 knows about from the environment, for a default redactor. */
