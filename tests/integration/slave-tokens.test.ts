@@ -55,6 +55,9 @@ describe('a token per slave, rotated under a running master', () => {
     const r = await fleet.cli(['exec', 'b', '--stack', 'test', '--repo', fleet.repo, '--', 'echo', 'from-b']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('from-b');
+    // So does the task router (`--any`), although the fleet token is set: both agents refuse it.
+    const any = await fleet.cli(['exec', '--any', '--stack', 'test', '--repo', fleet.repo, '--', 'echo', 'from-any']);
+    expect({ code: any.code, out: any.stdout }).toEqual({ code: 0, out: 'from-any\n' });
     expect(daemon.log()).not.toContain(a.current);
   });
 
