@@ -4,18 +4,17 @@
  * runs while `d8 exec` runs in a loop: no check fails, no command is refused; the old token is then
  * refused, and after `docker restart` of the container the new token (and only it) still opens the
  * agent: the container kept it in the host's token file, which stays the SSH user's, mode 0600.
- * The stack file lives in the checkout for the run (the daemon reads stacks from its --repo) under a
- * random name, removed afterwards. Runs bin/d8.js (dist/): build first.
+ * Runs bin/d8.js (dist/): build first.
  */
-import { execFileSync, spawn, type ChildProcess } from 'child_process';
-import crypto from 'crypto';
+import { execFileSync } from 'child_process';
 import fs from 'fs';
 import path from 'path';
 import { openStore } from '../../master/store';
 import { runD8, type Run } from '../support/run-process';
 import { describeTier } from '../support/tier';
 import { httpRequest, sleep, waitFor } from '../support/agent-process';
-import { containersForPort, freePort, randomToken, REPO, systemTier, tempDir, uninstallAsUser, upTestHosts, type TestHost } from './support/hosts';
+import { containersForPort, freePort, randomToken, REPO, systemTier, uninstallAsUser, upTestHosts, type TestHost } from './support/hosts';
+import { CheckoutStack } from './support/checkout-stack';
 
 jest.setTimeout(10 * 60 * 1000);
 
@@ -23,15 +22,13 @@ interface Rec { current: string; previous: string | null; installed: boolean }
 
 describeTier(systemTier, 'token rotation of a docker-strategy agent', () => {
   let host: TestHost;
-  let dir: string;
-  let env: NodeJS.ProcessEnv;
   let port: number;
-  let daemon: ChildProcess | null = null;
-  const stack = `rc-dockrot-${crypto.randomBytes(4).toString('hex')}`;
-  const stackFile = path.join(REPO, `Pulumi.${stack}.yaml`);
+  const run = new CheckoutStack('rc-dockrot');
+  const { stack } = run;
   const fleetToken = randomToken();
+  const env = run.env(fleetToken);
   const d8 = (args: string[]): Promise<Run> => runD8(REPO, args, env);
-  const record = (): Rec => JSON.parse(fs.readFileSync(path.join(dir, 'home', 'tokens', stack, 'box.json'), 'utf8')) as Rec;
+  const record = (): Rec => JSON.parse(fs.readFileSync(path.join(run.home, 'tokens', stack, 'box.json'), 'utf8')) as Rec;
   const exec = (token: string) => httpRequest({
     host: host.host, port, method: 'POST', path: '/api/execute', headers: { Authorization: `Bearer ${token}` }, body: { command: 'echo ok', kind: 'shell' },
   }).then((r) => r.status, () => 0);
@@ -41,27 +38,20 @@ describeTier(systemTier, 'token rotation of a docker-strategy agent', () => {
     if (!fs.existsSync(path.join(REPO, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is missing: build first (npx tsc -p tsconfig.json)');
     const th = upTestHosts();
     host = th.hosts.docker;
-    dir = tempDir('d8-systest-dockrot-');
     port = await freePort();
-    fs.writeFileSync(stackFile, `config:
-  d8:sshKeyPath: ${th.key}
+    run.write(`  d8:sshKeyPath: ${th.key}
   d8:installDelaySeconds: 1
   d8:baseImage: d8-base:bookworm
   d8:dashboard: { enabled: false }
   d8:slaves:
     - { name: box, host: ${host.host}, user: ${host.user}, sshPort: ${host.port}, agentPort: ${port}, strategies: [docker] }
 `);
-    env = { ...process.env, D8_HOME: path.join(dir, 'home'), D8_AGENT_TOKEN: fleetToken, D8_SSH_KEY_PATH: '', D8_SSH_PRIVATE_KEY: '' };
   });
 
   afterAll(async () => {
-    if (daemon && daemon.exitCode === null) {
-      daemon.kill('SIGTERM');
-      await new Promise((r) => daemon!.once('exit', r));
-    }
-    fs.rmSync(stackFile, { force: true });
+    await run.stopDaemon();
     if (host) uninstallAsUser(REPO, host.user, port);
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    await run.cleanup();
   });
 
   it('rotates under 1-second checks with commands running, and the new token survives a container restart', async () => {
@@ -73,12 +63,8 @@ describeTier(systemTier, 'token rotation of a docker-strategy agent', () => {
     const before = record();
     expect(before.installed).toBe(true);
 
-    const log = fs.openSync(path.join(dir, 'daemon.log'), 'a');
-    daemon = spawn(process.execPath, [path.join(REPO, 'bin', 'd8.js'), 'master', '--stack', stack, '--repo', REPO, '--engine', 'direct', '--interval', '1'], {
-      cwd: REPO, stdio: ['ignore', log, log], env,
-    });
-    fs.closeSync(log);
-    const db = openStore(path.join(dir, 'home', 'master.db'));
+    run.startDaemon(env);
+    const db = openStore(path.join(run.home, 'master.db'));
     try {
       await waitFor(() => db.slaves.get(stack, 'box')?.state === 'healthy', 60_000, 'the daemon to see box healthy', 250);
       const t0 = new Date().toISOString();
@@ -118,6 +104,6 @@ describeTier(systemTier, 'token rotation of a docker-strategy agent', () => {
     await waitFor(async () => (await exec(after.current)) === 200, 60_000, 'the agent back after docker restart', 250);
     expect(await exec(before.current)).toBe(401);
     expect(await exec(fleetToken)).toBe(401);
-    expect(fs.readFileSync(path.join(dir, 'daemon.log'), 'utf8')).not.toContain(after.current);
+    expect(run.readDaemonLog()).not.toContain(after.current);
   });
 });
