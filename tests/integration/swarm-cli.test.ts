@@ -22,4 +22,20 @@ describe('d8 up in swarm mode', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('d8 rotate-token refuses a swarm stack, naming how its shared token is rotated', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'd8-swarm-cli-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'Pulumi.sw.yaml'), [
+        'config:', '  d8:swarm: ssh://d8@127.0.0.1:9', `  d8:agentToken: ${'t0123456789'.repeat(4)}`,
+        '  d8:slaves:', '    - name: n1', '      host: 127.0.0.1', '      user: d8', '',
+      ].join('\n'));
+      const r = await runD8(REPO, ['rotate-token', '--all', '--stack', 'sw', '--dir', dir], { ...process.env, D8_HOME: dir });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe('d8: stack sw is in swarm mode (d8:swarm): its agents share the fleet token (one docker secret); rotate it by setting a new d8:agentToken (or D8_AGENT_TOKEN) and running d8 up\n');
+      expect(fs.existsSync(path.join(dir, 'tokens'))).toBe(false);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
