@@ -359,14 +359,22 @@ export function devAgentToken(env: NodeJS.ProcessEnv = process.env): string {
   return tokenFile(path.join(ensurePrivateDir(d8Home(env)), 'dev-agent-token')).token;
 }
 
-/** The agent token or a ConfigError that says where to set it. */
-export function requireAgentToken(config: FleetConfig): string {
+/**
+ * The fleet token (d8:agentToken / D8_AGENT_TOKEN) where one is still needed, or a ConfigError that
+ * says why and where to set it. Per-slave tokens (core/slave-tokens.ts) need none.
+ */
+export function requireAgentToken(config: FleetConfig, neededFor?: string): string {
   const reason = weakTokenReason(config.agentToken);
   if (reason) {
-    throw new ConfigError(`stack ${config.stack}: agent token unusable (${reason}): set the secret d8:agentToken ` +
-      '(`pulumi config set --secret d8:agentToken …`) or D8_AGENT_TOKEN', 'd8:agentToken');
+    throw new ConfigError(`stack ${config.stack}: agent token unusable (${reason})${neededFor ? `; ${neededFor} needs the fleet token` : ''}: ` +
+      'set the secret d8:agentToken (`pulumi config set --secret d8:agentToken …`) or D8_AGENT_TOKEN', 'd8:agentToken');
   }
   return config.agentToken!;
+}
+
+/** The fleet token when one is set (agents deployed before per-slave tokens still use it); a weak one is a ConfigError. */
+export function optionalAgentToken(config: FleetConfig): string | undefined {
+  return config.agentToken === undefined || config.agentToken === '' ? undefined : requireAgentToken(config);
 }
 
 export function findSlave(config: FleetConfig, name: string): SlaveConfig {

@@ -68,7 +68,8 @@ export async function program(env: NodeJS.ProcessEnv = process.env, fleetOptions
   try {
     const config = readFleetConfig(env);
     const knownHosts = fleetOptions.knownHosts ?? KnownHosts.forEnv(env);
-    validateFleet(config, { ...fleetOptions, knownHosts });
+    const slaveTokens = fleetOptions.slaveTokens ?? SlaveTokens.forEnv(config.stack, env);
+    validateFleet(config, { ...fleetOptions, knownHosts, slaveTokens });
     for (const s of config.slaves) {
       if (s.local || s.hostKey || config.swarm || knownHosts.lookup(s.host, s.sshPort)) continue;
       void pulumi.log.warn(`${s.name}: no host key pinned (hostKey) or recorded in ${knownHosts.file}: this up accepts whatever key ${s.host}:${s.sshPort} offers; ` +
@@ -80,7 +81,6 @@ export async function program(env: NodeJS.ProcessEnv = process.env, fleetOptions
     const runtimes = fleetOptions.runtimes ?? await fleetRuntimes(config, env, (m) => { void pulumi.log.info(m); });
     const swarmPlatform = config.swarm ? fleetOptions.swarmPlatform ?? await managerPlatform(parseSwarmManager(config.swarm), { sshKeyPath: config.sshKeyPath }) : undefined;
     if (swarmPlatform) void pulumi.log.info(`swarm nodes run ${swarmPlatform}: building the agent image for it`);
-    const slaveTokens = fleetOptions.slaveTokens ?? SlaveTokens.forEnv(config.stack, env);
     const fleet = createFleet(config, bundle, { ...fleetOptions, runtimes, swarmPlatform, knownHosts, slaveTokens, slaveBundles: perSlave });
     return Object.fromEntries(Object.entries(fleet.outputs).filter(([, v]) => v !== undefined));
   } catch (err) {

@@ -491,9 +491,11 @@ install_docker() {
   docker build --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$IMAGE" "$BUNDLE_DIR" || { echo "docker build failed"; return 1; }
   progress "docker: starting container $CONTAINER"
   SUPERVISOR=docker
+  # The token file is mounted writable: a rotation (POST /api/token) rewrites it in place, so the
+  # file stays this user's and 0600, and a restarted container comes back with the new token.
   docker run -d --name "$CONTAINER" --restart unless-stopped --network host \
     --label d8.agent=1 --label "d8.agent.port=$PORT" \
-    -v "$TOKEN_FILE:/run/d8/agent-token:ro" \
+    -v "$TOKEN_FILE:/run/d8/agent-token" \
     -e D8_AGENT_TOKEN_FILE=/run/d8/agent-token -e "D8_AGENT_PORT=$PORT" -e D8_INSTALL_STRATEGY=docker \
     "$IMAGE" 3>&- || { echo "docker run failed"; return 1; }
 }

@@ -129,4 +129,28 @@ describeTier(engineHostsTier, `SSH host keys on the pulumi engine: first use rec
     expect(res).toMatchObject({ status: 'deployed', strategy: 'venv' });
     expect(await pinnedKey()).toBe(sshd.publicKey());
   });
+
+  it('d8 rotate-token --all on the pulumi path: the agent takes the new token, the next up gives it the same one from the state (a secret), the old one stays refused', async () => {
+    const tokenFile = path.join(work, 'd8-home', 'tokens', STACK, 'reinstalled.json');
+    const read = () => JSON.parse(fs.readFileSync(tokenFile, 'utf8')) as { current: string; previous: string | null; installed: boolean };
+    const exec = async (token: string) => (await httpRequest({ host: th.hosts.venv.host, port: agentPort, method: 'POST', path: '/api/execute', headers: { Authorization: `Bearer ${token}` }, body: { command: 'true', kind: 'shell' } })).status;
+    const before = read().current;
+    const rot = await d8(['rotate-token', '--all', '--stack', STACK, '--dir', project.dir, '--json']);
+    expect({ code: rot.code, err: rot.stderr }).toEqual({ code: 0, err: '' });
+    expect(JSON.parse(rot.stdout)).toEqual([{ slave: 'reinstalled', ok: true, replaced: 'slave', error: null }]);
+    const after = read();
+    expect(after).toMatchObject({ previous: null, installed: true });
+    expect(after.current).not.toBe(before);
+    expect(await exec(before)).toBe(401);
+    expect(await exec(after.current)).toBe(200);
+    // The state still holds the old token: the next up sees the changed secret and installs the new one.
+    const res = result(await up());
+    expect(res.error).toBeNull();
+    expect(res).toMatchObject({ engine: 'pulumi', status: 'deployed', strategy: 'venv' });
+    expect(read()).toMatchObject({ current: after.current, previous: null, installed: true });
+    expect(await exec(after.current)).toBe(200);
+    expect(await exec(before)).toBe(401);
+    expect(await exec(env.D8_AGENT_TOKEN)).toBe(401);
+    expect(listFiles(backendDir).filter((f) => fs.readFileSync(f, 'utf8').includes(after.current))).toEqual([]);
+  });
 });

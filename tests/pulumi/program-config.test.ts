@@ -98,10 +98,25 @@ describe('reading the d8: stack config', () => {
     }
   });
 
-  it('does not invent a token for other stacks', async () => {
-    await mockEngine('prod');
-    pulumi.runtime.setAllConfig({ 'd8:slaves': JSON.stringify(SLAVES), 'd8:sshKeyPath': keyFile });
-    await expect(programMod.program({ D8_BUNDLE_DIR: bundle.dir })).rejects.toThrow(/stack prod: agent token unusable \(no token is set\).*pulumi config set --secret d8:agentToken/);
+  it('needs no fleet token on other stacks: every slave gets its own; swarm mode still needs one and says so', async () => {
+    const home = tempDir('d8-home-');
+    try {
+      const session = await mockEngine('prod', { state: engineState });
+      pulumi.runtime.setAllConfig({ 'd8:slaves': JSON.stringify(SLAVES), 'd8:sshKeyPath': keyFile });
+      await programMod.program({ D8_HOME: home, D8_BUNDLE_DIR: bundle.dir }, { resourceOptions: session.resourceOptions });
+      const installs = [...(await session.settle()).values()].filter((r) => r.name.endsWith('-install'));
+      expect(installs).toHaveLength(2);
+      const own = SLAVES.map((s) => (JSON.parse(fs.readFileSync(path.join(home, 'tokens', 'prod', `${s.name}.json`), 'utf8')) as { current: string }).current);
+      expect(new Set(own).size).toBe(2);
+      expect(installs.map((r) => unwrap(r.inputs.stdin)).sort()).toEqual(own.map((t) => `${t}\n`).sort());
+      expect(fs.existsSync(path.join(home, 'dev-agent-token'))).toBe(false);
+      await mockEngine('prod');
+      pulumi.runtime.setAllConfig({ 'd8:swarm': 'ssh://d8@127.0.0.1:9', 'd8:sshKeyPath': keyFile, 'd8:slaves': JSON.stringify([{ name: 'n1', host: '127.0.0.1', user: 'd8' }]) });
+      await expect(programMod.program({ D8_HOME: home, D8_BUNDLE_DIR: bundle.dir })).rejects
+        .toThrow(/stack prod: agent token unusable \(no token is set\); swarm mode \(d8:swarm: one agent service for every node\) needs the fleet token: set the secret d8:agentToken \(`pulumi config set --secret d8:agentToken …`\)/);
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
   });
 });
 

@@ -21,7 +21,7 @@ import { repoRoot } from '../../../core/paths';
 import type { Strategy } from '../../../core/protocol';
 import { fleetRedactor } from '../../../core/fleet-secrets';
 import type { Redactor } from '../../../core/redact';
-import { requireAgentToken, type FleetConfig, type SlaveConfig } from '../../../core/stack-config';
+import { optionalAgentToken, type FleetConfig, type SlaveConfig } from '../../../core/stack-config';
 import { shQuote as q } from '../../../core/shell-quote';
 import { BuildLog } from '../build-log';
 import { CheckoutBundle } from '../checkout-bundle';
@@ -194,8 +194,8 @@ export class DirectDeployer implements Deployer {
     let token: string | undefined;
     let tokenError: string | null = null;
     try {
-      requireAgentToken(c);
-      // The slave's own token (its first deploy creates it); the fleet token stays the master's fallback.
+      optionalAgentToken(c);
+      // The slave's own token (its first deploy creates it); a fleet token, if any, is only presented to older agents.
       token = slaveTokens(c, this.env).forDeploy(slave.name);
     } catch (err) {
       tokenError = (err as Error).message;
