@@ -592,7 +592,8 @@ for s in $(printf '%s' "$STRATEGIES" | tr ',' ' '); do
   n=1
   while [ "$n" -le "$ATTEMPTS" ]; do
     progress "$s attempt $n/$ATTEMPTS: starting"
-    log=$LOG_DIR/install-$s-$n.log
+    # Per port: slaves sharing this HOME (one user, several agents) each keep their own attempt logs.
+    log=$LOG_DIR/install-$PORT-$s-$n.log
     started=$(now_ms)
     SUPERVISOR=
     "cleanup_$s" >/dev/null 2>&1
