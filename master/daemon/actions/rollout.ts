@@ -88,6 +88,12 @@ export class RolloutRunner implements ReleaseHooks {
     if (r.status === 'halted') this.answerRequest(r);
     const current = this.ctx.store.rollouts.get(r.id)!;
     const seen = new Map<string, SeenSlave>(results.map((x) => [x.name, { state: x.state, commit: x.commit }]));
+    // A retry sweep checks only the failing slaves: the others keep their last recorded check (not "no check").
+    for (const m of current.members) {
+      if (seen.has(m.slave)) continue;
+      const rec = this.ctx.store.slaves.get(this.ctx.stack, m.slave);
+      if (rec) seen.set(m.slave, { state: rec.state, commit: rec.commit });
+    }
     const steps = decideRollout({ rollout: current, seen, busy: this.busy(), now });
     for (const s of steps) this.run(current, s);
   }
