@@ -17,7 +17,7 @@
  * the four slaves as `host: local` instead (native strategy, one HOME: their installs take turns on
  * the per-user installer lock, so a batch of two installs one after the other), without SSH or root.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'child_process';
+import { spawn, spawnSync, type ChildProcess } from 'child_process';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
@@ -25,6 +25,7 @@ import YAML from 'yaml';
 import { probeHealth } from '../master/agent-client';
 import { openStore } from '../master/store';
 import { REPO, freePort, randomToken, uninstallAsUser, upTestHosts, type Shape } from '../scripts/test-hosts/hosts';
+import { benchRepo, fmt, git, median, say, sleep } from './bench-util';
 
 const RUNS = Math.max(1, Number(process.env.D8_BENCH_RUNS ?? 3));
 const INTERVAL = process.env.D8_BENCH_INTERVAL ? Number(process.env.D8_BENCH_INTERVAL) : null;
@@ -33,16 +34,6 @@ const ROLLBACK_TARGET_MS = 15_000;
 const SHAPES: Shape[] = ['venv', 'venv2', 'venv3', 'docker'];
 const LOCAL = process.env.D8_BENCH_HOSTS === 'local';
 
-const say = (s: string): void => { process.stderr.write(`${s}\n`); };
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const fmt = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
-const gitEnv = { ...process.env, GIT_AUTHOR_NAME: 'bench', GIT_AUTHOR_EMAIL: 'b@b', GIT_COMMITTER_NAME: 'bench', GIT_COMMITTER_EMAIL: 'b@b' };
-const git = (dir: string, ...args: string[]): string => execFileSync('git', args, { cwd: dir, encoding: 'utf8', env: gitEnv }).trim();
 
 /** A slave: an SSH test host (its user and sshd), or `host: local` (agent on 127.0.0.1). */
 interface Target { name: string; host: string; port: number; ssh: { user: string; sshPort: number; hostKey: string } | null }
@@ -79,19 +70,17 @@ async function main(): Promise<void> {
     const h = th?.hosts[s];
     targets.push({ name: `s${i + 1}`, host: h ? h.host : '127.0.0.1', port: await freePort(), ssh: h ? { user: h.user, sshPort: h.port, hostKey: h.hostKey } : null });
   }
-  const writeStack = (rollout: boolean): void => {
-    fs.writeFileSync(path.join(repo, 'Pulumi.bench.yaml'), YAML.stringify({
-      config: {
-        'd8:slaves': targets.map((t) => (t.ssh
-          ? { name: t.name, host: t.host, user: t.ssh.user, sshPort: t.ssh.sshPort, agentPort: t.port, hostKey: t.ssh.hostKey, strategies: ['venv'] }
-          : { name: t.name, host: 'local', agentPort: t.port, strategies: ['native'] })),
-        ...(th ? { 'd8:sshKeyPath': th.key } : {}), 'd8:installAttempts': 1, 'd8:installDelaySeconds': 0,
-        'd8:dashboard': { enabled: false }, 'd8:dailySummary': { enabled: false },
-        ...(INTERVAL ? { 'd8:checkIntervalSeconds': INTERVAL } : {}),
-        ...(rollout ? { 'd8:rollout': { canary: 1, batchSize: 2, healthyForSeconds: HEALTHY_FOR, maxFailures: 1 } } : {}),
-      },
-    }));
-  };
+  const stackFile = (rollout: boolean): string => YAML.stringify({
+    config: {
+      'd8:slaves': targets.map((t) => (t.ssh
+        ? { name: t.name, host: t.host, user: t.ssh.user, sshPort: t.ssh.sshPort, agentPort: t.port, hostKey: t.ssh.hostKey, strategies: ['venv'] }
+        : { name: t.name, host: 'local', agentPort: t.port, strategies: ['native'] })),
+      ...(th ? { 'd8:sshKeyPath': th.key } : {}), 'd8:installAttempts': 1, 'd8:installDelaySeconds': 0,
+      'd8:dashboard': { enabled: false }, 'd8:dailySummary': { enabled: false },
+      ...(INTERVAL ? { 'd8:checkIntervalSeconds': INTERVAL } : {}),
+      ...(rollout ? { 'd8:rollout': { canary: 1, batchSize: 2, healthyForSeconds: HEALTHY_FOR, maxFailures: 1 } } : {}),
+    },
+  });
   const startMaster = (): void => {
     const out = fs.openSync(masterLog, 'a');
     master = spawn(process.execPath, [path.join(REPO, 'bin', 'd8.js'), 'master', '--stack', 'bench', '--repo', repo, '--engine', 'direct'], {
@@ -110,16 +99,9 @@ async function main(): Promise<void> {
   };
   const token = randomToken();
   try {
-    for (const d of ['core', 'agent']) fs.cpSync(path.join(REPO, d), path.join(repo, d), { recursive: true });
-    fs.copyFileSync(path.join(REPO, 'package.json'), path.join(repo, 'package.json'));
-    fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(repo, 'node_modules'));
-    fs.writeFileSync(path.join(repo, '.gitignore'), 'version_info.json\nnode_modules\nbuild/\n');
+    benchRepo(REPO, repo, { 'Pulumi.bench.yaml': stackFile(true) });
     const mainTs = path.join(repo, 'agent', 'main.ts');
     const goodMain = fs.readFileSync(mainTs, 'utf8');
-    writeStack(true);
-    git(repo, 'init', '-q', '-b', 'main');
-    git(repo, 'add', '.');
-    git(repo, 'commit', '-q', '-m', 'fleet');
     let head = git(repo, 'rev-parse', 'HEAD');
     const commit = (msg: string, bad = false): string => {
       fs.writeFileSync(mainTs, bad ? `console.error('this release is broken'); process.exit(3);\n${goodMain}` : goodMain);
@@ -169,7 +151,7 @@ async function main(): Promise<void> {
 
     // The peer: the same updates without a rollout policy (every behind slave updated at once).
     await stopMaster();
-    writeStack(false);
+    fs.writeFileSync(path.join(repo, 'Pulumi.bench.yaml'), stackFile(false));
     head = commit('peer baseline');
     startMaster();
     await Promise.all(targets.map((t) => until(t, (c) => c === head, 400_000, `the baseline ${head.slice(0, 7)}`)));
