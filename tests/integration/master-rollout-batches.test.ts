@@ -4,7 +4,8 @@
  * two installs of one batch run at once into the same ~/.d8-agent. Two good releases in a row, each
  * canary → [s2, s3] together → s4: every deploy succeeds, the pair's deploys overlap, stages are spaced
  * by healthyForSeconds, and each slave's install log is its own (one slave's log never names another
- * slave's port).
+ * slave's port). The master sweeps at the product's default interval (30 s, retry sweeps of failing
+ * slaves every 5 s): a rollout's steps must not wait for full sweeps (three stages finish within three intervals).
  */
 import fs from 'fs';
 import path from 'path';
@@ -13,6 +14,8 @@ import { Fleet, freePort, waitFor, realAgentRepo, stopAgentsUnder } from './mast
 jest.setTimeout(900_000);
 
 const HEALTHY_FOR = 3;
+/** The product's default sweep interval (each rollout step waiting for a full sweep took about 9 of them). */
+const INTERVAL_S = 30;
 const NAMES = ['s1', 's2', 's3', 's4'];
 
 describe('rollouts in batches of two on four local slaves sharing one HOME', () => {
@@ -48,14 +51,16 @@ describe('rollouts in batches of two on four local slaves sharing one HOME', () 
   });
 
   it('updates the pair of a batch at once, every install succeeding, twice in a row', async () => {
-    fleet.daemon({ env, tuning: { deadAfter: 2, settleMs: 60_000 }, realDeployer: true });
+    fleet.daemon({ env, tuning: { deadAfter: 2, settleMs: 60_000 }, realDeployer: true, args: ['--interval', String(INTERVAL_S)] });
     await waitFor(() => allAt(first), 400_000, `the first installs (log: ${daemonLog()})`, 500);
     await waitFor(() => NAMES.every((n) => fleet.db().releases.slave('test', n)?.good_commit === first), 30_000, 'the first release recorded as good');
 
     for (const note of ['second release', 'third release']) {
+      const t0 = Date.now();
       const commit = commitRelease(note);
       await waitFor(() => { const r = fleet.db().rollouts.forCommit('test', commit); return r && ['done', 'halted'].includes(r.status) ? r : null; }, 400_000, `the rollout of the ${note} to end (log: ${daemonLog()})`, 300);
       const r = fleet.db().rollouts.forCommit('test', commit)!;
+      const took = Date.parse(r.updated_at) - t0;
       const deploys = fleet.db().deploys.list('test', undefined, 500).filter((d) => d.reason === `rollout ${commit.slice(0, 7)}`);
       // On failure: which slave failed and why (the deploy's error names install.sh's verdict).
       expect({ status: r.status, failed: deploys.filter((d) => d.status !== 'ok').map((d) => [d.slave, d.error]) }).toEqual({ status: 'done', failed: [] });
@@ -69,6 +74,8 @@ describe('rollouts in batches of two on four local slaves sharing one HOME', () 
       // Each stage starts only after the previous one was healthy for HEALTHY_FOR seconds.
       expect(Math.min(at('s2').start, at('s3').start) - at('s1').end).toBeGreaterThanOrEqual(HEALTHY_FOR * 1000);
       expect(at('s4').start - Math.max(at('s2').end, at('s3').end)).toBeGreaterThanOrEqual(HEALTHY_FOR * 1000);
+      // Three stages of a deploy and a 3 s gate each, not a chain of 30 s sweeps.
+      expect(took).toBeLessThan(3 * INTERVAL_S * 1000);
       await waitFor(() => allAt(commit), 60_000, `all four at the ${note}`);
     }
 
