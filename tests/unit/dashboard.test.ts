@@ -188,10 +188,10 @@ describe('rollout panel', () => {
     id: 7, stack: 's', commit: 'c'.repeat(40), status: 'running', stage: 1, policy: RolloutPolicySchema.parse({}), failures: 0, request_id: null,
     created_at: new Date().toISOString(), updated_at: new Date().toISOString(),
     members: [
-      { slave: 'a', stage: 0, status: 'passed', from_commit: 'a'.repeat(40), gate_since: null, error: null },
-      { slave: 'b<x>', stage: 1, status: 'gate', from_commit: 'a'.repeat(40), gate_since: null, error: null },
-      { slave: 'c', stage: 1, status: 'rolled_back', from_commit: 'a'.repeat(40), gate_since: null, error: 'the deploy failed: <script>' },
-      { slave: 'd', stage: 2, status: 'pending', from_commit: 'a'.repeat(40), gate_since: null, error: null },
+      { slave: 'a', stage: 0, status: 'passed', from_commit: 'a'.repeat(40), gate_since: null, healthy_for_seconds: null, error: null },
+      { slave: 'b<x>', stage: 1, status: 'gate', from_commit: 'a'.repeat(40), gate_since: null, healthy_for_seconds: null, error: null },
+      { slave: 'c', stage: 1, status: 'rolled_back', from_commit: 'a'.repeat(40), gate_since: null, healthy_for_seconds: null, error: 'the deploy failed: <script>' },
+      { slave: 'd', stage: 2, status: 'pending', from_commit: 'a'.repeat(40), gate_since: null, healthy_for_seconds: null, error: null },
     ],
     ...over,
   });
