@@ -16,7 +16,7 @@
  * Needs the hosts tier's images (sh scripts/host-images.sh) and Docker; run it under the heavy-tier
  * lock on a shared machine: `flock /tmp/d8-heavy.lock npm run bench:reactions`.
  */
-import { execFileSync, spawn, type ChildProcess } from 'child_process';
+import { spawn, type ChildProcess } from 'child_process';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
@@ -26,19 +26,9 @@ import { REPO, freePort, randomToken } from '../scripts/test-hosts/hosts';
 import {
   makeSshKey, missingHostImages, removeContainerHost, rootExec, startContainerHost, type ContainerHost,
 } from '../scripts/test-hosts/containers';
+import { benchRepo, fmt, git, median, say, sleep } from './bench-util';
 
 const RUNS = Math.max(1, Number(process.env.D8_BENCH_RUNS ?? 5));
-const say = (s: string): void => { process.stderr.write(`${s}\n`); };
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const fmt = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
-
-const gitEnv = { ...process.env, GIT_AUTHOR_NAME: 'bench', GIT_AUTHOR_EMAIL: 'b@b', GIT_COMMITTER_NAME: 'bench', GIT_COMMITTER_EMAIL: 'b@b' };
-const git = (dir: string, ...args: string[]): string => execFileSync('git', args, { cwd: dir, encoding: 'utf8', env: gitEnv }).trim();
 
 interface Target { name: string; host: string; port: number }
 
@@ -97,20 +87,15 @@ async function main(): Promise<void> {
     const systemd: Target = { name: 'systemd-box', host: systemdHost.host, port: systemdHost.agentPort };
 
     // The master's repository: this checkout's agent and core, committed, so HEAD can move.
-    for (const d of ['core', 'agent']) fs.cpSync(path.join(REPO, d), path.join(repo, d), { recursive: true });
-    fs.copyFileSync(path.join(REPO, 'package.json'), path.join(repo, 'package.json'));
-    fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(repo, 'node_modules'));
-    fs.writeFileSync(path.join(repo, '.gitignore'), 'version_info.json\nnode_modules\nbuild/\n');
     const box = (name: string, h: ContainerHost) => ({ name, host: h.host, user: h.user, sshPort: h.sshPort, agentPort: h.agentPort, hostKey: h.hostKey, strategies: ['venv'] });
-    fs.writeFileSync(path.join(repo, 'Pulumi.bench.yaml'), YAML.stringify({
-      config: {
-        'd8:slaves': [{ name: 'local', host: 'local', agentPort: local.port, strategies: ['venv'] }, box('setsid-box', setsidHost), box('systemd-box', systemdHost)],
-        'd8:sshKeyPath': key, 'd8:installAttempts': 1, 'd8:installDelaySeconds': 1, 'd8:dashboard': { enabled: false },
-      },
-    }));
-    git(repo, 'init', '-q', '-b', 'main');
-    git(repo, 'add', '.');
-    git(repo, 'commit', '-q', '-m', 'fleet');
+    benchRepo(REPO, repo, {
+      'Pulumi.bench.yaml': YAML.stringify({
+        config: {
+          'd8:slaves': [{ name: 'local', host: 'local', agentPort: local.port, strategies: ['venv'] }, box('setsid-box', setsidHost), box('systemd-box', systemdHost)],
+          'd8:sshKeyPath': key, 'd8:installAttempts': 1, 'd8:installDelaySeconds': 1, 'd8:dashboard': { enabled: false },
+        },
+      }),
+    });
 
     const out = fs.openSync(masterLog, 'a');
     master = spawn(process.execPath, [path.join(REPO, 'bin', 'd8.js'), 'master', '--stack', 'bench', '--repo', repo, '--engine', 'direct'], {

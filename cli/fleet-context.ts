@@ -2,7 +2,7 @@
 import path from 'path';
 import { createLogger, type Logger } from '../core/logger';
 import { repoRoot } from '../core/paths';
-import { fleetSecrets } from '../core/fleet-secrets';
+import { fleetRedactor } from '../core/fleet-secrets';
 import { loadFleetConfig, type FleetConfig } from '../core/stack-config';
 import { openStore, type Store } from '../master/store';
 import type { ControlKind, ControlResult } from '../master/store/commands';
@@ -33,9 +33,10 @@ export function openFleet(opts: FleetOptions, loggerName = 'd8'): FleetContext {
   // A deploy without a key fails (or becomes a human request) where it happens; checking, status and
   // requests work without one.
   const config = loadFleetConfig(repoDir, opts.stack ?? DEFAULT_STACK, process.env, { requireSshKey: false });
-  const secrets = fleetSecrets(config);
-  const logger = createLogger({ name: loggerName, secrets });
-  const store = openStore(undefined, secrets);
+  // One redactor that also learns slave tokens rotated while this process runs (d8 master does).
+  const redactor = fleetRedactor(config);
+  const logger = createLogger({ name: loggerName, redactor });
+  const store = openStore(undefined, redactor);
   return { repoDir, config, store, logger, close: () => store.close() };
 }
 

@@ -36,6 +36,8 @@ export const ApiTokenInfoSchema = z.object({
 export type ApiTokenInfo = z.infer<typeof ApiTokenInfoSchema>;
 
 const TOKEN_RE = /^d8api_([a-f0-9]{12})_([A-Za-z0-9_-]{43})$/;
+/** An API token (or a cut-off piece of one) inside any text: core/redact.ts keeps its id, drops the rest. */
+export const API_TOKEN_IN_TEXT = /(d8api_[a-f0-9]{12}_)[A-Za-z0-9_-]+/g;
 
 /** A new token and its id: `d8api_<id>_<43 random base64url characters>` (256 bits). */
 export function newApiToken(): { id: string; token: string } {

@@ -4,7 +4,7 @@
  * key, the Telegram token and the environment's secrets must go too).
  */
 import fs from 'fs';
-import { Redactor, environmentSecrets } from './redact';
+import { Redactor, environmentSecrets, type SecretSource } from './redact';
 import { SlaveTokens } from './slave-tokens';
 import type { FleetConfig } from './stack-config';
 
@@ -32,6 +32,35 @@ function slaveTokenSecrets(config: FleetConfig, env: NodeJS.ProcessEnv): string[
   return out;
 }
 
+/**
+ * The slaves' recorded tokens as they are now: `d8 rotate-token` (another process) writes new ones
+ * while a daemon runs, and its logs and alerts must scrub those too. Read again when the token
+ * directory changed; a change as recent as the file clock's granularity is read again next time.
+ */
+export function slaveTokenSource(config: FleetConfig, env: NodeJS.ProcessEnv = process.env): SecretSource {
+  const seen = new Set<string>();
+  let dir: string;
+  try {
+    dir = SlaveTokens.forEnv(config.stack, env).dir;
+  } catch {
+    return () => seen;
+  }
+  let settled: number | null = null;
+  return () => {
+    let mtime: number;
+    try {
+      mtime = fs.statSync(dir).mtimeMs;
+    } catch {
+      return seen;
+    }
+    if (mtime === settled) return seen;
+    for (const t of slaveTokenSecrets(config, env)) seen.add(t);
+    settled = Date.now() - mtime > 1000 ? mtime : null;
+    return seen;
+  };
+}
+
+/** Scrubs every fleet secret, including slave tokens rotated after it was made. */
 export function fleetRedactor(config: FleetConfig, env: NodeJS.ProcessEnv = process.env): Redactor {
-  return new Redactor(fleetSecrets(config, env));
+  return new Redactor(fleetSecrets(config, env), [slaveTokenSource(config, env)]);
 }

@@ -40,6 +40,8 @@ export interface LoggerOptions {
   level?: string;
   /** Secret values to scrub from every message (in addition to D8's environment secrets). */
   secrets?: string[];
+  /** Scrubs with this (and D8's environment secrets) instead: one that learns rotated tokens (core/fleet-secrets.ts). */
+  redactor?: Redactor;
   destination?: pino.DestinationStream;
 }
 
@@ -48,7 +50,7 @@ export interface LoggerOptions {
  * known secret values from every formatted line (a token can hide inside an error message).
  */
 export function createLogger(opts: LoggerOptions): Logger {
-  const redactor = new Redactor([...environmentSecrets(), ...(opts.secrets ?? [])]);
+  const redactor = (opts.redactor ?? new Redactor()).with(...environmentSecrets(), ...(opts.secrets ?? []));
   const level = opts.level ?? process.env.D8_LOG_LEVEL ?? 'info';
   const inner = opts.destination ?? pino.destination({ dest: 2, sync: true });
   const pretty = !opts.destination && wantsPretty();

@@ -1,8 +1,11 @@
 /**
  * Secret scrubbing for anything that leaves the process as text: build logs, command output kept in
  * logs, error messages, Telegram messages. Known secret values are replaced verbatim; well-known
- * secret shapes (private keys, GIT_TOKEN=…, bearer headers, GitHub tokens) are replaced by pattern.
+ * secret shapes (private keys, GIT_TOKEN=…, bearer headers, GitHub tokens, D8 API tokens) are
+ * replaced by pattern.
  */
+import { API_TOKEN_IN_TEXT } from './api-tokens';
+
 export const REDACTED = '***';
 
 const PATTERNS: RegExp[] = [
@@ -11,29 +14,51 @@ const PATTERNS: RegExp[] = [
   /(Bearer\s+)[A-Za-z0-9._~+/=-]+/gi,
   /\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})\b/g,
   /\b(\d{6,12}:[A-Za-z0-9_-]{30,})\b/g, // Telegram bot tokens
+  API_TOKEN_IN_TEXT,
 ];
 
-export class Redactor {
-  private readonly secrets: string[];
+/** Secrets that can change while a process runs (a rotated agent token): asked again at each use. */
+export type SecretSource = () => Iterable<string>;
 
-  constructor(secrets: Iterable<string | undefined | null> = []) {
-    // Longest first, so a secret that contains another is replaced whole.
-    this.secrets = [...new Set([...secrets].filter((s): s is string => typeof s === 'string' && s.length >= 4))]
-      .sort((a, b) => b.length - a.length);
+const usable = (s: unknown): s is string => typeof s === 'string' && s.length >= 4;
+
+export class Redactor {
+  private secrets: string[];
+  private readonly known: Set<string>;
+
+  constructor(secrets: Iterable<string | undefined | null> = [], private readonly sources: readonly SecretSource[] = []) {
+    this.known = new Set([...secrets].filter(usable));
+    this.secrets = longestFirst(this.known);
   }
 
   with(...more: Array<string | undefined | null>): Redactor {
-    return new Redactor([...this.secrets, ...more]);
+    return new Redactor([...this.known, ...more], this.sources);
+  }
+
+  /** The fixed secrets and whatever the sources hold now (once seen, a secret stays known). */
+  private current(): string[] {
+    let grown = false;
+    for (const source of this.sources) {
+      for (const s of source()) {
+        if (usable(s) && !this.known.has(s)) {
+          this.known.add(s);
+          grown = true;
+        }
+      }
+    }
+    if (grown) this.secrets = longestFirst(this.known);
+    return this.secrets;
   }
 
   text(input: string): string {
     let out = input;
-    for (const s of this.secrets) out = out.split(s).join(REDACTED);
+    for (const s of this.current()) out = out.split(s).join(REDACTED);
     out = out.replace(PATTERNS[0], REDACTED);
     out = out.replace(PATTERNS[1], (_m, k: string) => `${k}=${REDACTED}`);
     out = out.replace(PATTERNS[2], (_m, p: string) => `${p}${REDACTED}`);
     out = out.replace(PATTERNS[3], REDACTED);
     out = out.replace(PATTERNS[4], REDACTED);
+    out = out.replace(PATTERNS[5], (_m, id: string) => `${id}${REDACTED}`);
     return out;
   }
 
@@ -48,6 +73,11 @@ export class Redactor {
     }
     return input;
   }
+}
+
+/** Longest first, so a secret that contains another is replaced whole. */
+function longestFirst(secrets: Iterable<string>): string[] {
+  return [...secrets].sort((a, b) => b.length - a.length);
 }
 
 /** Secrets D8 knows about from the environment, for a default redactor. */

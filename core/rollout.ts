@@ -17,6 +17,18 @@ export const RolloutPolicySchema = z.object({
 export type RolloutPolicy = z.infer<typeof RolloutPolicySchema>;
 
 /**
+ * `d8:slaves[i].rollout`: one slave's place in a rollout. `place`: `canary` (taken as the canary
+ * before any other), `any` (the default: the canary when its turn in stack order comes, else a
+ * batch), `batch` (never the canary), `last` (never the canary; in the final batches, after every
+ * other slave passed). `healthyForSeconds` overrides the fleet's gate for this slave.
+ */
+export const SlaveRolloutSchema = z.object({
+  place: z.enum(['canary', 'any', 'batch', 'last']).default('any'),
+  healthyForSeconds: RolloutPolicySchema.shape.healthyForSeconds.removeDefault().optional(),
+}).strict();
+export type SlaveRollout = z.infer<typeof SlaveRolloutSchema>;
+
+/**
  * running: stages advance · paused: nothing new starts (a person said so) · halted: the gate failed,
  * a request asks whether to retry · rejected: the person said no · aborted: stopped by a person or
  * superseded by a newer commit (after rejected or aborted, slaves stay where they are until the
@@ -43,6 +55,8 @@ export const RolloutMemberSchema = z.object({
   /** When its gate started (the deploy ended well). */
   gate_since: z.string().nullable(),
   error: z.string().nullable(),
+  /** Its own gate (d8:slaves[i].rollout.healthyForSeconds when planned); null: the rollout's policy. */
+  healthy_for_seconds: z.number().nullable(),
 });
 export type RolloutMember = z.infer<typeof RolloutMemberSchema>;
 

@@ -99,6 +99,12 @@ export class SlaveTokens {
     return this.write(slave, { current: newAgentToken(), previous: null, installed: false }).current;
   }
 
+  /** The agent accepted `token`: when it is the slave's own, not yet marked installed, it is now. */
+  confirmInstalled(slave: string, token: string): void {
+    const rec = this.read(slave);
+    if (rec && !rec.installed && rec.current === token) this.write(slave, { current: token, previous: null, installed: true });
+  }
+
   /** After a deploy that installed `token`: the master presents only it from now on. */
   markInstalled(slave: string, token: string): void {
     const rec = this.read(slave);

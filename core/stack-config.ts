@@ -13,7 +13,7 @@ import { d8Home, ensurePrivateDir } from './paths';
 import { tokenFile, weakTokenReason } from './tokens';
 import { NodeVersionSchema, RuntimeArchSchema } from './node-runtime';
 import { ApprovalRuleSchema, BudgetsSchema, DailySummaryConfigSchema, RequestsApiConfigSchema } from './approval';
-import { RolloutPolicySchema } from './rollout';
+import { RolloutPolicySchema, SlaveRolloutSchema } from './rollout';
 
 export const CONFIG_NAMESPACE = 'd8';
 export const LOCAL_HOST = 'local';
@@ -45,6 +45,8 @@ export const SlaveConfigSchema = z.object({
   // Issue 18: what a task may ask for (`d8 exec --any --needs gpu`), besides what the agent reports.
   labels: z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be lowercase letters, digits, dots, dashes or underscores'))
     .refine((l) => new Set(l).size === l.length, 'must not repeat a label').default([]),
+  // issue 14: this slave's place in a rollout (canary first, never canary, last) and its own health gate.
+  rollout: SlaveRolloutSchema.optional(),
 }).strict();
 export type SlaveConfigInput = z.input<typeof SlaveConfigSchema>;
 
@@ -224,6 +226,7 @@ export function resolveFleetConfig(raw: Record<string, unknown>, opts: ResolveOp
       hostKey: s.hostKey,
       arch: s.arch,
       labels: [...s.labels],
+      ...(s.rollout ? { rollout: s.rollout } : {}),
     };
   });
   const agentPorts = new Map<string, string>();
@@ -356,14 +359,22 @@ export function devAgentToken(env: NodeJS.ProcessEnv = process.env): string {
   return tokenFile(path.join(ensurePrivateDir(d8Home(env)), 'dev-agent-token')).token;
 }
 
-/** The agent token or a ConfigError that says where to set it. */
-export function requireAgentToken(config: FleetConfig): string {
+/**
+ * The fleet token (d8:agentToken / D8_AGENT_TOKEN) where one is still needed, or a ConfigError that
+ * says why and where to set it. Per-slave tokens (core/slave-tokens.ts) need none.
+ */
+export function requireAgentToken(config: FleetConfig, neededFor?: string): string {
   const reason = weakTokenReason(config.agentToken);
   if (reason) {
-    throw new ConfigError(`stack ${config.stack}: agent token unusable (${reason}): set the secret d8:agentToken ` +
-      '(`pulumi config set --secret d8:agentToken …`) or D8_AGENT_TOKEN', 'd8:agentToken');
+    throw new ConfigError(`stack ${config.stack}: agent token unusable (${reason})${neededFor ? `; ${neededFor} needs the fleet token` : ''}: ` +
+      'set the secret d8:agentToken (`pulumi config set --secret d8:agentToken …`) or D8_AGENT_TOKEN', 'd8:agentToken');
   }
   return config.agentToken!;
+}
+
+/** The fleet token when one is set (agents deployed before per-slave tokens still use it); a weak one is a ConfigError. */
+export function optionalAgentToken(config: FleetConfig): string | undefined {
+  return config.agentToken === undefined || config.agentToken === '' ? undefined : requireAgentToken(config);
 }
 
 export function findSlave(config: FleetConfig, name: string): SlaveConfig {

@@ -8,7 +8,7 @@ import * as pulumi from '@pulumi/pulumi';
 import type { types } from '@pulumi/command';
 import type { InstallResult } from '../core/install-result';
 import { DEFAULT_AGENT_PORT, type Strategy } from '../core/protocol';
-import { ConfigError, requireAgentToken, type FleetConfig, type SlaveConfig } from '../core/stack-config';
+import { ConfigError, optionalAgentToken, requireAgentToken, type FleetConfig, type SlaveConfig } from '../core/stack-config';
 import type { BundleRef } from './bundle-ref';
 import { agentEndpoint, SlaveHost, type SlaveHostArgs } from './slave-host';
 import { slaveConnection } from './ssh-connection';
@@ -34,6 +34,8 @@ export interface CreateFleetOptions {
   knownHosts?: KnownHosts;
   /** Per-slave agent tokens (D8_HOME/tokens); without it every slave gets the fleet token. */
   slaveTokens?: SlaveTokens;
+  /** Kept releases (issue 14) these slaves get instead of the fleet's bundle: a rollout step or a rollback. */
+  slaveBundles?: Record<string, BundleRef>;
 }
 
 export interface SlaveOutput {
@@ -72,7 +74,8 @@ interface SlavePlan {
 }
 
 interface FleetPlan {
-  token: pulumi.Output<string>;
+  /** Swarm mode: the manager and the one token of the global service (the fleet token); null otherwise. */
+  swarm: { manager: string; token: pulumi.Output<string> } | null;
   slaves: SlavePlan[];
 }
 
@@ -84,20 +87,30 @@ export function validateFleet(config: FleetConfig, opts: CreateFleetOptions = {}
   if (opts.installTimeoutSeconds !== undefined && (!Number.isInteger(opts.installTimeoutSeconds) || opts.installTimeoutSeconds < 1)) {
     throw new RangeError(`installTimeoutSeconds must be a positive integer (got ${opts.installTimeoutSeconds})`);
   }
-  const token = pulumi.secret(requireAgentToken(config));
   if (config.swarm) {
+    // One global service runs every node's agent from one docker secret: the fleet token.
+    const token = pulumi.secret(requireAgentToken(config, 'swarm mode (d8:swarm: one agent service for every node)'));
     if (config.sshKeyPath && !fs.existsSync(config.sshKeyPath)) {
       throw new ConfigError(`stack ${config.stack}: d8:sshKeyPath ${config.sshKeyPath} does not exist (swarm mode passes it to ssh for ${config.swarm})`, 'd8:sshKeyPath');
     }
-    return { token, slaves: [] };
+    return { swarm: { manager: config.swarm, token }, slaves: [] };
+  }
+  const own = opts.slaveTokens;
+  let tokenFor: (slave: string) => string;
+  if (own) {
+    optionalAgentToken(config);
+    tokenFor = (slave) => own.forDeploy(slave);
+  } else {
+    const fleetToken = requireAgentToken(config, 'a program without per-slave tokens (createFleet without slaveTokens)');
+    tokenFor = () => fleetToken;
   }
   const needsKey = config.slaves.some((s) => !s.local);
   const privateKey = needsKey ? pulumi.secret(loadSshPrivateKey(config).text) : undefined;
   return {
-    token,
+    swarm: null,
     slaves: config.slaves.map((slave, i) => ({
       slave,
-      token: opts.slaveTokens ? pulumi.secret(opts.slaveTokens.forDeploy(slave.name)) : token,
+      token: pulumi.secret(tokenFor(slave.name)),
       connection: slave.local ? undefined : slaveConnection(config.stack, slave, i, privateKey!, opts.knownHosts),
       installTimeoutSeconds: opts.installTimeoutSeconds ?? installTimeoutSeconds(slave, config),
     })),
@@ -105,14 +118,14 @@ export function validateFleet(config: FleetConfig, opts: CreateFleetOptions = {}
 }
 
 export function createFleet(config: FleetConfig, bundle: BundleRef, opts: CreateFleetOptions = {}): Fleet {
-  const { token, slaves: plans } = validateFleet(config, opts);
+  const { swarm: swarmPlan, slaves: plans } = validateFleet(config, opts);
   const common = { commit: bundle.versionInfo.commit, bundleHash: bundle.hash };
 
-  if (config.swarm) {
+  if (swarmPlan) {
     const swarm = new SwarmAgent(swarmResourceNames().component, {
-      manager: config.swarm,
+      manager: swarmPlan.manager,
       bundle,
-      token,
+      token: swarmPlan.token,
       agentPort: config.slaves[0]?.agentPort ?? DEFAULT_AGENT_PORT,
       sshKeyPath: config.sshKeyPath,
       baseImage: config.baseImage,
@@ -129,7 +142,7 @@ export function createFleet(config: FleetConfig, bundle: BundleRef, opts: Create
     // Top-level (no parent): the URNs must stay exactly what infra/urns.ts computes.
     hosts[plan.slave.name] = new SlaveHost(plan.slave.name, {
       slave: plan.slave,
-      bundle,
+      bundle: opts.slaveBundles?.[plan.slave.name] ?? bundle,
       token: plan.token,
       connection: plan.connection,
       installAttempts: config.installAttempts,

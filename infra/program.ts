@@ -13,6 +13,8 @@ import {
 import type { BundleRef } from './bundle-ref';
 import { createFleet, validateFleet, type CreateFleetOptions } from './fleet';
 import { fleetRuntimes } from './runtimes';
+import { slaveBundles } from './slave-bundles';
+import { BUNDLE_DIR_ENV } from '../core/release-env';
 import { managerPlatform, SwarmManagerError, SwarmPlatformError } from './swarm-docker';
 import { parseSwarmManager } from './swarm-spec';
 import { KnownHosts } from '../core/known-hosts';
@@ -49,7 +51,7 @@ export function readFleetConfig(env: NodeJS.ProcessEnv = process.env): FleetConf
 
 /** D8_BUNDLE_DIR names a prebuilt bundle (e.g. the master's); otherwise one is built from this checkout. */
 async function fleetBundle(config: FleetConfig, env: NodeJS.ProcessEnv): Promise<BundleRef> {
-  const prebuilt = env.D8_BUNDLE_DIR?.trim();
+  const prebuilt = env[BUNDLE_DIR_ENV]?.trim();
   if (prebuilt) {
     const bundle = readBundle(prebuilt);
     void pulumi.log.info(`using the prebuilt agent bundle ${bundle.dir} (commit ${bundle.versionInfo.commit.slice(0, 7)})`);
@@ -66,18 +68,20 @@ export async function program(env: NodeJS.ProcessEnv = process.env, fleetOptions
   try {
     const config = readFleetConfig(env);
     const knownHosts = fleetOptions.knownHosts ?? KnownHosts.forEnv(env);
-    validateFleet(config, { ...fleetOptions, knownHosts });
+    const slaveTokens = fleetOptions.slaveTokens ?? SlaveTokens.forEnv(config.stack, env);
+    validateFleet(config, { ...fleetOptions, knownHosts, slaveTokens });
     for (const s of config.slaves) {
       if (s.local || s.hostKey || config.swarm || knownHosts.lookup(s.host, s.sshPort)) continue;
       void pulumi.log.warn(`${s.name}: no host key pinned (hostKey) or recorded in ${knownHosts.file}: this up accepts whatever key ${s.host}:${s.sshPort} offers; ` +
         `\`d8 up --engine pulumi\` records it on first use, or \`d8 trust ${s.name}\` does now`);
     }
     const bundle = await fleetBundle(config, env);
+    const perSlave = fleetOptions.slaveBundles ?? slaveBundles(config, env);
+    for (const [name, b] of Object.entries(perSlave)) void pulumi.log.info(`${name}: the kept release ${b.versionInfo.commit.slice(0, 7)} (${b.dir})`);
     const runtimes = fleetOptions.runtimes ?? await fleetRuntimes(config, env, (m) => { void pulumi.log.info(m); });
     const swarmPlatform = config.swarm ? fleetOptions.swarmPlatform ?? await managerPlatform(parseSwarmManager(config.swarm), { sshKeyPath: config.sshKeyPath }) : undefined;
     if (swarmPlatform) void pulumi.log.info(`swarm nodes run ${swarmPlatform}: building the agent image for it`);
-    const slaveTokens = fleetOptions.slaveTokens ?? SlaveTokens.forEnv(config.stack, env);
-    const fleet = createFleet(config, bundle, { ...fleetOptions, runtimes, swarmPlatform, knownHosts, slaveTokens });
+    const fleet = createFleet(config, bundle, { ...fleetOptions, runtimes, swarmPlatform, knownHosts, slaveTokens, slaveBundles: perSlave });
     return Object.fromEntries(Object.entries(fleet.outputs).filter(([, v]) => v !== undefined));
   } catch (err) {
     // Errors the user fixes from the message alone: no stack trace.

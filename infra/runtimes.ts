@@ -8,24 +8,12 @@
 import { PROBED_RUNTIMES_ENV, ProbedRuntimesSchema, type ProbedRuntimes } from '../core/host-probe';
 import { runtimeSource } from '../core/node-runtime';
 import { RuntimeCache } from '../core/runtime-cache';
-import { ConfigError, type FleetConfig } from '../core/stack-config';
+import type { FleetConfig } from '../core/stack-config';
 import type { SlaveHostArgs } from './slave-host';
+import { envJson } from './env-json';
 
 export function probedRuntimes(env: NodeJS.ProcessEnv): ProbedRuntimes {
-  const text = env[PROBED_RUNTIMES_ENV]?.trim();
-  if (!text) return {};
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = text;
-  }
-  const r = ProbedRuntimesSchema.safeParse(parsed);
-  if (!r.success) {
-    throw new ConfigError(`${PROBED_RUNTIMES_ENV} must be a JSON object of slave name to x64, arm64 or armv7l (the master's pulumi deployer sets it); ` +
-      `got ${text.slice(0, 120)}: unset it`, PROBED_RUNTIMES_ENV);
-  }
-  return r.data;
+  return envJson(env, PROBED_RUNTIMES_ENV, ProbedRuntimesSchema, 'a JSON object of slave name to x64, arm64 or armv7l') ?? {};
 }
 
 export async function fleetRuntimes(config: FleetConfig, env: NodeJS.ProcessEnv, say: (m: string) => void): Promise<Record<string, SlaveHostArgs['runtime']>> {

@@ -1,7 +1,9 @@
 /**
  * Which token the master presents to a slave's agent (core/slave-tokens.ts says in what order). A
  * 401 moves on to the next candidate; when all are refused the record is read again once, since a
- * rotation in another process (`d8 rotate-token`) may have moved on in between.
+ * rotation in another process (`d8 rotate-token`) may have moved on in between. An agent that
+ * accepts its own token not yet marked installed (a `d8 bootstrap-script` install) gets it marked,
+ * so the master stops presenting the fleet token first.
  */
 import { SlaveTokens } from '../core/slave-tokens';
 import { ConfigError, type FleetConfig } from '../core/stack-config';
@@ -27,7 +29,9 @@ export async function withAgentToken<T>(
     for (const token of candidates) {
       tried.add(token);
       try {
-        return await call(token);
+        const answer = await call(token);
+        tokens.confirmInstalled(slave, token);
+        return answer;
       } catch (err) {
         if (!(err instanceof AgentCallError) || err.status !== 401) throw err;
         lastRefusal = err;
@@ -35,4 +39,13 @@ export async function withAgentToken<T>(
     }
   }
   throw lastRefusal;
+}
+
+/** Whether the master has a token to present to the slave's agent (its own, or the fleet token). */
+export function hasAgentToken(config: Pick<FleetConfig, 'stack' | 'agentToken'>, slave: string, tokens: SlaveTokens = slaveTokens(config)): boolean {
+  try {
+    return tokens.candidates(slave, config.agentToken).length > 0;
+  } catch {
+    return true; // an unreadable record: the attempt reports what to do about it
+  }
 }

@@ -5,7 +5,7 @@
  * the deploy locks), or run in this process when no daemon runs.
  */
 import type { FleetConfig, SlaveConfig } from '../core/stack-config';
-import { findSlave, requireAgentToken } from '../core/stack-config';
+import { findSlave } from '../core/stack-config';
 import { withAgentToken } from './agent-tokens';
 import type { ExecuteRequest, ExecuteResponse } from '../core/protocol';
 import { gitHead } from '../core/version-info';
@@ -135,7 +135,6 @@ export class FleetControl {
     const rec = this.o.store.slaves.get(this.o.config.stack, name);
     const state = rec?.state ?? 'unknown';
     if (state !== 'healthy') throw new SlaveNotHealthyError(name, state);
-    requireAgentToken(this.o.config);
     const client = this.o.supervisor?.client ?? new AgentClient({ pins: this.o.store.pins.lookup(this.o.config.stack) });
     try {
       return await withAgentToken(this.o.config, name, (token) => client.execute(slave, token, task));

@@ -284,7 +284,8 @@ agent_env() {
 write_runner() { # $1 = strategy, $2 = python, $3 = supervisor
   {
     printf '#!/bin/sh\n# Starts the D8 agent on port %s (%s strategy, supervisor %s). Written by install.sh.\n' "$PORT" "$1" "$3"
-    printf 'echo $$ >%s\n' "$(sq "$PID_FILE")"
+    # Written whole (a temp file renamed): a reader never sees it empty.
+    printf 'echo $$ >%s.$$ && mv -f %s.$$ %s\n' "$(sq "$PID_FILE")" "$(sq "$PID_FILE")" "$(sq "$PID_FILE")"
     printf 'exec env -i'
     agent_env "$@" | while IFS= read -r kv; do printf ' \\\n  %s' "$(sq "$kv")"; done
     printf ' \\\n  %s %s </dev/null >>%s 2>&1\n' "$(sq "$NODE")" "$(sq "$RUN_DIR/agent.js")" "$(sq "$RUN_DIR/agent.log")"
@@ -363,7 +364,8 @@ stop_container() {
 start_detached() {
   : >"$RUN_DIR/agent.log"
   setsid sh "$RUN_DIR/run.sh" </dev/null >>"$RUN_DIR/agent.log" 2>&1 3>&- 9>&- &
-  echo $! >"$PID_FILE"
+  STARTED_PID=$!
+  echo "$STARTED_PID" >"$PID_FILE.$$" && mv -f "$PID_FILE.$$" "$PID_FILE"
 }
 
 write_unit() { # $1 = file, $2 = strategy, $3 = python, $4 = WantedBy, $5 = supervisor, $6 = extra [Service] line
@@ -456,7 +458,9 @@ agent_alive() { # $1 = strategy
     docker) [ "$(docker inspect -f '{{.State.Running}}' "$CONTAINER" 2>/dev/null)" = true ] ;;
     user-unit) case "$(systemctl --user show -p ActiveState --value "$UNIT" 2>/dev/null)" in active | activating) ;; *) return 1 ;; esac ;;
     system-unit) case "$(systemctl show -p ActiveState --value "$UNIT" 2>/dev/null)" in active | activating) ;; *) return 1 ;; esac ;;
-    setsid | cron) proc_alive "$(cat "$PID_FILE" 2>/dev/null)" ;;
+    # The pid we started, not the pid file: run.sh rewrites that file as it starts, and a read in
+    # between could find it empty and call a starting agent dead.
+    setsid | cron) proc_alive "${STARTED_PID:-$(cat "$PID_FILE" 2>/dev/null)}" ;;
     *) return 0 ;;
   esac
 }
@@ -522,9 +526,11 @@ install_docker() {
   TLS_MOUNT=
   [ -n "$TLS" ] && TLS_MOUNT="-v $TLS_DIR:/run/d8/tls -e D8_TLS_DIR=/run/d8/tls"
   SUPERVISOR=docker
+  # The token file is mounted writable: a rotation (POST /api/token) rewrites it in place, so the
+  # file stays this user's and 0600, and a restarted container comes back with the new token.
   docker run -d --name "$CONTAINER" --restart unless-stopped --network host \
     --label d8.agent=1 --label "d8.agent.port=$PORT" \
-    -v "$TOKEN_FILE:/run/d8/agent-token:ro" $TLS_MOUNT \
+    -v "$TOKEN_FILE:/run/d8/agent-token" $TLS_MOUNT \
     -e D8_AGENT_TOKEN_FILE=/run/d8/agent-token -e "D8_AGENT_PORT=$PORT" -e D8_INSTALL_STRATEGY=docker \
     "$IMAGE" 3>&- || { echo "docker run failed"; return 1; }
 }
@@ -626,7 +632,8 @@ for s in $(printf '%s' "$STRATEGIES" | tr ',' ' '); do
   n=1
   while [ "$n" -le "$ATTEMPTS" ]; do
     progress "$s attempt $n/$ATTEMPTS: starting"
-    log=$LOG_DIR/install-$s-$n.log
+    # Per port: slaves sharing this HOME (one user, several agents) each keep their own attempt logs.
+    log=$LOG_DIR/install-$PORT-$s-$n.log
     started=$(now_ms)
     SUPERVISOR=
     "cleanup_$s" >/dev/null 2>&1

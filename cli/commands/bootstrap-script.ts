@@ -5,7 +5,8 @@ import type { Command } from 'commander';
 import { buildBundle } from '../../agent/bundle/build';
 import { bootstrapScript, writeBootstrapScript } from '../../agent/bundle/bootstrap';
 import { repoRoot } from '../../core/paths';
-import { findSlave, requireAgentToken } from '../../core/stack-config';
+import { findSlave, optionalAgentToken } from '../../core/stack-config';
+import { slaveTokens } from '../../master/agent-tokens';
 import { loadStack } from './up';
 import { RUNTIME_ARCHES, RuntimeArchSchema, runtimeSource } from '../../core/node-runtime';
 import { RuntimeCache } from '../../core/runtime-cache';
@@ -25,7 +26,9 @@ export function registerBootstrapScript(program: Command): void {
     .addHelpText('after', `
 Copy the script to the slave by any means (USB stick, scp from elsewhere) and run it there as the
 user the agent should run as:  sh ./install-<slave>.sh
-It holds the agent token: keep it private and delete it after use.
+It holds the slave's own agent token (D8_HOME/tokens/<stack>/<slave>.json, made on first use; no
+other slave accepts it): keep the script private and delete it after use. The master presents that
+token once the agent answers; \`d8 rotate-token <slave>\` replaces it later.
 
 With --arch, the pinned Node.js runtime (d8:nodeVersion, from d8:nodeDistUrl through the master's cache)
 is embedded (~50 MiB more) with its SHASUMS256.txt checksum, checked and unpacked on the host: the
@@ -33,7 +36,9 @@ host needs no node and no network, only sh, tar, gzip and base64.`)
     .action(async (name: string, o: Opts) => {
       const { config } = loadStack(o.stack, o.dir);
       const slave = findSlave(config, name);
-      const token = requireAgentToken(config);
+      optionalAgentToken(config);
+      // The slave's own token, as a deploy over SSH would give it: refused by every other slave.
+      const token = slaveTokens(config).forDeploy(slave.name);
       const arch = o.arch === undefined ? undefined : RuntimeArchSchema.safeParse(o.arch);
       if (arch && !arch.success) throw new Error(`--arch ${o.arch}: not a shipped arch (use ${RUNTIME_ARCHES.join(', ')})`);
       const file = path.resolve(o.output ?? `install-${slave.name}.sh`);

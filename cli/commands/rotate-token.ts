@@ -21,7 +21,8 @@ export function registerRotateToken(program: Command): void {
 The master asks the agent (over its API, authorized by the current token) to accept a new token as
 well, switches to it, then has the agent drop the old one; a running \`d8 master\` follows at once. The
 tokens live in D8_HOME/tokens/<stack>/ (mode 0600); an agent that still uses the fleet token
-(d8:agentToken) gets its own. The agent must be up. Exit status: 0 all rotated, 1 any failed, 2 usage.
+(d8:agentToken) gets its own. The agent must be up. Not for swarm mode, whose agents share the fleet
+token: change d8:agentToken and run d8 up. Exit status: 0 all rotated, 1 any failed, 2 usage.
 
 Examples:
   d8 rotate-token desktop --stack prod
@@ -33,6 +34,10 @@ Examples:
         if (!!name === !!o.all) throw new Error('name one slave, or pass --all (not both)');
         config = loadFleetConfig(resolveStackDir(o.stack, o.dir), o.stack, process.env, { requireSshKey: false });
         slaves = o.all ? config.slaves : [findSlave(config, name!)];
+        if (config.swarm) {
+          throw new Error(`stack ${config.stack} is in swarm mode (d8:swarm): its agents share the fleet token (one docker secret); ` +
+            'rotate it by setting a new d8:agentToken (or D8_AGENT_TOKEN) and running d8 up');
+        }
       } catch (err) {
         return fail(err, 2);
       }

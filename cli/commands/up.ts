@@ -12,6 +12,7 @@ import { mapBounded } from '../../master/limit';
 import { SWARM_NEEDS_PULUMI } from '../../master/deploy/swarm/needs-pulumi';
 import { DeployCoordinator, describeHolder } from '../../master/deploy/coordinator';
 import { openStore } from '../../master/store';
+import { ReleaseArchive } from '../../master/rollout/release-archive';
 import { deployExitCode, exitCodesHelp } from '../exit-codes';
 
 /** The directory holding Pulumi.<stack>.yaml: --dir, else the current directory if it has one, else the repository. */
@@ -71,8 +72,10 @@ export function registerUp(program: Command): void {
     .option('--health-timeout <seconds>', 'per install attempt: how long to wait for /api/health (install.sh --health-timeout)')
     .option('--json', 'print the results as JSON on stdout (progress still goes to stderr)')
     .addHelpText('after', `
-Secrets come from the environment when set: D8_AGENT_TOKEN, D8_SSH_KEY_PATH or D8_SSH_PRIVATE_KEY
-(or the stack's d8:agentToken / d8:sshKeyPath). The dev stack generates its own token.
+Secrets come from the environment when set: D8_SSH_KEY_PATH or D8_SSH_PRIVATE_KEY (or the stack's
+d8:sshKeyPath / d8:sshPrivateKey). Each slave gets an agent token of its own ($D8_HOME/tokens, 0600);
+a fleet token (D8_AGENT_TOKEN / d8:agentToken) is needed only in swarm mode, and opens agents deployed
+before per-slave tokens until they are redeployed or rotated.
 Every deploy writes a build log (secrets replaced by ***) under $D8_HOME/build_logs (default ~/.d8).
 One deploy per slave at a time: while another process (d8 up, d8 retry/update, the master daemon)
 deploys a slave, this one waits and says who holds it ("waiting for the deploy by d8 master (daemon)
@@ -120,6 +123,9 @@ Examples:
         locks: store.deployLocks, holder: 'd8 up',
         onWait: (slave, h) => say(`[${slave}] waiting for the deploy by ${describeHolder(h)} to finish (--no-wait to fail instead)…`),
       });
+      // What `d8 up` deploys is kept as a release too (issue 14): a later rollback can go back to it.
+      const archive = new ReleaseArchive({ stack: config.stack, store, home: path.dirname(store.file), logger });
+      deploys.useReleases({ bundleFor: () => null, deployed: (slave, bundle) => archive.deployed(slave.name, bundle) });
       const results = await mapBounded(slaves, concurrency, async (s) => {
         if (engine !== 'direct') say(`[${s.name}] deploying with ${engine}…`);
         const r = await deploys.deploy(s, { force: !!o.force, reason: 'manual', noWait: !o.wait });

@@ -47,6 +47,8 @@ export class MasterDaemon {
   /** Slaves left pending by the last sweep (re-checked at the retry interval). */
   private pending: string[] = [];
   private wakeRequested = false;
+  /** A full sweep asked for at a later time (a rollout's gate ends then), the earliest one only. */
+  private wakeTimer: { timer: NodeJS.Timeout; at: number } | null = null;
   private unwatch: (() => void) | null = null;
 
   constructor(private readonly o: DaemonOptions) {
@@ -55,6 +57,7 @@ export class MasterDaemon {
     this.supervisor = new Supervisor({
       config: o.config, store: o.store, version: this.version, deploys: this.deploys, logger: o.logger, tuning: o.tuning, repoDir: o.repoDir,
       onMissedMove: () => this.wake(),
+      wakeAt: (at) => this.wakeAt(at),
     });
     this.dispatcher = new AlertDispatcher(o.store.outbox, o.notifier, o.logger);
   }
@@ -104,6 +107,18 @@ export class MasterDaemon {
     if (this.stopped || this.sweeping) return;
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
     this.scheduleSweep();
+  }
+
+  /** A full sweep at `at` (now when it has passed); an earlier request wins. */
+  wakeAt(at: number): void {
+    if (this.stopped) return;
+    const ms = at - Date.now();
+    if (ms <= 0) return this.wake();
+    if (this.wakeTimer && this.wakeTimer.at <= at) return;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer.timer);
+    const timer = setTimeout(() => { this.wakeTimer = null; this.wake(); }, ms);
+    timer.unref();
+    this.wakeTimer = { timer, at };
   }
 
   private scheduleSweep(): void {
@@ -163,6 +178,7 @@ export class MasterDaemon {
       this.stopped = true;
       this.o.logger.info({ reason }, 'stopping');
       if (this.sweepTimer) clearTimeout(this.sweepTimer);
+      if (this.wakeTimer) clearTimeout(this.wakeTimer.timer);
       if (this.controlTimer) clearInterval(this.controlTimer);
       this.unwatch?.();
       this.supervisor.stop();

@@ -48,6 +48,8 @@ export interface SupervisorDeps {
   act?: boolean;
   /** Told when a slave's task ends after the master's commit moved under it (the slave missed that sweep's update). */
   onMissedMove?: () => void;
+  /** Asks for a full sweep at a time (a rollout's next step is due then: a gate ends, a deploy finished). */
+  wakeAt?: (at: number) => void;
 }
 
 export class Supervisor {
@@ -87,7 +89,7 @@ export class Supervisor {
       awaitAgent: (s, ms, accept) => this.awaitAgent(s, ms, accept),
     };
     this.rollout = new RolloutRunner(this.ctx, (s, task) => void this.track(s, task),
-      () => new Set([...this.busy.keys(), ...d.deploys.running().map((f) => f.slave)]));
+      () => new Set([...this.busy.keys(), ...d.deploys.running().map((f) => f.slave)]), (at) => d.wakeAt?.(at));
     d.deploys.useReleases(this.rollout);
   }
 

@@ -21,6 +21,8 @@ tr.row-dead{background:#fff0f0}
 .b-dead,.b-failed,.b-rejected,.b-diverged,.b-interrupted,.b-urgent{background:#ffebe9;color:var(--bad)}
 .b-pending,.b-behind,.b-postponed,.b-running,.b-queued,.b-high{background:#fff1e5;color:var(--warn)}
 .b-version_mismatch,.b-ahead,.b-decision{background:#ddf4ff;color:#0969da}
+.b-passed,.b-done{background:#dafbe1;color:var(--ok)}.b-halted,.b-rolled_back,.b-rollback_failed{background:#ffebe9;color:var(--bad)}
+.b-paused,.b-gate,.b-updating{background:#fff1e5;color:var(--warn)}#rollout{background:#fff;border:1px solid var(--line);border-radius:8px;padding:.4rem .9rem .7rem;margin:.6rem 0 1rem}
 .b-state{background:#fff8c5;color:#7d4e00}.b-deploy{background:#fbefff;color:#8250df}.b-master{background:#eaeef2;color:#24292f}
 .muted{color:var(--muted)}.small{font-size:12px}.err{color:var(--bad)}code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace}
 .chart .lat{fill:none;stroke:#0969da;stroke-width:1.5}.chart .fail{stroke:var(--bad);stroke-width:2}.chart text{font-size:11px;fill:var(--muted)}

@@ -22,6 +22,9 @@ import { fleetPage } from './views/fleet';
 import type { Page } from './views/layout';
 import { requestsPage } from './views/requests';
 import { buildLogPage, slavePage, updateNeedsConfirmation, type ActionNote } from './views/slave';
+import { moveRollout, type RolloutVerb } from '../rollout/control';
+import { rolloutView } from '../rollout/view';
+import { RolloutError } from '../store/rollouts';
 
 export interface PagesDeps {
   config: FleetConfig;
@@ -48,14 +51,18 @@ export class DashboardPages {
     return s;
   }
 
-  async fleet(): Promise<Page> {
+  async fleet(csrf: string): Promise<Page> {
     const st = this.d.control.status();
     const rows = await Promise.all(st.slaves.map(async (s) => ({
       slave: s,
       distance: await this.d.distance.between(st.master.commit, s.commit),
       checks: this.d.store.slaves.history(st.stack, s.name, CHART_POINTS),
     })));
-    return fleetPage({ masterCommit: st.master.commit, daemonRunning: st.master.daemon.running, rows, openRequests: st.open_requests, pendingAlerts: st.pending_alerts });
+    const latest = this.d.store.rollouts.latest(st.stack);
+    return fleetPage({
+      masterCommit: st.master.commit, daemonRunning: st.master.daemon.running, rows, openRequests: st.open_requests, pendingAlerts: st.pending_alerts,
+      rollout: latest && this.d.redactor.value(rolloutView(latest)), csrf,
+    });
   }
 
   async slavePage(name: string, csrf: string): Promise<Page> {
@@ -120,6 +127,27 @@ export class DashboardPages {
       (err: unknown) => Object.assign(note, { ok: false, message: this.d.redactor.text((err as Error).message), finished_at: new Date().toISOString() }),
     );
     return `${kind === 'retry' ? 'Retry' : 'Update'} of ${name} started; its outcome shows here and under Events.`;
+  }
+
+  /**
+   * Pause, resume or abort the latest rollout, by the rules `d8 rollout` and /rollout use. `form.rollout`
+   * is the rollout the page showed: a newer one started since is not touched by a stale click.
+   */
+  moveRollout(verb: RolloutVerb, form: Record<string, string>): string {
+    const stack = this.d.config.stack;
+    const shown = form.rollout === undefined ? null : Number(form.rollout);
+    const latest = this.d.store.rollouts.latest(stack);
+    if (shown !== null && latest && latest.id !== shown) {
+      throw new HttpError(409, `rollout ${shown} is no longer the latest (rollout ${latest.id} of ${latest.commit.slice(0, 7)} is): reload the page and try again`);
+    }
+    try {
+      const { message } = moveRollout(this.d.store.rollouts, stack, this.d.config.rollout !== undefined, verb);
+      this.d.logger.info({ verb }, `dashboard: ${message}`);
+      return message;
+    } catch (err) {
+      if (err instanceof RolloutError) throw new HttpError(409, err.message);
+      throw err;
+    }
   }
 
   /** One decision through the RequestService the CLI and the bot use; typed errors become HTTP statuses. */

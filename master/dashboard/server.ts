@@ -14,6 +14,7 @@ import { HttpError, clientAddress, parseCookies, readForm, redirect, send, sendH
 import type { LiveHub } from './live';
 import type { DashboardMetrics } from './metrics';
 import type { DashboardPages } from './pages';
+import type { RolloutVerb } from '../rollout/control';
 import { layout, loginPage, mainContent, messagePage, type Page, type PageChrome } from './views/layout';
 
 export const SESSION_COOKIE = 'd8_session';
@@ -74,7 +75,8 @@ export class DashboardServer {
       { pattern: /^\/favicon\.ico$/, open: true, methods: { GET: (c) => { c.res.writeHead(204); c.res.end(); } } },
       { pattern: /^\/login$/, open: true, methods: { GET: (c) => this.loginForm(c), POST: (c) => this.login(c) } },
       { pattern: /^\/logout$/, methods: { POST: (c) => this.logout(c) } },
-      { pattern: /^\/$/, methods: { GET: async (c) => this.page(c, await p.fleet()) } },
+      { pattern: /^\/$/, methods: { GET: async (c) => this.page(c, await p.fleet(c.session?.csrf ?? '')) } },
+      { pattern: /^\/rollout\/(pause|resume|abort)$/, methods: { POST: (c) => this.act(c, '/', (f) => p.moveRollout(c.params[0] as RolloutVerb, f)) } },
       { pattern: /^\/slaves\/([^/]+)$/, methods: { GET: async (c) => this.page(c, await p.slavePage(c.params[0], c.session!.csrf)) } },
       { pattern: /^\/slaves\/([^/]+)\/(retry|update)$/, methods: { POST: (c) => this.act(c, `/slaves/${encodeURIComponent(c.params[0])}`, (f) => p.startAction(c.params[1] as 'retry' | 'update', c.params[0], f)) } },
       { pattern: /^\/slaves\/([^/]+)\/deploys\/([^/]+)\/log$/, methods: { GET: (c) => this.page(c, p.buildLog(c.params[0], c.params[1])) } },

@@ -17,6 +17,7 @@ const FINGERPRINTS: Array<[Exclude<Topic, 'checks'>, string]> = [
   ['deploys', "SELECT COALESCE(MAX(id), 0) || ':' || COALESCE(MAX(finished_at), '') || ':' || SUM(status = 'running') AS f FROM deploy_history WHERE stack = @stack"],
   ['requests', "SELECT COUNT(*) || ':' || COALESCE(MAX(updated_at), '') AS f FROM human_requests"],
   ['events', "SELECT (SELECT COALESCE(MAX(id), 0) FROM alerts_outbox) || ':' || (SELECT COALESCE(MAX(id), 0) FROM alerts_sent) AS f"],
+  ['rollouts', "SELECT COALESCE((SELECT id || ':' || status || ':' || stage || ':' || updated_at FROM rollouts WHERE stack = @stack ORDER BY id DESC LIMIT 1), '') || ':' || COALESCE((SELECT group_concat(slave || '=' || status, ',') FROM rollout_members WHERE rollout_id = (SELECT MAX(id) FROM rollouts WHERE stack = @stack)), '') AS f"],
 ];
 
 export class StoreWatch {

@@ -5,7 +5,7 @@
  *   pending member of the current stage           → deploy it
  *   updating member with no deploy running here   → its commit is already the target and healthy: gate; else deploy
  *   gate member not healthy at the target commit  → fail (then roll back)
- *   gate member healthy for healthyForSeconds     → pass
+ *   gate member healthy for healthyForSeconds     → pass (its own, else the rollout's)
  *   failed member (the rollback not done yet)     → roll back
  *   every member of the stage passed              → next stage, or done
  */
@@ -54,7 +54,7 @@ export function decideRollout({ rollout: r, seen, busy, now }: GateInput): Rollo
         if (!healthyAt(s, r.commit)) {
           const why = !s ? 'no check' : s.commit !== r.commit ? `reports ${s.commit ? s.commit.slice(0, 7) : 'no commit'}` : `is ${s.state}`;
           steps.push({ kind: 'fail', slave: m.slave, why: `${why} during the health gate` });
-        } else if (m.gate_since && now - Date.parse(m.gate_since) >= r.policy.healthyForSeconds * 1000) {
+        } else if (m.gate_since && now - Date.parse(m.gate_since) >= (m.healthy_for_seconds ?? r.policy.healthyForSeconds) * 1000) {
           steps.push({ kind: 'pass', slave: m.slave });
         }
         break;

@@ -41,6 +41,12 @@ export class ReleaseArchive {
     this.prune();
   }
 
+  /** A deploy of `bundle` to `slave` ended well: the release is kept and recorded as what the slave runs. */
+  deployed(slave: string, bundle: BundleInfo): void {
+    this.keep(bundle);
+    this.o.store.releases.setRunning(this.o.stack, slave, bundle.versionInfo.commit);
+  }
+
   /** The kept bundle of `commit`, checked against its hash; null when the master does not keep it. */
   bundleOf(commit: string): BundleInfo | null {
     const row = this.o.store.releases.get(this.o.stack, commit);

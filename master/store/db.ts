@@ -204,6 +204,8 @@ const MIGRATIONS: string[] = [
      error TEXT,
      PRIMARY KEY (rollout_id, slave)
    )`,
+  // issue 14 (pulumi path, per-slave policy): a member's own health gate, from d8:slaves[i].rollout.
+  `ALTER TABLE rollout_members ADD COLUMN healthy_for_seconds REAL`,
   // issue 13: the SHA-256 fingerprint of each agent's certificate, from its install result (over SSH).
   `CREATE TABLE agent_pins (
      stack TEXT NOT NULL,

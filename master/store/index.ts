@@ -10,6 +10,7 @@ import { RequestService } from './requests';
 import { ApiTokenStore } from './api-tokens';
 import { SpendLedger } from './spend';
 import { ReleaseStore } from './releases';
+import type { Redactor } from '../../core/redact';
 import { RolloutStore } from './rollouts';
 import { AgentPinStore } from './agent-pins';
 
@@ -31,7 +32,8 @@ export interface Store {
   close(): void;
 }
 
-export function openStore(file: string = storePath(), secrets: string[] = []): Store {
+/** `secrets`: what alerts are scrubbed of (a Redactor that learns rotated tokens, or fixed values). */
+export function openStore(file: string = storePath(), secrets: string[] | Redactor = []): Store {
   const db = openDb(file);
   const outbox = new AlertOutbox(db, secrets);
   return {

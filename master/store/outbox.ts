@@ -51,8 +51,13 @@ export class AlertOutbox {
   private readonly redactor: Redactor;
   private readonly listeners = new Set<() => void>();
 
-  constructor(private readonly db: Db, secrets: string[] = []) {
-    this.redactor = new Redactor([...environmentSecrets(), ...secrets]);
+  constructor(private readonly db: Db, secrets: string[] | Redactor = []) {
+    this.redactor = secrets instanceof Redactor ? secrets.with(...environmentSecrets()) : new Redactor([...environmentSecrets(), ...secrets]);
+  }
+
+  /** Text scrubbed as alerts are: for other rows that end up in messages and pages (human requests). */
+  scrub(text: string): string {
+    return this.redactor.text(text);
   }
 
   /** Called after every enqueue in this process (the dispatcher wakes up at once). */

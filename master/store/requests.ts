@@ -73,7 +73,8 @@ export class RequestService {
       const i = parsed.error.issues[0];
       throw new RequestError(`invalid request: ${i.path.join('.') || '(root)'} ${i.message}`, 'invalid');
     }
-    const c = parsed.data;
+    // An escalation's text quotes errors, which may hold a secret: kept and shown scrubbed.
+    const c = { ...parsed.data, title: this.outbox.scrub(parsed.data.title), description: this.outbox.scrub(parsed.data.description) };
     const req = this.db.transaction((): HumanRequest => {
       const now = nowIso();
       const seq = ((this.db.prepare('SELECT COALESCE(MAX(seq), 0) AS m FROM human_requests').get() as { m: number }).m) + 1;

@@ -16,7 +16,7 @@ export class RolloutStore {
   constructor(private readonly db: Db) {}
 
   private members(id: number): RolloutMember[] {
-    return stmt(this.db, 'SELECT slave, stage, status, from_commit, gate_since, error FROM rollout_members WHERE rollout_id = ? ORDER BY stage, rowid').all(id) as RolloutMember[];
+    return stmt(this.db, 'SELECT slave, stage, status, from_commit, gate_since, error, healthy_for_seconds FROM rollout_members WHERE rollout_id = ? ORDER BY stage, rowid').all(id) as RolloutMember[];
   }
 
   private fromRow(r: Row): Rollout {
@@ -28,13 +28,14 @@ export class RolloutStore {
   }
 
   /** A new rollout of `commit` with its planned members (stage 0 = canary). */
-  create(stack: string, commit: string, policy: RolloutPolicy, plan: Array<{ slave: string; stage: number; from_commit: string | null }>): Rollout {
+  create(stack: string, commit: string, policy: RolloutPolicy, plan: Array<{ slave: string; stage: number; from_commit: string | null; healthy_for_seconds?: number | null }>): Rollout {
     const now = nowIso();
     const id = this.db.transaction(() => {
       const rid = Number(stmt(this.db, "INSERT INTO rollouts (stack, commit_sha, status, stage, policy, created_at, updated_at) VALUES (?, ?, 'running', 0, ?, ?, ?)")
         .run(stack, commit, JSON.stringify(policy), now, now).lastInsertRowid);
       for (const m of plan) {
-        stmt(this.db, "INSERT INTO rollout_members (rollout_id, slave, stage, status, from_commit) VALUES (?, ?, ?, 'pending', ?)").run(rid, m.slave, m.stage, m.from_commit);
+        stmt(this.db, "INSERT INTO rollout_members (rollout_id, slave, stage, status, from_commit, healthy_for_seconds) VALUES (?, ?, ?, 'pending', ?, ?)")
+          .run(rid, m.slave, m.stage, m.from_commit, m.healthy_for_seconds ?? null);
       }
       return rid;
     }).immediate();

@@ -8,9 +8,10 @@
  */
 import type { Logger } from '../../core/logger';
 import { ExecuteRequestSchema } from '../../core/protocol';
-import { requireAgentToken, type FleetConfig } from '../../core/stack-config';
+import { ConfigError, type FleetConfig } from '../../core/stack-config';
 import { RoutedTaskRequestSchema, type RoutedTaskRequest, type RoutedTaskResult, type Unfit } from '../../core/tasks';
 import { AgentCallError, AgentClient } from '../agent-client';
+import { withAgentToken } from '../agent-tokens';
 import type { Store } from '../store';
 import { NO_HEALTH, choose, type Candidate } from './choose';
 
@@ -69,7 +70,6 @@ export class TaskRouter {
   async run(input: RoutedTaskRequest): Promise<RoutedTaskResult> {
     const { needs, retry_on_other: retryOnOther, ...rest } = RoutedTaskRequestSchema.parse(input);
     const task = ExecuteRequestSchema.parse(rest);
-    const token = requireAgentToken(this.o.config);
     const failed: Array<{ slave: string; error: string }> = [];
     const exclude = new Set<string>();
     const started = Date.now();
@@ -96,10 +96,12 @@ export class TaskRouter {
       const slave = this.o.config.slaves.find((s) => s.name === choice.slave)!;
       this.inflight.set(slave.name, (this.inflight.get(slave.name) ?? 0) + 1);
       try {
-        const result = await this.client.execute(slave, token, task);
+        const result = await withAgentToken(this.o.config, slave.name, (token) => this.client.execute(slave, token, task));
         this.o.logger.info({ slave: slave.name, needs, exit_code: result.exit_code, why: choice.why }, `routed task ran on ${slave.name}`);
         return { slave: slave.name, why: choice.why, result, failed };
       } catch (err) {
+        // No token for this slave: a setup problem, not the task's.
+        if (err instanceof ConfigError) throw err;
         if (err instanceof AgentCallError && err.status === 429) {
           // Busy or restarting: the task did not start there. Its health is read again before choosing.
           this.snapshots.delete(slave.name);

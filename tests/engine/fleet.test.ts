@@ -21,7 +21,7 @@ import { describeTier } from '../support/tier';
 import {
   agentPids, BASE_IMAGE, containersForPort, freePort, randomToken, upTestHosts, type TestHost, type TestHosts,
 } from '../system/support/hosts';
-import { ageHostBundles, createFleetProject, engineEnv, engineHostsTier, releaseBundles, uninstallPort, writeStackFile, type FleetProject } from './support/fleet-project';
+import { ageHostBundles, createFleetProject, engineEnv, engineHostsTier, releaseBundles, uninstallPort, waitFor, writeStackFile, type FleetProject } from './support/fleet-project';
 import { commandProviderLabel, localBackendEnv, pulumiToolchain } from './support/toolchain';
 
 jest.setTimeout(10 * 60_000);
@@ -39,16 +39,6 @@ interface Box {
 }
 
 const quiet = { onOutput: () => undefined, color: 'never' as const };
-
-async function waitFor<T>(what: string, probe: () => Promise<T | null>, timeoutMs: number, intervalMs = 500): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== null) return v;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
 
 function containerStartedAt(port: number): string[] {
   return containersForPort(port).map((c) =>

@@ -9,10 +9,8 @@
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { spawn } from 'child_process';
 import { LocalWorkspace, PulumiCommand } from '@pulumi/pulumi/automation';
 import type { BundleInfo } from '../../agent/bundle/build';
-import { repoRoot } from '../../core/paths';
 import type { DeployResult } from '../../core/deploy-result';
 import { DEPLOY_EXIT_CODES } from '../../cli/exit-codes';
 import { describeTier } from '../support/tier';
@@ -23,15 +21,13 @@ import { httpRequest } from '../support/agent-process';
 function listFiles(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => e.isDirectory() ? listFiles(path.join(dir, e.name)) : [path.join(dir, e.name)]);
 }
-import { createFleetProject, engineEnv, engineHostsTier, releaseBundles, writeStackFile, type FleetProject } from './support/fleet-project';
+import { createFleetProject, engineEnv, engineHostsTier, releaseBundles, runD8, writeStackFile, type CliRun, type FleetProject } from './support/fleet-project';
 import { commandProviderLabel, localBackendEnv, pulumiToolchain } from './support/toolchain';
 
 jest.setTimeout(10 * 60_000);
 
 const STACK = 'tofu';
-const D8_BIN = path.join(repoRoot(), 'bin', 'd8.js');
 
-interface CliRun { code: number | null; stdout: string; stderr: string }
 
 describeTier(engineHostsTier, `SSH host keys on the pulumi engine: first use recorded and pinned, a change refused until d8 trust (${commandProviderLabel()})`, () => {
   let th: TestHosts;
@@ -45,15 +41,7 @@ describeTier(engineHostsTier, `SSH host keys on the pulumi engine: first use rec
   let knownHosts: string;
   let fp1: string;
 
-  const d8 = (args: string[]): Promise<CliRun> => new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [D8_BIN, ...args], { cwd: project.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  const d8 = (args: string[]): Promise<CliRun> => runD8(args, { cwd: project.dir, env });
   const up = (...extra: string[]) => d8(['up', '--stack', STACK, '--dir', project.dir, '--engine', 'pulumi', '--json', ...extra]);
   const result = (r: CliRun): DeployResult => {
     try {
@@ -140,5 +128,29 @@ describeTier(engineHostsTier, `SSH host keys on the pulumi engine: first use rec
     expect(res.error).toBeNull();
     expect(res).toMatchObject({ status: 'deployed', strategy: 'venv' });
     expect(await pinnedKey()).toBe(sshd.publicKey());
+  });
+
+  it('d8 rotate-token --all on the pulumi path: the agent takes the new token, the next up gives it the same one from the state (a secret), the old one stays refused', async () => {
+    const tokenFile = path.join(work, 'd8-home', 'tokens', STACK, 'reinstalled.json');
+    const read = () => JSON.parse(fs.readFileSync(tokenFile, 'utf8')) as { current: string; previous: string | null; installed: boolean };
+    const exec = async (token: string) => (await httpRequest({ host: th.hosts.venv.host, port: agentPort, method: 'POST', path: '/api/execute', headers: { Authorization: `Bearer ${token}` }, body: { command: 'true', kind: 'shell' } })).status;
+    const before = read().current;
+    const rot = await d8(['rotate-token', '--all', '--stack', STACK, '--dir', project.dir, '--json']);
+    expect({ code: rot.code, err: rot.stderr }).toEqual({ code: 0, err: '' });
+    expect(JSON.parse(rot.stdout)).toEqual([{ slave: 'reinstalled', ok: true, replaced: 'slave', error: null }]);
+    const after = read();
+    expect(after).toMatchObject({ previous: null, installed: true });
+    expect(after.current).not.toBe(before);
+    expect(await exec(before)).toBe(401);
+    expect(await exec(after.current)).toBe(200);
+    // The state still holds the old token: the next up sees the changed secret and installs the new one.
+    const res = result(await up());
+    expect(res.error).toBeNull();
+    expect(res).toMatchObject({ engine: 'pulumi', status: 'deployed', strategy: 'venv' });
+    expect(read()).toMatchObject({ current: after.current, previous: null, installed: true });
+    expect(await exec(after.current)).toBe(200);
+    expect(await exec(before)).toBe(401);
+    expect(await exec(env.D8_AGENT_TOKEN)).toBe(401);
+    expect(listFiles(backendDir).filter((f) => fs.readFileSync(f, 'utf8').includes(after.current))).toEqual([]);
   });
 });

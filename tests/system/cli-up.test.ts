@@ -11,6 +11,7 @@ import { parseInstallOutput } from '../../core/install-result';
 import { gitHead } from '../../core/version-info';
 import { probeInstalled } from '../support/agent-process';
 import { runD8, type Run } from '../support/run-process';
+import { httpRequest } from '../support/agent-process';
 import { describeTier } from '../support/tier';
 import { agentPids, freePort, randomToken, REPO, systemTier, tempDir, uninstallAsUser, upTestHosts, type TestHosts } from './support/hosts';
 
@@ -150,5 +151,11 @@ describeTier(systemTier, 'd8 up --engine direct and d8 bootstrap-script', () => 
     const probe = await probeInstalled(th.hosts.venv.host, venvPort);
     expect(probe.ok && probe.health.install_strategy).toBe('venv');
     expect(agentPids(th.hosts.venv.user, venvPort)).toHaveLength(1);
+    // The script carried venv-box's own token: the agent takes it and refuses the fleet token and native-box's.
+    const own = (s: string) => (JSON.parse(fs.readFileSync(path.join(dir, 'home', 'tokens', 'systest', `${s}.json`), 'utf8')) as { current: string }).current;
+    const exec = async (t: string) => (await httpRequest({ host: th.hosts.venv.host, port: venvPort, method: 'POST', path: '/api/execute', headers: { Authorization: `Bearer ${t}` }, body: { command: 'true', kind: 'shell' } })).status;
+    expect(await exec(own('venv-box'))).toBe(200);
+    expect(await exec(token)).toBe(401);
+    expect(await exec(own('native-box'))).toBe(401);
   });
 });

@@ -9,6 +9,9 @@ import { checkChart } from '../../master/dashboard/views/chart';
 import { driftText } from '../../master/dashboard/views/fleet';
 import { StoreWatch } from '../../master/dashboard/store-watch';
 import { openStore } from '../../master/store';
+import { rolloutPanel } from '../../master/dashboard/views/rollout';
+import { rolloutView } from '../../master/rollout/view';
+import { RolloutPolicySchema, type Rollout } from '../../core/rollout';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'd8-dash-unit-'));
 
@@ -159,5 +162,63 @@ describe('StoreWatch', () => {
     expect(watch.poll()).toEqual([]);
     writer.close();
     reader.close();
+  });
+
+  it('reports a rollout of its stack starting, a member moving and the rollout pausing, not another stack\'s', () => {
+    const file = path.join(tmp(), 'master.db');
+    const writer = openStore(file);
+    const reader = openStore(file);
+    const watch = new StoreWatch(reader.db, 's');
+    const policy = RolloutPolicySchema.parse({});
+    const r = writer.rollouts.create('s', 'c'.repeat(40), policy, [{ slave: 'a', stage: 0, from_commit: null }]);
+    expect(watch.poll()).toEqual(['rollouts']);
+    writer.rollouts.setMember(r.id, 'a', 'updating');
+    expect(watch.poll()).toEqual(['rollouts']);
+    expect(writer.rollouts.transition(r.id, ['running'], 'paused')).toBe(true);
+    expect(watch.poll()).toEqual(['rollouts']);
+    writer.rollouts.create('other', 'd'.repeat(40), policy, [{ slave: 'b', stage: 0, from_commit: null }]);
+    expect(watch.poll()).toEqual([]);
+    writer.close();
+    reader.close();
+  });
+});
+
+describe('rollout panel', () => {
+  const base = (over: Partial<Rollout>): Rollout => ({
+    id: 7, stack: 's', commit: 'c'.repeat(40), status: 'running', stage: 1, policy: RolloutPolicySchema.parse({}), failures: 0, request_id: null,
+    created_at: new Date().toISOString(), updated_at: new Date().toISOString(),
+    members: [
+      { slave: 'a', stage: 0, status: 'passed', from_commit: 'a'.repeat(40), gate_since: null, healthy_for_seconds: null, error: null },
+      { slave: 'b<x>', stage: 1, status: 'gate', from_commit: 'a'.repeat(40), gate_since: null, healthy_for_seconds: null, error: null },
+      { slave: 'c', stage: 1, status: 'rolled_back', from_commit: 'a'.repeat(40), gate_since: null, healthy_for_seconds: null, error: 'the deploy failed: <script>' },
+      { slave: 'd', stage: 2, status: 'pending', from_commit: 'a'.repeat(40), gate_since: null, healthy_for_seconds: null, error: null },
+    ],
+    ...over,
+  });
+  const actions = (html: string) => [...html.matchAll(/data-rollout-action="(\w+)"/g)].map((m) => m[1]);
+
+  it('shows the stage, each group of slaves, escaped names and errors, and only the moves its status allows', () => {
+    const html = rolloutPanel(rolloutView(base({})), 'tok');
+    expect(html).toContain('stage 2/3');
+    expect(html).toContain('<span data-group="done">done a</span>');
+    expect(html).toContain('<span data-group="updating">updating b&lt;x&gt;</span>');
+    expect(html).toContain('<span data-group="rolled_back">rolled back c</span>');
+    expect(html).toContain('the deploy failed: &lt;script&gt;');
+    expect(html).not.toContain('<script>');
+    expect(html).toContain('name="_csrf" value="tok"');
+    expect(actions(html)).toEqual(['pause', 'abort']);
+    expect(actions(rolloutPanel(rolloutView(base({ status: 'paused' })), 't'))).toEqual(['resume', 'abort']);
+    expect(actions(rolloutPanel(rolloutView(base({ status: 'rejected' })), 't'))).toEqual(['abort']);
+    const halted = rolloutPanel(rolloutView(base({ status: 'halted', request_id: 'req-0009' })), 't');
+    expect(actions(halted)).toEqual(['abort']);
+    expect(halted).toContain('<a href="/requests#req-0009">req-0009</a>');
+  });
+
+  it('a finished rollout is one line without buttons; no rollout, nothing', () => {
+    const done = rolloutPanel(rolloutView(base({ status: 'done' })), 't');
+    expect(done).toMatch(/^<p [^>]*id="rollout"[^>]*data-status="done"/);
+    expect(done).toContain('1 updated');
+    expect(actions(done)).toEqual([]);
+    expect(rolloutPanel(null, 't')).toBe('');
   });
 });

@@ -13,7 +13,7 @@ const cand = (name: string, over: Partial<PlanCandidate> = {}): PlanCandidate =>
   ({ name, state: 'version_mismatch', drift: 'behind', commit: OLD, autoUpdate: 'auto', sshKeyMissing: false, ...over });
 
 const member = (slave: string, stage: number, status: RolloutMember['status'], gate_since: string | null = null): RolloutMember =>
-  ({ slave, stage, status, from_commit: OLD, gate_since, error: null });
+  ({ slave, stage, status, from_commit: OLD, gate_since, error: null, healthy_for_seconds: null });
 
 const rollout = (members: RolloutMember[], over: Partial<Rollout> = {}): Rollout => ({
   id: 1, stack: 't', commit: C, status: 'running', stage: 0, policy, failures: 0, request_id: null,
@@ -34,11 +34,55 @@ describe('planRollout', () => {
       cand('ahead', { drift: 'ahead' }), cand('div', { drift: 'diverged' }), cand('appr', { autoUpdate: 'approve' }),
       cand('nokey', { sshKeyMissing: true }), cand('dead', { state: 'dead', drift: 'unknown' }), cand('ok'),
     ], policy);
-    expect(plan).toEqual([{ slave: 'ok', stage: 0, from_commit: OLD }]);
+    expect(plan).toEqual([{ slave: 'ok', stage: 0, from_commit: OLD, healthy_for_seconds: null }]);
   });
 
   it('without a canary the batches start at stage 0', () => {
     expect(planRollout(['a', 'b', 'c'].map((n) => cand(n)), { ...policy, canary: 0 }).map((m) => m.stage)).toEqual([0, 0, 1]);
+  });
+});
+
+describe('planRollout with d8:slaves[i].rollout', () => {
+  const stages = (plan: ReturnType<typeof planRollout>) => plan.map((m) => [m.slave, m.stage]);
+
+  it('a `canary` slave is the canary before any slave earlier in the stack', () => {
+    const plan = planRollout([cand('a'), cand('b'), cand('test', { rollout: { place: 'canary' } }), cand('d')], policy);
+    expect(stages(plan)).toEqual([['test', 0], ['a', 1], ['b', 1], ['d', 2]]);
+  });
+
+  it('a `batch` slave is never the canary: the next `any` slave is', () => {
+    const plan = planRollout([cand('prod', { rollout: { place: 'batch' } }), cand('b'), cand('c')], policy);
+    expect(stages(plan)).toEqual([['b', 0], ['prod', 1], ['c', 1]]);
+  });
+
+  it('`last` slaves come after every other batch, batched among themselves', () => {
+    const plan = planRollout([
+      cand('nas', { rollout: { place: 'last' } }), cand('a'), cand('pi', { rollout: { place: 'last' } }), cand('b'), cand('c'), cand('vps', { rollout: { place: 'last' } }),
+    ], policy);
+    expect(stages(plan)).toEqual([['a', 0], ['b', 1], ['c', 1], ['nas', 2], ['pi', 2], ['vps', 3]]);
+  });
+
+  it('with no slave allowed to be the canary the batches start at stage 0', () => {
+    const plan = planRollout([cand('a', { rollout: { place: 'batch' } }), cand('b', { rollout: { place: 'last' } })], policy);
+    expect(stages(plan)).toEqual([['a', 0], ['b', 1]]);
+  });
+
+  it('keeps a slave\'s own healthyForSeconds on its member, and its gate waits that long', () => {
+    const plan = planRollout([cand('a', { rollout: { place: 'any', healthyForSeconds: 120 } }), cand('b')], policy);
+    expect(plan.map((m) => [m.slave, m.healthy_for_seconds])).toEqual([['a', 120], ['b', null]]);
+    const since = new Date(T0).toISOString();
+    const r = rollout([{ ...member('a', 0, 'gate', since), healthy_for_seconds: 120 }]);
+    expect(decideRollout({ rollout: r, seen: seen([['a', healthy]]), busy: new Set(), now: T0 + 60_000 })).toEqual([]);
+    expect(decideRollout({ rollout: r, seen: seen([['a', healthy]]), busy: new Set(), now: T0 + 120_000 })).toEqual([{ kind: 'pass', slave: 'a' }]);
+  });
+
+  it('is validated in the stack config: defaults filled, a bad place or gate names its key', () => {
+    const slaves = (rollout: unknown) => ({ slaves: [{ name: 'a', host: 'local', rollout }] });
+    expect(resolveFleetConfig(slaves({ healthyForSeconds: 5 }), { stack: 't', env: {} }).slaves[0].rollout).toEqual({ place: 'any', healthyForSeconds: 5 });
+    expect(resolveFleetConfig({ slaves: [{ name: 'a', host: 'local' }] }, { stack: 't', env: {} }).slaves[0].rollout).toBeUndefined();
+    expect(() => resolveFleetConfig(slaves({ place: 'first' }), { stack: 't', env: {} })).toThrow(/d8:slaves\[0\] \(a\)\.rollout\.place Invalid enum value/);
+    expect(() => resolveFleetConfig(slaves({ healthyForSeconds: -1 }), { stack: 't', env: {} })).toThrow(/d8:slaves\[0\] \(a\)\.rollout\.healthyForSeconds/);
+    expect(() => resolveFleetConfig(slaves({ canary: true }), { stack: 't', env: {} })).toThrow(ConfigError);
   });
 });
 

@@ -4,7 +4,7 @@
  * Failed attempts back off; after `recoveryAttempts` (or at once for a failure no retry can fix:
  * auth, host key, config, no SSH key) the slave is escalated to a person.
  */
-import { withAgentToken } from '../../agent-tokens';
+import { hasAgentToken, withAgentToken } from '../../agent-tokens';
 import type { RecoveryStep } from '../../../core/alerts';
 import type { DeployResult } from '../../../core/deploy-result';
 import type { SlaveConfig } from '../../../core/stack-config';
@@ -28,7 +28,7 @@ export async function recover(ctx: ActionContext, slave: SlaveConfig, why: Recov
   let back = false;
   let failureKind: EscalationKind = null;
 
-  if (rec.last_error_reachable && ctx.config.agentToken) {
+  if (rec.last_error_reachable && hasAgentToken(ctx.config, slave.name)) {
     let error: string | null = null;
     try {
       await withAgentToken(ctx.config, slave.name, (token) => ctx.client.restart(slave, token));

@@ -31,11 +31,16 @@ export class RolloutRunner implements ReleaseHooks {
     /** Runs a slave's task in the supervisor's per-slave queue (one task per slave at a time). */
     private readonly track: (slave: string, task: () => Promise<void>) => void,
     private readonly busy: () => ReadonlySet<string>,
+    /**
+     * Asks for a sweep at a time. The rollout advances after sweeps; without this each of its steps
+     * (deploy, gate, pass, next stage) waited for the next full sweep, 30 s apart by default.
+     */
+    private readonly wakeAt: (at: number) => void = () => undefined,
   ) {
     this.archive = new ReleaseArchive({ stack: ctx.stack, store: ctx.store, home: path.dirname(ctx.store.file), logger: ctx.log });
     this.enabled = ctx.config.rollout !== undefined && ctx.deploys.installsGivenBundles;
     if (ctx.config.rollout && !this.enabled) {
-      ctx.log.warn(`d8:rollout is set, but the ${ctx.deploys.engine} deployer cannot deploy a kept release (rollouts need the direct engine for now): behind slaves are updated one by one`);
+      ctx.log.warn(`d8:rollout is set, but the ${ctx.deploys.engine} deployer cannot deploy one slave's kept release${ctx.config.swarm ? ' (swarm mode: one service runs every node)' : ''}: behind slaves are updated one by one`);
     }
   }
 
@@ -72,8 +77,7 @@ export class RolloutRunner implements ReleaseHooks {
   }
 
   deployed(slave: SlaveConfig, bundle: BundleInfo): void {
-    this.archive.keep(bundle);
-    this.ctx.store.releases.setRunning(this.ctx.stack, slave.name, bundle.versionInfo.commit);
+    this.archive.deployed(slave.name, bundle);
   }
 
   /** After a sweep: record good releases, answer the retry request, start or advance the rollout. */
@@ -88,8 +92,27 @@ export class RolloutRunner implements ReleaseHooks {
     if (r.status === 'halted') this.answerRequest(r);
     const current = this.ctx.store.rollouts.get(r.id)!;
     const seen = new Map<string, SeenSlave>(results.map((x) => [x.name, { state: x.state, commit: x.commit }]));
+    // A retry sweep checks only the failing slaves: the others keep their last recorded check (not "no check").
+    for (const m of current.members) {
+      if (seen.has(m.slave)) continue;
+      const rec = this.ctx.store.slaves.get(this.ctx.stack, m.slave);
+      if (rec) seen.set(m.slave, { state: rec.state, commit: rec.commit });
+    }
     const steps = decideRollout({ rollout: current, seen, busy: this.busy(), now });
     for (const s of steps) this.run(current, s);
+    this.scheduleNext(current.id, steps, now);
+  }
+
+  /** The next sweep this rollout needs: now after a step that leads to another, else when its first gate ends. */
+  private scheduleNext(id: number, steps: RolloutStep[], now: number): void {
+    if (steps.some((s) => s.kind === 'pass' || s.kind === 'advance' || s.kind === 'fail' || s.kind === 'start_gate')) {
+      this.wakeAt(now);
+      return;
+    }
+    const r = this.ctx.store.rollouts.get(id);
+    if (!r || r.status !== 'running') return;
+    const ends = r.members.filter((m) => m.status === 'gate' && m.gate_since).map((m) => Date.parse(m.gate_since!) + r.policy.healthyForSeconds * 1000);
+    if (ends.length) this.wakeAt(Math.max(now, Math.min(...ends)));
   }
 
   /** Healthy at a commit = that commit is the slave's last good release; a slave in a gate proves nothing yet. */
@@ -108,7 +131,7 @@ export class RolloutRunner implements ReleaseHooks {
     const byName = new Map(results.map((x) => [x.name, x]));
     const candidates = this.ctx.config.slaves.flatMap((s) => {
       const rec = byName.get(s.name);
-      return rec ? [{ name: s.name, state: rec.state, drift: rec.drift, commit: rec.commit, autoUpdate: s.autoUpdate, sshKeyMissing: this.ctx.sshKeyMissing(s) }] : [];
+      return rec ? [{ name: s.name, state: rec.state, drift: rec.drift, commit: rec.commit, autoUpdate: s.autoUpdate, sshKeyMissing: this.ctx.sshKeyMissing(s), rollout: s.rollout }] : [];
     });
     const plan = planRollout(candidates, policy);
     if (plan.length === 0) return;
@@ -123,6 +146,7 @@ export class RolloutRunner implements ReleaseHooks {
       if (old.commit !== commit) this.ctx.store.rollouts.transition(old.id, ['running', 'paused', 'halted', 'rejected'], 'aborted');
     }
     const r = this.ctx.store.rollouts.create(this.ctx.stack, commit, policy, plan);
+    this.wakeAt(Date.now()); // its canary starts at the next sweep: now, not an interval later
     this.ctx.log.info({ rollout: r.id, commit, plan }, `rollout ${r.id} of ${shortCommit(commit)}: ${plan.length} slave(s), canary ${plan.filter((p) => p.stage === 0).map((p) => p.slave).join(', ')}`);
   }
 
@@ -137,7 +161,7 @@ export class RolloutRunner implements ReleaseHooks {
         const slave = this.slave(step.slave);
         if (!slave) { store.setMember(r.id, step.slave, 'failed', { error: 'no longer in the stack config' }); return; }
         store.setMember(r.id, step.slave, 'updating');
-        this.track(step.slave, () => this.deploy(r, slave));
+        this.track(step.slave, () => this.deploy(r, slave).finally(() => this.wakeAt(Date.now())));
         return;
       }
       case 'start_gate':
@@ -153,7 +177,7 @@ export class RolloutRunner implements ReleaseHooks {
         return;
       case 'rollback': {
         const slave = this.slave(step.slave);
-        if (slave) this.track(step.slave, () => this.rollback(r, slave));
+        if (slave) this.track(step.slave, () => this.rollback(r, slave).finally(() => this.wakeAt(Date.now())));
         return;
       }
       case 'advance':

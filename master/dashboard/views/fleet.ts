@@ -5,6 +5,8 @@ import type { Distance } from '../git-distance';
 import { answering } from '../states';
 import { checkChart, type CheckPoint } from './chart';
 import { badge, short, time, type Page } from './layout';
+import type { RolloutView } from '../../rollout/view';
+import { rolloutPanel } from './rollout';
 
 export interface FleetRow {
   slave: SlaveStatus;
@@ -18,6 +20,9 @@ export interface FleetModel {
   rows: FleetRow[];
   openRequests: number;
   pendingAlerts: number;
+  /** The stack's latest rollout (issue 14), if it ever had one. */
+  rollout: RolloutView | null;
+  csrf: string;
 }
 
 export function driftText(drift: string, commit: string | null, masterCommit: string | null, d: Distance | null, answering = true): string {
@@ -47,8 +52,9 @@ export function fleetPage(m: FleetModel): Page {
     `${m.pendingAlerts} alert${m.pendingAlerts === 1 ? '' : 's'} waiting for delivery`,
   ].join(' · ');
   return {
-    title: 'Fleet', nav: 'fleet', topics: ['slaves', 'checks', 'requests'],
+    title: 'Fleet', nav: 'fleet', topics: ['slaves', 'checks', 'requests', 'rollouts'],
     body: `<h1>Fleet</h1><p class="summary">${summary}</p>
+${rolloutPanel(m.rollout, m.csrf)}
 <table class="fleet"><thead><tr><th>slave</th><th>state</th><th>drift</th><th>strategy</th><th>last seen</th><th>latency · failures</th></tr></thead>
 <tbody>${rows || '<tr><td colspan="6" class="muted">this stack declares no slaves (d8:slaves)</td></tr>'}</tbody></table>`,
   };

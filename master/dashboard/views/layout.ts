@@ -1,7 +1,7 @@
 /** The page shell and the small pieces every page uses. All text goes through escapeHtml. */
 import { escapeHtml } from '../http';
 
-export type Topic = 'slaves' | 'checks' | 'deploys' | 'requests' | 'events';
+export type Topic = 'slaves' | 'checks' | 'deploys' | 'requests' | 'events' | 'rollouts';
 
 export interface PageChrome {
   stack: string;

@@ -13,7 +13,7 @@
  */
 import crypto from 'crypto';
 import path from 'path';
-import { buildBundle, BUNDLE_HASH_FILE, type BundleInfo } from '../../../agent/bundle/build';
+import { BUNDLE_HASH_FILE, type BundleInfo } from '../../../agent/bundle/build';
 import { incomingBundleDir, installCommand, placeBundleCommand, remoteBundleDir, uninstallCommand } from '../../../agent/install/command';
 import { parseInstallOutput, InstallOutputError, type InstallAttempt, type InstallResult } from '../../../core/install-result';
 import type { Logger } from '../../../core/logger';
@@ -21,10 +21,10 @@ import { repoRoot } from '../../../core/paths';
 import type { Strategy } from '../../../core/protocol';
 import { fleetRedactor } from '../../../core/fleet-secrets';
 import type { Redactor } from '../../../core/redact';
-import { requireAgentToken, type FleetConfig, type SlaveConfig } from '../../../core/stack-config';
-import { gitHead } from '../../../core/version-info';
+import { optionalAgentToken, type FleetConfig, type SlaveConfig } from '../../../core/stack-config';
 import { shQuote as q } from '../../../core/shell-quote';
 import { BuildLog } from '../build-log';
+import { CheckoutBundle } from '../checkout-bundle';
 import type { Deployer, DeployOptions, DeployPhase, DeployProgress, DeployResult } from '../deployer';
 import type { DeployErrorKind, DeployStatus } from '../../../core/deploy-result';
 import { AgentClient, agentBaseUrl, probeHealth, waitForHealth } from '../../agent-client';
@@ -77,13 +77,14 @@ export interface UninstallResult {
 export class DirectDeployer implements Deployer {
   readonly engine = 'direct' as const;
   private readonly queues = new Map<string, Promise<unknown>>();
-  private cachedBundle: { head: string | null; bundle: Promise<BundleInfo> } | null = null;
+  private readonly checkout: CheckoutBundle;
   private readonly runtimes: RuntimeCache;
   /** What this deployer's installs reported (null: plain HTTP), for callers without a store. */
   private readonly reportedPins = new Map<string, string | null>();
 
   constructor(private readonly opts: DirectDeployerOptions) {
     this.runtimes = opts.runtimeCache ?? new RuntimeCache({ env: opts.env });
+    this.checkout = new CheckoutBundle(opts.repoDir ?? repoRoot(), opts.config.requirements);
   }
 
   private get env(): NodeJS.ProcessEnv {
@@ -100,17 +101,7 @@ export class DirectDeployer implements Deployer {
     const given = this.opts.bundle;
     if (typeof given === 'function') return given();
     if (given) return Promise.resolve(given);
-    const repoDir = this.opts.repoDir ?? repoRoot();
-    let head: string | null = null;
-    try {
-      head = gitHead(repoDir);
-    } catch { /* not a checkout: build once */ }
-    if (!this.cachedBundle || (head !== null && this.cachedBundle.head !== head)) {
-      const bundle = buildBundle({ repoDir, requirements: this.opts.config.requirements });
-      bundle.catch(() => { if (this.cachedBundle?.bundle === bundle) this.cachedBundle = null; });
-      this.cachedBundle = { head, bundle };
-    }
-    return this.cachedBundle.bundle;
+    return this.checkout.get();
   }
 
   deploy(slave: SlaveConfig, opts: DeployOptions): Promise<DeployResult> {
@@ -210,8 +201,8 @@ export class DirectDeployer implements Deployer {
     let token: string | undefined;
     let tokenError: string | null = null;
     try {
-      requireAgentToken(c);
-      // The slave's own token (its first deploy creates it); the fleet token stays the master's fallback.
+      optionalAgentToken(c);
+      // The slave's own token (its first deploy creates it); a fleet token, if any, is only presented to older agents.
       token = slaveTokens(c, this.env).forDeploy(slave.name);
     } catch (err) {
       tokenError = (err as Error).message;

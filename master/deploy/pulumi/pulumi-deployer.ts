@@ -4,7 +4,11 @@
  * serialized in-process; a ConcurrentUpdateError is retried with backoff, and a lock that outlives
  * its holder is cancelled only after stale-lock.ts found the holder gone.
  */
+import fs from 'fs';
 import { ConcurrentUpdateError, type EngineEvent, type Stack } from '@pulumi/pulumi/automation';
+import { readBundle, type BundleInfo } from '../../../agent/bundle/build';
+import { BUNDLE_DIR_ENV, SLAVE_BUNDLES_ENV } from '../../../core/release-env';
+import { CheckoutBundle } from '../checkout-bundle';
 import type { Logger } from '../../../core/logger';
 import { fleetRedactor } from '../../../core/fleet-secrets';
 import type { Redactor } from '../../../core/redact';
@@ -54,9 +58,25 @@ export interface PulumiDeployerOptions {
 export class PulumiDeployer implements Deployer {
   readonly engine = 'pulumi' as const;
   private readonly redactor: Redactor;
+  private readonly checkout: CheckoutBundle;
+  /**
+   * Per-host mode: the bundle a deploy without a given one installs (D8_BUNDLE_DIR, else built from
+   * the checkout). The program gets it, and a given bundle (a kept release) for the targeted slave,
+   * through the environment (core/release-env.ts). Swarm mode has none: one service runs every node.
+   */
+  readonly bundle?: () => Promise<BundleInfo>;
 
   constructor(private readonly opts: PulumiDeployerOptions) {
     this.redactor = fleetRedactor(opts.config);
+    this.checkout = new CheckoutBundle(opts.repoDir, opts.config.requirements);
+    if (!opts.config.swarm) this.bundle = () => this.fleetBundle();
+  }
+
+  private async fleetBundle(): Promise<BundleInfo> {
+    const prebuilt = (this.opts.env ?? process.env)[BUNDLE_DIR_ENV]?.trim();
+    // The real directory: a release is kept (copied) from it, and a link may point elsewhere later.
+    if (prebuilt) return readBundle(fs.existsSync(prebuilt) ? fs.realpathSync(prebuilt) : prebuilt);
+    return this.checkout.get();
   }
 
   deploy(slave: SlaveConfig, opts: DeployOptions): Promise<DeployResult> {
@@ -94,6 +114,7 @@ export class PulumiDeployer implements Deployer {
     let tlsFingerprint: string | null | undefined;
     const installDiagnostics: string[] = [];
     const buildLog = new BuildLog({ name: slave.name, host: slave.host }, 'pulumi', opts.reason, this.redactor);
+    let release: BundleInfo | null = null;
     try {
       const swarm = this.opts.config.swarm !== undefined;
       // Probe, base image, and which runtime the program ships; a refused host never reaches the engine.
@@ -113,9 +134,16 @@ export class PulumiDeployer implements Deployer {
       const stack = await openStack(this.opts.stack, this.opts.repoDir);
       // Empty, not absent, when none: a value in this process's own environment must not leak into the program.
       stack.workspace.envVars[PROBED_RUNTIMES_ENV] = Object.keys(runtimes).length ? JSON.stringify(runtimes) : '';
-      upOpts = swarm
-        ? upOptionsFor(deployUnit(this.opts.stack, slave.name, { swarm, local: slave.local }))
-        : await this.plan(stack, slave, opts);
+      if (swarm) {
+        upOpts = upOptionsFor(deployUnit(this.opts.stack, slave.name, { swarm, local: slave.local }));
+      } else {
+        const fleet = await this.fleetBundle();
+        release = opts.bundle ?? fleet;
+        stack.workspace.envVars[BUNDLE_DIR_ENV] = fleet.dir;
+        stack.workspace.envVars[SLAVE_BUNDLES_ENV] = release.dir === fleet.dir ? '' : JSON.stringify({ [slave.name]: release.dir });
+        if (release.dir !== fleet.dir) log.info({ commit: release.versionInfo.commit, dir: release.dir }, `${slave.name} gets the release ${release.versionInfo.commit.slice(0, 7)}`);
+        upOpts = await this.plan(stack, slave, opts, release);
+      }
       const onOutput = (out: string): void => {
         const clean = this.redactor.text(out);
         lines.push(clean);
@@ -190,7 +218,7 @@ export class PulumiDeployer implements Deployer {
       commit = h.ok ? h.health.commit : null;
       if (!strategy && h.ok) strategy = h.health.install_strategy;
     }
-    const buildLogPath = this.writeBuildLog(buildLog, { status, strategy, attempts, error, commit, lines, upOpts });
+    const buildLogPath = this.writeBuildLog(buildLog, { status, strategy, attempts, error, commit, lines, upOpts, bundleHash: release?.hash ?? null });
     return {
       slave: slave.name, engine: 'pulumi', status, ok: status !== 'failed', strategy, attempts, commit, buildLogPath,
       error, errorKind: status === 'failed' ? (errorKind ?? 'engine') : null, durationMs: Date.now() - started, tlsFingerprint,
@@ -203,7 +231,7 @@ export class PulumiDeployer implements Deployer {
    * (drift `pulumi refresh` cannot see). Otherwise the engine's diff decides: a new release changes
    * the triggers (deployed), the same one changes nothing (up to date).
    */
-  private async plan(stack: Stack, slave: SlaveConfig, opts: DeployOptions): Promise<TargetedUpOptions> {
+  private async plan(stack: Stack, slave: SlaveConfig, opts: DeployOptions, release: BundleInfo): Promise<TargetedUpOptions> {
     const deployment = (await stack.exportStack()).deployment as { resources?: Array<{ urn: string; outputs?: Record<string, unknown> }> } | undefined;
     const existing = new Set((deployment?.resources ?? []).map((r) => r.urn));
     let replace = true;
@@ -217,12 +245,10 @@ export class PulumiDeployer implements Deployer {
       return targetedUpOptions(this.opts.stack, slave, undefined, { existing, replace: false });
     }
     if (!opts.force) {
-      const outputs = await stack.outputs();
-      const recorded = outputs.commit?.value;
       const client = new AgentClient({ deadlineMs: 5_000, pins: this.opts.pins });
       const h = await client.health(slave);
       client.close();
-      replace = !(h.ok && typeof recorded === 'string' && h.health.commit === recorded);
+      replace = !(h.ok && h.health.commit === release.versionInfo.commit);
     }
     return targetedUpOptions(this.opts.stack, slave, undefined, { existing, replace });
   }
@@ -242,13 +268,13 @@ export class PulumiDeployer implements Deployer {
 
   private writeBuildLog(log: BuildLog, r: {
     status: DeployStatus; strategy: DeployResult['strategy']; attempts: InstallAttempt[]; error: string | null; commit: string | null;
-    lines: string[]; upOpts: TargetedUpOptions | null;
+    lines: string[]; upOpts: TargetedUpOptions | null; bundleHash: string | null;
   }): string | null {
     try {
       const ok = r.status !== 'failed';
       log.record({ command: `pulumi up --stack ${this.opts.stack} ${JSON.stringify(r.upOpts ?? {})}`, success: ok, stdout: r.lines.join(''), stderr: r.error ?? '', exit_code: ok ? 0 : 1 });
       return log.write(log.document({
-        status: r.status === 'deployed' ? 'success' : r.status, strategy: r.strategy, error: r.error, commit: r.commit, bundleHash: null, attempts: r.attempts,
+        status: r.status === 'deployed' ? 'success' : r.status, strategy: r.strategy, error: r.error, commit: r.commit, bundleHash: r.bundleHash, attempts: r.attempts,
       }), this.opts.env);
     } catch (err) {
       this.opts.logger.warn({ err: (err as Error).message }, 'could not write the build log');

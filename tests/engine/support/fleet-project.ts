@@ -4,7 +4,7 @@
  * from this tree), in a small git repository of its own with two commits (`old` -> `head`), so the
  * master daemon started on it classifies an agent reporting `old` as `behind`.
  */
-import { execFileSync } from 'child_process';
+import { execFileSync, spawn } from 'child_process';
 import fs from 'fs';
 import path from 'path';
 import YAML from 'yaml';
@@ -37,7 +37,11 @@ export interface FleetProject {
   head: string;
 }
 
-export function createFleetProject(dir: string): FleetProject {
+/**
+ * `agentSources`: the repository also holds core/ and agent/ (node_modules linked), so a master on it
+ * builds the agent bundle from its own checkout, and a commit can change what the agent does.
+ */
+export function createFleetProject(dir: string, opts: { agentSources?: boolean } = {}): FleetProject {
   const repo = repoRoot();
   if (!fs.existsSync(path.join(repo, 'dist', 'infra', 'program.js')) || !fs.existsSync(path.join(repo, 'dist', 'cli', 'main.js'))) {
     throw new Error('dist/ is missing: build first (npx tsc -p tsconfig.json)');
@@ -48,7 +52,8 @@ export function createFleetProject(dir: string): FleetProject {
   fs.symlinkSync(path.join(repo, 'node_modules'), path.join(dir, 'node_modules'));
   // The stack file gets an encryption salt from pulumi and version_info.json is written by the master:
   // neither may make the tree "dirty" or be part of a commit.
-  fs.writeFileSync(path.join(dir, '.gitignore'), 'node_modules\ndist\nversion_info.json\nPulumi.*.yaml\n');
+  fs.writeFileSync(path.join(dir, '.gitignore'), 'node_modules\ndist\nversion_info.json\nPulumi.*.yaml\nbuild/\n');
+  if (opts.agentSources) for (const d of ['core', 'agent']) fs.cpSync(path.join(repo, d), path.join(dir, d), { recursive: true });
   git(dir, 'init', '-q', '-b', 'main');
   git(dir, 'add', '.');
   git(dir, 'commit', '-q', '-m', 'old release');
@@ -93,4 +98,30 @@ export function ageHostBundles(home: string, minutes = 11): void {
   const dir = path.join(home, '.d8-agent', 'bundles');
   const when = new Date(Date.now() - minutes * 60_000);
   for (const e of fs.readdirSync(dir)) fs.utimesSync(path.join(dir, e), when, when);
+}
+
+/** Polls `probe` until it returns something other than null. */
+export async function waitFor<T>(what: string, probe: () => Promise<T | null> | T | null, timeoutMs: number, intervalMs = 500): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== null) return v;
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export interface CliRun { code: number | null; stdout: string; stderr: string }
+
+/** Runs this checkout's `d8` (bin/d8.js, i.e. dist/) with `args` and collects its output. */
+export function runD8(args: string[], o: { cwd: string; env: NodeJS.ProcessEnv }): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(repoRoot(), 'bin', 'd8.js'), ...args], { cwd: o.cwd, env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
 }

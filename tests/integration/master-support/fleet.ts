@@ -9,7 +9,8 @@ import net from 'net';
 import os from 'os';
 import path from 'path';
 import YAML from 'yaml';
-import { startAgent, strongToken, cleanEnv, alive, sleep, waitFor, type AgentHandle } from '../../support/agent-process';
+import { startAgent, strongToken, cleanEnv, alive, sleep, waitFor, httpRequest, type AgentHandle } from '../../support/agent-process';
+import { SlaveTokenRecordSchema, type SlaveTokenRecord } from '../../../core/slave-tokens';
 import { openStore, type Store } from '../../../master/store';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -174,6 +175,11 @@ export class Fleet {
     return this.db().slaves.get(this.stack, name);
   }
 
+  /** The slave's own token record (D8_HOME/tokens/<stack>/<slave>.json). */
+  tokenRecord(slave: string): SlaveTokenRecord {
+    return SlaveTokenRecordSchema.parse(JSON.parse(fs.readFileSync(path.join(this.home, 'tokens', this.stack, `${slave}.json`), 'utf8')));
+  }
+
   /** Alerts delivered (log notifier) plus those still queued, oldest first. */
   alerts(slave?: string): Array<{ kind: string; slave: string | null; data: Record<string, unknown> }> {
     // One read transaction: the daemon moves alerts from the outbox to alerts_sent, and two separate
@@ -251,4 +257,9 @@ export async function stopAgentsUnder(dir: string): Promise<void> {
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline && pids.some(alive)) await sleep(50);
   for (const p of pids) if (alive(p)) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+}
+
+/** POST /api/execute (`echo ok`) on the agent at 127.0.0.1:`port` with `token`: its HTTP status. */
+export async function execStatus(port: number, token: string): Promise<number> {
+  return (await httpRequest({ port, method: 'POST', path: '/api/execute', headers: { Authorization: `Bearer ${token}` }, body: { command: 'echo ok', kind: 'shell' } })).status;
 }
