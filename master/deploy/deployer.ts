@@ -31,6 +31,12 @@ export interface Deployer {
   deploy(slave: SlaveConfig, opts: DeployOptions): Promise<DeployResult>;
   /** The bundle a deploy without `opts.bundle` installs; deployers that can install a given bundle have it. */
   bundle?(): Promise<BundleInfo>;
+  /**
+   * The certificate fingerprints the engine's own record holds for agents it installed (the pulumi
+   * stack's `installs` output): how a master whose store never saw those installs (a plain
+   * `pulumi up`) learns to speak HTTPS to them. Slaves with no recorded fingerprint are left out.
+   */
+  recordedPins?(): Promise<Record<string, string>>;
 }
 
 /** What every deployer factory gets (select.ts, and a --deployer-module's createDeployer). */

@@ -15,6 +15,9 @@ import { InstallResultSchema } from '../../core/install-result';
 import { ensureAgentCertificate, makeSelfSignedCertificate } from '../../agent/tls-cert';
 import { alertFor, nextState } from '../../master/checker/state-machine';
 import { openStore } from '../../master/store';
+import { adoptRecordedPins } from '../../master/deploy/adopt-pins';
+import type { Deployer } from '../../master/deploy/deployer';
+import { createLogger } from '../../core/logger';
 
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'd8-tls-unit-'));
 
@@ -115,6 +118,40 @@ describe('agent pins in the store', () => {
       const id3 = store.deploys.start('prod', 'pc', 'direct', 'manual');
       store.deploys.finish(id3, result({ tlsFingerprint: null }));
       expect(store.pins.get('prod', 'pc')).toBeNull();
+    } finally {
+      store.close();
+    }
+  });
+});
+
+describe('pins the deploy engine recorded, adopted at master start', () => {
+  const quiet = createLogger({ name: 'test', level: 'silent' });
+  const engine = (recorded: () => Promise<Record<string, string>>): Deployer => ({
+    engine: 'pulumi',
+    deploy: () => Promise.reject(new Error('not called')),
+    recordedPins: recorded,
+  });
+
+  it('fills in only the slaves the store has no pin for, and never replaces one it has', async () => {
+    const store = openStore(path.join(tmp(), 'state.db'));
+    try {
+      const [kept, fresh, other] = ['a', 'b', 'c'].map((n) => makeSelfSignedCertificate(n).fingerprint);
+      store.pins.set('prod', 'pc', kept);
+      const adopted = await adoptRecordedPins(engine(async () => ({ pc: other, laptop: fresh })), store.pins, 'prod', quiet);
+      expect(adopted).toEqual(['laptop']);
+      expect(store.pins.get('prod', 'pc')).toBe(kept);
+      expect(store.pins.get('prod', 'laptop')).toBe(fresh);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('an engine record it cannot read changes nothing and does not throw; a deployer with no record is skipped', async () => {
+    const store = openStore(path.join(tmp(), 'state.db'));
+    try {
+      await expect(adoptRecordedPins(engine(() => Promise.reject(new Error('no backend'))), store.pins, 'prod', quiet)).resolves.toEqual([]);
+      await expect(adoptRecordedPins({ engine: 'direct', deploy: () => Promise.reject(new Error('not called')) }, store.pins, 'prod', quiet)).resolves.toEqual([]);
+      expect(store.pins.list('prod')).toEqual([]);
     } finally {
       store.close();
     }

@@ -5,7 +5,7 @@
  * its holder is cancelled only after stale-lock.ts found the holder gone.
  */
 import fs from 'fs';
-import { ConcurrentUpdateError, type EngineEvent, type Stack } from '@pulumi/pulumi/automation';
+import { ConcurrentUpdateError, LocalWorkspace, StackNotFoundError, type EngineEvent, type Stack } from '@pulumi/pulumi/automation';
 import { readBundle, type BundleInfo } from '../../../agent/bundle/build';
 import { BUNDLE_DIR_ENV, SLAVE_BUNDLES_ENV } from '../../../core/release-env';
 import { CheckoutBundle } from '../checkout-bundle';
@@ -77,6 +77,24 @@ export class PulumiDeployer implements Deployer {
     // The real directory: a release is kept (copied) from it, and a link may point elsewhere later.
     if (prebuilt) return readBundle(fs.existsSync(prebuilt) ? fs.realpathSync(prebuilt) : prebuilt);
     return this.checkout.get();
+  }
+
+  async recordedPins(): Promise<Record<string, string>> {
+    if (this.opts.config.swarm) return {};
+    let stack: Stack;
+    try {
+      stack = await LocalWorkspace.selectStack({ stackName: this.opts.stack, workDir: this.opts.repoDir });
+    } catch (err) {
+      if (err instanceof StackNotFoundError) return {};
+      throw err;
+    }
+    const outputs = await stack.outputs();
+    const pins: Record<string, string> = {};
+    for (const s of this.opts.config.slaves) {
+      const fingerprint = installResultFromOutputs(outputs, s.name)?.tls_fingerprint;
+      if (fingerprint) pins[s.name] = fingerprint;
+    }
+    return pins;
   }
 
   deploy(slave: SlaveConfig, opts: DeployOptions): Promise<DeployResult> {
