@@ -55,9 +55,9 @@ export function winningStrategy(slave: string, stdout: string, resource?: pulumi
 }
 
 /** Where the master reaches a slave's agent (IPv6 literals bracketed). */
-export function agentEndpoint(slave: Pick<SlaveConfig, 'agentHost' | 'agentPort'>): string {
+export function agentEndpoint(slave: Pick<SlaveConfig, 'agentHost' | 'agentPort'>, scheme: 'http' | 'https' = 'http'): string {
   const host = slave.agentHost.includes(':') ? `[${slave.agentHost}]` : slave.agentHost;
-  return `http://${host}:${slave.agentPort}`;
+  return `${scheme}://${host}:${slave.agentPort}`;
 }
 
 export class SlaveHost extends pulumi.ComponentResource {
@@ -170,8 +170,9 @@ export class SlaveHost extends pulumi.ComponentResource {
         { ...installOpts, dependsOn: [this.bundle, this.state] });
     }
 
-    this.endpoint = pulumi.output(agentEndpoint(slave));
     this.installResult = this.install.stdout.apply((out) => installResult(name, out ?? '', this));
+    // An agent that reported a certificate fingerprint serves HTTPS (pinned by the master).
+    this.endpoint = this.installResult.apply((r) => agentEndpoint(slave, r?.tls_fingerprint ? 'https' : 'http'));
     this.strategy = this.installResult.apply((r) => r?.strategy ?? null);
     this.hostKey = pulumi.output(args.connection?.hostKey ?? null);
     this.registerOutputs({ endpoint: this.endpoint, strategy: this.strategy, installResult: this.installResult, hostKey: this.hostKey });

@@ -197,9 +197,9 @@ describe('a 3-slave fleet', () => {
     expect(JSON.stringify(await valueOf(fleet.outputs.slaves))).not.toContain(TOKEN);
   });
 
-  it('outputs every slave with its endpoint and the strategy install.sh reported', async () => {
+  it('outputs every slave with its endpoint (https where install.sh reported a certificate) and the strategy it reported', async () => {
     expect(await valueOf(fleet.outputs.slaves)).toEqual({
-      pc: { endpoint: 'http://127.0.0.2:7600', strategy: WINNERS.pc, mode: 'ssh' },
+      pc: { endpoint: 'https://127.0.0.2:7600', strategy: WINNERS.pc, mode: 'ssh' },
       vps: { endpoint: 'http://vps.example.org:7601', strategy: WINNERS.vps, mode: 'ssh' },
       pi: { endpoint: 'http://127.0.0.1:7600', strategy: WINNERS.pi, mode: 'local' },
     });

@@ -30,9 +30,13 @@ export function resolve(stack: string, raw: Record<string, unknown>): FleetConfi
 }
 
 /** What install.sh prints last when `strategy` won. */
-export function installResultLine(strategy: Strategy): string {
-  return JSON.stringify({ ok: true, strategy, attempts: [{ strategy, attempt: 1, ok: true, exit_code: 0, stderr_tail: '', seconds: 4.5 }] });
+export function installResultLine(strategy: Strategy, tlsFingerprint?: string): string {
+  return JSON.stringify({ ok: true, strategy, attempts: [{ strategy, attempt: 1, ok: true, exit_code: 0, stderr_tail: '', seconds: 4.5 }],
+    ...(tlsFingerprint ? { tls_fingerprint: tlsFingerprint } : {}) });
 }
+
+/** The certificate fingerprint pc's install reports (the others report none, as agents installed without TLS). */
+export const PC_TLS_FINGERPRINT = Array.from({ length: 32 }, (_, i) => (i * 7 + 16).toString(16).toUpperCase().padStart(2, '0').slice(-2)).join(':');
 
 /** The winning strategy the mock engine reports per install (as if install.sh had run). */
 export const WINNERS: Record<string, Strategy> = { pc: 'docker', vps: 'venv', pi: 'native' };
@@ -40,7 +44,7 @@ export const WINNERS: Record<string, Strategy> = { pc: 'docker', vps: 'venv', pi
 export function engineState(type: string, name: string, inputs: Record<string, unknown>): Record<string, unknown> {
   const slave = name.replace(/-install$/, '');
   if (type.startsWith('command:') && name.endsWith('-install')) {
-    const stdout = WINNERS[slave] ? `[install] trying ${WINNERS[slave]}\n${installResultLine(WINNERS[slave])}\n` : 'install.sh crashed\n';
+    const stdout = WINNERS[slave] ? `[install] trying ${WINNERS[slave]}\n${installResultLine(WINNERS[slave], slave === 'pc' ? PC_TLS_FINGERPRINT : undefined)}\n` : 'install.sh crashed\n';
     return { ...inputs, stdout, stderr: '' };
   }
   if (type === DOCKER_SECRET_TYPE) return { ...inputs, name: `${name}-4f2a9c1` };
