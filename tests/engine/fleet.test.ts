@@ -142,7 +142,8 @@ describeTier(engineHostsTier, `the fleet program on the real Pulumi engine (${co
     expect(first.outputs.commit.value).toBe(project.old);
     const slaves = first.outputs.slaves.value as Record<string, { endpoint: string; strategy: string; mode: string }>;
     for (const b of boxes) {
-      expect(slaves[b.name]).toEqual({ endpoint: `http://${b.host.host}:${b.port}`, strategy: b.expect, mode: 'ssh' });
+      // Every install here reports a certificate, so the endpoint is HTTPS.
+      expect(slaves[b.name]).toEqual({ endpoint: `https://${b.host.host}:${b.port}`, strategy: b.expect, mode: 'ssh' });
       const h = await health(b);
       expect(h && { commit: h.commit, strategy: h.install_strategy }).toEqual({ commit: project.old, strategy: b.expect });
     }

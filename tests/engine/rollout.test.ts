@@ -21,7 +21,7 @@ import { LocalWorkspace, PulumiCommand, type Stack } from '@pulumi/pulumi/automa
 import { repoRoot } from '../../core/paths';
 import type { DeployResult } from '../../core/deploy-result';
 import { openStore, type Store } from '../../master/store';
-import { probeHealth } from '../../master/agent-client';
+import { probeInstalled } from '../support/agent-process';
 import { slaveUrns } from '../../infra/urns';
 import { describeTier } from '../support/tier';
 import { BASE_IMAGE, freePort, randomToken, upTestHosts, type TestHost, type TestHosts } from '../system/support/hosts';
@@ -185,7 +185,7 @@ describeTier(engineHostsTier, `rollouts through the pulumi deployer on the real 
       .toEqual([['v3', 0, 'rolled_back', null], ['v1', 1, 'pending', null], ['v2', 1, 'pending', null], ['nat', 2, 'pending', HEALTHY_FOR + 1]]);
     expect(halted.members[0].error).toMatch(/the deploy failed/);
     await waitFor('v3 answering at the previous release', () => alive() ?? (rec('v3')?.state === 'version_mismatch' && rec('v3')?.commit === good ? true : null), 60_000);
-    const h = await probeHealth(boxes[2].host.host, boxes[2].port, 5000);
+    const h = await probeInstalled(boxes[2].host.host, boxes[2].port, 5000);
     expect(h.ok && h.health.commit).toBe(good);
 
     // Two updates of the stack, both targeted at the canary: the failed one and the rollback.
