@@ -70,10 +70,12 @@ describeTier(systemTier, 'direct deployer: connection failures', () => {
     expect(r.attempts).toEqual([]);
   });
 
-  it('a missing agent token is a clear error before connecting', async () => {
-    const config = { ...fleetConfig(th, [{ name: 'venv', host: th.hosts.venv, agentPort: await freePort() }]), agentToken: undefined };
+  // The fleet token is optional (each slave gets its own), but one that is set must not be weak.
+  it('a weak fleet token is a clear error before connecting', async () => {
+    const config = { ...fleetConfig(th, [{ name: 'venv', host: th.hosts.venv, agentPort: await freePort() }]), agentToken: 'changeme' };
     const r = await deployer(config).deploy(config.slaves[0], { reason: 'systest', force: true });
     expect(r.ok).toBe(false);
-    expect(r.error).toMatch(/agent token unusable \(no token is set\): set the secret d8:agentToken .* or D8_AGENT_TOKEN/);
+    expect(r.error).toMatch(/agent token unusable \(the token is only 8 characters; .*\): set the secret d8:agentToken .* or D8_AGENT_TOKEN/);
+    expect(r.attempts).toEqual([]);
   });
 });
