@@ -92,11 +92,12 @@ describeTier(browserTier, 'a rollout on the dashboard in a real browser (real ma
 
     page.once('dialog', (d) => void d.accept());
     await Promise.all([page.waitForURL(`${base}/`), page.click('#rollout button[data-rollout-action="abort"]')]);
-    await page.waitForSelector(`text=rollout ${r.id} of ${bad.slice(0, 7)} aborted`);
     expect(rollout(bad)!.status).toBe('aborted');
     await page.waitForSelector(`p#rollout[data-status="aborted"][data-rollout="${r.id}"]`);
   });
 
+  // The one-shot flash after a click is not asserted: a live refresh can replace the page under it (it
+  // failed CI twice that way); what the click did is asserted through the panel's state and the store.
   it('a good release: Pause holds it (nothing new deployed), Resume finishes it; a stale click and a POST without CSRF are refused', async () => {
     fs.writeFileSync(mainTs(), goodMain);
     fs.writeFileSync(path.join(fleet.repo, 'agent', 'release-note.txt'), 'good\n');
@@ -104,7 +105,6 @@ describeTier(browserTier, 'a rollout on the dashboard in a real browser (real ma
     await page.waitForSelector('#rollout[data-status="running"] tr[data-member="s1"][data-status="gate"]', { timeout: 300_000 });
     const r = rollout(good)!;
     await Promise.all([page.waitForURL(`${base}/`), page.click('#rollout button[data-rollout-action="pause"]')]);
-    await page.waitForSelector(`text=rollout ${r.id} of ${good.slice(0, 7)} paused`);
     expect(rollout(good)!.status).toBe('paused');
     await page.waitForSelector('#rollout[data-status="paused"] button[data-rollout-action="resume"]');
     const deployedAtPause = deploysOf(good).length;
@@ -126,7 +126,6 @@ describeTier(browserTier, 'a rollout on the dashboard in a real browser (real ma
     expect(rollout(good)!.status).toBe('paused');
 
     await Promise.all([page.waitForURL(`${base}/`), page.click('#rollout button[data-rollout-action="resume"]')]);
-    await page.waitForSelector(`text=rollout ${r.id} of ${good.slice(0, 7)} resumed from its stage`);
     await page.waitForSelector(`p#rollout[data-status="done"][data-rollout="${r.id}"]`, { timeout: 300_000 });
     expect(await page.textContent('p#rollout')).toContain('3 updated');
     expect(deploysOf(good).map((d) => [d.slave, d.status]).sort()).toEqual([['s1', 'ok'], ['s2', 'ok'], ['s3', 'ok']]);
