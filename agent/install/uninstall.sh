@@ -202,7 +202,12 @@ fi
 left=$(ls "$STATE_DIR" 2>/dev/null | grep -E '^agent-([0-9]+|[0-9]+\.pid|token-[0-9]+)$' || true)
 if [ -d "$STATE_DIR" ]; then
   if [ -z "$left" ]; then
-    rm -rf "$STATE_DIR" && rm -f "$LOCK" && say "removed $STATE_DIR"
+    if ! rm -rf "$STATE_DIR" 2>/dev/null; then
+      say "error: could not remove all of $STATE_DIR: $(find "$STATE_DIR" ! -user "$(id -un)" 2>/dev/null | head -n 3 | tr '\n' ' ')(files owned by another user: remove them as root)"
+      exit 1
+    fi
+    rm -f "$LOCK"
+    say "removed $STATE_DIR"
   else
     say "kept $STATE_DIR: other agents are installed there ($(echo "$left" | tr '\n' ' '))"
   fi

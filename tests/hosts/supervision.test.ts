@@ -11,6 +11,7 @@ import os from 'os';
 import path from 'path';
 import { AgentClient } from '../../master/agent-client';
 import { SlaveTokens } from '../../core/slave-tokens';
+import { openStore } from '../../master/store';
 import { runD8, type Run } from '../support/run-process';
 import { describeTier } from '../support/tier';
 import { freePort, randomToken, REPO } from '../system/support/hosts';
@@ -110,9 +111,14 @@ describeTier(hostsTier, 'supervision on real hosts (systemd containers over SSH)
       const own = SlaveTokens.forEnv('hosts', env).read(`${shape}-box`);
       expect(own).toMatchObject({ installed: true });
       expect(out).not.toContain(own!.current);
+      // The agent speaks TLS pinned by the fingerprint its install reported over SSH (the store's agent_pins).
+      const store = openStore(path.join(env.D8_HOME, 'master.db'));
+      const pin = store.pins.get('hosts', `${shape}-box`);
+      store.close();
+      expect(pin).toMatch(/^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/);
       const client = new AgentClient({ attempts: 1 });
       try {
-        await client.restart({ agentHost: h.host, agentPort: h.agentPort }, own!.current);
+        await client.restart({ agentHost: h.host, agentPort: h.agentPort, tlsFingerprint: pin }, own!.current);
       } finally {
         client.close();
       }

@@ -167,7 +167,9 @@ describeTier(systemTier, 'direct deployer on the four host shapes', () => {
       expect(r.error).toBeNull();
       expect(r.ok).toBe(true);
       const h = th.hosts[s];
-      expect(fs.existsSync(path.join(h.home, '.d8-agent'))).toBe(false);
+      // What is left, by name, so that a failure says what uninstall missed.
+      const left = fs.existsSync(path.join(h.home, '.d8-agent')) ? fs.readdirSync(path.join(h.home, '.d8-agent'), { recursive: true }) : null;
+      expect({ shape: s, left }).toEqual({ shape: s, left: null });
       expect(fs.existsSync(path.join(h.home, '.config', 'systemd', 'user', `d8-agent-${ports[s]}.service`))).toBe(false);
       expect(agentPids(h.user, ports[s])).toEqual([]);
       const probe = await probeInstalled(h.host, ports[s], 1000);

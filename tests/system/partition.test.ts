@@ -1,7 +1,9 @@
 /**
  * Issue 12, network partition: a slave in a network namespace this test creates (its own veth link,
  * its own sshd; the real `d8 master` deploys the agent there over SSH with the real direct deployer).
- * The link goes down: pending, then dead, and no version alert for a slave whose version is simply
+ * The link goes down on the slave's side (its cable pulled: the master's route to it stays and its packets
+ * go unanswered; taking the master's side down would route the slave's address through the default
+ * gateway instead, off this machine, to whatever answers there): pending, then dead, and no version alert for a slave whose version is simply
  * unknown. The link comes back: healthy again, with one recovery message. Needs root (ip netns).
  */
 import { execFileSync, spawn, type ChildProcess } from 'child_process';
@@ -94,7 +96,7 @@ describeTier(systemTier, 'network partition of a slave (network namespace, real 
   it('link down: pending, then dead, no version alert; link up: healthy, one recovery message', async () => {
     const before = fleet.alerts('island').length;
     const agentCommit = fleet.slave('island')!.commit;
-    sh('ip', ['link', 'set', hostIf, 'down']);
+    inNs('ip', 'link', 'set', nsIf, 'down');
     const down = Date.now();
     const seen: string[] = [];
     await waitFor(() => {
@@ -107,7 +109,7 @@ describeTier(systemTier, 'network partition of a slave (network namespace, real 
     // A recovery attempt runs into the partition (SSH cannot connect) and backs off.
     await waitFor(() => fleet.db().deploys.list('part', 'island').find((d) => d.status === 'failed' && d.reason === 'dead'), 120_000, 'a recovery deploy to fail');
 
-    sh('ip', ['link', 'set', hostIf, 'up']);
+    inNs('ip', 'link', 'set', nsIf, 'up');
     const up = Date.now();
     await waitFor(() => fleet.slave('island')?.state === 'healthy', 120_000, 'healthy again', 200);
     const healthyAfterMs = Date.now() - up;
