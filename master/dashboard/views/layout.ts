@@ -45,9 +45,12 @@ export const csrfField = (csrf: string): string => `<input type="hidden" name="_
 
 /** The <main> content alone: what the page script fetches again on a live update. */
 export function mainContent(page: Page): string {
-  const flash = page.flash ? `<p class="flash ${page.flash.ok ? 'ok' : 'err'}" role="status">${escapeHtml(page.flash.text)}</p>` : '';
-  return flash + page.body;
+  return page.body;
 }
+
+/** The one-shot message after an action, outside <main> so that a live update does not wipe it. */
+const flashLine = (flash: Page['flash']): string =>
+  flash ? `<p id="flash" class="flash ${flash.ok ? 'ok' : 'err'}" role="status">${escapeHtml(flash.text)}</p>\n` : '';
 
 export function layout(chrome: PageChrome, page: Page): string {
   const nav = (key: Page['nav'], href: string, label: string) =>
@@ -63,7 +66,7 @@ export function layout(chrome: PageChrome, page: Page): string {
 <span id="live" class="live" title="live updates">○ offline</span>
 ${chrome.loggedIn ? `<form method="post" action="/logout" class="inline">${csrfField(chrome.csrf)}<button>Log out</button></form>` : ''}
 </header>
-<main id="main">${mainContent(page)}</main>
+${flashLine(page.flash)}<main id="main">${mainContent(page)}</main>
 </body></html>
 `;
 }
