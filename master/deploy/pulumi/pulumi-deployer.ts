@@ -153,7 +153,9 @@ export class PulumiDeployer implements Deployer {
       // Empty, not absent, when none: a value in this process's own environment must not leak into the program.
       stack.workspace.envVars[PROBED_RUNTIMES_ENV] = Object.keys(runtimes).length ? JSON.stringify(runtimes) : '';
       if (swarm) {
-        upOpts = upOptionsFor(deployUnit(this.opts.stack, slave.name, { swarm, local: slave.local }));
+        const deployment = (await stack.exportStack()).deployment as { resources?: Array<{ urn: string }> } | undefined;
+        const existing = new Set((deployment?.resources ?? []).map((r) => r.urn));
+        upOpts = upOptionsFor(deployUnit(this.opts.stack, slave.name, { swarm, local: slave.local, slaves: this.opts.config.slaves.map((s) => s.name) }), { existing });
       } else {
         const fleet = await this.fleetBundle();
         release = opts.bundle ?? fleet;
@@ -182,6 +184,12 @@ export class PulumiDeployer implements Deployer {
             });
             lines.push(`convergence: ${settled.why}\n`);
             changed ||= settled.forced;
+            // Every slave's service runs the spec the program gave its own token (infra/fleet.ts).
+            const tokens = slaveTokens(this.opts.config);
+            for (const s of this.opts.config.slaves) {
+              const current = tokens.read(s.name)?.current;
+              if (current) tokens.markInstalled(s.name, current);
+            }
           }
           const install = installResultFromOutputs(r.outputs as Record<string, { value: unknown }>, slave.name);
           status = changed ? 'deployed' : 'up_to_date';

@@ -22,13 +22,15 @@ function healthCmd(tests: string[]): string {
 export function serviceCreateArgs(spec: SwarmServiceSpec): string[] {
   only('spec', spec, ['name', 'mode', 'labels', 'taskSpec', 'updateConfig', 'rollbackConfig']);
   const t = spec.taskSpec;
-  only('taskSpec', t, ['containerSpec', 'restartPolicy', 'networksAdvanceds']);
+  only('taskSpec', t, ['containerSpec', 'restartPolicy', 'placement', 'networksAdvanceds']);
   const c = t.containerSpec;
   only('containerSpec', c, ['image', 'env', 'secrets', 'healthcheck', 'stopGracePeriod']);
   only('healthcheck', c.healthcheck, ['tests', 'interval', 'timeout', 'retries', 'startPeriod']);
-  only('mode', spec.mode, ['global']);
+  only('mode', spec.mode, ['replicated']);
+  only('placement', t.placement, ['constraints']);
   const args = ['service', 'create', '--detach', '--name', spec.name];
-  if (spec.mode.global) args.push('--mode', 'global');
+  args.push('--mode', 'replicated', '--replicas', String(spec.mode.replicated.replicas));
+  for (const c of t.placement.constraints) args.push('--constraint', c);
   for (const l of spec.labels) args.push('--label', `${l.label}=${l.value}`);
   for (const [k, v] of Object.entries(c.env)) args.push('--env', `${k}=${v}`);
   for (const s of c.secrets) args.push('--secret', `source=${s.secretName},target=${s.fileName}`);
