@@ -130,13 +130,16 @@ export async function swarmNodes(docker: DockerRunner): Promise<SwarmNode[]> {
   });
 }
 
+/** `pi` of `pi.lan` (a node reports its short hostname); an IP address has none. */
+const shortName = (host: string): string | null => (/^[\d.]+$|:/.test(host) || !host.includes('.') ? null : host.split('.')[0]);
+
 const nodeList = (nodes: SwarmNode[]): string => nodes.map((n) => `${n.hostname} (${n.addr}, id ${n.id.slice(0, 12)})`).join(', ') || 'none';
 
 /**
  * The swarm node each slave's agent runs on, by slave name (the node's ID, which the service's
  * placement constraint names). A slave names its node with `swarmNode` (the node's hostname, ID or
- * address); without it, the node whose hostname or address is the slave's `host` (or `agentHost`),
- * which is where the master looks for the agent anyway. A slave on no node of the swarm, on two, or
+ * address); without it, the node whose hostname (or short hostname: `pi` for `pi.lan`) or address
+ * is the slave's `host` (or `agentHost`), which is where the master looks for the agent anyway. A slave on no node of the swarm, on two, or
  * sharing a node and a port with another slave is a ConfigError naming the fix.
  */
 export function resolveSwarmNodes(slaves: Pick<SlaveConfig, 'name' | 'host' | 'agentHost' | 'agentPort' | 'swarmNode'>[], nodes: SwarmNode[]): Record<string, string> {
@@ -145,7 +148,8 @@ export function resolveSwarmNodes(slaves: Pick<SlaveConfig, 'name' | 'host' | 'a
   slaves.forEach((s, i) => {
     const key = `d8:slaves[${i}].swarmNode`;
     const names = s.swarmNode ? [s.swarmNode] : [...new Set([s.host, s.agentHost])];
-    const hits = nodes.filter((n) => names.some((x) => x === n.hostname || x === n.addr || x === n.id || (x.length >= 12 && n.id.startsWith(x))));
+    const hits = nodes.filter((n) => names.some((x) => x === n.hostname || x === n.addr || x === n.id || (x.length >= 12 && n.id.startsWith(x)) ||
+      (!s.swarmNode && shortName(x) === n.hostname)));
     if (hits.length === 0) {
       throw new ConfigError(s.swarmNode
         ? `${key} (${s.name}) "${s.swarmNode}" is no node of the swarm (nodes: ${nodeList(nodes)}): set it to one of their hostnames`

@@ -8,8 +8,10 @@
  * ssh (the d8-docker test host, a docker-group user on this engine) and to the real agents: a good
  * release converges on both, a release whose agent exits at start-up is rolled back by the swarm and
  * the check fails naming the slave's service, and a forced deploy restarts only the service of the
- * slave whose agent does not answer.
+ * slave whose agent does not answer. The migration from the one global service is played in the
+ * order a `pulumi up` runs it (creates, then deletes what the program dropped).
  */
+import { spawnSync } from 'child_process';
 import crypto from 'crypto';
 import fs from 'fs';
 import os from 'os';
@@ -23,13 +25,15 @@ import { httpRequest, probeInstalled } from '../support/agent-process';
 import { awaitSwarmConvergence, SwarmConvergenceError } from '../../master/deploy/swarm/convergence';
 import { settleSwarm } from '../../master/deploy/pulumi/swarm-settle';
 import { describeTier } from '../support/tier';
-import { docker, dockerQuiet, ensureSwarm, serviceCreateArgs, serviceUpdateArgs } from './support/swarm-cli';
+import { docker, dockerQuiet, ensureSwarm, globalServiceSpec, serviceCreateArgs, serviceUpdateArgs } from './support/swarm-cli';
 import { BASE_IMAGE, freePort, randomToken, systemTier, tempDir, upTestHosts, type TestHosts } from './support/hosts';
 
 const id = crypto.randomBytes(3).toString('hex');
 const REPO = `sw-agent-${id}`;
 /** Two slaves on the one node: their services are d8-agent-<slave>, as the program names them. */
 const SLAVES = [`swa-${id}`, `swb-${id}`] as const;
+/** Stands for the one global `d8-agent` service of a stack deployed before per-slave services. */
+const LEGACY = `sw-legacy-${id}`;
 const commitA = crypto.randomBytes(20).toString('hex');
 const commitB = crypto.randomBytes(20).toString('hex');
 const versionInfo = (commit: string) => ({ branch: 'main', commit, version: '0.1.0', deployed_at: new Date().toISOString(), dirty: false });
@@ -111,7 +115,7 @@ describeTier(systemTier, 'swarm mode on a real single-node swarm', () => {
   });
 
   afterAll(() => {
-    const names = good?.map((g) => g.name) ?? [];
+    const names = [...(good?.map((g) => g.name) ?? []), LEGACY];
     if (names.length) dockerQuiet(['service', 'rm', ...names]);
     // The services' containers go asynchronously; the secrets and images follow them.
     for (const name of names) {
@@ -209,4 +213,44 @@ describeTier(systemTier, 'swarm mode on a real single-node swarm', () => {
     const h = await probeInstalled('127.0.0.1', ports[0]);
     expect(h.ok && h.health.commit).toBe(commitA);
   });
+
+  it('from the one global service: the new service\'s task fails on the held port until the old service is deleted, then converges', async () => {
+    const [sa] = good.map((g) => g.name);
+    const gone = (name: string) => !docker(['ps', '-aq', '--filter', `label=com.docker.swarm.service.name=${name}`]).trim();
+    docker(['service', 'rm', sa]);
+    for (let i = 0; i < 60 && !gone(sa); i++) await new Promise((r) => setTimeout(r, 1000));
+    // Before the change: one global service (here on A's port) holding one token.
+    docker(serviceCreateArgs(globalServiceSpec(good[0], LEGACY)));
+    let h = await probeInstalled('127.0.0.1', ports[0]);
+    for (let i = 0; i < 60 && !(h.ok && h.health.commit === commitA); i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      h = await probeInstalled('127.0.0.1', ports[0]);
+    }
+    expect(h.ok).toBe(true);
+
+    // pulumi up, first half: the per-slave service is created while the old task holds the port.
+    docker(serviceCreateArgs(good[0]));
+    const failedTasks = () => docker(['service', 'ps', sa, '--no-trunc', '--format', '{{.Error}}']).split('\n').filter((l) => l.includes('non-zero exit'));
+    for (let i = 0; i < 60 && failedTasks().length === 0; i++) await new Promise((r) => setTimeout(r, 1000));
+    expect(failedTasks().length).toBeGreaterThan(0);
+    expect(serviceLogs(sa)).toContain('EADDRINUSE');
+    // The old agent still answers meanwhile.
+    expect((await probeInstalled('127.0.0.1', ports[0])).ok).toBe(true);
+
+    // Second half: the old service is deleted (the provider waits for its containers); the restart policy brings A's agent up.
+    const removed = Date.now();
+    docker(['service', 'rm', LEGACY]);
+    for (let i = 0; i < 60 && !gone(LEGACY); i++) await new Promise((r) => setTimeout(r, 500));
+    const report = await awaitSwarmConvergence({ docker: manager, commit: commitA, slaves: config.slaves, pollMs: 1000 });
+    expect(report.why).toContain('2 slave service(s)');
+    expect(Date.now() - removed).toBeLessThan(60_000);
+    expect((await execute(ports[0], tokens[0])).status).toBe(200);
+    expect((await execute(ports[0], tokens[1])).status).toBe(401);
+  });
 });
+
+/** What the service's tasks wrote, stdout and stderr (`docker service logs` passes each on as its own). */
+function serviceLogs(service: string): string {
+  const r = spawnSync('docker', ['service', 'logs', '--raw', service], { encoding: 'utf8', timeout: 60_000 });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`;
+}

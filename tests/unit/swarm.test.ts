@@ -89,7 +89,13 @@ describe('slaves on swarm nodes', () => {
     expect(resolveSwarmNodes([
       slave('pc', 'pc'), slave('by-addr', '10.8.0.1'), slave('by-agent-host', 'x.lan', { agentHost: '10.8.0.2' }),
       slave('named', 'elsewhere', { swarmNode: 'pc', agentPort: 7601 }), slave('by-id', 'y', { swarmNode: 'bbbbbbbbbbbb', agentPort: 7602 }),
-    ], nodes)).toEqual({ pc: 'aaaaaaaaaaaa1111', 'by-addr': 'bbbbbbbbbbbb2222', 'by-agent-host': 'cccccccccccc3333', named: 'aaaaaaaaaaaa1111', 'by-id': 'bbbbbbbbbbbb2222' });
+      slave('by-short-name', 'pc.lan', { agentPort: 7603 }),
+    ], nodes)).toEqual({
+      pc: 'aaaaaaaaaaaa1111', 'by-addr': 'bbbbbbbbbbbb2222', 'by-agent-host': 'cccccccccccc3333', named: 'aaaaaaaaaaaa1111', 'by-id': 'bbbbbbbbbbbb2222', 'by-short-name': 'aaaaaaaaaaaa1111',
+    });
+    // A swarmNode is taken as written; an address is never shortened.
+    expect(() => resolveSwarmNodes([slave('s', 'x', { swarmNode: 'pc.lan' })], nodes)).toThrow(ConfigError);
+    expect(() => resolveSwarmNodes([slave('ip', '10.0.0.9')], [{ ...nodes[0], hostname: '10' }])).toThrow(ConfigError);
   });
 
   it('refuses a slave on no node, on two, or on one node and port with another slave, naming the key and the fix', () => {

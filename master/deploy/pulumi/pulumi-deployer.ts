@@ -62,7 +62,7 @@ export class PulumiDeployer implements Deployer {
   /**
    * Per-host mode: the bundle a deploy without a given one installs (D8_BUNDLE_DIR, else built from
    * the checkout). The program gets it, and a given bundle (a kept release) for the targeted slave,
-   * through the environment (core/release-env.ts). Swarm mode has none: one service runs every node.
+   * through the environment (core/release-env.ts). Swarm mode has none: one image serves every slave.
    */
   readonly bundle?: () => Promise<BundleInfo>;
 
