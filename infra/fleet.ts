@@ -17,6 +17,7 @@ import type { KnownHosts } from '../core/known-hosts';
 import type { SlaveTokens } from '../core/slave-tokens';
 import { SwarmAgent } from './swarm-agent';
 import { resolveSwarmNodes, swarmPlatform, type SwarmNode } from './swarm-docker';
+import { swarmServiceName } from './swarm-spec';
 import { swarmResourceNames } from './urns';
 
 /** Seconds one install attempt of one strategy may take (a docker build on a Raspberry Pi included). */
@@ -105,6 +106,7 @@ export function validateFleet(config: FleetConfig, opts: CreateFleetOptions = {}
     if (config.sshKeyPath && !fs.existsSync(config.sshKeyPath)) {
       throw new ConfigError(`stack ${config.stack}: d8:sshKeyPath ${config.sshKeyPath} does not exist (swarm mode passes it to ssh for ${config.swarm})`, 'd8:sshKeyPath');
     }
+    for (const s of config.slaves) swarmServiceName(s.name);
     const placed = opts.swarmNodes ? { platform: swarmPlatform(opts.swarmNodes), nodes: resolveSwarmNodes(config.slaves, opts.swarmNodes) } : null;
     return {
       swarm: { manager: config.swarm, placed },

@@ -139,8 +139,9 @@ const nodeList = (nodes: SwarmNode[]): string => nodes.map((n) => `${n.hostname}
  * The swarm node each slave's agent runs on, by slave name (the node's ID, which the service's
  * placement constraint names). A slave names its node with `swarmNode` (the node's hostname, ID or
  * address); without it, the node whose hostname (or short hostname: `pi` for `pi.lan`) or address
- * is the slave's `host` (or `agentHost`), which is where the master looks for the agent anyway. A slave on no node of the swarm, on two, or
- * sharing a node and a port with another slave is a ConfigError naming the fix.
+ * is the slave's `host` (or `agentHost`), which is where the master looks for the agent anyway. A
+ * slave on no node of the swarm, on two, or sharing a node and a port with another slave is a
+ * ConfigError naming the fix.
  */
 export function resolveSwarmNodes(slaves: Pick<SlaveConfig, 'name' | 'host' | 'agentHost' | 'agentPort' | 'swarmNode'>[], nodes: SwarmNode[]): Record<string, string> {
   const placed: Record<string, string> = {};

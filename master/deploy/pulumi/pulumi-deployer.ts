@@ -173,6 +173,9 @@ export class PulumiDeployer implements Deployer {
         const d = e.diagnosticEvent;
         if (d && d.urn === urns.install && d.severity === 'error') installDiagnostics.push(d.message);
       };
+      // Swarm mode: the tokens the program puts in the slaves' secrets (a rotation staged during the up is not them).
+      const tokens = slaveTokens(this.opts.config);
+      const staged = swarm ? new Map(this.opts.config.slaves.map((s) => [s.name, tokens.read(s.name)?.current])) : null;
       const attemptsMax = this.opts.lockAttempts ?? 5;
       for (let attempt = 1; ; attempt++) {
         try {
@@ -184,18 +187,17 @@ export class PulumiDeployer implements Deployer {
             });
             lines.push(`convergence: ${settled.why}\n`);
             changed ||= settled.forced;
-            // Every slave's service runs the spec the program gave its own token (infra/fleet.ts).
-            const tokens = slaveTokens(this.opts.config);
+            // Every slave's service runs the spec the program gave its own token (infra/fleet.ts); a
+            // record the program made on first use is read now.
             for (const s of this.opts.config.slaves) {
-              const current = tokens.read(s.name)?.current;
-              if (current) tokens.markInstalled(s.name, current);
+              const token = staged?.get(s.name) ?? tokens.read(s.name)?.current;
+              if (token) tokens.markInstalled(s.name, token);
             }
           }
           const install = installResultFromOutputs(r.outputs as Record<string, { value: unknown }>, slave.name);
           status = changed ? 'deployed' : 'up_to_date';
           // The program gave the install the slave's own token (infra/fleet.ts): now on the agent.
           if (changed && install?.ok) {
-            const tokens = slaveTokens(this.opts.config);
             const current = tokens.read(slave.name)?.current;
             if (current) tokens.markInstalled(slave.name, current);
           }
