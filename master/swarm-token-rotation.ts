@@ -4,7 +4,8 @@
  * old task stops before the new one starts), so the agent is unreachable for the seconds of the
  * restart, but no command is refused on the way:
  *   1. stage   the record's `current` becomes a new token, the old one `previous`, not installed:
- *              the master presents the new one and the old one (core/slave-tokens.ts)
+ *              the master presents the old one, then the new one (core/slave-tokens.ts), and the
+ *              first time the agent accepts the new one it forgets the old
  *   2. deploy  the pulumi deployer's swarm update: the program puts `current` in a new secret of
  *              the slave's service (infra/fleet.ts), the swarm restarts the task, the convergence
  *              check waits for every slave's service and then marks `current` installed

@@ -30,7 +30,8 @@ tokens live in D8_HOME/tokens/<stack>/ (mode 0600); an agent that still uses the
 (d8:agentToken) gets its own. The agent must be up.
 Swarm mode (d8:swarm): the token is the slave's service's docker secret, which only a deploy changes,
 and the new secret restarts the slave's agent, so a swarm stack is refused unless --restart accepts
-that: the new token is staged (the master presents it, and the old one until the agent restarted),
+that: the new token is staged (the master presents the old one, then the new one, until the agent
+accepts the new one),
 then a Pulumi deploy of the swarm's services (as d8 up --engine pulumi) puts it in place and waits for
 every slave's service to converge. Exit status: 0 all rotated, 1 any failed, 2 usage.
 
