@@ -41,6 +41,9 @@ describe('judgeConvergence', () => {
     expect(judgeConvergence(snapshot({ agent: null }), A).why).toBe("pi's agent does not answer, not aaaaaaa");
     expect(judgeConvergence(snapshot({ agent: B }), A).why).toBe("pi's agent reports bbbbbbb, not aaaaaaa");
     expect(judgeConvergence({ ...snapshot(), tasks: [] }, A).why).toBe('service d8-agent-pi has no task yet');
+    const unplaced = snapshot();
+    unplaced.tasks = [{ ...unplaced.tasks[0], NodeID: undefined, Status: { State: 'pending', Err: 'no suitable node (scheduling constraints not satisfied on 1 node)' } }];
+    expect(judgeConvergence(unplaced, A).why).toBe('the task of d8-agent-pi is pending (no suitable node (scheduling constraints not satisfied on 1 node))');
   });
 
   it('fails naming the rollback when the swarm rolled this release back', () => {

@@ -94,14 +94,16 @@ export function judgeConvergence(s: SwarmSnapshot, commit: string): ConvergenceV
   const image = s.service.Spec.TaskTemplate.ContainerSpec.Image;
   const task = s.tasks.find((t) => t.DesiredState === 'running');
   if (!task) return { kind: 'waiting', why: `service ${name} has no task yet` };
-  const node = s.nodes.find((n) => n.ID === task.NodeID)?.Hostname ?? task.NodeID ?? 'no node yet';
-  if (task.Spec.ContainerSpec.Image !== image) return { kind: 'waiting', why: `node ${node} still runs the previous image of ${name}` };
-  if (task.Status.State !== 'running') return { kind: 'waiting', why: `the task of ${name} on node ${node} is ${task.Status.State}${task.Status.Err ? ` (${task.Status.Err})` : ''}` };
+  const hostname = s.nodes.find((n) => n.ID === task.NodeID)?.Hostname ?? task.NodeID;
+  // A task no node can take (its node is down or drained) has none: the swarm's error says why.
+  const onNode = hostname ? ` on node ${hostname}` : '';
+  if (task.Spec.ContainerSpec.Image !== image) return { kind: 'waiting', why: `node ${hostname ?? '?'} still runs the previous image of ${name}` };
+  if (task.Status.State !== 'running') return { kind: 'waiting', why: `the task of ${name}${onNode} is ${task.Status.State}${task.Status.Err ? ` (${task.Status.Err})` : ''}` };
   const a = s.agent;
   if (a.commit !== commit) {
     return { kind: 'waiting', why: `${a.slave}'s agent ${a.commit ? `reports ${short(a.commit)}` : `does not answer${a.error ? ` (${a.error})` : ''}`}, not ${short(commit)}` };
   }
-  return { kind: 'converged', why: `${a.slave}: ${name} runs ${short(commit)} on node ${node}` };
+  return { kind: 'converged', why: `${a.slave}: ${name} runs ${short(commit)}${onNode}` };
 }
 
 /**
