@@ -7,7 +7,9 @@
  *   - `installed: false`: the per-slave token exists but no deploy has put it on the agent yet, so
  *     the fleet token first, then the new one;
  *   - `installed: true`: `current`, then `previous` while a rotation is under way (the agent accepts
- *     both until the master retires the old one).
+ *     both until the master retires the old one);
+ *   - `installed: false` with a `previous`: a swarm rotation staged for the next deploy (the slave's
+ *     service still holds the old token until that deploy restarts it): `previous`, then `current`.
  * Both engines take the installer's token from here (forDeploy) and mark it installed after a deploy.
  */
 import crypto from 'crypto';
@@ -88,7 +90,7 @@ export class SlaveTokens {
   /** The tokens to present to the slave's agent, in order (see the header). */
   candidates(slave: string, fleetToken: string | undefined): string[] {
     const rec = this.read(slave);
-    const list = !rec ? [fleetToken] : rec.installed ? [rec.current, rec.previous] : [fleetToken, rec.current, rec.previous];
+    const list = !rec ? [fleetToken] : rec.installed ? [rec.current, rec.previous] : rec.previous ? [rec.previous, rec.current] : [fleetToken, rec.current];
     return [...new Set(list.filter((t): t is string => typeof t === 'string' && t !== ''))];
   }
 

@@ -47,6 +47,8 @@ export const SlaveConfigSchema = z.object({
     .refine((l) => new Set(l).size === l.length, 'must not repeat a label').default([]),
   // issue 14: this slave's place in a rollout (canary first, never canary, last) and its own health gate.
   rollout: SlaveRolloutSchema.optional(),
+  /** Swarm mode: the node (hostname, ID or address) this slave's agent service is pinned to; default: the node whose hostname or address is `host`. */
+  swarmNode: z.string().min(1).optional(),
 }).strict();
 export type SlaveConfigInput = z.input<typeof SlaveConfigSchema>;
 
@@ -227,6 +229,7 @@ export function resolveFleetConfig(raw: Record<string, unknown>, opts: ResolveOp
       arch: s.arch,
       labels: [...s.labels],
       ...(s.rollout ? { rollout: s.rollout } : {}),
+      ...(s.swarmNode ? { swarmNode: s.swarmNode } : {}),
     };
   });
   const agentPorts = new Map<string, string>();
@@ -237,16 +240,11 @@ export function resolveFleetConfig(raw: Record<string, unknown>, opts: ResolveOp
     }
     agentPorts.set(k, s.name);
   }
-  if (c.swarm) {
-    // One global service publishes one port on every node.
-    const first = slaves[0];
-    const odd = slaves.findIndex((s) => s.agentPort !== first.agentPort);
-    if (odd >= 0) {
-      throw new ConfigError(`stack ${opts.stack}: d8:slaves[${odd}] (${slaves[odd].name}).agentPort ${slaves[odd].agentPort} differs from ${first.name}'s ${first.agentPort}: ` +
-        'in swarm mode (d8:swarm) every node publishes the same agent port', `d8:slaves[${odd}].agentPort`);
-    }
-  } else if (c.swarmImage) {
-    throw new ConfigError(`stack ${opts.stack}: d8:swarmImage is only used in swarm mode: set d8:swarm too, or remove it`, 'd8:swarmImage');
+  if (!c.swarm) {
+    // Swarm mode pins each slave's own service to its node (infra/swarm-docker.ts resolveSwarmNodes).
+    const odd = c.slaves.findIndex((s) => s.swarmNode !== undefined);
+    if (odd >= 0) throw new ConfigError(`stack ${opts.stack}: d8:slaves[${odd}].swarmNode is only used in swarm mode: set d8:swarm too, or remove it`, `d8:slaves[${odd}].swarmNode`);
+    if (c.swarmImage) throw new ConfigError(`stack ${opts.stack}: d8:swarmImage is only used in swarm mode: set d8:swarm too, or remove it`, 'd8:swarmImage');
   }
 
   return {

@@ -7,7 +7,7 @@ import fs from 'fs';
 import * as pulumi from '@pulumi/pulumi';
 import type { types } from '@pulumi/command';
 import type { InstallResult } from '../core/install-result';
-import { DEFAULT_AGENT_PORT, type Strategy } from '../core/protocol';
+import type { Strategy } from '../core/protocol';
 import { ConfigError, optionalAgentToken, requireAgentToken, type FleetConfig, type SlaveConfig } from '../core/stack-config';
 import type { BundleRef } from './bundle-ref';
 import { agentEndpoint, SlaveHost, type SlaveHostArgs } from './slave-host';
@@ -16,6 +16,8 @@ import { loadSshPrivateKey } from '../core/ssh-key';
 import type { KnownHosts } from '../core/known-hosts';
 import type { SlaveTokens } from '../core/slave-tokens';
 import { SwarmAgent } from './swarm-agent';
+import { resolveSwarmNodes, swarmPlatform, type SwarmNode } from './swarm-docker';
+import { swarmServiceName } from './swarm-spec';
 import { swarmResourceNames } from './urns';
 
 /** Seconds one install attempt of one strategy may take (a docker build on a Raspberry Pi included). */
@@ -28,8 +30,8 @@ export interface CreateFleetOptions {
   resourceOptions?: pulumi.ComponentResourceOptions;
   /** Node.js runtimes to ship, by slave name (infra/runtimes.ts). */
   runtimes?: Record<string, SlaveHostArgs['runtime']>;
-  /** Swarm mode: the nodes' platform (infra/swarm-docker.ts's swarmPlatform); the program asks the manager. */
-  swarmPlatform?: string;
+  /** Swarm mode: the swarm's nodes (their platform, and each slave's node); the program asks the manager. */
+  swarmNodes?: SwarmNode[];
   /** Host keys recorded on first use (D8_HOME/known_hosts): required of slaves without a `hostKey`. */
   knownHosts?: KnownHosts;
   /** Per-slave agent tokens (D8_HOME/tokens); without it every slave gets the fleet token. */
@@ -55,7 +57,8 @@ export interface Fleet {
     installs?: pulumi.Output<Record<string, InstallResult | null>>;
     commit: string;
     bundleHash: string;
-    swarmService?: pulumi.Output<string>;
+    /** Swarm mode: each slave's service name. */
+    swarmServices?: pulumi.Output<Record<string, string>>;
   };
 }
 
@@ -74,8 +77,11 @@ interface SlavePlan {
 }
 
 interface FleetPlan {
-  /** Swarm mode: the manager and the one token of the global service (the fleet token); null otherwise. */
-  swarm: { manager: string; token: pulumi.Output<string> } | null;
+  /**
+   * Swarm mode: the manager, and once the swarm's nodes are known (the program checks the config
+   * before it asks the manager), their platform and each slave's node by slave name; null otherwise.
+   */
+  swarm: { manager: string; placed: { platform: string; nodes: Record<string, string> } | null } | null;
   slaves: SlavePlan[];
 }
 
@@ -87,14 +93,6 @@ export function validateFleet(config: FleetConfig, opts: CreateFleetOptions = {}
   if (opts.installTimeoutSeconds !== undefined && (!Number.isInteger(opts.installTimeoutSeconds) || opts.installTimeoutSeconds < 1)) {
     throw new RangeError(`installTimeoutSeconds must be a positive integer (got ${opts.installTimeoutSeconds})`);
   }
-  if (config.swarm) {
-    // One global service runs every node's agent from one docker secret: the fleet token.
-    const token = pulumi.secret(requireAgentToken(config, 'swarm mode (d8:swarm: one agent service for every node)'));
-    if (config.sshKeyPath && !fs.existsSync(config.sshKeyPath)) {
-      throw new ConfigError(`stack ${config.stack}: d8:sshKeyPath ${config.sshKeyPath} does not exist (swarm mode passes it to ssh for ${config.swarm})`, 'd8:sshKeyPath');
-    }
-    return { swarm: { manager: config.swarm, token }, slaves: [] };
-  }
   const own = opts.slaveTokens;
   let tokenFor: (slave: string) => string;
   if (own) {
@@ -103,6 +101,17 @@ export function validateFleet(config: FleetConfig, opts: CreateFleetOptions = {}
   } else {
     const fleetToken = requireAgentToken(config, 'a program without per-slave tokens (createFleet without slaveTokens)');
     tokenFor = () => fleetToken;
+  }
+  if (config.swarm) {
+    if (config.sshKeyPath && !fs.existsSync(config.sshKeyPath)) {
+      throw new ConfigError(`stack ${config.stack}: d8:sshKeyPath ${config.sshKeyPath} does not exist (swarm mode passes it to ssh for ${config.swarm})`, 'd8:sshKeyPath');
+    }
+    for (const s of config.slaves) swarmServiceName(s.name);
+    const placed = opts.swarmNodes ? { platform: swarmPlatform(opts.swarmNodes), nodes: resolveSwarmNodes(config.slaves, opts.swarmNodes) } : null;
+    return {
+      swarm: { manager: config.swarm, placed },
+      slaves: config.slaves.map((slave) => ({ slave, token: pulumi.secret(tokenFor(slave.name)), installTimeoutSeconds: 0 })),
+    };
   }
   const needsKey = config.slaves.some((s) => !s.local);
   const privateKey = needsKey ? pulumi.secret(loadSshPrivateKey(config).text) : undefined;
@@ -122,19 +131,21 @@ export function createFleet(config: FleetConfig, bundle: BundleRef, opts: Create
   const common = { commit: bundle.versionInfo.commit, bundleHash: bundle.hash };
 
   if (swarmPlan) {
+    const placed = swarmPlan.placed;
+    if (!placed) throw new RangeError('swarm mode: createFleet needs the swarm\'s nodes (the swarmNodes option)');
     const swarm = new SwarmAgent(swarmResourceNames().component, {
       manager: swarmPlan.manager,
       bundle,
-      token: swarmPlan.token,
-      agentPort: config.slaves[0]?.agentPort ?? DEFAULT_AGENT_PORT,
+      slaves: plans.map((p) => ({ name: p.slave.name, token: p.token, node: placed.nodes[p.slave.name], agentPort: p.slave.agentPort })),
       sshKeyPath: config.sshKeyPath,
       baseImage: config.baseImage,
       imageRepository: config.swarmImage,
-      platform: opts.swarmPlatform,
+      platform: placed.platform,
       keepImages: config.swarmKeepImages,
     }, opts.resourceOptions);
     const slaves = Object.fromEntries(config.slaves.map((s) => [s.name, { endpoint: agentEndpoint(s), strategy: 'docker' as const, mode: 'swarm' as const }]));
-    return { hosts: {}, swarm, outputs: { ...common, slaves: pulumi.output(slaves), swarmService: swarm.service.name } };
+    const services = pulumi.all(Object.fromEntries(Object.entries(swarm.services).map(([n, svc]) => [n, svc.name])));
+    return { hosts: {}, swarm, outputs: { ...common, slaves: pulumi.output(slaves), swarmServices: services } };
   }
 
   const hosts: Record<string, SlaveHost> = {};

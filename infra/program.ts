@@ -15,7 +15,7 @@ import { createFleet, validateFleet, type CreateFleetOptions } from './fleet';
 import { fleetRuntimes } from './runtimes';
 import { slaveBundles } from './slave-bundles';
 import { BUNDLE_DIR_ENV } from '../core/release-env';
-import { managerPlatform, SwarmManagerError, SwarmPlatformError } from './swarm-docker';
+import { managerNodes, swarmPlatform, SwarmManagerError, SwarmPlatformError } from './swarm-docker';
 import { parseSwarmManager } from './swarm-spec';
 import { KnownHosts } from '../core/known-hosts';
 import { SlaveTokenFileError, SlaveTokens } from '../core/slave-tokens';
@@ -79,9 +79,9 @@ export async function program(env: NodeJS.ProcessEnv = process.env, fleetOptions
     const perSlave = fleetOptions.slaveBundles ?? slaveBundles(config, env);
     for (const [name, b] of Object.entries(perSlave)) void pulumi.log.info(`${name}: the kept release ${b.versionInfo.commit.slice(0, 7)} (${b.dir})`);
     const runtimes = fleetOptions.runtimes ?? await fleetRuntimes(config, env, (m) => { void pulumi.log.info(m); });
-    const swarmPlatform = config.swarm ? fleetOptions.swarmPlatform ?? await managerPlatform(parseSwarmManager(config.swarm), { sshKeyPath: config.sshKeyPath }) : undefined;
-    if (swarmPlatform) void pulumi.log.info(`swarm nodes run ${swarmPlatform}: building the agent image for it`);
-    const fleet = createFleet(config, bundle, { ...fleetOptions, runtimes, swarmPlatform, knownHosts, slaveTokens, slaveBundles: perSlave });
+    const swarmNodes = config.swarm ? fleetOptions.swarmNodes ?? await managerNodes(parseSwarmManager(config.swarm), { sshKeyPath: config.sshKeyPath }) : undefined;
+    if (swarmNodes) void pulumi.log.info(`swarm nodes run ${swarmPlatform(swarmNodes)}: building the agent image for it`);
+    const fleet = createFleet(config, bundle, { ...fleetOptions, runtimes, swarmNodes, knownHosts, slaveTokens, slaveBundles: perSlave });
     return Object.fromEntries(Object.entries(fleet.outputs).filter(([, v]) => v !== undefined));
   } catch (err) {
     // Errors the user fixes from the message alone: no stack trace.

@@ -1,19 +1,37 @@
 /**
- * Swarm mode as data: the manager address, the image name, and the agent's global service spec. The
- * Pulumi program (swarm-agent.ts) declares exactly this spec; the master's convergence check
- * (master/deploy/swarm) and the tests read the same values, so none of them restates the spec.
+ * Swarm mode as data: the manager address, the image name, and the agent's service spec: one
+ * service per slave, pinned to that slave's node and holding that slave's own token as a docker
+ * secret (a token taken from one node opens no other node's agent). The Pulumi program
+ * (swarm-agent.ts) declares exactly this spec; the master's convergence check (master/deploy/swarm)
+ * and the tests read the same values, so none of them restates the spec.
  */
 import { ConfigError } from '../core/stack-config';
 
 /** The agent image built from the bundle when no registry (`d8:swarmImage`) is configured. */
 export const LOCAL_SWARM_IMAGE = 'd8-agent';
-/** Docker service name on the swarm (`docker service ps d8-agent`). */
-export const SWARM_SERVICE_NAME = 'd8-agent';
+/**
+ * The one global service every node's agent ran in before each slave had its own (one secret, the
+ * fleet token). The Pulumi program no longer declares it: the first `pulumi up` after the change
+ * deletes it (see infra/swarm-agent.ts for the order).
+ */
+export const LEGACY_SWARM_SERVICE_NAME = 'd8-agent';
+/** Docker service names are DNS labels. */
+const SERVICE_NAME_MAX = 63;
+
+/** A slave's service on the swarm (`docker service ps d8-agent-<slave>`). */
+export function swarmServiceName(slave: string): string {
+  const name = `${LEGACY_SWARM_SERVICE_NAME}-${slave}`;
+  if (name.length > SERVICE_NAME_MAX) {
+    throw new ConfigError(`slave name "${slave}" is too long for swarm mode: its service ${name} must have at most ${SERVICE_NAME_MAX} characters (use a name of at most ${SERVICE_NAME_MAX - LEGACY_SWARM_SERVICE_NAME.length - 1})`, 'd8:slaves.name');
+  }
+  return name;
+}
 /** File name of the token inside the task's /run/secrets/. */
 export const TOKEN_SECRET_FILE = 'd8-agent-token';
-/** Service labels naming the release the spec runs. */
+/** Service labels naming the release the spec runs, and the slave the service is. */
 export const COMMIT_LABEL = 'd8.commit';
 export const BUNDLE_LABEL = 'd8.bundle';
+export const SLAVE_LABEL = 'd8.slave';
 /** Releases whose images stay on the manager for a rollback (the running one included). */
 export const DEFAULT_KEEP_IMAGES = 3;
 
@@ -55,8 +73,13 @@ export function healthProbe(port: number): string[] {
 }
 
 export interface ServiceSpecArgs<V> {
+  /** The slave this service is: it names the service. */
+  slave: string;
+  /** The ID of the swarm node the slave's task is pinned to (resolveSwarmNodes in swarm-docker.ts). */
+  node: string;
   /** The image reference the tasks run (a name, or a digest in registry mode). */
   image: V;
+  /** The slave's own token, as a docker secret. */
   secret: { id: V; name: V };
   agentPort: number;
   commit: string;
@@ -64,14 +87,14 @@ export interface ServiceSpecArgs<V> {
 }
 
 /**
- * The global service, in the docker provider's ServiceArgs shape. `V` is a plain string for
- * readers and pulumi.Input<string> for the program.
+ * One slave's service, in the docker provider's ServiceArgs shape: one task, on that slave's node
+ * only. `V` is a plain string for readers and pulumi.Input<string> for the program.
  */
 export function swarmServiceSpec<V>(a: ServiceSpecArgs<V>) {
   return {
-    name: SWARM_SERVICE_NAME,
-    mode: { global: true },
-    labels: [{ label: COMMIT_LABEL, value: a.commit }, { label: BUNDLE_LABEL, value: a.bundleHash }],
+    name: swarmServiceName(a.slave),
+    mode: { replicated: { replicas: 1 } },
+    labels: [{ label: COMMIT_LABEL, value: a.commit }, { label: BUNDLE_LABEL, value: a.bundleHash }, { label: SLAVE_LABEL, value: a.slave }],
     taskSpec: {
       containerSpec: {
         image: a.image,
@@ -85,12 +108,13 @@ export function swarmServiceSpec<V>(a: ServiceSpecArgs<V>) {
         stopGracePeriod: '20s',
       },
       restartPolicy: { condition: 'any', delay: '10s', window: '2m' },
+      placement: { constraints: [`node.id==${a.node}`] },
       // The host's network, as the docker strategy runs it: each node's agent answers on that node's
       // own addresses at agentPort, as the master expects, and a task needs no bridge on the node.
       networksAdvanceds: [{ name: 'host' }],
     },
-    // One node at a time, the old task first (two tasks cannot bind the same host port); a task that
-    // fails within `monitor` rolls the whole service back to the previous spec.
+    // The old task first (two tasks cannot bind the same host port); a task that fails within
+    // `monitor` rolls the service back to the previous spec.
     updateConfig: { parallelism: 1, delay: '10s', order: 'stop-first', failureAction: 'rollback', monitor: '30s' },
     rollbackConfig: { parallelism: 1, order: 'stop-first' },
   };

@@ -41,7 +41,10 @@ export function slaveUrns(stack: string, slave: string, opts: { local: boolean; 
   };
 }
 
-/** Swarm mode: one SwarmAgent component (not one per slave) owns the global docker service. */
+/**
+ * Swarm mode: one SwarmAgent component owns the image (shared by every slave) and, per slave, its
+ * token secret and its service (pinned to the slave's node).
+ */
 export const SWARM_AGENT_TYPE = 'd8:fleet:SwarmAgent';
 export const DOCKER_PROVIDER_TYPE = 'pulumi:providers:docker';
 export const DOCKER_IMAGE_TYPE = 'docker:index/image:Image';
@@ -55,8 +58,11 @@ export const swarmResourceNames = () => ({
   provider: 'swarm-docker',
   image: 'swarm-image',
   images: 'swarm-images',
-  token: 'swarm-token',
-  service: 'swarm-service',
+  token: (slave: string) => `swarm-token-${slave}`,
+  service: (slave: string) => `swarm-service-${slave}`,
+  /** The fleet token's secret and the global service of the one-service layout; a `pulumi up` now deletes them. */
+  legacyToken: 'swarm-token',
+  legacyService: 'swarm-service',
 });
 
 export interface SwarmUrns {
@@ -64,39 +70,47 @@ export interface SwarmUrns {
   provider: string;
   image: string;
   images: string;
-  token: string;
-  service: string;
+  /** By slave name. */
+  tokens: Record<string, string>;
+  services: Record<string, string>;
+  /** What the one-service layout left in a stack's state (the migration deletes them). */
+  legacy: { token: string; service: string };
+  /** Every child's URN of the SwarmAgent starts with this. */
+  childPrefix: string;
 }
 
-/** URNs of the swarm-mode resources, as the Pulumi program names them. */
-export function swarmUrns(stack: string, opts: { project?: string } = {}): SwarmUrns {
+/** URNs of the swarm-mode resources for these slaves, as the Pulumi program names them. */
+export function swarmUrns(stack: string, slaves: readonly string[], opts: { project?: string } = {}): SwarmUrns {
   const project = opts.project ?? PROJECT_NAME;
   const names = swarmResourceNames();
   const base = `urn:pulumi:${stack}::${project}::`;
   const child = (type: string, name: string) => `${base}${SWARM_AGENT_TYPE}$${type}::${name}`;
+  const bySlave = (type: string, name: (s: string) => string) => Object.fromEntries(slaves.map((s) => [s, child(type, name(s))]));
   return {
     component: `${base}${SWARM_AGENT_TYPE}::${names.component}`,
     provider: child(DOCKER_PROVIDER_TYPE, names.provider),
     image: child(DOCKER_IMAGE_TYPE, names.image),
     images: child(SWARM_IMAGES_TYPE, names.images),
-    token: child(DOCKER_SECRET_TYPE, names.token),
-    service: child(DOCKER_SERVICE_TYPE, names.service),
+    tokens: bySlave(DOCKER_SECRET_TYPE, names.token),
+    services: bySlave(DOCKER_SERVICE_TYPE, names.service),
+    legacy: { token: child(DOCKER_SECRET_TYPE, names.legacyToken), service: child(DOCKER_SERVICE_TYPE, names.legacyService) },
+    childPrefix: `${base}${SWARM_AGENT_TYPE}$`,
   };
 }
 
 /**
  * What a deploy of one slave updates, in one place for the program and the master. Per-host mode:
- * that slave's SlaveHost and its children. Swarm mode (`d8:swarm`): no resource belongs to one
- * slave; every slave's deploy is the same update of the SwarmAgent (its image, image clean-up, token
- * secret and global service: the whole fleet at once), which the master follows with the convergence
- * check, and a forced deploy of a slave (its "restart") is a forced update of the service's tasks.
+ * that slave's SlaveHost and its children. Swarm mode (`d8:swarm`): the image is every slave's, so
+ * every slave's deploy is the same update of the whole SwarmAgent (the image, its clean-up, every
+ * slave's token secret and service), which the master follows with the convergence check; a forced
+ * deploy of a slave (its "restart") is a forced update of that slave's service only.
  */
 export type DeployUnit =
   | { kind: 'slave'; urns: SlaveUrns }
   | { kind: 'swarm'; urns: SwarmUrns };
 
-export function deployUnit(stack: string, slave: string, opts: { swarm: boolean; local: boolean; project?: string }): DeployUnit {
+export function deployUnit(stack: string, slave: string, opts: { swarm: boolean; local: boolean; project?: string; slaves?: readonly string[] }): DeployUnit {
   return opts.swarm
-    ? { kind: 'swarm', urns: swarmUrns(stack, { project: opts.project }) }
+    ? { kind: 'swarm', urns: swarmUrns(stack, opts.slaves ?? [slave], { project: opts.project }) }
     : { kind: 'slave', urns: slaveUrns(stack, slave, { local: opts.local, project: opts.project }) };
 }

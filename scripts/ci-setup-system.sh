@@ -40,7 +40,7 @@ if ! docker info >/dev/null 2>&1; then
   done
 fi
 getent group docker >/dev/null || groupadd docker
-# Swarm mode's system tests run a global service on a single-node swarm on loopback (issue 17).
+# Swarm mode's system tests run the agents' services on a single-node swarm on loopback (issues 17, 13).
 if [ "$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)" = inactive ]; then
   log "initialising a single-node swarm on 127.0.0.1"
   docker swarm init --advertise-addr 127.0.0.1 >/dev/null

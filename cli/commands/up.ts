@@ -74,8 +74,9 @@ export function registerUp(program: Command): void {
     .addHelpText('after', `
 Secrets come from the environment when set: D8_SSH_KEY_PATH or D8_SSH_PRIVATE_KEY (or the stack's
 d8:sshKeyPath / d8:sshPrivateKey). Each slave gets an agent token of its own ($D8_HOME/tokens, 0600);
-a fleet token (D8_AGENT_TOKEN / d8:agentToken) is needed only in swarm mode, and opens agents deployed
-before per-slave tokens until they are redeployed or rotated.
+in swarm mode each slave's service gets its own as a docker secret. A fleet token (D8_AGENT_TOKEN /
+d8:agentToken) is not needed; it opens agents deployed before per-slave tokens until they are
+redeployed or rotated.
 Every deploy writes a build log (secrets replaced by ***) under $D8_HOME/build_logs (default ~/.d8).
 One deploy per slave at a time: while another process (d8 up, d8 retry/update, the master daemon)
 deploys a slave, this one waits and says who holds it ("waiting for the deploy by d8 master (daemon)

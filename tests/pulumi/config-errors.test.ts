@@ -123,13 +123,10 @@ const CASES: Case[] = [
     key: 'd8:agentToken',
   },
   {
-    what: 'swarm nodes on different agent ports',
-    edit: (r) => {
-      r.swarm = 'ssh://admin@manager.lan';
-      r.slaves = [{ name: 'n1', host: 'n1.lan', user: 'a' }, { name: 'n2', host: 'n2.lan', user: 'a', agentPort: 7601 }];
-    },
-    message: /d8:slaves\[1\] \(n2\)\.agentPort 7601 differs from n1's 7600/,
-    key: 'd8:slaves[1].agentPort',
+    what: 'a swarm node without swarm mode',
+    edit: (r) => { slave(r, 1).swarmNode = 'vps'; },
+    message: /d8:slaves\[1\]\.swarmNode is only used in swarm mode: set d8:swarm too, or remove it/,
+    key: 'd8:slaves[1].swarmNode',
   },
   {
     what: 'a swarm manager that is not an ssh URL',

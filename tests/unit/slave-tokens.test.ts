@@ -38,6 +38,16 @@ describe('SlaveTokens', () => {
     expect(t.candidates('pc', FLEET)).toEqual(['new-token-0123456789abcdefghij', 'old-token-0123456789abcdefghij']);
   });
 
+  it('a swarm rotation staged for the next deploy: the old one (still in the service\'s secret), then the new one; the agent accepting the new one retires the old', () => {
+    const t = new SlaveTokens(root, 'prod');
+    t.write('pc', { current: 'new-token-0123456789abcdefghij', previous: 'old-token-0123456789abcdefghij', installed: false });
+    expect(t.candidates('pc', FLEET)).toEqual(['old-token-0123456789abcdefghij', 'new-token-0123456789abcdefghij']);
+    t.confirmInstalled('pc', 'old-token-0123456789abcdefghij');
+    expect(t.read('pc')).toMatchObject({ current: 'new-token-0123456789abcdefghij', previous: 'old-token-0123456789abcdefghij', installed: false });
+    t.confirmInstalled('pc', 'new-token-0123456789abcdefghij');
+    expect(t.candidates('pc', FLEET)).toEqual(['new-token-0123456789abcdefghij']);
+  });
+
   it('a damaged record is an error naming the file and the fix; names that are not file names are refused', () => {
     const t = new SlaveTokens(root, 'prod');
     fs.mkdirSync(path.join(root, 'prod'), { recursive: true });

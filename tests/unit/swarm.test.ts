@@ -1,12 +1,12 @@
-/** Swarm mode's pure parts: the convergence verdict, the nodes' platform, the manager address, release-only version files. */
+/** Swarm mode's pure parts: the convergence verdict (per slave and for the fleet), the nodes' platform, each slave's node, the service names, the manager address, release-only version files. */
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { readVersionInfo, releaseOnlyVersionInfo, VersionFileError } from '../../core/version-info';
-import { dockerPlatform, swarmPlatform, SwarmPlatformError } from '../../infra/swarm-docker';
-import { parseSwarmManager } from '../../infra/swarm-spec';
+import { dockerPlatform, resolveSwarmNodes, swarmPlatform, SwarmPlatformError, type SwarmNode } from '../../infra/swarm-docker';
+import { parseSwarmManager, swarmServiceName } from '../../infra/swarm-spec';
 import { ConfigError } from '../../core/stack-config';
-import { judgeConvergence, type SwarmSnapshot } from '../../master/deploy/swarm/service-state';
+import { judgeConvergence, judgeFleetConvergence, type SwarmSnapshot } from '../../master/deploy/swarm/service-state';
 import { SwarmNeedsPulumi } from '../../master/deploy/swarm/needs-pulumi';
 
 const A = 'a'.repeat(40);
@@ -18,35 +18,39 @@ function snapshot(o: { commit?: string; image?: string; state?: string; message?
   return {
     service: {
       ID: 'svc1',
-      Spec: { Name: 'd8-agent', Labels: { 'd8.commit': o.commit ?? A, 'd8.bundle': 'f'.repeat(64) }, TaskTemplate: { ContainerSpec: { Image: image } } },
+      Spec: { Name: 'd8-agent-pi', Labels: { 'd8.commit': o.commit ?? A, 'd8.bundle': 'f'.repeat(64) }, TaskTemplate: { ContainerSpec: { Image: image } } },
       UpdateStatus: o.state ? { State: o.state, Message: o.message ?? 'update completed' } : null,
     },
     tasks: [{ ID: 't1', NodeID: 'n1', DesiredState: 'running', Status: { State: o.taskState ?? 'running' }, Spec: { ContainerSpec: { Image: o.taskImage ?? image } } }],
     nodes: [{ ID: 'n1', Hostname: 'pi', Status: 'Ready', Availability: 'Active' }, { ID: 'n2', Hostname: 'gone', Status: 'Down', Availability: 'Active' }],
     failures: (o.failures ?? []).map((e) => ({ Node: 'pi', Error: `"${e}"`, CurrentState: 'Failed 3 seconds ago', DesiredState: 'Shutdown' })),
-    agents: [{ slave: 'pi', commit: o.agent === undefined ? A : o.agent }],
+    agent: { slave: 'pi', commit: o.agent === undefined ? A : o.agent },
   };
 }
 
 describe('judgeConvergence', () => {
-  it('converges when every ready node runs the spec\'s image and every agent reports the commit', () => {
-    expect(judgeConvergence(snapshot({ state: 'completed' }), A)).toEqual({ kind: 'converged', why: '1 node(s) run d8-agent at aaaaaaa; 1 agent(s) report it' });
+  it('converges when the slave\'s task runs the spec\'s image and its agent reports the commit', () => {
+    expect(judgeConvergence(snapshot({ state: 'completed' }), A)).toEqual({ kind: 'converged', why: 'pi: d8-agent-pi runs aaaaaaa on node pi' });
     expect(judgeConvergence(snapshot(), A).kind).toBe('converged');
   });
 
-  it('waits while the swarm updates, a task starts, a node runs the previous image or an agent is not there yet', () => {
-    expect(judgeConvergence(snapshot({ state: 'updating' }), A)).toEqual({ kind: 'waiting', why: 'the swarm is still updating service d8-agent' });
-    expect(judgeConvergence(snapshot({ taskState: 'starting' }), A).why).toBe('the task on node pi is starting');
-    expect(judgeConvergence(snapshot({ taskImage: 'd8-agent:old' }), A).why).toBe('node pi still runs the previous image');
+  it('waits while the swarm updates, the task starts, the node runs the previous image or the agent is not there yet', () => {
+    expect(judgeConvergence(snapshot({ state: 'updating' }), A)).toEqual({ kind: 'waiting', why: 'the swarm is still updating service d8-agent-pi' });
+    expect(judgeConvergence(snapshot({ taskState: 'starting' }), A).why).toBe('the task of d8-agent-pi on node pi is starting');
+    expect(judgeConvergence(snapshot({ taskImage: 'd8-agent:old' }), A).why).toBe('node pi still runs the previous image of d8-agent-pi');
     expect(judgeConvergence(snapshot({ agent: null }), A).why).toBe("pi's agent does not answer, not aaaaaaa");
     expect(judgeConvergence(snapshot({ agent: B }), A).why).toBe("pi's agent reports bbbbbbb, not aaaaaaa");
+    expect(judgeConvergence({ ...snapshot(), tasks: [] }, A).why).toBe('service d8-agent-pi has no task yet');
+    const unplaced = snapshot();
+    unplaced.tasks = [{ ...unplaced.tasks[0], NodeID: undefined, Status: { State: 'pending', Err: 'no suitable node (scheduling constraints not satisfied on 1 node)' } }];
+    expect(judgeConvergence(unplaced, A).why).toBe('the task of d8-agent-pi is pending (no suitable node (scheduling constraints not satisfied on 1 node))');
   });
 
   it('fails naming the rollback when the swarm rolled this release back', () => {
     const v = judgeConvergence(snapshot({ commit: A, state: 'rollback_completed', message: 'rollback completed', failures: ['task: non-zero exit (3)'] }), B);
     expect(v).toEqual({
       kind: 'rolled_back', state: 'rollback_completed',
-      why: 'the swarm rolled service d8-agent back (rollback_completed: rollback completed): release bbbbbbb is not running; failed tasks: pi: task: non-zero exit (3)',
+      why: 'the swarm rolled service d8-agent-pi back (rollback_completed: rollback completed): release bbbbbbb is not running; failed tasks: pi: task: non-zero exit (3)',
     });
     for (const state of ['rollback_started', 'rollback_paused']) expect(judgeConvergence(snapshot({ state }), B).kind).toBe('rolled_back');
   });
@@ -59,8 +63,62 @@ describe('judgeConvergence', () => {
   it('fails on a paused update and on a spec declaring another release', () => {
     expect(judgeConvergence(snapshot({ state: 'paused', message: 'update paused due to failure' }), A).kind).toBe('paused');
     expect(judgeConvergence(snapshot({ commit: B }), A)).toEqual({
-      kind: 'wrong_release', why: 'service d8-agent is declared for release bbbbbbb, not aaaaaaa (changed outside Pulumi? run `pulumi refresh`, then deploy again)',
+      kind: 'wrong_release', why: 'service d8-agent-pi is declared for release bbbbbbb, not aaaaaaa (changed outside Pulumi? run `pulumi refresh`, then deploy again)',
     });
+  });
+});
+
+describe('judgeFleetConvergence', () => {
+  const ok = { kind: 'converged' as const, why: 'x' };
+  it('converges only when every slave\'s service has; else the rollback of any one of them, naming it; else every wait', () => {
+    expect(judgeFleetConvergence([ok, ok], A)).toEqual({ kind: 'converged', why: '2 slave service(s) run aaaaaaa; every agent reports it' });
+    const back = judgeConvergence(snapshot({ state: 'rollback_completed' }), B);
+    expect(judgeFleetConvergence([ok, { kind: 'waiting', why: 'w' }, back], B)).toBe(back);
+    expect(judgeFleetConvergence([ok, back], B).why).toContain('rolled service d8-agent-pi back');
+    expect(judgeFleetConvergence([{ kind: 'waiting', why: 'a waits' }, ok, { kind: 'waiting', why: 'b waits' }], A)).toEqual({ kind: 'waiting', why: 'a waits; b waits' });
+  });
+});
+
+describe('slaves on swarm nodes', () => {
+  const nodes: SwarmNode[] = [
+    { id: 'aaaaaaaaaaaa1111', hostname: 'pc', addr: '192.168.1.10', os: 'linux', architecture: 'x86_64' },
+    { id: 'bbbbbbbbbbbb2222', hostname: 'vps', addr: '10.8.0.1', os: 'linux', architecture: 'x86_64' },
+    { id: 'cccccccccccc3333', hostname: 'vps', addr: '10.8.0.2', os: 'linux', architecture: 'x86_64' },
+  ];
+  const slave = (name: string, host: string, extra: { swarmNode?: string; agentPort?: number; agentHost?: string } = {}) =>
+    ({ name, host, agentHost: extra.agentHost ?? host, agentPort: extra.agentPort ?? 7600, swarmNode: extra.swarmNode });
+
+  it('finds each slave\'s node by its host (hostname or address) or its swarmNode (hostname, address or ID)', () => {
+    expect(resolveSwarmNodes([
+      slave('pc', 'pc'), slave('by-addr', '10.8.0.1'), slave('by-agent-host', 'x.lan', { agentHost: '10.8.0.2' }),
+      slave('named', 'elsewhere', { swarmNode: 'pc', agentPort: 7601 }), slave('by-id', 'y', { swarmNode: 'bbbbbbbbbbbb', agentPort: 7602 }),
+      slave('by-short-name', 'pc.lan', { agentPort: 7603 }),
+    ], nodes)).toEqual({
+      pc: 'aaaaaaaaaaaa1111', 'by-addr': 'bbbbbbbbbbbb2222', 'by-agent-host': 'cccccccccccc3333', named: 'aaaaaaaaaaaa1111', 'by-id': 'bbbbbbbbbbbb2222', 'by-short-name': 'aaaaaaaaaaaa1111',
+    });
+    // A swarmNode is taken as written; an address is never shortened.
+    expect(() => resolveSwarmNodes([slave('s', 'x', { swarmNode: 'pc.lan' })], nodes)).toThrow(ConfigError);
+    expect(() => resolveSwarmNodes([slave('ip', '10.0.0.9')], [{ ...nodes[0], hostname: '10' }])).toThrow(ConfigError);
+  });
+
+  it('refuses a slave on no node, on two, or on one node and port with another slave, naming the key and the fix', () => {
+    const fail = (slaves: ReturnType<typeof slave>[]) => { try { resolveSwarmNodes(slaves, nodes); return null; } catch (e) { return e as ConfigError; } };
+    const none = fail([slave('laptop', 'laptop.lan')])!;
+    expect(none).toBeInstanceOf(ConfigError);
+    expect(none.key).toBe('d8:slaves[0].swarmNode');
+    expect(none.message).toBe('d8:slaves[0] (laptop): no swarm node has the hostname or address "laptop.lan" (nodes: pc (192.168.1.10, id aaaaaaaaaaaa), ' +
+      'vps (10.8.0.1, id bbbbbbbbbbbb), vps (10.8.0.2, id cccccccccccc)): set d8:slaves[0].swarmNode to the hostname of the node its agent runs on, ' +
+      'or add the host to the swarm (`docker swarm join`)');
+    expect(fail([slave('v', 'vps')])!.message).toMatch(/^d8:slaves\[0\] \(v\) matches 2 swarm nodes \(vps \(10\.8\.0\.1.*\): set d8:slaves\[0\]\.swarmNode to one node's ID$/);
+    expect(fail([slave('pc', 'pc'), slave('pc2', '192.168.1.10')])!.message).toBe(
+      'd8:slaves[1] (pc2) runs on swarm node pc like pc, on the same agentPort 7600: give one of them another d8:slaves[].agentPort (one port is bound once per node)');
+    expect(fail([slave('pc', 'pc', { swarmNode: 'nope' })])!.message).toMatch(/^d8:slaves\[0\]\.swarmNode \(pc\) "nope" is no node of the swarm \(nodes: pc/);
+  });
+
+  it('names each slave\'s service after it, within docker\'s 63 characters', () => {
+    expect(swarmServiceName('pi')).toBe('d8-agent-pi');
+    expect(swarmServiceName('x'.repeat(54))).toHaveLength(63);
+    expect(() => swarmServiceName('x'.repeat(55))).toThrow(/too long for swarm mode: its service d8-agent-x+ must have at most 63 characters \(use a name of at most 54\)/);
   });
 });
 
@@ -118,7 +176,7 @@ describe('pulumi deployer in swarm mode', () => {
     Object.assign(process.env, { D8_HOME: home, PATH: '/nonexistent', HOME: home });
     try {
       const config = resolveFleetConfig({
-        swarm: 'ssh://d8@manager.lan', agentToken: 'x'.repeat(40),
+        swarm: 'ssh://d8@manager.lan',
         slaves: [{ name: 'a', host: 'a.lan', user: 'd8' }, { name: 'b', host: 'b.lan', user: 'd8' }, { name: 'c', host: 'c.lan', user: 'd8' }],
       }, { stack: 'swarm', env: {} });
       const d = new PulumiDeployer({ stack: 'swarm', repoDir: home, config, logger: createLogger({ name: 'test', level: 'silent' }) });

@@ -40,7 +40,7 @@ export class RolloutRunner implements ReleaseHooks {
     this.archive = new ReleaseArchive({ stack: ctx.stack, store: ctx.store, home: path.dirname(ctx.store.file), logger: ctx.log });
     this.enabled = ctx.config.rollout !== undefined && ctx.deploys.installsGivenBundles;
     if (ctx.config.rollout && !this.enabled) {
-      ctx.log.warn(`d8:rollout is set, but the ${ctx.deploys.engine} deployer cannot deploy one slave's kept release${ctx.config.swarm ? ' (swarm mode: one service runs every node)' : ''}: behind slaves are updated one by one`);
+      ctx.log.warn(`d8:rollout is set, but the ${ctx.deploys.engine} deployer cannot deploy one slave's kept release${ctx.config.swarm ? ' (swarm mode: one image serves every slave)' : ''}: behind slaves are updated one by one`);
     }
   }
 

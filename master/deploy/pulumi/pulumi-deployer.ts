@@ -62,7 +62,7 @@ export class PulumiDeployer implements Deployer {
   /**
    * Per-host mode: the bundle a deploy without a given one installs (D8_BUNDLE_DIR, else built from
    * the checkout). The program gets it, and a given bundle (a kept release) for the targeted slave,
-   * through the environment (core/release-env.ts). Swarm mode has none: one service runs every node.
+   * through the environment (core/release-env.ts). Swarm mode has none: one image serves every slave.
    */
   readonly bundle?: () => Promise<BundleInfo>;
 
@@ -153,7 +153,9 @@ export class PulumiDeployer implements Deployer {
       // Empty, not absent, when none: a value in this process's own environment must not leak into the program.
       stack.workspace.envVars[PROBED_RUNTIMES_ENV] = Object.keys(runtimes).length ? JSON.stringify(runtimes) : '';
       if (swarm) {
-        upOpts = upOptionsFor(deployUnit(this.opts.stack, slave.name, { swarm, local: slave.local }));
+        const deployment = (await stack.exportStack()).deployment as { resources?: Array<{ urn: string }> } | undefined;
+        const existing = new Set((deployment?.resources ?? []).map((r) => r.urn));
+        upOpts = upOptionsFor(deployUnit(this.opts.stack, slave.name, { swarm, local: slave.local, slaves: this.opts.config.slaves.map((s) => s.name) }), { existing });
       } else {
         const fleet = await this.fleetBundle();
         release = opts.bundle ?? fleet;
@@ -171,6 +173,9 @@ export class PulumiDeployer implements Deployer {
         const d = e.diagnosticEvent;
         if (d && d.urn === urns.install && d.severity === 'error') installDiagnostics.push(d.message);
       };
+      // Swarm mode: the tokens the program puts in the slaves' secrets (a rotation staged during the up is not them).
+      const tokens = slaveTokens(this.opts.config);
+      const staged = swarm ? new Map(this.opts.config.slaves.map((s) => [s.name, tokens.read(s.name)?.current])) : null;
       const attemptsMax = this.opts.lockAttempts ?? 5;
       for (let attempt = 1; ; attempt++) {
         try {
@@ -182,12 +187,17 @@ export class PulumiDeployer implements Deployer {
             });
             lines.push(`convergence: ${settled.why}\n`);
             changed ||= settled.forced;
+            // Every slave's service runs the spec the program gave its own token (infra/fleet.ts); a
+            // record the program made on first use is read now.
+            for (const s of this.opts.config.slaves) {
+              const token = staged?.get(s.name) ?? tokens.read(s.name)?.current;
+              if (token) tokens.markInstalled(s.name, token);
+            }
           }
           const install = installResultFromOutputs(r.outputs as Record<string, { value: unknown }>, slave.name);
           status = changed ? 'deployed' : 'up_to_date';
           // The program gave the install the slave's own token (infra/fleet.ts): now on the agent.
           if (changed && install?.ok) {
-            const tokens = slaveTokens(this.opts.config);
             const current = tokens.read(slave.name)?.current;
             if (current) tokens.markInstalled(slave.name, current);
           }

@@ -1,24 +1,26 @@
 /**
  * Swarm mode, after the targeted `pulumi up` of the SwarmAgent: a forced deploy (the daemon's
- * redeploy of a dead slave, `d8 up --force`) that changed nothing restarts the tasks with a forced
- * service update, and then, whatever happened, the release must converge (master/deploy/swarm):
- * a deploy succeeds only once every node's agent reports the release's commit. The swarm cannot
- * restart one task, and a forced update restarts every node's in turn, so it is done only when the
- * release has not converged (a dead or lagging agent), never to a healthy fleet for one slave's sake.
+ * redeploy of a dead slave, `d8 up --force`) that changed nothing restarts, with a forced service
+ * update, the service of each slave that has not converged (a dead or lagging agent), never a
+ * healthy one; then, whatever happened, the release must converge (master/deploy/swarm): a deploy
+ * succeeds only once every slave's agent reports the release's commit.
  */
 import { DeployError } from '../../../core/deploy-result';
 import type { FleetConfig } from '../../../core/stack-config';
 import { managerDocker, SwarmManagerError, type DockerRunner } from '../../../infra/swarm-docker';
-import { parseSwarmManager } from '../../../infra/swarm-spec';
+import { parseSwarmManager, swarmServiceName } from '../../../infra/swarm-spec';
 import { awaitSwarmConvergence, convergedNow, forceServiceUpdate, type ConvergenceOptions } from '../swarm';
 
-export interface SwarmSettleOptions extends Partial<Pick<ConvergenceOptions, 'service' | 'timeoutMs' | 'pollMs' | 'health' | 'onProgress'>> {
+export interface SwarmSettleOptions extends Partial<Pick<ConvergenceOptions, 'serviceOf' | 'timeoutMs' | 'pollMs' | 'health' | 'onProgress'>> {
   /** The manager's docker (default: over ssh to d8:swarm with d8:sshKeyPath). */
   docker?: DockerRunner;
 }
 
 export interface Settled {
+  /** Whether a service was restarted. */
   forced: boolean;
+  /** The slaves whose services were restarted. */
+  restarted: string[];
   why: string;
 }
 
@@ -28,11 +30,13 @@ export async function settleSwarm(config: FleetConfig, outputs: Record<string, {
   if (typeof commit !== 'string') throw new DeployError('the stack has no `commit` output: is this the d8 program in swarm mode?', 'engine');
   const docker = o.docker ?? managerDocker(parseSwarmManager(config.swarm!), { sshKeyPath: config.sshKeyPath });
   try {
-    const forced = run.force && !run.changed &&
-      (await convergedNow({ docker, commit, slaves: config.slaves, service: o.service, health: o.health })).kind !== 'converged';
-    if (forced) await forceServiceUpdate(docker, o.service);
+    const serviceOf = o.serviceOf ?? swarmServiceName;
+    const restarted = run.force && !run.changed
+      ? (await convergedNow({ docker, commit, slaves: config.slaves, serviceOf, health: o.health })).filter((v) => v.verdict.kind !== 'converged').map((v) => v.slave.name)
+      : [];
+    for (const slave of restarted) await forceServiceUpdate(docker, serviceOf(slave));
     const report = await awaitSwarmConvergence({ ...o, docker, commit, slaves: config.slaves });
-    return { forced, why: report.why };
+    return { forced: restarted.length > 0, restarted, why: report.why };
   } catch (err) {
     if (err instanceof SwarmManagerError) throw new DeployError(err.message, 'connect');
     throw err;

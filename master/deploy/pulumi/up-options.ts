@@ -34,7 +34,12 @@ export interface UpPlan {
 export function upOptionsFor(unit: DeployUnit, plan: UpPlan = {}): TargetedUpOptions {
   if (unit.kind === 'swarm') {
     const u = unit.urns;
-    return { target: [u.component, u.provider, u.image, u.images, u.token, u.service], targetDependents: true, replace: [] };
+    const target = [u.component, u.provider, u.image, u.images, ...Object.values(u.tokens), ...Object.values(u.services)];
+    // What the state holds under the SwarmAgent and the program no longer declares (the one-service
+    // layout's global service and fleet-token secret, a removed slave's service) is deleted only by
+    // an up that targets it.
+    const gone = [...(plan.existing ?? [])].filter((urn) => urn.startsWith(u.childPrefix) && !target.includes(urn));
+    return { target: [...target, ...gone], targetDependents: true, replace: [] };
   }
   const urns = unit.urns;
   const exists = (urn: string): boolean => !plan.existing || plan.existing.has(urn);

@@ -1,16 +1,17 @@
 /**
- * After `pulumi up` changed the swarm service (it returns as soon as the swarm accepted the spec),
- * D8 waits for the release to converge: every node's task runs the new image and every slave's agent
- * reports the release's commit, or the swarm's own verdict (`rollback_*`, `paused`) fails it. Used by
- * the pulumi deployer (`d8 up`, the daemon's updates) and meant for the rollout gate.
+ * After `pulumi up` changed the slaves' swarm services (it returns as soon as the swarm accepted the
+ * specs), D8 waits for the release to converge: every slave's service runs the new image on its node
+ * and every slave's agent reports the release's commit, or the swarm's own verdict on one of them
+ * (`rollback_*`, `paused`) fails it, naming that slave's service. Used by the pulumi deployer
+ * (`d8 up`, the daemon's updates) and meant for the rollout gate.
  */
 import type { SlaveConfig } from '../../../core/stack-config';
 import { DeployError, type DeployErrorKind } from '../../../core/deploy-result';
-import { SWARM_SERVICE_NAME } from '../../../infra/swarm-spec';
+import { swarmServiceName } from '../../../infra/swarm-spec';
 import type { DockerRunner } from '../../../infra/swarm-docker';
 import { AgentClient } from '../../agent-client';
 import {
-  judgeConvergence, NodeLineSchema, ServiceInspectSchema, TaskInspectSchema, TaskLineSchema,
+  judgeConvergence, judgeFleetConvergence, NodeLineSchema, ServiceInspectSchema, TaskInspectSchema, TaskLineSchema,
   type AgentReport, type ConvergenceVerdict, type SwarmSnapshot,
 } from './service-state';
 
@@ -33,10 +34,11 @@ export type HealthOf = (slave: SlaveConfig) => Promise<AgentReport>;
 export interface ConvergenceOptions {
   docker: DockerRunner;
   commit: string;
-  /** The slaves whose agents must report the commit (swarm mode: every node of d8:slaves). */
+  /** The slaves whose services and agents must run the commit (swarm mode: every slave of d8:slaves). */
   slaves: SlaveConfig[];
-  service?: string;
-  /** Default: 2 minutes plus 90 s per node (one node at a time: stop, start, health, monitor). */
+  /** A slave's service name (default swarmServiceName). */
+  serviceOf?: (slave: string) => string;
+  /** Default: 2 minutes plus 90 s per slave (one service at a time: stop, start, health, monitor). */
   timeoutMs?: number;
   pollMs?: number;
   health?: HealthOf;
@@ -46,7 +48,6 @@ export interface ConvergenceOptions {
 }
 
 export interface ConvergenceReport {
-  service: string;
   commit: string;
   why: string;
   ms: number;
@@ -62,19 +63,26 @@ async function must(docker: DockerRunner, args: string[]): Promise<string> {
   return r.stdout;
 }
 
-/** One look at the service, its tasks, the nodes and the agents. */
-export async function swarmSnapshot(docker: DockerRunner, service: string, slaves: SlaveConfig[], health: HealthOf): Promise<SwarmSnapshot> {
+/** One look at a slave's service, its tasks, the nodes and its agent. */
+export async function swarmSnapshot(docker: DockerRunner, service: string, slave: SlaveConfig, health: HealthOf): Promise<SwarmSnapshot> {
   const inspect = await docker(['service', 'inspect', service, '--format', '{{json .}}']);
   if (inspect.code !== 0) {
-    throw new SwarmConvergenceError(`service ${service} does not exist on the swarm (${inspect.stderr.trim() || `exit ${inspect.code}`}): deploy it with \`pulumi up\``, 'missing', 'engine');
+    throw new SwarmConvergenceError(`${slave.name}'s service ${service} does not exist on the swarm (${inspect.stderr.trim() || `exit ${inspect.code}`}): deploy it with \`pulumi up\``, 'missing', 'engine');
   }
   const svc = ServiceInspectSchema.parse(JSON.parse(inspect.stdout));
   const ids = (await must(docker, ['service', 'ps', service, '-q', '--no-trunc', '--filter', 'desired-state=running'])).split(/\s+/).filter(Boolean);
   const tasks = ids.length ? jsonLines(await must(docker, ['inspect', '--format', '{{json .}}', ...ids]), (v) => TaskInspectSchema.parse(v)) : [];
   const nodes = jsonLines(await must(docker, ['node', 'ls', '--format', '{{json .}}']), (v) => NodeLineSchema.parse(v));
   const failures = jsonLines(await must(docker, ['service', 'ps', service, '--no-trunc', '--format', '{{json .}}', '--filter', 'desired-state=shutdown']), (v) => TaskLineSchema.parse(v));
-  const agents = await Promise.all(slaves.map(health));
-  return { service: svc, tasks, nodes, failures, agents };
+  return { service: svc, tasks, nodes, failures, agent: await health(slave) };
+}
+
+/** Every slave's verdict, in the slaves' order. */
+async function slaveVerdicts(o: Pick<ConvergenceOptions, 'docker' | 'commit' | 'slaves' | 'serviceOf'>, health: HealthOf): Promise<Array<{ slave: SlaveConfig; verdict: ConvergenceVerdict }>> {
+  const serviceOf = o.serviceOf ?? swarmServiceName;
+  return Promise.all(o.slaves.map(async (slave) => ({
+    slave, verdict: judgeConvergence(await swarmSnapshot(o.docker, serviceOf(slave.name), slave, health), o.commit),
+  })));
 }
 
 export function agentHealth(client: AgentClient): HealthOf {
@@ -84,36 +92,34 @@ export function agentHealth(client: AgentClient): HealthOf {
   };
 }
 
-/** One look: has the release converged right now (no waiting)? */
-export async function convergedNow(o: Pick<ConvergenceOptions, 'docker' | 'commit' | 'slaves' | 'service' | 'health'>): Promise<ConvergenceVerdict> {
+/** One look: which slaves' services run the release right now (no waiting)? */
+export async function convergedNow(o: Pick<ConvergenceOptions, 'docker' | 'commit' | 'slaves' | 'serviceOf' | 'health'>): Promise<Array<{ slave: SlaveConfig; verdict: ConvergenceVerdict }>> {
   const client = o.health ? null : new AgentClient({ deadlineMs: 5_000 });
   try {
-    return judgeConvergence(await swarmSnapshot(o.docker, o.service ?? SWARM_SERVICE_NAME, o.slaves, o.health ?? agentHealth(client!)), o.commit);
+    return await slaveVerdicts(o, o.health ?? agentHealth(client!));
   } finally {
     client?.close();
   }
 }
 
-/** Waits until the release converges; throws SwarmConvergenceError when it cannot or does not in time. */
+/** Waits until the release converges on every slave; throws SwarmConvergenceError when one cannot or does not in time. */
 export async function awaitSwarmConvergence(o: ConvergenceOptions): Promise<ConvergenceReport> {
-  const service = o.service ?? SWARM_SERVICE_NAME;
   const now = o.now ?? Date.now;
   const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const nodesHint = Math.max(1, o.slaves.length);
-  const timeoutMs = o.timeoutMs ?? 120_000 + 90_000 * nodesHint;
+  const timeoutMs = o.timeoutMs ?? 120_000 + 90_000 * Math.max(1, o.slaves.length);
   const started = now();
   const client = o.health ? null : new AgentClient({ deadlineMs: 5_000 });
   const health = o.health ?? agentHealth(client!);
   let last = '';
   try {
     for (;;) {
-      const verdict = judgeConvergence(await swarmSnapshot(o.docker, service, o.slaves, health), o.commit);
-      if (verdict.kind === 'converged') return { service, commit: o.commit, why: verdict.why, ms: now() - started };
+      const verdict = judgeFleetConvergence((await slaveVerdicts(o, health)).map((v) => v.verdict), o.commit);
+      if (verdict.kind === 'converged') return { commit: o.commit, why: verdict.why, ms: now() - started };
       if (verdict.kind !== 'waiting') throw new SwarmConvergenceError(verdict.why, verdict.kind, KIND_OF[verdict.kind]);
       if (verdict.why !== last) o.onProgress?.(verdict.why);
       last = verdict.why;
       if (now() - started >= timeoutMs) {
-        throw new SwarmConvergenceError(`release ${o.commit.slice(0, 7)} did not converge on service ${service} within ${Math.round(timeoutMs / 1000)}s: ${verdict.why}`, 'timeout', 'timeout');
+        throw new SwarmConvergenceError(`release ${o.commit.slice(0, 7)} did not converge within ${Math.round(timeoutMs / 1000)}s: ${verdict.why}`, 'timeout', 'timeout');
       }
       await sleep(o.pollMs ?? 3_000);
     }
@@ -123,11 +129,10 @@ export async function awaitSwarmConvergence(o: ConvergenceOptions): Promise<Conv
 }
 
 /**
- * Restarts the agent's tasks: a forced update of the service (one node at a time, as updateConfig
- * says). Swarm has no restart of a single task, so a slave's restart in swarm mode restarts every
- * node's task in turn; the caller then waits for convergence as after any update.
+ * Restarts a slave's agent: a forced update of its service (its one task, on its node); the caller
+ * then waits for convergence as after any update.
  */
-export async function forceServiceUpdate(docker: DockerRunner, service = SWARM_SERVICE_NAME,
+export async function forceServiceUpdate(docker: DockerRunner, service: string,
   o: { waitMs?: number; sleep?: (ms: number) => Promise<void> } = {}): Promise<void> {
   const startedAt = async (): Promise<string> => (await must(docker, ['service', 'inspect', service, '--format', '{{if .UpdateStatus}}{{.UpdateStatus.StartedAt}}{{end}}'])).trim();
   const before = await startedAt();

@@ -1,8 +1,8 @@
 /**
- * What the swarm says about the agent's service, as read from the manager's docker CLI, and the pure
- * judgement of whether a release has converged. The swarm's update state is the authority on a
- * rollback (a task that failed within the update's monitor window rolls the whole service back);
- * the agents are the authority on what actually runs (every node's agent reports the commit).
+ * What the swarm says about a slave's agent service, as read from the manager's docker CLI, and the
+ * pure judgement of whether a release has converged, per slave and for the fleet. The swarm's update
+ * state is the authority on a rollback (a task that failed within the update's monitor window rolls
+ * the service back); the agents are the authority on what actually runs (each reports the commit).
  */
 import { z } from 'zod';
 import { COMMIT_LABEL } from '../../../infra/swarm-spec';
@@ -43,13 +43,14 @@ export interface AgentReport {
   error?: string;
 }
 
+/** One slave's service as the swarm and its agent see it. */
 export interface SwarmSnapshot {
   service: ServiceInspect;
   tasks: TaskInspect[];
   nodes: NodeLine[];
   /** Recent task failures, newest first. */
   failures: TaskLine[];
-  agents: AgentReport[];
+  agent: AgentReport;
 }
 
 export type ConvergenceVerdict =
@@ -68,7 +69,7 @@ function failureText(failures: TaskLine[]): string {
   return distinct.length ? `; failed tasks: ${distinct.slice(0, 3).join('; ')}` : '';
 }
 
-/** Whether the swarm runs `commit` everywhere, is still on its way, or will not get there. */
+/** Whether the slave's service runs `commit`, is still on its way, or will not get there. */
 export function judgeConvergence(s: SwarmSnapshot, commit: string): ConvergenceVerdict {
   const name = s.service.Spec.Name;
   const update = s.service.UpdateStatus ?? null;
@@ -91,17 +92,29 @@ export function judgeConvergence(s: SwarmSnapshot, commit: string): ConvergenceV
   if (state === 'updating') return { kind: 'waiting', why: `the swarm is still updating service ${name}` };
 
   const image = s.service.Spec.TaskTemplate.ContainerSpec.Image;
-  const live = s.nodes.filter((n) => n.Status.toLowerCase() === 'ready' && n.Availability.toLowerCase() === 'active');
-  for (const node of live) {
-    const task = s.tasks.find((t) => t.NodeID === node.ID && t.DesiredState === 'running');
-    if (!task) return { kind: 'waiting', why: `node ${node.Hostname} has no task of ${name} yet` };
-    if (task.Spec.ContainerSpec.Image !== image) return { kind: 'waiting', why: `node ${node.Hostname} still runs the previous image` };
-    if (task.Status.State !== 'running') return { kind: 'waiting', why: `the task on node ${node.Hostname} is ${task.Status.State}${task.Status.Err ? ` (${task.Status.Err})` : ''}` };
+  const task = s.tasks.find((t) => t.DesiredState === 'running');
+  if (!task) return { kind: 'waiting', why: `service ${name} has no task yet` };
+  const hostname = s.nodes.find((n) => n.ID === task.NodeID)?.Hostname ?? task.NodeID;
+  // A task no node can take (its node is down or drained) has none: the swarm's error says why.
+  const onNode = hostname ? ` on node ${hostname}` : '';
+  if (task.Spec.ContainerSpec.Image !== image) return { kind: 'waiting', why: `node ${hostname ?? '?'} still runs the previous image of ${name}` };
+  if (task.Status.State !== 'running') return { kind: 'waiting', why: `the task of ${name}${onNode} is ${task.Status.State}${task.Status.Err ? ` (${task.Status.Err})` : ''}` };
+  const a = s.agent;
+  if (a.commit !== commit) {
+    return { kind: 'waiting', why: `${a.slave}'s agent ${a.commit ? `reports ${short(a.commit)}` : `does not answer${a.error ? ` (${a.error})` : ''}`}, not ${short(commit)}` };
   }
-  for (const a of s.agents) {
-    if (a.commit !== commit) {
-      return { kind: 'waiting', why: `${a.slave}'s agent ${a.commit ? `reports ${short(a.commit)}` : `does not answer${a.error ? ` (${a.error})` : ''}`}, not ${short(commit)}` };
-    }
-  }
-  return { kind: 'converged', why: `${live.length} node(s) run ${name} at ${short(commit)}; ${s.agents.length} agent(s) report it` };
+  return { kind: 'converged', why: `${a.slave}: ${name} runs ${short(commit)}${onNode}` };
+}
+
+/**
+ * The fleet's verdict from every slave's: the first that will not get there (a rollback, a pause, a
+ * wrong release: its text names the service, so the slave), else the first still on its way, else
+ * converged.
+ */
+export function judgeFleetConvergence(verdicts: ConvergenceVerdict[], commit: string): ConvergenceVerdict {
+  const failed = verdicts.find((v) => v.kind !== 'converged' && v.kind !== 'waiting');
+  if (failed) return failed;
+  const waiting = verdicts.filter((v) => v.kind === 'waiting');
+  if (waiting.length) return { kind: 'waiting', why: waiting.map((v) => v.why).join('; ') };
+  return { kind: 'converged', why: `${verdicts.length} slave service(s) run ${short(commit)}; every agent reports it` };
 }

@@ -19,16 +19,39 @@ function healthCmd(tests: string[]): string {
   return tests.slice(1).map(shQuote).join(' ');
 }
 
-export function serviceCreateArgs(spec: SwarmServiceSpec): string[] {
+/**
+ * The one global service of the layout before per-slave services (what a stack deployed then runs):
+ * a slave's spec without its placement, one task per node.
+ */
+export type GlobalServiceSpec = Omit<SwarmServiceSpec, 'mode' | 'taskSpec'> & {
+  mode: { global: true };
+  taskSpec: Omit<SwarmServiceSpec['taskSpec'], 'placement'>;
+};
+
+export function globalServiceSpec(spec: SwarmServiceSpec, name: string): GlobalServiceSpec {
+  const { placement: _placement, ...taskSpec } = spec.taskSpec;
+  return { ...spec, name, mode: { global: true }, taskSpec };
+}
+
+export function serviceCreateArgs(spec: SwarmServiceSpec | GlobalServiceSpec): string[] {
   only('spec', spec, ['name', 'mode', 'labels', 'taskSpec', 'updateConfig', 'rollbackConfig']);
   const t = spec.taskSpec;
-  only('taskSpec', t, ['containerSpec', 'restartPolicy', 'networksAdvanceds']);
+  only('taskSpec', t, ['containerSpec', 'restartPolicy', 'placement', 'networksAdvanceds']);
   const c = t.containerSpec;
   only('containerSpec', c, ['image', 'env', 'secrets', 'healthcheck', 'stopGracePeriod']);
   only('healthcheck', c.healthcheck, ['tests', 'interval', 'timeout', 'retries', 'startPeriod']);
-  only('mode', spec.mode, ['global']);
   const args = ['service', 'create', '--detach', '--name', spec.name];
-  if (spec.mode.global) args.push('--mode', 'global');
+  if ('global' in spec.mode) {
+    only('mode', spec.mode, ['global']);
+    args.push('--mode', 'global');
+  } else {
+    only('mode', spec.mode, ['replicated']);
+    args.push('--mode', 'replicated', '--replicas', String(spec.mode.replicated.replicas));
+  }
+  if ('placement' in t) {
+    only('placement', t.placement, ['constraints']);
+    for (const c of t.placement.constraints) args.push('--constraint', c);
+  }
   for (const l of spec.labels) args.push('--label', `${l.label}=${l.value}`);
   for (const [k, v] of Object.entries(c.env)) args.push('--env', `${k}=${v}`);
   for (const s of c.secrets) args.push('--secret', `source=${s.secretName},target=${s.fileName}`);
