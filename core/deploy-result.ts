@@ -44,7 +44,8 @@ export const DeployResultSchema = z.object({
   /**
    * The certificate the installed agent serves (its install result said so): the master pins it.
    * null: the install ran and the agent speaks plain HTTP (the pin is dropped); absent: this deploy
-   * did not learn it (up to date, failed, swarm), and the pin recorded before stays.
+   * did not learn it (up to date, failed), and the pin recorded before stays. A swarm deploy that
+   * converged reports the certificate the slave's task logged, read on the manager.
    */
   tlsFingerprint: CertFingerprintSchema.nullable().optional(),
 });

@@ -26,6 +26,16 @@ export function swarmServiceName(slave: string): string {
   }
   return name;
 }
+/**
+ * A slave's agent key pair: a named docker volume on its node (made by the engine at the task's
+ * first start), mounted at TLS_DIR. The agent makes the pair there on first start, so the private
+ * key never leaves the node, and finds it again after a task restart or a new release on that node.
+ */
+export function tlsVolumeName(slave: string): string {
+  return `${LEGACY_SWARM_SERVICE_NAME}-tls-${slave}`;
+}
+/** Where the task sees its TLS volume (D8_TLS_DIR). */
+export const TLS_DIR = '/var/lib/d8-agent/tls';
 /** File name of the token inside the task's /run/secrets/. */
 export const TOKEN_SECRET_FILE = 'd8-agent-token';
 /** Service labels naming the release the spec runs, and the slave the service is. */
@@ -66,9 +76,14 @@ export function swarmImageName(repository: string | undefined, commit: string, b
   return `${repository ?? LOCAL_SWARM_IMAGE}:${commit.slice(0, 12)}-${bundleHash.slice(0, 12)}`;
 }
 
-/** The agent's /api/health probe, run inside the task with the node the agent itself runs on. */
+/**
+ * The agent's /api/health probe, run inside the task with the node the agent itself runs on. The
+ * agent serves HTTPS with its self-signed certificate and this is its own loopback, so the probe
+ * does not verify it (fetch cannot skip verification; the https module can).
+ */
 export function healthProbe(port: number): string[] {
-  const js = `fetch('http://127.0.0.1:${port}/api/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`;
+  const js = `require('https').get({host:'127.0.0.1',port:${port},path:'/api/health',rejectUnauthorized:false},` +
+    `r=>{r.resume();process.exit(r.statusCode===200?0:1)}).on('error',()=>process.exit(1))`;
   return ['CMD', 'node', '-e', js];
 }
 
@@ -102,7 +117,9 @@ export function swarmServiceSpec<V>(a: ServiceSpecArgs<V>) {
           D8_AGENT_PORT: String(a.agentPort),
           D8_AGENT_TOKEN_FILE: `/run/secrets/${TOKEN_SECRET_FILE}`,
           D8_INSTALL_STRATEGY: 'docker',
+          D8_TLS_DIR: TLS_DIR,
         },
+        mounts: [{ type: 'volume', source: tlsVolumeName(a.slave), target: TLS_DIR }],
         secrets: [{ secretId: a.secret.id, secretName: a.secret.name, fileName: TOKEN_SECRET_FILE }],
         healthcheck: { tests: healthProbe(a.agentPort), interval: '15s', timeout: '5s', retries: 3, startPeriod: '20s' },
         stopGracePeriod: '20s',

@@ -8,7 +8,7 @@
  * fingerprint (the store's agent_pins, or `tlsFingerprint` on the target) is spoken to over HTTPS,
  * and a connection is handed to a request only once the certificate it presents has that
  * fingerprint, so nothing (no token, no command) is ever written to an impostor. A slave without a
- * pin (installed before TLS, swarm, --no-tls) is spoken to over plain HTTP.
+ * pin (installed before TLS, --no-tls) is spoken to over plain HTTP.
  */
 import http from 'http';
 import https from 'https';

@@ -1,7 +1,8 @@
 /**
  * Which certificate each agent serves (table agent_pins): the fingerprint its install result
- * reported over SSH. A slave with a row is spoken to over HTTPS with that fingerprint pinned; a
- * slave without one (installed before TLS, swarm, --no-tls) over plain HTTP until it is redeployed.
+ * reported over SSH (a swarm slave's: its start-up line, read on the manager over SSH). A slave with
+ * a row is spoken to over HTTPS with that fingerprint pinned; a slave without one (installed before
+ * TLS, --no-tls) over plain HTTP until it is redeployed.
  */
 import type { Db } from './db';
 import { nowIso, stmt } from './db';

@@ -132,10 +132,14 @@ describe('swarm mode', () => {
     expect(service.taskSpec.restartPolicy.condition).toBe('any');
     const health = service.taskSpec.containerSpec.healthcheck;
     expect(health.tests[0]).toBe('CMD');
-    expect(health.tests.join(' ')).toContain('http://127.0.0.1:7700/api/health');
+    // HTTPS on the agent's own loopback, its self-signed certificate not verified.
+    expect(health.tests.join(' ')).toContain("require('https').get({host:'127.0.0.1',port:7700,path:'/api/health',rejectUnauthorized:false}");
     expect(service.taskSpec.containerSpec.env).toEqual({
-      D8_AGENT_PORT: '7700', D8_AGENT_TOKEN_FILE: '/run/secrets/d8-agent-token', D8_INSTALL_STRATEGY: 'docker',
+      D8_AGENT_PORT: '7700', D8_AGENT_TOKEN_FILE: '/run/secrets/d8-agent-token', D8_INSTALL_STRATEGY: 'docker', D8_TLS_DIR: '/var/lib/d8-agent/tls',
     });
+    // Each slave's key pair on its own named volume on its node, where D8_TLS_DIR points.
+    expect(service.taskSpec.containerSpec.mounts).toEqual([{ type: 'volume', source: 'd8-agent-tls-manager', target: '/var/lib/d8-agent/tls' }]);
+    expect(serviceOf('worker').taskSpec.containerSpec.mounts[0].source).toBe('d8-agent-tls-worker');
     expect(service.updateConfig.order).toBe('stop-first');
     // Each slave's agent listens on its own agentPort.
     expect(serviceOf('worker').taskSpec.containerSpec.env.D8_AGENT_PORT).toBe('7701');

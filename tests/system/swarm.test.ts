@@ -16,13 +16,16 @@ import crypto from 'crypto';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
+import tls from 'tls';
 import { buildBundle } from '../../agent/bundle/build';
 import { ConfigError, resolveFleetConfig, type FleetConfig } from '../../core/stack-config';
 import { managerDocker, resolveSwarmNodes, swarmNodes, swarmPlatform, type DockerRunner } from '../../infra/swarm-docker';
 import { stageSwarmContext } from '../../infra/swarm-context';
-import { parseSwarmManager, swarmImageName, swarmServiceSpec, TOKEN_SECRET_FILE, type SwarmServiceSpec } from '../../infra/swarm-spec';
+import { parseSwarmManager, swarmImageName, swarmServiceSpec, tlsVolumeName, TLS_DIR, TOKEN_SECRET_FILE, type SwarmServiceSpec } from '../../infra/swarm-spec';
+import { AgentClient } from '../../master/agent-client';
+import { runningTaskCertificate } from '../../master/deploy/swarm/agent-fingerprint';
 import { httpRequest, probeInstalled } from '../support/agent-process';
-import { awaitSwarmConvergence, SwarmConvergenceError } from '../../master/deploy/swarm/convergence';
+import { awaitSwarmConvergence, forceServiceUpdate, SwarmConvergenceError } from '../../master/deploy/swarm/convergence';
 import { settleSwarm } from '../../master/deploy/pulumi/swarm-settle';
 import { describeTier } from '../support/tier';
 import { docker, dockerQuiet, ensureSwarm, globalServiceSpec, serviceCreateArgs, serviceUpdateArgs } from './support/swarm-cli';
@@ -71,7 +74,7 @@ describeTier(systemTier, 'swarm mode on a real single-node swarm', () => {
   }
 
   const execute = (port: number, token: string) => httpRequest({
-    host: '127.0.0.1', port, method: 'POST', path: '/api/execute', scheme: 'http',
+    host: '127.0.0.1', port, method: 'POST', path: '/api/execute', scheme: 'https',
     headers: { authorization: `Bearer ${token}` }, body: { command: 'echo swarm-ok', kind: 'shell' },
   });
 
@@ -124,6 +127,7 @@ describeTier(systemTier, 'swarm mode on a real single-node swarm', () => {
       }
     }
     for (const secret of secrets) dockerQuiet(['secret', 'rm', secret]);
+    dockerQuiet(['volume', 'rm', ...SLAVES.map(tlsVolumeName)]);
     for (const img of images) dockerQuiet(['image', 'rm', img]);
     if (root) fs.rmSync(root, { recursive: true, force: true });
   });
@@ -167,6 +171,57 @@ describeTier(systemTier, 'swarm mode on a real single-node swarm', () => {
     expect((await execute(pb, ta)).status).toBe(401);
     expect((await execute(pa, tb)).status).toBe(401);
     expect((await execute(pb, tb)).status).toBe(200);
+  });
+
+  it('each slave\'s agent serves HTTPS with a key pair on its node\'s volume; the master reads its fingerprint from the manager over ssh and pins it; the pair survives a task restart', async () => {
+    const [sa] = good.map((g) => g.name);
+    /** The certificate the agent's port presents, seen independently of the master's reader. */
+    const presented = (port: number): Promise<string> => new Promise((resolve, reject) => {
+      const sock = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+        const fp = sock.getPeerCertificate().fingerprint256;
+        sock.destroy();
+        resolve(fp);
+      });
+      sock.once('error', reject);
+    });
+    const report = await awaitSwarmConvergence({ docker: manager, commit: commitA, slaves: config.slaves, pollMs: 1000 });
+    const read: string[] = [];
+    for (const [i, spec] of good.entries()) {
+      const cert = await runningTaskCertificate(manager, spec.name);
+      expect(cert.scheme).toBe('https');
+      const fp = (cert as { fingerprint: string }).fingerprint;
+      read.push(fp);
+      expect(fp).toBe(await presented(ports[i]));
+      // The convergence check spoke to the agent with that pin and reports it for the store.
+      expect(report.fingerprints[SLAVES[i]]).toBe(fp);
+      const inspect = JSON.parse(docker(['service', 'inspect', spec.name, '--format', '{{json .Spec.TaskTemplate.ContainerSpec.Mounts}}'])) as Array<{ Source: string; Target: string; Type: string }>;
+      expect(inspect).toEqual([expect.objectContaining({ Type: 'volume', Source: tlsVolumeName(SLAVES[i]), Target: TLS_DIR })]);
+    }
+    // Two slaves on one node, two volumes: two key pairs.
+    expect(read[0]).not.toBe(read[1]);
+    const client = new AgentClient({ deadlineMs: 10_000 });
+    try {
+      const ok = await client.health({ name: SLAVES[0], agentHost: '127.0.0.1', agentPort: ports[0], tlsFingerprint: read[0] });
+      expect(ok.ok && ok.health.commit).toBe(commitA);
+      // Slave B's certificate pinned for A's address: refused before anything is sent.
+      const wrong = await client.health({ name: SLAVES[0], agentHost: '127.0.0.1', agentPort: ports[0], tlsFingerprint: read[1] });
+      expect(wrong.ok).toBe(false);
+      expect(!wrong.ok && wrong.pinMismatch).toEqual({ address: `127.0.0.1:${ports[0]}`, expected: read[1], presented: read[0] });
+      // Plain HTTP is not served any more.
+      expect((await client.health({ name: SLAVES[0], agentHost: '127.0.0.1', agentPort: ports[0], tlsFingerprint: null })).ok).toBe(false);
+    } finally {
+      client.close();
+    }
+
+    // A task restart (forced update): a new task, the same key pair from the node's volume.
+    const taskBefore = docker(['service', 'ps', sa, '-q', '--no-trunc', '--filter', 'desired-state=running']).trim();
+    await forceServiceUpdate(manager, sa);
+    const again = await awaitSwarmConvergence({ docker: manager, commit: commitA, slaves: config.slaves, pollMs: 1000 });
+    const taskAfter = docker(['service', 'ps', sa, '-q', '--no-trunc', '--filter', 'desired-state=running']).trim();
+    expect(taskAfter).not.toBe(taskBefore);
+    expect(again.fingerprints[SLAVES[0]]).toBe(read[0]);
+    expect(await runningTaskCertificate(manager, sa)).toEqual({ scheme: 'https', fingerprint: read[0] });
+    expect(await presented(ports[0])).toBe(read[0]);
   });
 
   it('a release whose agent exits is rolled back by the swarm, and the check fails naming the slave\'s service', async () => {

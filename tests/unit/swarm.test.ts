@@ -193,3 +193,62 @@ describe('pulumi deployer in swarm mode', () => {
     }
   });
 });
+
+describe('the agent certificate from `docker service logs` (the swarm slave\'s pin)', () => {
+  const task = 'kf6i70jha0spmohgfo4y4gpq6';
+  const old = 'p2x9c7mqa1b3n4v5c6x7z8l9k';
+  const fp = (byte: string): string => Array(32).fill(byte).join(':');
+  /** A line as the CLI prints it (not --raw): `<service>.<slot>.<task id>@<node>    | <line>`. */
+  const line = (t: string, text: string): string => `d8-agent-pi.1.${t}@pi    | ${text}`;
+  /** The agent's start-up line (agent/main.ts), as pino writes it. */
+  const listening = (fingerprint: string | null, extra: Record<string, unknown> = {}): string => JSON.stringify({
+    level: 30, time: 1764525000000, pid: 1, hostname: 'pi', name: 'd8-agent', port: 7600, host: '0.0.0.0', commit: A, install_strategy: 'docker',
+    scheme: fingerprint ? 'https' : 'http', tls_fingerprint: fingerprint, msg: 'listening', ...extra,
+  });
+
+  it('takes the running task\'s newest start-up line, skipping other tasks\' lines and lines that are not the agent\'s', async () => {
+    const { certificateFromServiceLogs } = await import('../../master/deploy/swarm/agent-fingerprint');
+    const logs = [
+      line(old, listening(fp('AA'))),
+      line(task, 'npm WARN something unrelated'),
+      line(task, JSON.stringify({ level: 30, name: 'd8-agent', msg: 'made a new key pair and self-signed certificate', fingerprint: fp('EE') })),
+      line(task, listening(fp('BB'))),
+      // Another program's JSON that looks alike, and a line with the agent's shape in another task.
+      line(task, JSON.stringify({ name: 'other', msg: 'listening', tls_fingerprint: fp('CC') })),
+      line(old, listening(fp('DD'))),
+      line(task, '{"name":"d8-agent","msg":"listening","tls_fingerprint":"not-a-fingerprint"}'),
+      line(task, '{not json'),
+      listening(fp('FF')), // no task prefix (--raw): whose it is cannot be told
+    ].join('\n');
+    expect(certificateFromServiceLogs(logs, task)).toEqual({ scheme: 'https', fingerprint: fp('BB') });
+    expect(certificateFromServiceLogs(logs, old)).toEqual({ scheme: 'https', fingerprint: fp('DD') });
+    // The newest line wins: an agent restarted in its task logs again.
+    expect(certificateFromServiceLogs(`${logs}\n${line(task, listening(fp('11')))}`, task)).toEqual({ scheme: 'https', fingerprint: fp('11') });
+    // A truncated task ID (the CLI without --no-trunc) still names its task.
+    expect(certificateFromServiceLogs(line(task.slice(0, 12), listening(fp('22'))), task)).toEqual({ scheme: 'https', fingerprint: fp('22') });
+  });
+
+  it('says plain HTTP for an agent before TLS, and none when the task has not logged its start yet', async () => {
+    const { certificateFromServiceLogs } = await import('../../master/deploy/swarm/agent-fingerprint');
+    expect(certificateFromServiceLogs(line(task, listening(null)), task)).toEqual({ scheme: 'http', fingerprint: null });
+    expect(certificateFromServiceLogs('', task)).toEqual({ scheme: 'none' });
+    expect(certificateFromServiceLogs([line(task, 'starting'), line(old, listening(fp('AA')))].join('\n'), task)).toEqual({ scheme: 'none' });
+    // An older agent's start-up line without the field at all says nothing about its scheme.
+    const { tls_fingerprint: _f, scheme: _s, ...bare } = JSON.parse(listening(fp('AA'))) as Record<string, unknown>;
+    expect(certificateFromServiceLogs(line(task, JSON.stringify(bare)), task)).toEqual({ scheme: 'none' });
+  });
+
+  it('reads the running task\'s logs on the manager, and a log driver that keeps none is an error naming the fix', async () => {
+    const { readTaskCertificate, runningTaskCertificate } = await import('../../master/deploy/swarm/agent-fingerprint');
+    const calls: string[][] = [];
+    const docker = async (args: string[]) => {
+      calls.push(args);
+      if (args[1] === 'ps') return { code: 0, stdout: `${task}\n`, stderr: '' };
+      return { code: 0, stdout: '', stderr: `${line(task, listening(fp('AB')))}\n` };
+    };
+    await expect(runningTaskCertificate(docker, 'd8-agent-pi')).resolves.toEqual({ scheme: 'https', fingerprint: fp('AB') });
+    expect(calls).toEqual([['service', 'ps', 'd8-agent-pi', '-q', '--no-trunc', '--filter', 'desired-state=running'], ['service', 'logs', '--no-trunc', task]]);
+    const none = async () => ({ code: 1, stdout: '', stderr: 'Error response from daemon: configured logging driver does not support reading' });
+    await expect(readTaskCertificate(none, task)).rejects.toThrow(/does not support reading.*json-file, local or journald driver/);
+  });
+});

@@ -33,7 +33,7 @@ import { backoffDelay, type BackoffOptions } from '../../backoff';
 import { AgentClient } from '../../agent-client';
 import type { Deployer, DeployOptions, DeployProgress, DeployResult } from '../deployer';
 import { targetedUpOptions, upOptionsFor, type TargetedUpOptions } from './up-options';
-import { settleSwarm, type SwarmSettleOptions } from './swarm-settle';
+import { settleSwarm, swarmRecordedPins, type SwarmSettleOptions } from './swarm-settle';
 import { serialize } from './stack-queue';
 import { fileBackendDir, findLockFiles, judgeLock, type LockVerdict } from './stale-lock';
 
@@ -80,7 +80,7 @@ export class PulumiDeployer implements Deployer {
   }
 
   async recordedPins(): Promise<Record<string, string>> {
-    if (this.opts.config.swarm) return {};
+    if (this.opts.config.swarm) return swarmRecordedPins(this.opts.config, this.opts.swarm);
     let stack: Stack;
     try {
       stack = await LocalWorkspace.selectStack({ stackName: this.opts.stack, workDir: this.opts.repoDir });
@@ -103,6 +103,8 @@ export class PulumiDeployer implements Deployer {
   }
 
   private readonly swarmInFlight = new Map<boolean, Promise<DeployResult>>();
+  /** Every slave's certificate from the last swarm update that converged: a joined deploy reports its own slave's. */
+  private swarmPins: Record<string, string | null> | undefined;
 
   /**
    * Swarm mode: one update serves every slave, so deploys asked for while one runs (`d8 up` of the
@@ -111,7 +113,7 @@ export class PulumiDeployer implements Deployer {
   private deploySwarm(slave: SlaveConfig, opts: DeployOptions): Promise<DeployResult> {
     const force = !!opts.force;
     const running = this.swarmInFlight.get(force);
-    if (running) return running.then((r) => ({ ...r, slave: slave.name }));
+    if (running) return running.then((r) => ({ ...r, slave: slave.name, tlsFingerprint: r.tlsFingerprint === undefined ? undefined : this.swarmPins?.[slave.name] }));
     const p = serialize(`${this.opts.repoDir}::${this.opts.stack}`, () => this.run(slave, opts))
       .finally(() => this.swarmInFlight.delete(force));
     this.swarmInFlight.set(force, p);
@@ -187,6 +189,10 @@ export class PulumiDeployer implements Deployer {
             });
             lines.push(`convergence: ${settled.why}\n`);
             changed ||= settled.forced;
+            // Read on the manager after convergence (master/deploy/swarm/agent-fingerprint.ts says why
+            // that channel is trusted): recorded as the pin, replacing one a new key pair on the node made stale.
+            this.swarmPins = settled.fingerprints;
+            tlsFingerprint = settled.fingerprints[slave.name];
             // Every slave's service runs the spec the program gave its own token (infra/fleet.ts); a
             // record the program made on first use is read now.
             for (const s of this.opts.config.slaves) {
@@ -203,7 +209,7 @@ export class PulumiDeployer implements Deployer {
           }
           strategy = install?.strategy ?? strategyFromOutputs(r.outputs as Record<string, { value: unknown }>, slave.name);
           // The stack's outputs keep the last install's result: its certificate is the one the agent serves.
-          if (install?.ok) tlsFingerprint = install.tls_fingerprint ?? null;
+          if (install?.ok && !swarm) tlsFingerprint = install.tls_fingerprint ?? null;
           if (changed && install) attempts = install.attempts;
           break;
         } catch (err) {

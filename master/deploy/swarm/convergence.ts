@@ -10,6 +10,7 @@ import { DeployError, type DeployErrorKind } from '../../../core/deploy-result';
 import { swarmServiceName } from '../../../infra/swarm-spec';
 import type { DockerRunner } from '../../../infra/swarm-docker';
 import { AgentClient } from '../../agent-client';
+import { readTaskCertificate, type TaskCertificate } from './agent-fingerprint';
 import {
   judgeConvergence, judgeFleetConvergence, NodeLineSchema, ServiceInspectSchema, TaskInspectSchema, TaskLineSchema,
   type AgentReport, type ConvergenceVerdict, type SwarmSnapshot,
@@ -29,7 +30,11 @@ const KIND_OF: Record<ConvergenceFailure, DeployErrorKind> = {
   rolled_back: 'install_failed', paused: 'install_failed', timeout: 'timeout', wrong_release: 'engine', missing: 'engine',
 };
 
-export type HealthOf = (slave: SlaveConfig) => Promise<AgentReport>;
+/** A slave's agent health, spoken to with `tlsFingerprint` pinned (null: plain HTTP), as its task's start-up line said. */
+export type HealthOf = (slave: SlaveConfig & { tlsFingerprint: string | null }) => Promise<AgentReport>;
+
+/** The certificate each running task's agent logged, by task ID (a task's agent keeps its pair for the task's life). */
+export type CertificateCache = Map<string, TaskCertificate>;
 
 export interface ConvergenceOptions {
   docker: DockerRunner;
@@ -51,6 +56,11 @@ export interface ConvergenceReport {
   commit: string;
   why: string;
   ms: number;
+  /**
+   * The certificate each slave's agent serves, read from the manager (agent-fingerprint.ts), by
+   * slave name: the master pins it. null: that agent speaks plain HTTP.
+   */
+  fingerprints: Record<string, string | null>;
 }
 
 function jsonLines<T>(text: string, parse: (v: unknown) => T): T[] {
@@ -63,8 +73,20 @@ async function must(docker: DockerRunner, args: string[]): Promise<string> {
   return r.stdout;
 }
 
-/** One look at a slave's service, its tasks, the nodes and its agent. */
-export async function swarmSnapshot(docker: DockerRunner, service: string, slave: SlaveConfig, health: HealthOf): Promise<SwarmSnapshot> {
+/** The certificate of the slave's running task's agent, from the manager (cached per task). */
+async function taskCertificate(docker: DockerRunner, tasks: SwarmSnapshot['tasks'], certs: CertificateCache): Promise<TaskCertificate> {
+  const task = tasks.find((t) => t.DesiredState === 'running' && t.Status.State === 'running');
+  if (!task) return { scheme: 'none' };
+  const known = certs.get(task.ID);
+  if (known) return known;
+  const cert = await readTaskCertificate(docker, task.ID);
+  if (cert.scheme !== 'none') certs.set(task.ID, cert);
+  return cert;
+}
+
+/** One look at a slave's service, its tasks, the nodes and its agent (spoken to with the certificate its task logged pinned). */
+export async function swarmSnapshot(docker: DockerRunner, service: string, slave: SlaveConfig, health: HealthOf,
+  certs: CertificateCache = new Map()): Promise<SwarmSnapshot & { certificate: TaskCertificate }> {
   const inspect = await docker(['service', 'inspect', service, '--format', '{{json .}}']);
   if (inspect.code !== 0) {
     throw new SwarmConvergenceError(`${slave.name}'s service ${service} does not exist on the swarm (${inspect.stderr.trim() || `exit ${inspect.code}`}): deploy it with \`pulumi up\``, 'missing', 'engine');
@@ -74,15 +96,23 @@ export async function swarmSnapshot(docker: DockerRunner, service: string, slave
   const tasks = ids.length ? jsonLines(await must(docker, ['inspect', '--format', '{{json .}}', ...ids]), (v) => TaskInspectSchema.parse(v)) : [];
   const nodes = jsonLines(await must(docker, ['node', 'ls', '--format', '{{json .}}']), (v) => NodeLineSchema.parse(v));
   const failures = jsonLines(await must(docker, ['service', 'ps', service, '--no-trunc', '--format', '{{json .}}', '--filter', 'desired-state=shutdown']), (v) => TaskLineSchema.parse(v));
-  return { service: svc, tasks, nodes, failures, agent: await health(slave) };
+  const certificate = await taskCertificate(docker, tasks, certs);
+  const agent = certificate.scheme === 'none'
+    ? { slave: slave.name, commit: null, error: tasks.length ? 'its start-up line, with its certificate, is not in the task\'s logs yet' : 'no running task' }
+    : await health({ ...slave, tlsFingerprint: certificate.fingerprint });
+  return { service: svc, tasks, nodes, failures, agent, certificate };
 }
 
+type SlaveVerdict = { slave: SlaveConfig; verdict: ConvergenceVerdict; certificate: TaskCertificate };
+
 /** Every slave's verdict, in the slaves' order. */
-async function slaveVerdicts(o: Pick<ConvergenceOptions, 'docker' | 'commit' | 'slaves' | 'serviceOf'>, health: HealthOf): Promise<Array<{ slave: SlaveConfig; verdict: ConvergenceVerdict }>> {
+async function slaveVerdicts(o: Pick<ConvergenceOptions, 'docker' | 'commit' | 'slaves' | 'serviceOf'>, health: HealthOf,
+  certs: CertificateCache = new Map()): Promise<SlaveVerdict[]> {
   const serviceOf = o.serviceOf ?? swarmServiceName;
-  return Promise.all(o.slaves.map(async (slave) => ({
-    slave, verdict: judgeConvergence(await swarmSnapshot(o.docker, serviceOf(slave.name), slave, health), o.commit),
-  })));
+  return Promise.all(o.slaves.map(async (slave) => {
+    const snapshot = await swarmSnapshot(o.docker, serviceOf(slave.name), slave, health, certs);
+    return { slave, verdict: judgeConvergence(snapshot, o.commit), certificate: snapshot.certificate };
+  }));
 }
 
 export function agentHealth(client: AgentClient): HealthOf {
@@ -93,7 +123,7 @@ export function agentHealth(client: AgentClient): HealthOf {
 }
 
 /** One look: which slaves' services run the release right now (no waiting)? */
-export async function convergedNow(o: Pick<ConvergenceOptions, 'docker' | 'commit' | 'slaves' | 'serviceOf' | 'health'>): Promise<Array<{ slave: SlaveConfig; verdict: ConvergenceVerdict }>> {
+export async function convergedNow(o: Pick<ConvergenceOptions, 'docker' | 'commit' | 'slaves' | 'serviceOf' | 'health'>): Promise<SlaveVerdict[]> {
   const client = o.health ? null : new AgentClient({ deadlineMs: 5_000 });
   try {
     return await slaveVerdicts(o, o.health ?? agentHealth(client!));
@@ -110,11 +140,17 @@ export async function awaitSwarmConvergence(o: ConvergenceOptions): Promise<Conv
   const started = now();
   const client = o.health ? null : new AgentClient({ deadlineMs: 5_000 });
   const health = o.health ?? agentHealth(client!);
+  const certs: CertificateCache = new Map();
   let last = '';
   try {
     for (;;) {
-      const verdict = judgeFleetConvergence((await slaveVerdicts(o, health)).map((v) => v.verdict), o.commit);
-      if (verdict.kind === 'converged') return { commit: o.commit, why: verdict.why, ms: now() - started };
+      const verdicts = await slaveVerdicts(o, health, certs);
+      const verdict = judgeFleetConvergence(verdicts.map((v) => v.verdict), o.commit);
+      if (verdict.kind === 'converged') {
+        // Every agent answered with the certificate its task logged pinned: the one to record.
+        const fingerprints = Object.fromEntries(verdicts.map((v) => [v.slave.name, v.certificate.scheme === 'https' ? v.certificate.fingerprint : null]));
+        return { commit: o.commit, why: verdict.why, ms: now() - started, fingerprints };
+      }
       if (verdict.kind !== 'waiting') throw new SwarmConvergenceError(verdict.why, verdict.kind, KIND_OF[verdict.kind]);
       if (verdict.why !== last) o.onProgress?.(verdict.why);
       last = verdict.why;

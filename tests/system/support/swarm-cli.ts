@@ -38,7 +38,7 @@ export function serviceCreateArgs(spec: SwarmServiceSpec | GlobalServiceSpec): s
   const t = spec.taskSpec;
   only('taskSpec', t, ['containerSpec', 'restartPolicy', 'placement', 'networksAdvanceds']);
   const c = t.containerSpec;
-  only('containerSpec', c, ['image', 'env', 'secrets', 'healthcheck', 'stopGracePeriod']);
+  only('containerSpec', c, ['image', 'env', 'mounts', 'secrets', 'healthcheck', 'stopGracePeriod']);
   only('healthcheck', c.healthcheck, ['tests', 'interval', 'timeout', 'retries', 'startPeriod']);
   const args = ['service', 'create', '--detach', '--name', spec.name];
   if ('global' in spec.mode) {
@@ -54,6 +54,10 @@ export function serviceCreateArgs(spec: SwarmServiceSpec | GlobalServiceSpec): s
   }
   for (const l of spec.labels) args.push('--label', `${l.label}=${l.value}`);
   for (const [k, v] of Object.entries(c.env)) args.push('--env', `${k}=${v}`);
+  for (const m of c.mounts) {
+    only('mounts[]', m, ['type', 'source', 'target']);
+    args.push('--mount', `type=${m.type},source=${m.source},target=${m.target}`);
+  }
   for (const s of c.secrets) args.push('--secret', `source=${s.secretName},target=${s.fileName}`);
   const h = c.healthcheck;
   args.push('--health-cmd', healthCmd(h.tests), '--health-interval', h.interval, '--health-timeout', h.timeout,
