@@ -8,7 +8,9 @@
  * ssh (the d8-docker test host, a docker-group user on this engine) and to the real agents: a good
  * release converges on both, a release whose agent exits at start-up is rolled back by the swarm and
  * the check fails naming the slave's service, and a forced deploy restarts only the service of the
- * slave whose agent does not answer. The migration from the one global service is played in the
+ * slave whose agent does not answer. Each agent serves HTTPS with a key pair on its slave's volume on
+ * the node: the master reads its fingerprint from the task's start-up line on the manager over ssh,
+ * its pinned check passes, a wrong pin is refused, and a forced update keeps the pair. The migration from the one global service is played in the
  * order a `pulumi up` runs it (creates, then deletes what the program dropped).
  */
 import { spawnSync } from 'child_process';

@@ -1,4 +1,4 @@
-/** Swarm mode's pure parts: the convergence verdict (per slave and for the fleet), the nodes' platform, each slave's node, the service names, the manager address, release-only version files. */
+/** Swarm mode's pure parts: the convergence verdict (per slave and for the fleet), the nodes' platform, each slave's node, the service names, the manager address, release-only version files, the agent's certificate in `docker service logs`. */
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
@@ -248,6 +248,18 @@ describe('the agent certificate from `docker service logs` (the swarm slave\'s p
     };
     await expect(runningTaskCertificate(docker, 'd8-agent-pi')).resolves.toEqual({ scheme: 'https', fingerprint: fp('AB') });
     expect(calls).toEqual([['service', 'ps', 'd8-agent-pi', '-q', '--no-trunc', '--filter', 'desired-state=running'], ['service', 'logs', '--no-trunc', task]]);
+    // At master start (adopt-pins.ts): the certificates the running agents logged; a slave with no running task or a plain-HTTP agent has none.
+    const { swarmRecordedPins } = await import('../../master/deploy/pulumi/swarm-settle');
+    const { resolveFleetConfig } = await import('../../core/stack-config');
+    const config = resolveFleetConfig({
+      swarm: 'ssh://d8@manager.lan', slaves: ['a', 'b', 'c'].map((name) => ({ name, host: `${name}.lan`, user: 'd8' })),
+    }, { stack: 'swarm', env: {} });
+    const tasks: Record<string, string> = { 'd8-agent-a': task, 'd8-agent-c': old };
+    const fleet = async (args: string[]) => {
+      if (args[1] === 'ps') return { code: 0, stdout: tasks[args[2]] ?? '', stderr: '' };
+      return { code: 0, stdout: '', stderr: [line(task, listening(fp('0A'))), line(old, listening(null))].join('\n') };
+    };
+    await expect(swarmRecordedPins(config, { docker: fleet })).resolves.toEqual({ a: fp('0A') });
     const none = async () => ({ code: 1, stdout: '', stderr: 'Error response from daemon: configured logging driver does not support reading' });
     await expect(readTaskCertificate(none, task)).rejects.toThrow(/does not support reading.*json-file, local or journald driver/);
   });
