@@ -118,6 +118,8 @@ export function swarmServiceSpec<V>(a: ServiceSpecArgs<V>) {
           D8_AGENT_TOKEN_FILE: `/run/secrets/${TOKEN_SECRET_FILE}`,
           D8_INSTALL_STRATEGY: 'docker',
           D8_TLS_DIR: TLS_DIR,
+          // The master reads the agent's start-up line (its certificate) as JSON from the task's logs.
+          D8_LOG_FORMAT: 'json',
         },
         mounts: [{ type: 'volume', source: tlsVolumeName(a.slave), target: TLS_DIR }],
         secrets: [{ secretId: a.secret.id, secretName: a.secret.name, fileName: TOKEN_SECRET_FILE }],

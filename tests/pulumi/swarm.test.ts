@@ -135,7 +135,7 @@ describe('swarm mode', () => {
     // HTTPS on the agent's own loopback, its self-signed certificate not verified.
     expect(health.tests.join(' ')).toContain("require('https').get({host:'127.0.0.1',port:7700,path:'/api/health',rejectUnauthorized:false}");
     expect(service.taskSpec.containerSpec.env).toEqual({
-      D8_AGENT_PORT: '7700', D8_AGENT_TOKEN_FILE: '/run/secrets/d8-agent-token', D8_INSTALL_STRATEGY: 'docker', D8_TLS_DIR: '/var/lib/d8-agent/tls',
+      D8_AGENT_PORT: '7700', D8_AGENT_TOKEN_FILE: '/run/secrets/d8-agent-token', D8_INSTALL_STRATEGY: 'docker', D8_TLS_DIR: '/var/lib/d8-agent/tls', D8_LOG_FORMAT: 'json',
     });
     // Each slave's key pair on its own named volume on its node, where D8_TLS_DIR points.
     expect(service.taskSpec.containerSpec.mounts).toEqual([{ type: 'volume', source: 'd8-agent-tls-manager', target: '/var/lib/d8-agent/tls' }]);
