@@ -87,8 +87,14 @@ describeTier(browserTier, 'dashboard in a real browser (chromium, real master, r
     const seconds = (Date.now() - killedAt) / 1000;
     expect(seconds).toBeLessThan(15);
     expect(await page.evaluate(() => (globalThis as unknown as { d8Marker?: number }).d8Marker)).toBe(42);
-    const border = await page.locator('tr[data-slave="laptop"] td').first().evaluate((td) => (globalThis as unknown as { getComputedStyle(e: unknown): { borderLeftColor: string } }).getComputedStyle(td).borderLeftColor);
-    expect(border).toBe('rgb(198, 40, 40)');
+    // Read in the page in one step: a live update may replace the row between finding it and reading its style.
+    const border = () => page.evaluate(() => {
+      const g = globalThis as unknown as { document: { querySelector(s: string): unknown }; getComputedStyle(e: unknown): { borderLeftColor: string } };
+      const td = g.document.querySelector('tr[data-slave="laptop"][data-state="dead"] td');
+      return td ? g.getComputedStyle(td).borderLeftColor : null;
+    });
+    await waitFor(async () => (await border()) !== null, 5_000, 'the dead row');
+    expect(await border()).toBe('rgb(198, 40, 40)');
     await page.screenshot({ path: path.join(shots, 'fleet.png'), fullPage: true });
   });
 
