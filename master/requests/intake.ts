@@ -20,13 +20,15 @@ export function fileRequest(store: Store, config: IntakeConfig, input: ApiCreate
   }
   const rules = config.approvalRules ?? [];
   const budgets = config.budgets ?? {};
+  const at = now();
   const r = store.requests.create({ ...parsed.data, created_by: author }, {
+    now: at,
     decide: (c) => {
-      const [from, to] = monthBounds(monthOf(now()));
+      const [from, to] = monthBounds(monthOf(at));
       const spent = store.spend.between(from, to).find((s) => s.type === c.type)?.spent ?? 0;
       return autoDecision(c, rules, budgets, spent);
     },
   });
-  if (r.status === 'APPROVED') checkBudgets(store, budgets, config.stack, now());
+  if (r.status === 'APPROVED') checkBudgets(store, budgets, config.stack, at);
   return r;
 }

@@ -67,7 +67,7 @@ export class RequestService {
    * Files a request (and its alert) in one transaction. `announce` runs inside it with the new id,
    * before the request's own alert: a caller's alert that explains the request is delivered first.
    */
-  create(input: CreateRequestInput, opts: { announce?: (id: string) => void; decide?: (c: CreateRequestParsed) => AutoDecision } = {}): HumanRequest {
+  create(input: CreateRequestInput, opts: { announce?: (id: string) => void; decide?: (c: CreateRequestParsed) => AutoDecision; now?: number } = {}): HumanRequest {
     const parsed = CreateRequestSchema.safeParse(input);
     if (!parsed.success) {
       const i = parsed.error.issues[0];
@@ -76,7 +76,7 @@ export class RequestService {
     // An escalation's text quotes errors, which may hold a secret: kept and shown scrubbed.
     const c = { ...parsed.data, title: this.outbox.scrub(parsed.data.title), description: this.outbox.scrub(parsed.data.description) };
     const req = this.db.transaction((): HumanRequest => {
-      const now = nowIso();
+      const now = nowIso(opts.now);
       const seq = ((this.db.prepare('SELECT COALESCE(MAX(seq), 0) AS m FROM human_requests').get() as { m: number }).m) + 1;
       const id = `req-${String(seq).padStart(4, '0')}`;
       const auto = opts.decide?.(c) ?? { approve: false, note: null };
@@ -119,12 +119,12 @@ export class RequestService {
     return rows.map(fromRow);
   }
 
-  approve(id: string, note?: string): HumanRequest { return this.transition(id, 'APPROVED', note); }
-  reject(id: string, reason?: string): HumanRequest { return this.transition(id, 'REJECTED', reason); }
-  postpone(id: string, note?: string): HumanRequest { return this.transition(id, 'POSTPONED', note); }
-  complete(id: string, note?: string): HumanRequest { return this.transition(id, 'COMPLETED', note); }
+  approve(id: string, note?: string, now?: number): HumanRequest { return this.transition(id, 'APPROVED', note, now); }
+  reject(id: string, reason?: string, now?: number): HumanRequest { return this.transition(id, 'REJECTED', reason, now); }
+  postpone(id: string, note?: string, now?: number): HumanRequest { return this.transition(id, 'POSTPONED', note, now); }
+  complete(id: string, note?: string, now?: number): HumanRequest { return this.transition(id, 'COMPLETED', note, now); }
 
-  private transition(id: string, to: RequestStatus, note?: string): HumanRequest {
+  private transition(id: string, to: RequestStatus, note: string | undefined, at: number = Date.now()): HumanRequest {
     const idCheck = RequestIdSchema.safeParse(id);
     if (!idCheck.success) throw new RequestError(`"${id}" is not a request id: ${idCheck.error.issues[0].message}`, 'invalid');
     let previous: RequestStatus = 'PENDING';
@@ -137,7 +137,7 @@ export class RequestService {
         throw new RequestError(`${id} is ${cur.status}; it cannot become ${to}` +
           (allowed.length ? ` (it can become ${allowed.join(' or ')})` : ' (it is final)'), 'bad_transition');
       }
-      const now = nowIso();
+      const now = nowIso(at);
       const notes = note && note.trim() ? (cur.notes ? `${cur.notes}\n` : '') + `[${now}] ${to}: ${note.trim()}` : cur.notes;
       const resolved = to === 'REJECTED' || to === 'COMPLETED' ? now : null;
       this.db.prepare('UPDATE human_requests SET status = ?, notes = ?, updated_at = ?, resolved_at = ?, approved_at = CASE WHEN ? THEN ? ELSE approved_at END WHERE id = ?')

@@ -74,6 +74,9 @@ describe('intake, budgets, summary and tokens (real store)', () => {
   beforeEach(() => { store = temp(); });
   const config = { stack: 'unit', approvalRules: rules, budgets: { PAYMENT: { monthly: 50 } } };
   const kinds = (): string[] => store.outbox.recent({ limit: 100 }).map((a) => a.alert.kind);
+  // One injected clock for every step that reads the time (budgets are per UTC month).
+  const at = Date.UTC(2026, 5, 15, 12, 0);
+  const clock = () => at;
 
   it('an auto-approved request records its rule and approval time and interrupts nobody; one above the limit asks as before', () => {
     const a = fileRequest(store, config, { type: 'PAYMENT', title: 'domain', estimated_cost: 12 }, 'api:shop');
@@ -88,33 +91,33 @@ describe('intake, budgets, summary and tokens (real store)', () => {
 
   it('the budget stops auto-approval at the limit, says so in the request and its alert, and alerts once at 80 % and 100 %', () => {
     const costs = [20, 20, 5];
-    for (const c of costs) expect(fileRequest(store, config, { type: 'PAYMENT', title: `p${c}`, estimated_cost: c }, 'api:x').status).toBe('APPROVED');
+    for (const c of costs) expect(fileRequest(store, config, { type: 'PAYMENT', title: `p${c}`, estimated_cost: c }, 'api:x', clock).status).toBe('APPROVED');
     expect(kinds()).toEqual(['budget_threshold']);
-    const over = fileRequest(store, config, { type: 'PAYMENT', title: 'one more', estimated_cost: 6 }, 'api:x');
+    const over = fileRequest(store, config, { type: 'PAYMENT', title: 'one more', estimated_cost: 6 }, 'api:x', clock);
     expect(over.status).toBe('PENDING');
     expect(over.notes).toMatch(/not auto-approved: over budget: PAYMENT has 45 of 50/);
     const alert = store.outbox.recent({ limit: 10 }).map((a) => a.alert).find((x) => x.kind === 'human_request');
     expect(alert?.kind === 'human_request' && alert.data.auto_note).toMatch(/over budget/);
     expect(formatAlert(alert!).text).toMatch(/Not auto-approved: over budget/);
     // Exactly at the limit is still within it.
-    expect(fileRequest(store, config, { type: 'PAYMENT', title: 'exact', estimated_cost: 5 }, 'api:x').status).toBe('APPROVED');
+    expect(fileRequest(store, config, { type: 'PAYMENT', title: 'exact', estimated_cost: 5 }, 'api:x', clock).status).toBe('APPROVED');
     const levels = store.outbox.recent({ limit: 100 }).map((a) => a.alert).filter((x) => x.kind === 'budget_threshold').map((x) => x.kind === 'budget_threshold' && x.data.threshold);
     expect(levels).toEqual([80, 100]);
     // A person approving the pending one counts too; no level is announced twice.
-    store.requests.approve(over.id);
-    expect(checkBudgets(store, config.budgets, 'unit')).toBe(0);
-    const report = spendReport(store.spend, config.budgets, monthOf(Date.now()));
+    store.requests.approve(over.id, undefined, at);
+    expect(checkBudgets(store, config.budgets, 'unit', at)).toBe(0);
+    const report = spendReport(store.spend, config.budgets, monthOf(at));
     expect(report.lines).toEqual([{ type: 'PAYMENT', spent: 56, approved: 5, budget: 50, percent: 112 }]);
     expect(report.total).toBe(56);
   });
 
   it('a budget alert for approvals made elsewhere (the CLI) comes from checkBudgets, once per level', () => {
-    const r = store.requests.create({ type: 'PAYMENT', title: 'manual', estimated_cost: 45 });
-    store.requests.approve(r.id);
-    expect(checkBudgets(store, config.budgets, 'unit')).toBe(1);
-    expect(checkBudgets(store, config.budgets, 'unit')).toBe(0);
+    const r = store.requests.create({ type: 'PAYMENT', title: 'manual', estimated_cost: 45 }, { now: at });
+    store.requests.approve(r.id, undefined, at);
+    expect(checkBudgets(store, config.budgets, 'unit', at)).toBe(1);
+    expect(checkBudgets(store, config.budgets, 'unit', at)).toBe(0);
     const a = store.outbox.recent({ limit: 10 }).map((x) => x.alert).find((x) => x.kind === 'budget_threshold')!;
-    expect(alertHeadline(a)).toBe(`PAYMENT spending reached 80 % of its budget for ${monthOf(Date.now())}: 45 of 50`);
+    expect(alertHeadline(a)).toBe(`PAYMENT spending reached 80 % of its budget for 2026-06: 45 of 50`);
   });
 
   it('the daily summary (clock injected): not before its time, once a day, only with something to say', () => {
@@ -123,8 +126,10 @@ describe('intake, budgets, summary and tokens (real store)', () => {
     expect(sendDailySummaryIfDue(store, cfg, config.budgets, 'unit', day1)).toBe('not_due');
     expect(sendDailySummaryIfDue(store, cfg, config.budgets, 'unit', day1 + 3600_000)).toBe('nothing_to_say');
     expect(sendDailySummaryIfDue(store, cfg, config.budgets, 'unit', day1 + 3 * 3600_000)).toBe('already_sent');
-    fileRequest(store, config, { type: 'PAYMENT', title: 'auto one', estimated_cost: 3 }, 'api:x');
-    fileRequest(store, config, { type: 'CONTENT_APPROVAL', title: 'a post' }, 'api:x');
+    // Filed on the same injected clock, between day 1's summary and day 2's.
+    const filedAt = () => day1 + 5 * 3600_000;
+    fileRequest(store, config, { type: 'PAYMENT', title: 'auto one', estimated_cost: 3 }, 'api:x', filedAt);
+    fileRequest(store, config, { type: 'CONTENT_APPROVAL', title: 'a post' }, 'api:x', filedAt);
     const day2 = day1 + 24 * 3600_000 + 3600_000;
     expect(sendDailySummaryIfDue(store, cfg, config.budgets, 'unit', day2)).toBe('sent');
     expect(sendDailySummaryIfDue(store, cfg, config.budgets, 'unit', day2 + 60_000)).toBe('already_sent');
