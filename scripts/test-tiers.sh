@@ -10,6 +10,10 @@ cd "$(dirname "$0")/.."
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 jest=node_modules/.bin/jest
+# Tests write only under their own temp dirs: a ~/.d8 that appears during the run is a test that forgot D8_HOME.
+real_home="${HOME:-/root}/.d8"
+home_before=absent
+[ -e "$real_home" ] && home_before=present
 
 "$jest" --selectProjects unit pulumi integration --maxWorkers="${D8_TEST_WORKERS:-2}" --passWithNoTests \
   --json --outputFile="$out/light.json" "$@"
@@ -30,4 +34,10 @@ node -e '
   console.log(`${sum.passed} passed, ${sum.failed} failed, ${sum.skipped} skipped` +
     (sum.failedFiles.length ? `; failing files: ${sum.failedFiles.join(", ")}` : ""));
 ' "$out/light.json" "$out/heavy.json"
-[ "$light" -eq 0 ] && [ "$heavy" -eq 0 ]
+home_ok=0
+if [ "$home_before" = absent ] && [ -e "$real_home" ]; then
+  echo "test-tiers: a test wrote into the real $real_home (set D8_HOME to a temp dir in that test):"
+  find "$real_home" | head -n 20
+  home_ok=1
+fi
+[ "$light" -eq 0 ] && [ "$heavy" -eq 0 ] && [ "$home_ok" -eq 0 ]

@@ -159,7 +159,7 @@ describe('the program', () => {
   it('turns a bad config into a RunError (one line, no stack trace) naming the key', async () => {
     await mockEngine('prod');
     pulumi.runtime.setAllConfig({ 'd8:slaves': JSON.stringify([{ name: 'x', host: 'h', user: 'u', agentPort: 0 }]) });
-    const err = await programMod.program({ D8_BUNDLE_DIR: bundle.dir }).catch((e: unknown) => e);
+    const err = await programMod.program({ D8_HOME: path.join(root, 'home'), D8_BUNDLE_DIR: bundle.dir }).catch((e: unknown) => e);
     expect(pulumi.RunError.isInstance(err)).toBe(true);
     expect((err as Error).message).toMatch(/stack prod: d8:slaves\[0\] \(x\)\.agentPort must be between 1 and 65535/);
   });
@@ -171,7 +171,7 @@ describe('the program', () => {
       'd8:swarm': 'ssh://d8@127.0.0.1:9', 'd8:sshKeyPath': keyFile, 'd8:agentToken': randomToken(),
       'd8:slaves': JSON.stringify([{ name: 'n1', host: '127.0.0.1', user: 'd8' }]),
     });
-    const err = await programMod.program({ D8_BUNDLE_DIR: bundle.dir }).catch((e: unknown) => e);
+    const err = await programMod.program({ D8_HOME: path.join(root, 'home'), D8_BUNDLE_DIR: bundle.dir }).catch((e: unknown) => e);
     expect(pulumi.RunError.isInstance(err)).toBe(true);
     expect((err as Error).message).toMatch(/^cannot reach the swarm manager d8@127\.0\.0\.1 port 9 over ssh: .*`ssh -p 9 d8@127\.0\.0\.1 docker info` must work without a prompt/);
   });
@@ -179,7 +179,7 @@ describe('the program', () => {
   it('checks key files before it spends time on the bundle', async () => {
     await mockEngine('prod');
     pulumi.runtime.setAllConfig({ 'd8:slaves': JSON.stringify(SLAVES), 'd8:agentToken': randomToken(), 'd8:sshKeyPath': path.join(root, 'missing-key') });
-    const err = await programMod.program({ D8_BUNDLE_DIR: path.join(root, 'no-bundle-here') }).catch((e: unknown) => e);
+    const err = await programMod.program({ D8_HOME: path.join(root, 'home'), D8_BUNDLE_DIR: path.join(root, 'no-bundle-here') }).catch((e: unknown) => e);
     expect(pulumi.RunError.isInstance(err)).toBe(true);
     expect((err as Error).message).toMatch(/d8:sshKeyPath .*missing-key cannot be read \(ENOENT\)/);
   });
