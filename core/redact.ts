@@ -75,9 +75,18 @@ export class Redactor {
   }
 }
 
-/** Longest first, so a secret that contains another is replaced whole. */
+/**
+ * Each secret as written and as it appears inside a JSON string (a log line is scrubbed after pino
+ * serialized it, where `"`, `\` and control characters are escaped), longest first, so a secret
+ * that contains another is replaced whole.
+ */
 function longestFirst(secrets: Iterable<string>): string[] {
-  return [...secrets].sort((a, b) => b.length - a.length);
+  const forms = new Set<string>();
+  for (const s of secrets) {
+    forms.add(s);
+    forms.add(JSON.stringify(s).slice(1, -1));
+  }
+  return [...forms].sort((a, b) => b.length - a.length);
 }
 
 /** Secrets D8 knows about from the environment, for a default redactor. */
