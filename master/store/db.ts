@@ -214,6 +214,8 @@ const MIGRATIONS: string[] = [
      recorded_at TEXT NOT NULL,
      PRIMARY KEY (stack, slave)
    )`,
+  // issue 23: the deploying process's start time, so a pid reused after a reboot does not keep its row running.
+  `ALTER TABLE deploy_history ADD COLUMN proc_start TEXT`,
 ];
 
 export class StoreError extends Error {

@@ -2,8 +2,8 @@
 import type { Db } from './db';
 import { nowIso, stmt } from './db';
 import type { DeployResult } from '../../core/deploy-result';
-import { pidAlive } from './master-info';
 import { AgentPinStore } from './agent-pins';
+import { holderAlive, processStartTime } from './deploy-locks';
 
 export type DeployStatus = 'running' | 'ok' | 'failed' | 'interrupted';
 
@@ -14,11 +14,13 @@ export interface DeployRow {
 }
 
 export class DeployHistory {
+  private readonly selfStart: string | null = processStartTime(process.pid);
+
   constructor(private readonly db: Db) {}
 
   start(stack: string, slave: string, engine: string, reason: string): number {
-    return Number(stmt(this.db, "INSERT INTO deploy_history (stack, slave, engine, reason, status, pid, started_at) VALUES (?, ?, ?, ?, 'running', ?, ?)")
-      .run(stack, slave, engine, reason, process.pid, nowIso()).lastInsertRowid);
+    return Number(stmt(this.db, "INSERT INTO deploy_history (stack, slave, engine, reason, status, pid, proc_start, started_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)")
+      .run(stack, slave, engine, reason, process.pid, this.selfStart, nowIso()).lastInsertRowid);
   }
 
   /**
@@ -47,12 +49,15 @@ export class DeployHistory {
     stmt(this.db, "UPDATE deploy_history SET status = 'interrupted', finished_at = ?, error = ? WHERE id = ? AND status = 'running'").run(nowIso(), why, id);
   }
 
-  /** Rows left `running` by a process that is gone (a crash): marked interrupted. Returns how many. */
+  /**
+   * Rows left `running` by a process that is gone (a crash, a reboot): marked interrupted. Returns how
+   * many. A pid alive again after a reboot belongs to another process: its start time differs.
+   */
   reapOrphans(stack: string): number {
-    const rows = stmt(this.db, "SELECT id, pid FROM deploy_history WHERE stack = ? AND status = 'running'").all(stack) as Array<{ id: number; pid: number }>;
+    const rows = stmt(this.db, "SELECT id, pid, proc_start FROM deploy_history WHERE stack = ? AND status = 'running'").all(stack) as Array<{ id: number; pid: number; proc_start: string | null }>;
     let n = 0;
     for (const r of rows) {
-      if (r.pid === process.pid || pidAlive(r.pid)) continue;
+      if (holderAlive(r)) continue;
       this.markInterrupted(r.id, 'the master stopped during this deploy');
       n++;
     }

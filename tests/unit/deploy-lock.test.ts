@@ -84,6 +84,30 @@ describe('the deploy lock in the store', () => {
   });
 });
 
+describe('deploy history rows left running', () => {
+  const store = useTempStore();
+  const running = (pid: number, procStart: string | null): number => Number(store().db.prepare(
+    "INSERT INTO deploy_history (stack, slave, engine, reason, status, pid, proc_start, started_at) VALUES ('prod', 'box', 'direct', 'manual', 'running', ?, ?, ?)",
+  ).run(pid, procStart, new Date(0).toISOString()).lastInsertRowid);
+  const status = (id: number): string => (store().db.prepare('SELECT status FROM deploy_history WHERE id = ?').get(id) as { status: string }).status;
+
+  it('are reaped when their pid now belongs to another process (a reboot reused it), kept while their process runs', async () => {
+    const child = spawn('sleep', ['30']);
+    await new Promise((r) => child.once('spawn', r));
+    try {
+      const start = processStartTime(child.pid!)!;
+      const alive = running(child.pid!, start);
+      const reused = running(child.pid!, String(Number(start) + 1));
+      const legacy = running(child.pid!, null); // a row from before start times were recorded
+      const own = store().deploys.start('prod', 'box', 'direct', 'manual');
+      expect(store().deploys.reapOrphans('prod')).toBe(1);
+      expect([status(alive), status(reused), status(legacy), status(own)]).toEqual(['running', 'interrupted', 'running', 'running']);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});
+
 describe('DeployCoordinator with the deploy lock', () => {
   const store = useTempStore();
 
