@@ -13,10 +13,22 @@ export interface DockerResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** Ended early by DockerRunOptions (the output is a head of the whole). */
+  stopped?: boolean;
+}
+
+/**
+ * How much of a long output to read: `stopWhen` ends the command once what it printed so far holds
+ * what the caller looks for (a task's start-up line at the head of months of logs), `maxBytes` once
+ * it printed that much. Either way the result has `stopped` set and the exit code 0.
+ */
+export interface DockerRunOptions {
+  stopWhen?: (stdout: string, stderr: string) => boolean;
+  maxBytes?: number;
 }
 
 /** Runs `docker <args>` somewhere (the manager over ssh, or this machine's engine). */
-export type DockerRunner = (args: string[]) => Promise<DockerResult>;
+export type DockerRunner = (args: string[], opts?: DockerRunOptions) => Promise<DockerResult>;
 
 /** ssh itself failed (exit 255): the manager is unreachable, or the login or host key was refused. */
 export class SwarmManagerError extends Error {
@@ -26,18 +38,27 @@ export class SwarmManagerError extends Error {
   }
 }
 
-function run(cmd: string, args: string[], timeoutMs: number): Promise<DockerResult> {
+function run(cmd: string, args: string[], timeoutMs: number, opts: DockerRunOptions = {}): Promise<DockerResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
+    let stopped = false;
+    const check = (): void => {
+      if (stopped) return;
+      const enough = (opts.maxBytes !== undefined && stdout.length + stderr.length >= opts.maxBytes) || !!opts.stopWhen?.(stdout, stderr);
+      if (!enough) return;
+      stopped = true;
+      child.kill('SIGTERM');
+    };
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString('utf8'); check(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); check(); });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('error', (err) => { clearTimeout(timer); reject(err); });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code: code ?? (signal ? 124 : 1), stdout, stderr });
+      if (stopped) resolve({ code: 0, stdout, stderr, stopped });
+      else resolve({ code: code ?? (signal ? 124 : 1), stdout, stderr });
     });
   });
 }
@@ -50,10 +71,10 @@ export interface ManagerDockerOptions {
 }
 
 export function managerDocker(manager: SwarmManager, opts: ManagerDockerOptions = {}): DockerRunner {
-  return async (args) => {
+  return async (args, runOpts) => {
     const argv = [...swarmSshOpts(opts.sshKeyPath), ...(opts.sshOptions ?? []), '-p', String(manager.port), manager.destination,
       '--', 'docker', ...args.map(shQuote)];
-    const r = await run('ssh', argv, opts.timeoutMs ?? 60_000);
+    const r = await run('ssh', argv, opts.timeoutMs ?? 60_000, runOpts);
     if (r.code === 255) {
       throw new SwarmManagerError(`cannot reach the swarm manager ${manager.destination} port ${manager.port} over ssh: ` +
         `${r.stderr.trim().split('\n').slice(-2).join(' ') || 'ssh exited 255'} (\`ssh -p ${manager.port} ${manager.destination} docker info\` must work without a prompt)`);
@@ -63,8 +84,8 @@ export function managerDocker(manager: SwarmManager, opts: ManagerDockerOptions 
 }
 
 /** The docker CLI of this machine (a master that is itself the manager, and the tests). */
-export function localDocker(timeoutMs = 60_000): DockerRunner {
-  return (args) => run('docker', args, timeoutMs);
+export function localDocker(timeoutMs = 60_000, cli = 'docker'): DockerRunner {
+  return (args, runOpts) => run(cli, args, timeoutMs, runOpts);
 }
 
 /** Node architectures as the engine reports them (uname -m), as docker platforms. */

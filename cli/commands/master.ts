@@ -47,7 +47,7 @@ SIGTERM stops cleanly: a deploy in flight may finish (bounded), else it is marke
         const chosen = chooseEngine(opts.engine);
         logger.info({ engine: chosen.engine, why: chosen.why }, `deploy engine: ${chosen.engine} (${chosen.why})`);
         const deployer = await createDeployer(chosen.engine, { config, repoDir, logger, pins: store.pins.lookup(config.stack) }, opts.deployerModule ?? process.env.D8_DEPLOYER_MODULE);
-        await adoptRecordedPins(deployer, store.pins, config.stack, logger);
+        await adoptRecordedPins(deployer, store.pins, config.stack, config.slaves.map((s) => s.name), logger);
         const notifier = createNotifier(config, logger);
         let dashboard: Dashboard | null = null;
         const daemon = new MasterDaemon({ config, store, deployer, notifier, logger, tuning, repoDir, intervalMs: interval * 1000, once: opts.once,

@@ -34,9 +34,10 @@ export interface Deployer {
   /**
    * The certificate fingerprints the engine's own record holds for agents it installed (the pulumi
    * stack's `installs` output): how a master whose store never saw those installs (a plain
-   * `pulumi up`) learns to speak HTTPS to them. Slaves with no recorded fingerprint are left out.
+   * `pulumi up`) learns to speak HTTPS to them, for the slaves named. Slaves with no recorded
+   * fingerprint are left out.
    */
-  recordedPins?(): Promise<Record<string, string>>;
+  recordedPins?(slaves: readonly string[]): Promise<Record<string, string>>;
 }
 
 /** What every deployer factory gets (select.ts, and a --deployer-module's createDeployer). */

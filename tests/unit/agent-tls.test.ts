@@ -126,7 +126,7 @@ describe('agent pins in the store', () => {
 
 describe('pins the deploy engine recorded, adopted at master start', () => {
   const quiet = createLogger({ name: 'test', level: 'silent' });
-  const engine = (recorded: () => Promise<Record<string, string>>): Deployer => ({
+  const engine = (recorded: (slaves: readonly string[]) => Promise<Record<string, string>>): Deployer => ({
     engine: 'pulumi',
     deploy: () => Promise.reject(new Error('not called')),
     recordedPins: recorded,
@@ -137,10 +137,15 @@ describe('pins the deploy engine recorded, adopted at master start', () => {
     try {
       const [kept, fresh, other] = ['a', 'b', 'c'].map((n) => makeSelfSignedCertificate(n).fingerprint);
       store.pins.set('prod', 'pc', kept);
-      const adopted = await adoptRecordedPins(engine(async () => ({ pc: other, laptop: fresh })), store.pins, 'prod', quiet);
+      const asked: string[][] = [];
+      const adopted = await adoptRecordedPins(engine(async (slaves) => { asked.push([...slaves]); return { pc: other, laptop: fresh }; }), store.pins, 'prod', ['pc', 'laptop'], quiet);
       expect(adopted).toEqual(['laptop']);
+      expect(asked).toEqual([['laptop']]); // only the slave without a pin is asked for
       expect(store.pins.get('prod', 'pc')).toBe(kept);
       expect(store.pins.get('prod', 'laptop')).toBe(fresh);
+      // Every slave pinned: the engine is not asked at all (a stack read, or a swarm task's logs per slave).
+      await expect(adoptRecordedPins(engine(async (slaves) => { asked.push([...slaves]); return {}; }), store.pins, 'prod', ['pc', 'laptop'], quiet)).resolves.toEqual([]);
+      expect(asked).toHaveLength(1);
     } finally {
       store.close();
     }
@@ -149,8 +154,8 @@ describe('pins the deploy engine recorded, adopted at master start', () => {
   it('an engine record it cannot read changes nothing and does not throw; a deployer with no record is skipped', async () => {
     const store = openStore(path.join(tmp(), 'state.db'));
     try {
-      await expect(adoptRecordedPins(engine(() => Promise.reject(new Error('no backend'))), store.pins, 'prod', quiet)).resolves.toEqual([]);
-      await expect(adoptRecordedPins({ engine: 'direct', deploy: () => Promise.reject(new Error('not called')) }, store.pins, 'prod', quiet)).resolves.toEqual([]);
+      await expect(adoptRecordedPins(engine(() => Promise.reject(new Error('no backend'))), store.pins, 'prod', ['pc'], quiet)).resolves.toEqual([]);
+      await expect(adoptRecordedPins({ engine: 'direct', deploy: () => Promise.reject(new Error('not called')) }, store.pins, 'prod', ['pc'], quiet)).resolves.toEqual([]);
       expect(store.pins.list('prod')).toEqual([]);
     } finally {
       store.close();

@@ -259,8 +259,69 @@ describe('the agent certificate from `docker service logs` (the swarm slave\'s p
       if (args[1] === 'ps') return { code: 0, stdout: tasks[args[2]] ?? '', stderr: '' };
       return { code: 0, stdout: '', stderr: [line(task, listening(fp('0A'))), line(old, listening(null))].join('\n') };
     };
-    await expect(swarmRecordedPins(config, { docker: fleet })).resolves.toEqual({ a: fp('0A') });
+    await expect(swarmRecordedPins(config, ['a', 'b', 'c'], { docker: fleet })).resolves.toEqual({ a: fp('0A') });
     const none = async () => ({ code: 1, stdout: '', stderr: 'Error response from daemon: configured logging driver does not support reading' });
     await expect(readTaskCertificate(none, task)).rejects.toThrow(/does not support reading.*json-file, local or journald driver/);
+  });
+
+  /**
+   * A `docker` on PATH that prints a task's log as `docker service logs` does, then goes on for ever
+   * (months of request lines): the read must stop, not buffer it all until the timeout.
+   */
+  function endlessLogDocker(firstLines: string[]): { bin: string; pidFile: string } {
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'd8-docker-shim-'));
+    const pidFile = path.join(bin, 'pid');
+    const head = firstLines.map((l) => `printf '%s\\n' '${l.replace(/'/g, "'\\''")}' >&2`).join('\n');
+    fs.writeFileSync(path.join(bin, 'docker'), `#!/bin/sh\necho $$ > ${pidFile}\n${head}\nwhile :; do printf '%s\\n' '${line(task, '{"level":30,"name":"d8-agent","msg":"request"}')}' >&2; done\n`, { mode: 0o755 });
+    return { bin, pidFile };
+  }
+
+  it('stops reading a task\'s logs at the agent\'s start-up line, or after a bounded amount without one', async () => {
+    const { readTaskCertificate, TASK_LOG_READ_LIMIT } = await import('../../master/deploy/swarm/agent-fingerprint');
+    const { localDocker } = await import('../../infra/swarm-docker');
+    const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true; } catch { return false; } };
+    for (const [first, expected] of [
+      [[line(task, 'starting'), line(task, listening(fp('AC')))], { scheme: 'https', fingerprint: fp('AC') }],
+      [[line(task, 'starting')], { scheme: 'none' }],
+    ] as const) {
+      const shim = endlessLogDocker([...first]);
+      try {
+        // The runner's own timeout (60 s) is longer than this test's: only an early stop passes.
+        await expect(readTaskCertificate(localDocker(60_000, path.join(shim.bin, 'docker')), task)).resolves.toEqual(expected);
+        const pid = Number(fs.readFileSync(shim.pidFile, 'utf8'));
+        await new Promise((r) => setTimeout(r, 200));
+        expect(alive(pid)).toBe(false);
+      } finally {
+        fs.rmSync(shim.bin, { recursive: true, force: true });
+      }
+    }
+    expect(TASK_LOG_READ_LIMIT).toBeLessThanOrEqual(8 * 1024 * 1024);
+  }, 30_000);
+});
+
+describe('one look at a swarm fleet', () => {
+  it('asks the manager for its node list once, whatever the number of slaves', async () => {
+    const { convergedNow } = await import('../../master/deploy/swarm/convergence');
+    const { resolveFleetConfig } = await import('../../core/stack-config');
+    const config = resolveFleetConfig({
+      swarm: 'ssh://d8@manager.lan', slaves: ['a', 'b', 'c', 'd'].map((name) => ({ name, host: `${name}.lan`, user: 'd8' })),
+    }, { stack: 'swarm', env: {} });
+    const calls: string[][] = [];
+    const image = 'd8-agent:aaaa-1111';
+    const docker = async (args: string[]) => {
+      calls.push(args);
+      const out = (stdout: string) => ({ code: 0, stdout, stderr: '' });
+      if (args[0] === 'service' && args[1] === 'inspect') {
+        return out(JSON.stringify({ ID: 's', Spec: { Name: args[2], Labels: { 'd8.commit': A, 'd8.bundle': 'f'.repeat(64) }, TaskTemplate: { ContainerSpec: { Image: image } } }, UpdateStatus: null }));
+      }
+      if (args[0] === 'service' && args[1] === 'ps') return out(args.includes('-q') ? `t-${args[2]}\n` : '');
+      if (args[0] === 'inspect') return out(`${JSON.stringify({ ID: args[3], NodeID: 'n1', DesiredState: 'running', Status: { State: 'running' }, Spec: { ContainerSpec: { Image: image } } })}\n`);
+      if (args[0] === 'node') return out(`${JSON.stringify({ ID: 'n1', Hostname: 'pi', Status: 'Ready', Availability: 'Active' })}\n`);
+      if (args[0] === 'service' && args[1] === 'logs') return { code: 0, stdout: '', stderr: `d8-agent-x.1.${args[3]}@pi    | {"name":"d8-agent","msg":"listening","tls_fingerprint":null}\n` };
+      throw new Error(`unexpected docker ${args.join(' ')}`);
+    };
+    const verdicts = await convergedNow({ docker, commit: A, slaves: config.slaves, health: async (s) => ({ slave: s.name, commit: A }) });
+    expect(verdicts.map((v) => v.verdict.kind)).toEqual(['converged', 'converged', 'converged', 'converged']);
+    expect(calls.filter((c) => c[0] === 'node')).toEqual([['node', 'ls', '--format', '{{json .}}']]);
   });
 });

@@ -79,8 +79,8 @@ export class PulumiDeployer implements Deployer {
     return this.checkout.get();
   }
 
-  async recordedPins(): Promise<Record<string, string>> {
-    if (this.opts.config.swarm) return swarmRecordedPins(this.opts.config, this.opts.swarm);
+  async recordedPins(slaves: readonly string[]): Promise<Record<string, string>> {
+    if (this.opts.config.swarm) return swarmRecordedPins(this.opts.config, slaves, this.opts.swarm);
     let stack: Stack;
     try {
       stack = await LocalWorkspace.selectStack({ stackName: this.opts.stack, workDir: this.opts.repoDir });
@@ -90,9 +90,9 @@ export class PulumiDeployer implements Deployer {
     }
     const outputs = await stack.outputs();
     const pins: Record<string, string> = {};
-    for (const s of this.opts.config.slaves) {
-      const fingerprint = installResultFromOutputs(outputs, s.name)?.tls_fingerprint;
-      if (fingerprint) pins[s.name] = fingerprint;
+    for (const name of slaves) {
+      const fingerprint = installResultFromOutputs(outputs, name)?.tls_fingerprint;
+      if (fingerprint) pins[name] = fingerprint;
     }
     return pins;
   }

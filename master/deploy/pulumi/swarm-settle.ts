@@ -34,13 +34,13 @@ const defaultDocker = (config: FleetConfig): DockerRunner => managerDocker(parse
  * the stack's `installs` output is for per-host installs): for a master whose store has no pin for
  * a swarm slave yet (adopt-pins.ts). Slaves whose agent logged none (starting, plain HTTP) are left out.
  */
-export async function swarmRecordedPins(config: FleetConfig, o: SwarmSettleOptions = {}): Promise<Record<string, string>> {
+export async function swarmRecordedPins(config: FleetConfig, slaves: readonly string[], o: SwarmSettleOptions = {}): Promise<Record<string, string>> {
   const docker = o.docker ?? defaultDocker(config);
   const serviceOf = o.serviceOf ?? swarmServiceName;
   const pins: Record<string, string> = {};
-  for (const s of config.slaves) {
-    const cert = await runningTaskCertificate(docker, serviceOf(s.name));
-    if (cert.scheme === 'https') pins[s.name] = cert.fingerprint;
+  for (const name of slaves) {
+    const cert = await runningTaskCertificate(docker, serviceOf(name));
+    if (cert.scheme === 'https') pins[name] = cert.fingerprint;
   }
   return pins;
 }

@@ -58,9 +58,19 @@ export function certificateFromServiceLogs(text: string, taskId: string): TaskCe
   return found;
 }
 
-/** The certificate the agent of the slave's running task `taskId` serves, read on the manager. */
+/** Past this much of a task's logs without the start-up line, it is not there (the agent logs it first). */
+export const TASK_LOG_READ_LIMIT = 4 * 1024 * 1024;
+
+/**
+ * The certificate the agent of the slave's running task `taskId` serves, read on the manager. The
+ * start-up line is at the head of the task's logs: the read stops there (a task that ran for months
+ * has a long log, and the unit's heap is small).
+ */
 export async function readTaskCertificate(docker: DockerRunner, taskId: string): Promise<TaskCertificate> {
-  const r = await docker(['service', 'logs', '--no-trunc', taskId]);
+  const r = await docker(['service', 'logs', '--no-trunc', taskId], {
+    maxBytes: TASK_LOG_READ_LIMIT,
+    stopWhen: (out, err) => /"msg":"listening"/.test(out + err) && certificateFromServiceLogs(`${out}\n${err}`, taskId).scheme !== 'none',
+  });
   if (r.code !== 0) {
     throw new DeployError(`\`docker service logs ${taskId}\` on the swarm manager failed: ${r.stderr.trim() || `exit ${r.code}`} ` +
       '(the agent\'s certificate is read from its start-up line: the node\'s engine must keep container logs with the json-file, local or journald driver)', 'engine');

@@ -84,9 +84,14 @@ async function taskCertificate(docker: DockerRunner, tasks: SwarmSnapshot['tasks
   return cert;
 }
 
-/** One look at a slave's service, its tasks, the nodes and its agent (spoken to with the certificate its task logged pinned). */
+/** The swarm's nodes as `docker node ls` prints them: asked once per look at the fleet, not per slave. */
+async function nodeList(docker: DockerRunner): Promise<SwarmSnapshot['nodes']> {
+  return jsonLines(await must(docker, ['node', 'ls', '--format', '{{json .}}']), (v) => NodeLineSchema.parse(v));
+}
+
+/** One look at a slave's service, its tasks and its agent (spoken to with the certificate its task logged pinned), with the nodes of this look. */
 export async function swarmSnapshot(docker: DockerRunner, service: string, slave: SlaveConfig, health: HealthOf,
-  certs: CertificateCache = new Map()): Promise<SwarmSnapshot & { certificate: TaskCertificate }> {
+  nodes: SwarmSnapshot['nodes'], certs: CertificateCache = new Map()): Promise<SwarmSnapshot & { certificate: TaskCertificate }> {
   const inspect = await docker(['service', 'inspect', service, '--format', '{{json .}}']);
   if (inspect.code !== 0) {
     throw new SwarmConvergenceError(`${slave.name}'s service ${service} does not exist on the swarm (${inspect.stderr.trim() || `exit ${inspect.code}`}): deploy it with \`pulumi up\``, 'missing', 'engine');
@@ -94,7 +99,6 @@ export async function swarmSnapshot(docker: DockerRunner, service: string, slave
   const svc = ServiceInspectSchema.parse(JSON.parse(inspect.stdout));
   const ids = (await must(docker, ['service', 'ps', service, '-q', '--no-trunc', '--filter', 'desired-state=running'])).split(/\s+/).filter(Boolean);
   const tasks = ids.length ? jsonLines(await must(docker, ['inspect', '--format', '{{json .}}', ...ids]), (v) => TaskInspectSchema.parse(v)) : [];
-  const nodes = jsonLines(await must(docker, ['node', 'ls', '--format', '{{json .}}']), (v) => NodeLineSchema.parse(v));
   const failures = jsonLines(await must(docker, ['service', 'ps', service, '--no-trunc', '--format', '{{json .}}', '--filter', 'desired-state=shutdown']), (v) => TaskLineSchema.parse(v));
   const certificate = await taskCertificate(docker, tasks, certs);
   const agent = certificate.scheme === 'none'
@@ -109,8 +113,9 @@ type SlaveVerdict = { slave: SlaveConfig; verdict: ConvergenceVerdict; certifica
 async function slaveVerdicts(o: Pick<ConvergenceOptions, 'docker' | 'commit' | 'slaves' | 'serviceOf'>, health: HealthOf,
   certs: CertificateCache = new Map()): Promise<SlaveVerdict[]> {
   const serviceOf = o.serviceOf ?? swarmServiceName;
+  const nodes = await nodeList(o.docker);
   return Promise.all(o.slaves.map(async (slave) => {
-    const snapshot = await swarmSnapshot(o.docker, serviceOf(slave.name), slave, health, certs);
+    const snapshot = await swarmSnapshot(o.docker, serviceOf(slave.name), slave, health, nodes, certs);
     return { slave, verdict: judgeConvergence(snapshot, o.commit), certificate: snapshot.certificate };
   }));
 }
