@@ -10,6 +10,13 @@ export const median = (xs: number[]): number => {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
+/** CPU time this machine spent busy so far (all processes, every core: /proc/stat), in ms. */
+export function machineCpuMs(): number {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 8).map(Number);
+  const busy = f[0] + f[1] + f[2] + f[5] + f[6]; // user nice system irq softirq (not idle, iowait)
+  return (busy * 1000) / 100; // USER_HZ is 100 on Linux
+}
+
 /** Milliseconds as seconds with one decimal. */
 export const fmt = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 

@@ -18,7 +18,8 @@ import type { FleetConfig } from '../core/stack-config';
 import { slaveUrns } from '../infra/urns';
 import { REPO, type TestHosts } from '../scripts/test-hosts/hosts';
 
-const STACK = 'bench';
+/** The stack of the push rows that run a CLI (`pulumi up`, `d8 up`): Pulumi.bench.yaml. */
+export const STACK = 'bench';
 const SCRIPT = path.join(REPO, 'scripts', 'pulumi-toolchain.sh');
 
 const ToolchainEnvSchema = z.object({ binDir: z.string().min(1), env: z.record(z.string()) });
@@ -52,6 +53,21 @@ function run(bin: string, args: string[], o: { cwd: string; env: NodeJS.ProcessE
   });
 }
 
+/** Pulumi.bench.yaml in `dir`: `cfg`'s slaves, key and install settings. */
+export function writeBenchStack(dir: string, th: TestHosts, cfg: FleetConfig): void {
+  fs.writeFileSync(path.join(dir, `Pulumi.${STACK}.yaml`), YAML.stringify({
+    config: {
+      'd8:sshKeyPath': th.key,
+      'd8:installAttempts': cfg.installAttempts,
+      'd8:installDelaySeconds': cfg.installDelaySeconds,
+      'd8:baseImage': cfg.baseImage,
+      'd8:slaves': cfg.slaves.map((s) => ({
+        name: s.name, host: s.host, user: s.user, sshPort: s.sshPort, agentPort: s.agentPort, strategies: s.strategies, hostKey: s.hostKey,
+      })),
+    },
+  }));
+}
+
 /**
  * The toolchain, a project copy in `dir` and its stack file for `cfg`'s slaves. Throws (the row
  * cannot run) when the toolchain is incomplete: .ci/run builds it before the tests.
@@ -70,17 +86,7 @@ export function pulumiPeer(o: { dir: string; th: TestHosts; cfg: FleetConfig; bu
   fs.mkdirSync(path.join(project, 'infra'), { recursive: true });
   for (const f of ['Pulumi.yaml', 'package.json', path.join('infra', 'index.js')]) fs.copyFileSync(path.join(REPO, f), path.join(project, f));
   for (const d of ['dist', 'node_modules']) fs.symlinkSync(path.join(REPO, d), path.join(project, d));
-  fs.writeFileSync(path.join(project, `Pulumi.${STACK}.yaml`), YAML.stringify({
-    config: {
-      'd8:sshKeyPath': th.key,
-      'd8:installAttempts': cfg.installAttempts,
-      'd8:installDelaySeconds': cfg.installDelaySeconds,
-      'd8:baseImage': cfg.baseImage,
-      'd8:slaves': cfg.slaves.map((s) => ({
-        name: s.name, host: s.host, user: s.user, sshPort: s.sshPort, agentPort: s.agentPort, strategies: s.strategies, hostKey: s.hostKey,
-      })),
-    },
-  }));
+  writeBenchStack(project, th, cfg);
   fs.mkdirSync(path.join(dir, 'backend'));
   fs.mkdirSync(path.join(dir, 'tmp'));
   const env: NodeJS.ProcessEnv = {

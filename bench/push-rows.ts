@@ -2,21 +2,57 @@
  * bench:deploy's push rows: the same forced redeploy (bundle to ~/.d8-agent/bundles/<hash16>,
  * install.sh, the agents checked over HTTPS pinned to the certificate each install reported) of the
  * same 4 slaves, each way in turn in every run so a drift of the machine's speed hits all alike:
- *   Ansible with its defaults, Ansible tuned (the yardstick), `pulumi up` of this program, and the
- *   deployer `d8 up --engine direct` runs. Each is warmed up once (control sockets, the stack's
+ *   Ansible with its defaults, Ansible tuned (the yardstick), `pulumi up` of this program,
+ *   `d8 up --engine direct` (the CLI, a whole process like the two peers') and its deployer
+ *   in-process (what the master daemon runs). Each is warmed up once (control sockets, the stack's
  *   first create), untimed. A way that fails gets a row saying why; the others go on.
  */
+import { spawn } from 'child_process';
+import fs from 'fs';
 import path from 'path';
+import { z } from 'zod';
 import type { BundleInfo } from '../agent/bundle/build';
+import { DeployResultSchema } from '../core/deploy-result';
 import type { FleetConfig } from '../core/stack-config';
-import type { TestHosts } from '../scripts/test-hosts/hosts';
+import { REPO, type TestHosts } from '../scripts/test-hosts/hosts';
 import { ansiblePeer, checkAgents } from './ansible-peer';
-import { median } from './bench-util';
-import { pulumiPeer } from './pulumi-peer';
+import { machineCpuMs, median } from './bench-util';
+import { pulumiPeer, STACK, writeBenchStack } from './pulumi-peer';
 import type { BenchRow } from './runtime-rows';
 
 /** One way of doing the push: `push` is timed, `check` is not. `target`: at most this × the yardstick. */
 interface Peer { what: string; target?: number; push(): Promise<void>; check(): Promise<void> }
+
+/**
+ * `d8 up --engine direct --force` as a user runs it (a whole process, building the bundle from this
+ * checkout as it does) on Pulumi.bench.yaml in `dir`; resolves with the fingerprints it reported.
+ */
+function d8Up(dir: string, th: TestHosts, cfg: FleetConfig, env: NodeJS.ProcessEnv, token: string): () => Promise<Record<string, string | null | undefined>> {
+  fs.mkdirSync(dir, { recursive: true });
+  writeBenchStack(dir, th, cfg);
+  const e: NodeJS.ProcessEnv = { ...env, D8_AGENT_TOKEN: token, D8_LOG_LEVEL: 'warn' };
+  delete e.D8_SSH_PRIVATE_KEY;
+  delete e.D8_SSH_KEY_PATH;
+  const args = [path.join(REPO, 'bin', 'd8.js'), 'up', '--stack', STACK, '--dir', dir, '--engine', 'direct', '--force', '--json'];
+  return () => new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: dir, env: e, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const parsed = z.array(DeployResultSchema).safeParse((() => { try { return JSON.parse(stdout) as unknown; } catch { return null; } })());
+      if (code !== 0 || !parsed.success) {
+        reject(new Error(`d8 up exited ${code}${parsed.success ? '' : ' without its JSON result'}:\n${stderr.trim().split('\n').slice(-15).join('\n')}`));
+        return;
+      }
+      const bad = parsed.data.filter((r) => r.status !== 'deployed' || r.strategy !== 'venv');
+      if (bad.length) reject(new Error(`d8 up: ${bad.map((r) => `${r.slave} ${r.status} (${r.strategy}): ${r.error}`).join('; ')}`));
+      else resolve(Object.fromEntries(parsed.data.map((r) => [r.slave, r.tlsFingerprint])));
+    });
+  });
+}
 
 const YARDSTICK = 'Ansible, tuned (pipelining, ControlPersist, one archive; forks 4)';
 
@@ -63,19 +99,28 @@ export async function pushRows(o: {
     };
   });
   await setUp('d8 up --engine direct', () => {
+    const up = d8Up(path.join(work, 'd8-up'), th, cfg, env, token);
     let fps: Record<string, string | null | undefined> = {};
-    return { what: 'd8 up --engine direct (its deployer)', target: 0.3, push: async () => { fps = await o.direct(); }, check: () => checkAgents('d8 up --engine direct', cfg, bundle, fps) };
+    return { what: 'd8 up --engine direct --force (the CLI)', target: 0.3, push: async () => { fps = await up(); }, check: () => checkAgents('d8 up --engine direct', cfg, bundle, fps) };
+  });
+  await setUp('the direct deployer in-process', () => {
+    let fps: Record<string, string | null | undefined> = {};
+    return { what: 'the direct deployer in-process (the daemon\'s redeploy)', push: async () => { fps = await o.direct(); }, check: () => checkAgents('the direct deployer', cfg, bundle, fps) };
   });
 
   const runs = new Map<Peer, number[]>(peers.map((p) => [p, []]));
+  const cpu = new Map<Peer, number[]>(peers.map((p) => [p, []]));
   for (let i = 0; i < o.runs; i++) {
     for (const p of peers) {
       if (failed.has(p.what)) continue;
       try {
+        const c = machineCpuMs();
         const ms = await timed(() => p.push());
+        const used = machineCpuMs() - c;
         await p.check();
         runs.get(p)!.push(ms);
-        say(`push #${i + 1}: ${p.what}: ${fmt(ms)}`);
+        cpu.get(p)!.push(used);
+        say(`push #${i + 1}: ${p.what}: ${fmt(ms)} (machine CPU ${fmt(used)})`);
       } catch (err) {
         say(`${p.what}: FAILED: ${why(err)}`);
         failed.set(p.what, why(err));
@@ -96,7 +141,7 @@ export async function pushRows(o: {
       continue;
     }
     const ratio = base === null ? null : median(runs.get(p)!) / base;
-    const note = p === yard ? 'the yardstick' : ratio === null ? 'no tuned Ansible to compare with' : `${ratio.toFixed(2)} × tuned Ansible`;
+    const note = `${p === yard ? 'the yardstick' : ratio === null ? 'no tuned Ansible to compare with' : `${ratio.toFixed(2)} × tuned Ansible`}; machine CPU ${fmt(median(cpu.get(p)!))}`;
     rows.push({ what: row(p.what), runs: runs.get(p)!, target, note, pass: p.target && ratio !== null ? ratio <= p.target : null });
   }
   return { rows, provider };
