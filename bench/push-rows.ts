@@ -69,12 +69,14 @@ export async function pushRows(o: {
   let provider = '';
   const peers: Peer[] = [];
   const failed = new Map<string, string>();
-  const setUp = async (what: string, make: () => Peer): Promise<void> => {
+  /** A way that cannot be set up keeps its place in the table, with the reason. */
+  const setUp = async (what: string, target: number | undefined, make: () => Pick<Peer, 'push' | 'check'>): Promise<void> => {
+    const p: Peer = { what, target, push: () => Promise.resolve(), check: () => Promise.resolve() };
+    peers.push(p);
     try {
-      const p = make();
+      Object.assign(p, make());
       await p.push();
       await p.check();
-      peers.push(p);
     } catch (err) {
       say(`${what}: FAILED: ${why(err)}`);
       failed.set(what, why(err));
@@ -82,30 +84,29 @@ export async function pushRows(o: {
   };
   for (const flavour of ['defaults', 'tuned'] as const) {
     const what = flavour === 'defaults' ? 'Ansible, defaults (forks 4)' : YARDSTICK;
-    await setUp(what, () => {
+    await setUp(what, undefined, () => {
       const a = ansiblePeer({ flavour, dir: path.join(work, `ansible-${flavour}`), th, cfg, bundle, token });
       let fps: Record<string, string> = {};
-      return { what, push: async () => { fps = await a.push(); }, check: () => checkAgents(`ansible (${flavour})`, cfg, bundle, fps) };
+      return { push: async () => { fps = await a.push(); }, check: () => checkAgents(`ansible (${flavour})`, cfg, bundle, fps) };
     });
   }
-  await setUp('pulumi up', () => {
+  await setUp('pulumi up', 0.6, () => {
     const p = pulumiPeer({ dir: path.join(work, 'pulumi'), th, cfg, bundle, token, env });
     provider = p.provider;
     let created = false;
     return {
-      what: `pulumi up (command provider: ${p.provider})`, target: 0.6,
       push: async () => { if (created) await p.push(); else { created = true; await p.create(); } },
       check: async () => checkAgents('pulumi up', cfg, bundle, await p.fingerprints()),
     };
   });
-  await setUp('d8 up --engine direct', () => {
+  await setUp('d8 up --engine direct --force (the CLI)', 0.3, () => {
     const up = d8Up(path.join(work, 'd8-up'), th, cfg, env, token);
     let fps: Record<string, string | null | undefined> = {};
-    return { what: 'd8 up --engine direct --force (the CLI)', target: 0.3, push: async () => { fps = await up(); }, check: () => checkAgents('d8 up --engine direct', cfg, bundle, fps) };
+    return { push: async () => { fps = await up(); }, check: () => checkAgents('d8 up --engine direct', cfg, bundle, fps) };
   });
-  await setUp('the direct deployer in-process', () => {
+  await setUp('the direct deployer in-process (the daemon\'s redeploy)', undefined, () => {
     let fps: Record<string, string | null | undefined> = {};
-    return { what: 'the direct deployer in-process (the daemon\'s redeploy)', push: async () => { fps = await o.direct(); }, check: () => checkAgents('the direct deployer', cfg, bundle, fps) };
+    return { push: async () => { fps = await o.direct(); }, check: () => checkAgents('the direct deployer', cfg, bundle, fps) };
   });
 
   const runs = new Map<Peer, number[]>(peers.map((p) => [p, []]));
@@ -130,7 +131,6 @@ export async function pushRows(o: {
 
   const rows: BenchRow[] = [];
   const row = (what: string) => `${what}, same push to 4 hosts`;
-  for (const [what, reason] of failed) if (!peers.some((p) => p.what === what)) rows.push({ what: row(what), runs: [], target: '-', pass: null, failed: reason });
   const yard = peers.find((p) => p.what === YARDSTICK && !failed.has(p.what));
   const base = yard ? median(runs.get(yard)!) : null;
   for (const p of peers) {
