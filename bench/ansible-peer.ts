@@ -8,7 +8,7 @@
  * Both transfer the same bundle bytes and run the same install.sh command line. The agent is checked
  * as a user would check it: over HTTPS, pinned to the fingerprint in the installer's JSON result.
  */
-import { execFileSync, spawn } from 'child_process';
+import { execFileSync } from 'child_process';
 import fs from 'fs';
 import path from 'path';
 import type { BundleInfo } from '../agent/bundle/build';
@@ -17,6 +17,7 @@ import { InstallResultSchema, parseInstallOutput } from '../core/install-result'
 import type { FleetConfig } from '../core/stack-config';
 import { probeHealth } from '../master/agent-client';
 import type { TestHosts } from '../scripts/test-hosts/hosts';
+import { run } from './bench-util';
 
 export type AnsibleFlavour = 'defaults' | 'tuned';
 
@@ -87,18 +88,6 @@ function failureText(doc: JsonCallbackDoc | null, raw: string): string {
   return out.length ? out.join('\n') : raw.slice(-3000);
 }
 
-function runPlaybook(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('ansible-playbook', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 /** Writes the inventory, playbook and (tuned) the bundle archive into `dir`; `token` goes to a 0600 file. */
 export function ansiblePeer(o: { flavour: AnsibleFlavour; dir: string; th: TestHosts; cfg: FleetConfig; bundle: BundleInfo; token: string }): AnsiblePeer {
   const { flavour, dir, th, cfg, bundle } = o;
@@ -129,7 +118,7 @@ export function ansiblePeer(o: { flavour: AnsibleFlavour; dir: string; th: TestH
   return {
     flavour,
     async push() {
-      const r = await runPlaybook(['-i', inventory, '-f', '4', playbook], env);
+      const r = await run('ansible-playbook', ['-i', inventory, '-f', '4', playbook], { env });
       let doc: JsonCallbackDoc | null = null;
       try { doc = JSON.parse(r.stdout) as JsonCallbackDoc; } catch { /* reported below with the raw output */ }
       if (r.code !== 0) throw new Error(`ansible-playbook (${flavour}) exited ${r.code}:\n${failureText(doc, r.stdout + r.stderr)}`);

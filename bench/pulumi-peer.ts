@@ -7,7 +7,7 @@
  * --skip-preview` with every slave's bundle copy and install replaced (they are replaced with every
  * new release; `d8 up --engine pulumi` forces the same with --force, one slave at a time).
  */
-import { spawn, spawnSync } from 'child_process';
+import { spawnSync } from 'child_process';
 import fs from 'fs';
 import path from 'path';
 import YAML from 'yaml';
@@ -17,6 +17,7 @@ import { InstallResultSchema } from '../core/install-result';
 import type { FleetConfig } from '../core/stack-config';
 import { slaveUrns } from '../infra/urns';
 import { REPO, type TestHosts } from '../scripts/test-hosts/hosts';
+import { run } from './bench-util';
 
 /** The stack of the push rows that run a CLI (`pulumi up`, `d8 up`): Pulumi.bench.yaml. */
 export const STACK = 'bench';
@@ -39,18 +40,6 @@ export interface PulumiPeer {
 function script(...args: string[]): { status: number | null; out: string } {
   const r = spawnSync('bash', [SCRIPT, ...args], { encoding: 'utf8', timeout: 60_000 });
   return { status: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? r.error.message : ''}`.trim() };
-}
-
-function run(bin: string, args: string[], o: { cwd: string; env: NodeJS.ProcessEnv }): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { cwd: o.cwd, env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 /** Pulumi.bench.yaml in `dir`: `cfg`'s slaves, key and install settings. */

@@ -7,7 +7,6 @@
  *   in-process (what the master daemon runs). Each is warmed up once (control sockets, the stack's
  *   first create), untimed. A way that fails gets a row saying why; the others go on.
  */
-import { spawn } from 'child_process';
 import fs from 'fs';
 import path from 'path';
 import { z } from 'zod';
@@ -16,7 +15,7 @@ import { DeployResultSchema } from '../core/deploy-result';
 import type { FleetConfig } from '../core/stack-config';
 import { REPO, type TestHosts } from '../scripts/test-hosts/hosts';
 import { ansiblePeer, checkAgents } from './ansible-peer';
-import { machineCpuMs, median } from './bench-util';
+import { machineCpuMs, median, run } from './bench-util';
 import { pulumiPeer, STACK, writeBenchStack } from './pulumi-peer';
 import type { BenchRow } from './runtime-rows';
 
@@ -34,24 +33,16 @@ function d8Up(dir: string, th: TestHosts, cfg: FleetConfig, env: NodeJS.ProcessE
   delete e.D8_SSH_PRIVATE_KEY;
   delete e.D8_SSH_KEY_PATH;
   const args = [path.join(REPO, 'bin', 'd8.js'), 'up', '--stack', STACK, '--dir', dir, '--engine', 'direct', '--force', '--json'];
-  return () => new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: dir, env: e, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const parsed = z.array(DeployResultSchema).safeParse((() => { try { return JSON.parse(stdout) as unknown; } catch { return null; } })());
-      if (code !== 0 || !parsed.success) {
-        reject(new Error(`d8 up exited ${code}${parsed.success ? '' : ' without its JSON result'}:\n${stderr.trim().split('\n').slice(-15).join('\n')}`));
-        return;
-      }
-      const bad = parsed.data.filter((r) => r.status !== 'deployed' || r.strategy !== 'venv');
-      if (bad.length) reject(new Error(`d8 up: ${bad.map((r) => `${r.slave} ${r.status} (${r.strategy}): ${r.error}`).join('; ')}`));
-      else resolve(Object.fromEntries(parsed.data.map((r) => [r.slave, r.tlsFingerprint])));
-    });
-  });
+  return async () => {
+    const r = await run(process.execPath, args, { cwd: dir, env: e });
+    const parsed = z.array(DeployResultSchema).safeParse((() => { try { return JSON.parse(r.stdout) as unknown; } catch { return null; } })());
+    if (r.code !== 0 || !parsed.success) {
+      throw new Error(`d8 up exited ${r.code}${parsed.success ? '' : ' without its JSON result'}:\n${r.stderr.trim().split('\n').slice(-15).join('\n')}`);
+    }
+    const bad = parsed.data.filter((x) => x.status !== 'deployed' || x.strategy !== 'venv');
+    if (bad.length) throw new Error(`d8 up: ${bad.map((x) => `${x.slave} ${x.status} (${x.strategy}): ${x.error}`).join('; ')}`);
+    return Object.fromEntries(parsed.data.map((x) => [x.slave, x.tlsFingerprint]));
+  };
 }
 
 const YARDSTICK = 'Ansible, tuned (pipelining, ControlPersist, one archive; forks 4)';
