@@ -8,7 +8,7 @@
  * Both transfer the same bundle bytes and run the same install.sh command line. The agent is checked
  * as a user would check it: over HTTPS, pinned to the fingerprint in the installer's JSON result.
  */
-import { execFileSync } from 'child_process';
+import { execFileSync, spawnSync } from 'child_process';
 import fs from 'fs';
 import path from 'path';
 import type { BundleInfo } from '../agent/bundle/build';
@@ -25,6 +25,8 @@ export interface AnsiblePeer {
   flavour: AnsibleFlavour;
   /** One push to every slave; resolves with each slave's certificate fingerprint (from install.sh's result). */
   push(): Promise<Record<string, string>>;
+  /** Ends the SSH control masters (they would outlive the bench by ControlPersist). */
+  close(): void;
 }
 
 /** The name of the task whose per-host `msg` is install.sh's last line (read from the json callback). */
@@ -107,12 +109,13 @@ export function ansiblePeer(o: { flavour: AnsibleFlavour; dir: string; th: TestH
   const env: NodeJS.ProcessEnv = {
     ...process.env, ANSIBLE_HOST_KEY_CHECKING: 'False', ANSIBLE_LOCAL_TEMP: path.join(dir, 'tmp'), ANSIBLE_NOCOLOR: '1',
     ANSIBLE_STDOUT_CALLBACK: 'json',
+    // Where the control sockets live (not a tuning): close() ends the masters behind them.
+    ANSIBLE_SSH_CONTROL_PATH_DIR: path.join(dir, 'cp'),
     ...(flavour === 'tuned' ? {
       ANSIBLE_PIPELINING: 'True',
       // Ansible's default ssh_args are "-C -o ControlMaster=auto -o ControlPersist=60s": a master per
       // host kept for the whole bench (not only 60 s), without compression (loopback, CPU-bound).
       ANSIBLE_SSH_ARGS: '-o ControlMaster=auto -o ControlPersist=600s',
-      ANSIBLE_SSH_CONTROL_PATH_DIR: path.join(dir, 'cp'),
     } : {}),
   };
   return {
@@ -133,6 +136,13 @@ export function ansiblePeer(o: { flavour: AnsibleFlavour; dir: string; th: TestH
         fingerprints[s.name] = result.tls_fingerprint;
       }
       return fingerprints;
+    },
+    close() {
+      const cp = path.join(dir, 'cp');
+      if (!fs.existsSync(cp)) return;
+      for (const sock of fs.readdirSync(cp)) {
+        spawnSync('ssh', ['-O', 'exit', '-o', `ControlPath=${path.join(cp, sock)}`, 'control-master'], { stdio: 'ignore', timeout: 10_000 });
+      }
     },
   };
 }

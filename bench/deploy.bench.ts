@@ -154,9 +154,11 @@ async function main(): Promise<void> {
 
       // The same push to the same 4 hosts, each way in turn in every run.
       if (part('push')) {
-        const push = await pushRows({ th, work, cfg: four, bundle, env, runs: RUNS, timed, say, direct: pushFour });
-        rows.push(...push.rows);
-        provider = push.provider;
+        await section('the same push to 4 hosts', async () => {
+          const push = await pushRows({ th, work, cfg: four, bundle, env, runs: RUNS, timed, say, direct: pushFour });
+          provider = push.provider;
+          return push.rows;
+        });
       }
     }
 

@@ -20,7 +20,7 @@ import { pulumiPeer, STACK, writeBenchStack } from './pulumi-peer';
 import type { BenchRow } from './runtime-rows';
 
 /** One way of doing the push: `push` is timed, `check` is not. `target`: at most this × the yardstick. */
-interface Peer { what: string; target?: number; push(): Promise<void>; check(): Promise<void> }
+interface Peer { what: string; target?: number; push(): Promise<void>; check(): Promise<void>; close?(): void }
 
 /**
  * `d8 up --engine direct --force` as a user runs it (a whole process, building the bundle from this
@@ -61,7 +61,7 @@ export async function pushRows(o: {
   const peers: Peer[] = [];
   const failed = new Map<string, string>();
   /** A way that cannot be set up keeps its place in the table, with the reason. */
-  const setUp = async (what: string, target: number | undefined, make: () => Pick<Peer, 'push' | 'check'>): Promise<void> => {
+  const setUp = async (what: string, target: number | undefined, make: () => Omit<Peer, 'what' | 'target'>): Promise<void> => {
     const p: Peer = { what, target, push: () => Promise.resolve(), check: () => Promise.resolve() };
     peers.push(p);
     try {
@@ -73,51 +73,56 @@ export async function pushRows(o: {
       failed.set(what, why(err));
     }
   };
-  for (const flavour of ['defaults', 'tuned'] as const) {
-    const what = flavour === 'defaults' ? 'Ansible, defaults (forks 4)' : YARDSTICK;
-    await setUp(what, undefined, () => {
-      const a = ansiblePeer({ flavour, dir: path.join(work, `ansible-${flavour}`), th, cfg, bundle, token });
-      let fps: Record<string, string> = {};
-      return { push: async () => { fps = await a.push(); }, check: () => checkAgents(`ansible (${flavour})`, cfg, bundle, fps) };
+  const runs = new Map<Peer, number[]>();
+  const cpu = new Map<Peer, number[]>();
+  try {
+    for (const flavour of ['defaults', 'tuned'] as const) {
+      const what = flavour === 'defaults' ? 'Ansible, defaults (forks 4)' : YARDSTICK;
+      await setUp(what, undefined, () => {
+        const a = ansiblePeer({ flavour, dir: path.join(work, `ansible-${flavour}`), th, cfg, bundle, token });
+        let fps: Record<string, string> = {};
+        return { push: async () => { fps = await a.push(); }, check: () => checkAgents(`ansible (${flavour})`, cfg, bundle, fps), close: () => a.close() };
+      });
+    }
+    await setUp('pulumi up', 0.6, () => {
+      const p = pulumiPeer({ dir: path.join(work, 'pulumi'), th, cfg, bundle, token, env });
+      provider = p.provider;
+      let created = false;
+      return {
+        push: async () => { if (created) await p.push(); else { created = true; await p.create(); } },
+        check: async () => checkAgents('pulumi up', cfg, bundle, await p.fingerprints()),
+      };
     });
-  }
-  await setUp('pulumi up', 0.6, () => {
-    const p = pulumiPeer({ dir: path.join(work, 'pulumi'), th, cfg, bundle, token, env });
-    provider = p.provider;
-    let created = false;
-    return {
-      push: async () => { if (created) await p.push(); else { created = true; await p.create(); } },
-      check: async () => checkAgents('pulumi up', cfg, bundle, await p.fingerprints()),
-    };
-  });
-  await setUp('d8 up --engine direct --force (the CLI)', 0.3, () => {
-    const up = d8Up(path.join(work, 'd8-up'), th, cfg, env, token);
-    let fps: Record<string, string | null | undefined> = {};
-    return { push: async () => { fps = await up(); }, check: () => checkAgents('d8 up --engine direct', cfg, bundle, fps) };
-  });
-  await setUp('the direct deployer in-process (the daemon\'s redeploy)', undefined, () => {
-    let fps: Record<string, string | null | undefined> = {};
-    return { push: async () => { fps = await o.direct(); }, check: () => checkAgents('the direct deployer', cfg, bundle, fps) };
-  });
+    await setUp('d8 up --engine direct --force (the CLI)', 0.3, () => {
+      const up = d8Up(path.join(work, 'd8-up'), th, cfg, env, token);
+      let fps: Record<string, string | null | undefined> = {};
+      return { push: async () => { fps = await up(); }, check: () => checkAgents('d8 up --engine direct', cfg, bundle, fps) };
+    });
+    await setUp('the direct deployer in-process (the daemon\'s redeploy)', undefined, () => {
+      let fps: Record<string, string | null | undefined> = {};
+      return { push: async () => { fps = await o.direct(); }, check: () => checkAgents('the direct deployer', cfg, bundle, fps) };
+    });
 
-  const runs = new Map<Peer, number[]>(peers.map((p) => [p, []]));
-  const cpu = new Map<Peer, number[]>(peers.map((p) => [p, []]));
-  for (let i = 0; i < o.runs; i++) {
-    for (const p of peers) {
-      if (failed.has(p.what)) continue;
-      try {
-        const c = machineCpuMs();
-        const ms = await timed(() => p.push());
-        const used = machineCpuMs() - c;
-        await p.check();
-        runs.get(p)!.push(ms);
-        cpu.get(p)!.push(used);
-        say(`push #${i + 1}: ${p.what}: ${fmt(ms)} (machine CPU ${fmt(used)})`);
-      } catch (err) {
-        say(`${p.what}: FAILED: ${why(err)}`);
-        failed.set(p.what, why(err));
+    for (const p of peers) { runs.set(p, []); cpu.set(p, []); }
+    for (let i = 0; i < o.runs; i++) {
+      for (const p of peers) {
+        if (failed.has(p.what)) continue;
+        try {
+          const c = machineCpuMs();
+          const ms = await timed(() => p.push());
+          const used = machineCpuMs() - c;
+          await p.check();
+          runs.get(p)!.push(ms);
+          cpu.get(p)!.push(used);
+          say(`push #${i + 1}: ${p.what}: ${fmt(ms)} (machine CPU ${fmt(used)})`);
+        } catch (err) {
+          say(`${p.what}: FAILED: ${why(err)}`);
+          failed.set(p.what, why(err));
+        }
       }
     }
+  } finally {
+    for (const p of peers) p.close?.();
   }
 
   const rows: BenchRow[] = [];
