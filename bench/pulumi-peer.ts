@@ -120,7 +120,10 @@ export function pulumiPeer(o: { dir: string; th: TestHosts; cfg: FleetConfig; bu
       await pulumi('up', '--yes', '--skip-preview');
     },
     async push() {
-      await pulumi('up', '--yes', '--skip-preview', ...replace);
+      const out = await pulumi('up', '--yes', '--skip-preview', ...replace);
+      // Each slave's bundle copy and install, or the figure is not a redeploy.
+      const n = Number(/(\d+) replaced/.exec(out)?.[1] ?? 0);
+      if (n !== replace.length / 2) throw new Error(`pulumi up replaced ${n} resources, not ${replace.length / 2}:\n${out.trim().split('\n').slice(-12).join('\n')}`);
     },
   };
 }
