@@ -51,17 +51,15 @@ function mustOk(r: DeployResult, strategy: Strategy): void {
   if (!r.ok || r.strategy !== strategy) throw new Error(`${r.slave}: expected ${strategy}, got ${r.strategy}: ${r.error}`);
 }
 
-type Row = BenchRow;
-
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench:deploy needs root (the test hosts are unix users with their own sshd): run scripts/ci-setup-system.sh, then as root');
   say('bench:deploy: starting the test hosts');
   const th = upTestHosts();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'd8-bench-deploy-'));
   const env = { ...process.env, D8_HOME: path.join(work, 'home') };
-  const rows: Row[] = [];
+  const rows: BenchRow[] = [];
   /** Runs a part of the bench; when it throws, its row says why and the bench goes on. */
-  const section = async (what: string, fn: () => Promise<Row[]>): Promise<void> => {
+  const section = async (what: string, fn: () => Promise<BenchRow[]>): Promise<void> => {
     try {
       rows.push(...await fn());
     } catch (err) {
@@ -76,7 +74,7 @@ async function main(): Promise<void> {
     const bundle = await buildBundle({ outRoot: path.join(work, 'bundles') });
     say(`bundle ${bundle.hash.slice(0, 16)} built in ${fmt(tBundle)}`);
 
-    {
+    { // the install and push rows (D8_BENCH_ONLY picks parts)
       const ports: Record<string, number> = {};
       for (const s of used) ports[s] = await freePort();
       const spec = (name: string, shape: Shape, strategies: Strategy[]) => ({ name, host: th.hosts[shape], agentPort: ports[shape], strategies });
@@ -164,9 +162,9 @@ async function main(): Promise<void> {
 
     if (part('runtime')) await section('Node.js runtime rows', () => runtimeRows({ th, bundle, env, runs: RUNS, timed, say }));
 
-    const cell = (r: Row): string => (r.failed ? `FAILED: ${r.failed.split('\n')[0].slice(0, 200).replace(/\|/g, '\\|')}` :
+    const cell = (r: BenchRow): string => (r.failed ? `FAILED: ${r.failed.split('\n')[0].slice(0, 200).replace(/\|/g, '\\|')}` :
       `${r.pass === null ? '' : r.pass ? 'PASS' : 'FAIL'}${r.note ? ` (${r.note})` : ''}`);
-    const figures = (r: Row): string => (r.runs.length ? `${fmt(median(r.runs))} | ${fmt(Math.min(...r.runs))} | ${fmt(Math.max(...r.runs))}` : '- | - | -');
+    const figures = (r: BenchRow): string => (r.runs.length ? `${fmt(median(r.runs))} | ${fmt(Math.min(...r.runs))} | ${fmt(Math.max(...r.runs))}` : '- | - | -');
     const lines = [
       `bench:deploy — ${RUNS} run(s) per row (redeploy: ${RUNS + 2}), ${os.cpus().length} CPUs, bundle build ${fmt(tBundle)} (not included below)` +
         (provider ? `, pulumi command provider: ${provider}` : ''),
