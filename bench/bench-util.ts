@@ -1,5 +1,5 @@
 /** Small pieces the benches that drive a real `d8 master` share: progress lines, medians, git, a repository to commit releases in. */
-import { execFileSync } from 'child_process';
+import { execFileSync, spawn } from 'child_process';
 import fs from 'fs';
 import path from 'path';
 
@@ -10,6 +10,28 @@ export const median = (xs: number[]): number => {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
+/** CPU time this machine spent busy so far (all processes, every core: /proc/stat), in ms. */
+export function machineCpuMs(): number {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 8).map(Number);
+  const busy = f[0] + f[1] + f[2] + f[5] + f[6]; // user nice system irq softirq (not idle, iowait)
+  return (busy * 1000) / 100; // USER_HZ is 100 on Linux
+}
+
+export interface Ran { code: number | null; stdout: string; stderr: string }
+
+/** Runs `bin` to its end (stdin empty) and collects what it printed; rejects only when it cannot start. */
+export function run(bin: string, args: string[], o: { cwd?: string; env: NodeJS.ProcessEnv }): Promise<Ran> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { cwd: o.cwd, env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 /** Milliseconds as seconds with one decimal. */
 export const fmt = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 

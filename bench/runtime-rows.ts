@@ -15,7 +15,8 @@ import { ensureRemoteRuntime } from '../master/runtime/push';
 import { nodeMirrorDir, serveNodeMirror } from '../scripts/test-hosts/node-mirror';
 import { fleetConfig, freePort, REPO, uninstallAsUser, type TestHosts } from '../scripts/test-hosts/hosts';
 
-export interface BenchRow { what: string; runs: number[]; target: string; pass: boolean | null; note?: string }
+/** A row that could not run has `failed` (the reason) and no runs. */
+export interface BenchRow { what: string; runs: number[]; target: string; pass: boolean | null; note?: string; failed?: string }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
