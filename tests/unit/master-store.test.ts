@@ -66,13 +66,16 @@ describe('master store', () => {
     const d = new AlertDispatcher(store.outbox, n, log, { pollMs: 20 });
     store.db.exec('ALTER TABLE alerts_outbox RENAME TO alerts_outbox_away');
     d.start();
-    await expect(d.drain()).resolves.toBeUndefined();
-    expect(lines.some((l) => /no such table: alerts_outbox/.test(l))).toBe(true);
-    store.db.exec('ALTER TABLE alerts_outbox_away RENAME TO alerts_outbox');
-    store.outbox.enqueue({ kind: 'update_done', slave: 'a', data: { slave_commit: null } });
-    const deadline = Date.now() + 10_000;
-    while (n.accepted.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    await d.stop();
+    try {
+      await expect(d.drain()).resolves.toBeUndefined();
+      expect(lines.some((l) => /no such table: alerts_outbox/.test(l))).toBe(true);
+      store.db.exec('ALTER TABLE alerts_outbox_away RENAME TO alerts_outbox');
+      store.outbox.enqueue({ kind: 'update_done', slave: 'a', data: { slave_commit: null } });
+      const deadline = Date.now() + 10_000;
+      while (n.accepted.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      await d.stop();
+    }
     expect(n.accepted.map((a) => a.slave)).toEqual(['a']);
   });
 
