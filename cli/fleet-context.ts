@@ -36,7 +36,7 @@ export function openFleet(opts: FleetOptions, loggerName = 'd8'): FleetContext {
   // One redactor that also learns slave tokens rotated while this process runs (d8 master does).
   const redactor = fleetRedactor(config);
   const logger = createLogger({ name: loggerName, redactor });
-  const store = openStore(undefined, redactor);
+  const store = openStore(undefined, redactor, logger);
   return { repoDir, config, store, logger, close: () => store.close() };
 }
 

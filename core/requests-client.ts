@@ -12,8 +12,8 @@
  */
 import { z } from 'zod';
 import {
-  ApiCreateRequestSchema, DecisionInputSchema, HumanRequestSchema, isOpen,
-  type ApiCreateRequestInput, type Decision, type HumanRequest, type RequestStatus,
+  ApiCreateRequestSchema, DecisionInputSchema, HumanRequestSchema, RequestPageSchema, isOpen,
+  type ApiCreateRequestInput, type Decision, type HumanRequest, type RequestPage, type RequestStatus,
 } from './requests';
 import { SpendReportSchema, type SpendReport } from './approval';
 
@@ -50,9 +50,16 @@ export class RequestsClient {
     return HumanRequestSchema.parse(await this.call('POST', '/api/requests', body));
   }
 
+  /** The newest requests (one page of at most 100). */
   async list(status?: RequestStatus): Promise<HumanRequest[]> {
-    const r = await this.call('GET', `/api/requests${status ? `?status=${status}` : ''}`);
-    return z.object({ requests: z.array(HumanRequestSchema) }).parse(r).requests;
+    return (await this.page({ ...(status ? { status } : {}) })).requests;
+  }
+
+  /** One page, newest first; pass its `next_before` as `before` for the next (older) one. */
+  async page(q: { status?: RequestStatus; limit?: number; before?: string } = {}): Promise<RequestPage> {
+    const params = new URLSearchParams(Object.entries(q).filter(([, v]) => v !== undefined).map(([k, v]): [string, string] => [k, String(v)]));
+    const qs = params.toString();
+    return RequestPageSchema.parse(await this.call('GET', `/api/requests${qs ? `?${qs}` : ''}`));
   }
 
   async get(id: string): Promise<HumanRequest> {

@@ -25,6 +25,8 @@ export type RequestAction = z.infer<typeof RequestActionSchema>;
 
 export const REQUEST_ID_RE = /^req-\d{4,}$/;
 export const RequestIdSchema = z.string().regex(REQUEST_ID_RE, 'must look like req-0001');
+/** Ids are numbered in the order requests are filed: req-0042 is the 42nd. */
+export const requestSeq = (id: string): number => Number(id.slice('req-'.length));
 
 export const CreateRequestSchema = z.object({
   type: RequestTypeSchema,
@@ -61,6 +63,26 @@ export type HumanRequest = z.infer<typeof HumanRequestSchema>;
 /** What a program files over the API: the CLI's schema, without follow-up actions (those are the master's) or a self-chosen author (the token's name is). */
 export const ApiCreateRequestSchema = CreateRequestSchema.omit({ action: true, created_by: true });
 export type ApiCreateRequestInput = z.input<typeof ApiCreateRequestSchema>;
+
+/** One page of a list, newest first; `next_before` asks for the next (older) page, null on the last one. */
+export const RequestPageSchema = z.object({
+  requests: z.array(HumanRequestSchema),
+  next_before: RequestIdSchema.nullable(),
+});
+export type RequestPage = z.infer<typeof RequestPageSchema>;
+
+export const LIST_LIMIT_DEFAULT = 100;
+export const LIST_LIMIT_MAX = 1000;
+
+/** The query of `GET /api/requests` (strings, as they come in a URL): `?status=&limit=&before=`. */
+export const ListRequestsQuerySchema = z.object({
+  status: z.string().transform((s) => s.toUpperCase()).pipe(RequestStatusSchema).optional(),
+  limit: z.string().regex(/^\d+$/, `must be an integer from 1 to ${LIST_LIMIT_MAX}`).transform(Number)
+    .pipe(z.number().int().min(1, `must be an integer from 1 to ${LIST_LIMIT_MAX}`).max(LIST_LIMIT_MAX, `must be an integer from 1 to ${LIST_LIMIT_MAX}`)).default(String(LIST_LIMIT_DEFAULT)),
+  /** Only requests filed before this id: the previous page's `next_before`. */
+  before: RequestIdSchema.optional(),
+});
+export type ListRequestsQuery = z.output<typeof ListRequestsQuerySchema>;
 
 export const DECISIONS = ['approve', 'reject', 'postpone', 'complete'] as const;
 export const DecisionSchema = z.enum(DECISIONS);

@@ -100,7 +100,7 @@ export class FleetControl {
       master: { commit, branch, daemon: { running, pid: running ? info?.pid ?? null : null, heartbeat_at: info?.heartbeat_at ?? null, engine: info?.engine ?? null } },
       slaves,
       pending_alerts: store.outbox.pendingCount(),
-      open_requests: store.requests.list({ open: true }).length,
+      open_requests: store.requests.count(),
     };
   }
 

@@ -10,6 +10,7 @@ import { FleetControl } from '../../master/control';
 import { startTelegramBot } from '../../master/telegram';
 import { startDashboard, type Dashboard } from '../../master/dashboard';
 import { startRequestDuties } from '../../master/requests/duties';
+import { guardMasterProcess } from '../../master/daemon/crash-guard';
 
 interface MasterOpts { stack: string; interval?: string; engine: EngineChoice; once?: boolean; repo?: string; deployerModule?: string }
 
@@ -40,6 +41,7 @@ SIGTERM stops cleanly: a deploy in flight may finish (bounded), else it is marke
         return fail(err, 2);
       }
       const { config, store, logger, repoDir } = ctx;
+      guardMasterProcess(logger);
       try {
         const interval = opts.interval !== undefined ? Number(opts.interval) : config.checkIntervalSeconds;
         if (!Number.isFinite(interval) || interval <= 0) throw new Error(`--interval must be a positive number of seconds, not "${opts.interval}"`);

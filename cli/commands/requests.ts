@@ -5,7 +5,7 @@ import { MONTH_RE } from '../../core/approval';
 import { spendReport, spendText } from '../../master/requests/spend-report';
 import { monthOf } from '../../master/requests/month';
 import { RequestError } from '../../master/store/requests';
-import { PRIORITIES, REQUEST_STATUSES, REQUEST_TYPES, type HumanRequest, type RequestStatus } from '../../core/requests';
+import { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, ListRequestsQuerySchema, PRIORITIES, REQUEST_STATUSES, REQUEST_TYPES, type HumanRequest, type RequestStatus } from '../../core/requests';
 
 function line(r: HumanRequest): string {
   const cost = r.estimated_cost !== null ? ` · ${r.estimated_cost}` : '';
@@ -37,12 +37,20 @@ function withRequests(json: boolean | undefined, fn: (s: Store) => HumanRequest 
 export function registerRequests(program: Command): void {
   const req = program.command('requests').description('human requests: decisions and chores the master (or you) asked a person for');
   req.command('list', { isDefault: true })
-    .description('list requests (default: the open ones, PENDING and POSTPONED)')
+    .description('list requests, newest first (default: the open ones, PENDING and POSTPONED)')
     .option('--all', 'every request')
     .addOption(new Option('--status <status>', 'only this status').choices([...REQUEST_STATUSES]))
+    .option('--limit <n>', `at most this many, newest first (1 to ${LIST_LIMIT_MAX})`, String(LIST_LIMIT_DEFAULT))
+    .option('--before <id>', 'only requests filed before this one (the next page: the id the previous one named)')
     .option('--json', 'JSON output')
-    .action((o: { all?: boolean; status?: RequestStatus; json?: boolean }) =>
-      withRequests(o.json, (s) => s.requests.list(o.status ? { status: o.status } : o.all ? {} : { open: true })));
+    .action((o: { all?: boolean; status?: RequestStatus; limit: string; before?: string; json?: boolean }) =>
+      withRequests(o.json, (s) => {
+        const q = ListRequestsQuerySchema.safeParse({ limit: o.limit, ...(o.before !== undefined ? { before: o.before } : {}) });
+        if (!q.success) throw new RequestError(`--${String(q.error.issues[0].path[0])} ${q.error.issues[0].message}`, 'invalid');
+        const p = s.requests.page({ ...(o.status ? { status: o.status } : o.all ? {} : { open: true }), limit: q.data.limit, ...(q.data.before ? { before: q.data.before } : {}) });
+        if (p.next_before) process.stderr.write(`(newest first; older ones: d8 requests list${o.status ? ` --status ${o.status}` : o.all ? ' --all' : ''} --before ${p.next_before})\n`);
+        return p.requests;
+      }));
   req.command('show <id>').description('show one request').option('--json', 'JSON output')
     .action((id: string, o: { json?: boolean }) => withRequests(o.json, (s) => s.requests.get(id)));
   req.command('create')

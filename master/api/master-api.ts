@@ -1,7 +1,7 @@
 /**
  * The master's API on the dashboard's HTTP server. Requests (issue 16), for programs that ask a person:
  *   POST /api/requests                 file a request (scope requests:write) → 201 the request
- *   GET  /api/requests[?status=&limit=] list (requests:read)
+ *   GET  /api/requests[?status=&limit=&before=] list, newest first, paged (requests:read) → { requests, next_before }
  *   GET  /api/requests/:id[?wait=S]    one request; with wait, blocks up to S seconds (≤ 120) for a decision
  *   POST /api/requests/:id/decision    { decision, note? } (requests:decide)
  *   GET  /api/spend[?month=YYYY-MM]    approved costs against the budgets (requests:read)
@@ -17,7 +17,7 @@ import type { Logger } from '../../core/logger';
 import type { FleetConfig } from '../../core/stack-config';
 import { scopeAllows, type ApiScope, type ApiTokenInfo } from '../../core/api-tokens';
 import { MonthSchema, RequestsApiConfigSchema } from '../../core/approval';
-import { ApiCreateRequestSchema, DecisionInputSchema, RequestIdSchema, RequestStatusSchema } from '../../core/requests';
+import { ApiCreateRequestSchema, DecisionInputSchema, ListRequestsQuerySchema, RequestIdSchema, RequestStatusSchema } from '../../core/requests';
 import type { Store } from '../store';
 import { HttpError, clientAddress, readJsonObject, requestErrorToHttp, sendJson } from '../dashboard/http';
 import { checkBudgets } from '../requests/budget-watch';
@@ -123,14 +123,19 @@ export class MasterApi {
     sendJson(c.res, 201, r, { Location: `/api/requests/${r.id}` });
   }
 
+  /** Newest first, a page at a time: `next_before` is the `before` of the next (older) page. */
   private list(c: Call): void {
-    const status = c.url.searchParams.get('status');
-    const limitRaw = c.url.searchParams.get('limit');
-    const st = status === null ? undefined : RequestStatusSchema.safeParse(status.toUpperCase());
-    if (st && !st.success) throw new HttpError(400, `invalid query: status must be one of ${RequestStatusSchema.options.join(', ')}`, {}, 'status');
-    const limit = limitRaw === null ? 100 : Number(limitRaw);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new HttpError(400, 'invalid query: limit must be an integer from 1 to 1000', {}, 'limit');
-    sendJson(c.res, 200, { requests: this.d.store.requests.list({ ...(st ? { status: st.data } : {}), limit }) });
+    const q = ListRequestsQuerySchema.safeParse(Object.fromEntries(['status', 'limit', 'before'].flatMap((k) => {
+      const v = c.url.searchParams.get(k);
+      return v === null ? [] : [[k, v]];
+    })));
+    if (!q.success) {
+      const field = String(q.error.issues[0].path[0] ?? 'query');
+      const why = field === 'status' ? `must be one of ${RequestStatusSchema.options.join(', ')}` : q.error.issues[0].message;
+      throw new HttpError(400, `invalid query: ${field} ${why}`, {}, field);
+    }
+    const { status, limit, before } = q.data;
+    sendJson(c.res, 200, this.d.store.requests.page({ ...(status ? { status } : {}), limit, ...(before ? { before } : {}) }));
   }
 
   private async get(c: Call): Promise<void> {

@@ -10,6 +10,7 @@ import { RETRY_INTERVAL_DEFAULT_S, sshKeyMissing, type FleetConfig } from '../..
 import { SSH_KEY_FIX } from '../notify/fix-hints';
 import { shortCommit } from '../../core/version-info';
 import type { Store } from '../store';
+import type { ControlResult } from '../store/commands';
 import type { Deployer } from '../deploy/deployer';
 import { DeployCoordinator } from '../deploy/coordinator';
 import { MasterVersion } from '../master-version';
@@ -50,6 +51,8 @@ export class MasterDaemon {
   /** A full sweep asked for at a later time (a rollout's gate ends then), the earliest one only. */
   private wakeTimer: { timer: NodeJS.Timeout; at: number } | null = null;
   private unwatch: (() => void) | null = null;
+  /** Results of control commands the store refused to record, written again at the next poll. */
+  private readonly unfinished = new Map<number, ControlResult>();
 
   constructor(private readonly o: DaemonOptions) {
     this.version = new MasterVersion(o.repoDir, o.logger);
@@ -124,15 +127,16 @@ export class MasterDaemon {
   private scheduleSweep(): void {
     if (this.stopped) return;
     const plan = nextSweep({ now: Date.now(), lastFullAt: this.lastFullAt, intervalMs: this.o.intervalMs, retryMs: this.retryMs, failing: this.pending.length > 0, wake: this.wakeRequested });
-    this.sweepTimer = setTimeout(async () => {
+    this.sweepTimer = setTimeout(() => {
       this.sweepTimer = null;
       if (plan.kind === 'full') {
         this.lastFullAt = Date.now();
         this.wakeRequested = false;
       }
-      const s = await this.runSweep(plan.kind === 'retry' ? new Set(this.pending) : undefined);
-      if (s) this.pending = s.pending;
-      this.scheduleSweep();
+      // runSweep catches what a sweep throws; the next one is scheduled whatever happens, so the loop never stops.
+      void this.runSweep(plan.kind === 'retry' ? new Set(this.pending) : undefined)
+        .then((s) => { if (s) this.pending = s.pending; })
+        .finally(() => this.scheduleSweep());
     }, Math.max(0, plan.at - Date.now()));
   }
 
@@ -155,6 +159,7 @@ export class MasterDaemon {
 
   private pollControl(): void {
     if (this.stopped) return;
+    this.writeUnfinished();
     let cmds;
     try {
       cmds = this.o.store.commands.claim(this.stack);
@@ -166,9 +171,25 @@ export class MasterDaemon {
       this.o.logger.info({ command: c.kind, slave: c.slave, id: c.id }, `control: ${c.kind} ${c.slave}`);
       const run = c.kind === 'retry' ? this.supervisor.retry(c.slave) : this.supervisor.forceUpdate(c.slave);
       void run
-        .catch((err) => ({ ok: false, action: 'none', message: (err as Error).message }))
-        .then((r) => this.o.store.commands.finish(c.id, r));
+        .catch((err: unknown): ControlResult => ({ ok: false, action: 'none', message: (err as Error).message }))
+        .then((r) => this.finishCommand(c.id, r))
+        .catch((err: unknown) => this.o.logger.error({ id: c.id, err: (err as Error).message }, 'control command failed unexpectedly'));
     }
+  }
+
+  /** Writes a command's result; when the store refuses (busy, I/O), it is kept and written at the next poll. */
+  private finishCommand(id: number, r: ControlResult): void {
+    try {
+      this.o.store.commands.finish(id, r);
+      this.unfinished.delete(id);
+    } catch (err) {
+      if (!this.unfinished.has(id)) this.o.logger.error({ id, err: (err as Error).message }, `cannot record the result of control command ${id}; tried again at the next poll`);
+      this.unfinished.set(id, r);
+    }
+  }
+
+  private writeUnfinished(): void {
+    for (const [id, r] of [...this.unfinished]) this.finishCommand(id, r);
   }
 
   /** Stops the loop; in-flight deploys finish within the grace period or are marked interrupted. */

@@ -126,31 +126,52 @@ export class Supervisor {
     this.client.close();
   }
 
-  /** Checks every slave (or only those named in `only`: a retry sweep), then acts on what the policy says. */
+  /**
+   * Checks every slave (or only those named in `only`: a retry sweep), then acts on what the policy
+   * says. Each phase (the master's version, each slave's check, approved requests, the rollout, each
+   * slave's action) is isolated: one that throws (a store error, a row it cannot read) is logged and
+   * tried again next sweep, and the others still run.
+   */
   async sweep(only?: ReadonlySet<string>): Promise<SweepSummary> {
     const started = Date.now();
-    const previous = this.d.version.refresh();
+    this.phase('master version', () => {
+      const previous = this.d.version.refresh();
+      if (!previous) return;
+      const v = this.d.version.current;
+      this.d.store.master.heartbeat(this.stack, v.commit, v.branch);
+      this.d.store.outbox.enqueue({ kind: 'master_version_changed', stack: this.stack, slave: null, data: { master_commit: v.commit, previous_commit: previous } });
+    });
     const master = this.d.version.current;
-    if (previous) {
-      this.d.store.master.heartbeat(this.stack, master.commit, master.branch);
-      this.d.store.outbox.enqueue({ kind: 'master_version_changed', stack: this.stack, slave: null, data: { master_commit: master.commit, previous_commit: previous } });
-    }
     // Slowest and failing slaves first: their timeouts then overlap the fast checks instead of
     // holding concurrency slots at the end of the sweep.
     const slaves = only ? this.d.config.slaves.filter((s) => only.has(s.name)) : this.d.config.slaves;
     const ordered = [...slaves].sort((a, b) => this.checks.cost(b.name) - this.checks.cost(a.name));
-    const results = await mapBounded(ordered, this.d.tuning.concurrency, (s) => this.checkAndRecord(s, master.commit));
-    this.d.store.master.heartbeat(this.stack, master.commit, master.branch);
+    const checked = await mapBounded(ordered, this.d.tuning.concurrency, (s) => this.checkAndRecord(s, master.commit)
+      .catch((err: unknown) => { this.phaseFailed(`check ${s.name}`, err); return null; }));
+    const results = checked.filter((r): r is SlaveRecord => r !== null);
+    this.phase('heartbeat', () => this.d.store.master.heartbeat(this.stack, master.commit, master.branch));
     if (this.d.act !== false && !this.stopping) {
-      this.runApprovedRequests();
+      this.phase('approved requests', () => this.runApprovedRequests());
       const now = Date.now();
-      this.tickRollout(results, master.commit, now);
-      for (const rec of results) this.act(rec.name, master.commit, now);
+      this.phase('rollout', () => this.tickRollout(results, master.commit, now));
+      for (const rec of results) this.phase(`act ${rec.name}`, () => this.act(rec.name, master.commit, now));
     }
     return {
       checked: results.length, healthy: results.filter((r) => r.state === 'healthy').length,
       pending: results.filter((r) => r.state === 'pending').map((r) => r.name), durationMs: Date.now() - started, masterCommit: master.commit,
     };
+  }
+
+  private phase(name: string, run: () => void): void {
+    try {
+      run();
+    } catch (err) {
+      this.phaseFailed(name, err);
+    }
+  }
+
+  private phaseFailed(name: string, err: unknown): void {
+    this.log.error({ phase: name, err: err instanceof Error ? err.message : String(err) }, `sweep phase "${name}" failed (the other phases ran; tried again next sweep)`);
   }
 
   /** One rollout step at a time (starting one may build the release's bundle). */
@@ -260,7 +281,7 @@ export class Supervisor {
 
   /** Approved requests with an action for this stack run once, then are completed with the outcome. */
   private runApprovedRequests(): void {
-    for (const req of this.d.store.requests.list({ status: 'APPROVED' })) {
+    for (const req of this.d.store.requests.actionable()) {
       const a = req.action;
       if (!a || (a.stack && a.stack !== this.stack)) continue;
       if (!this.d.config.slaves.some((s) => s.name === a.slave) || this.busy.has(a.slave)) continue;

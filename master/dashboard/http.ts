@@ -16,7 +16,7 @@ export class HttpError extends Error {
 export function requestErrorToHttp(err: unknown): unknown {
   if (err instanceof AlreadyDecidedError) return new HttpError(409, err.message);
   if (err instanceof RequestError) {
-    return new HttpError({ not_found: 404, invalid: 400, bad_transition: 409 }[err.code], err.message.replace(/ \(list them with `d8 requests list`\)/, ''));
+    return new HttpError({ not_found: 404, invalid: 400, bad_transition: 409, unreadable: 409 }[err.code], err.message.replace(/ \(list them with `d8 requests list`\)/, ''));
   }
   return err;
 }

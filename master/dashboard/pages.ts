@@ -10,7 +10,7 @@ import type { Redactor } from '../../core/redact';
 import type { Logger } from '../../core/logger';
 import type { FleetControl, SlaveStatus } from '../control';
 import type { Store } from '../store';
-import { DECISIONS, type Decision } from '../../core/requests';
+import { DECISIONS, RequestIdSchema, type Decision, type HumanRequest, type RequestStatus } from '../../core/requests';
 import { DECISION_PAST, decideRequest } from '../requests/decide';
 import { spendReport } from '../requests/spend-report';
 import { monthOf } from '../requests/month';
@@ -21,6 +21,10 @@ import { eventsPage } from './views/events';
 import { fleetPage } from './views/fleet';
 import type { Page } from './views/layout';
 import { requestsPage } from './views/requests';
+
+const DECIDED: RequestStatus[] = ['APPROVED', 'REJECTED', 'COMPLETED'];
+/** Decided requests per page of /requests. */
+const DECIDED_PAGE = 50;
 import { buildLogPage, slavePage, updateNeedsConfirmation, type ActionNote } from './views/slave';
 import { moveRollout, type RolloutVerb } from '../rollout/control';
 import { rolloutView } from '../rollout/view';
@@ -97,9 +101,16 @@ export class DashboardPages {
     return buildLogPage(name, id, this.d.redactor.text(text));
   }
 
-  requests(csrf: string): Page {
+  /** Every open request, then the decided ones newest first, a page at a time (`?before=<id>`). */
+  requests(csrf: string, query: URLSearchParams): Page {
+    const raw = query.get('before');
+    const before = raw === null || raw === '' ? undefined : RequestIdSchema.safeParse(raw);
+    if (before && !before.success) throw new HttpError(400, `before must be a request id like req-0001 (not "${raw!.slice(0, 80)}")`);
     const spend = spendReport(this.d.store.spend, this.d.config.budgets ?? {}, monthOf(Date.now()));
-    return requestsPage(this.d.store.requests.list({ limit: 5000 }).map((r) => this.d.redactor.value(r)), csrf, spend);
+    const open = this.d.store.requests.list({ open: true });
+    const decided = this.d.store.requests.page({ status: DECIDED, limit: DECIDED_PAGE, ...(before ? { before: before.data } : {}) });
+    const scrub = (rs: HumanRequest[]) => rs.map((r) => this.d.redactor.value(r));
+    return requestsPage({ open: scrub(open), decided: { requests: scrub(decided.requests), next_before: decided.next_before }, before: before?.data ?? null }, csrf, spend);
   }
 
   events(query: URLSearchParams): Page {

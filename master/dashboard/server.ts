@@ -80,7 +80,7 @@ export class DashboardServer {
       { pattern: /^\/slaves\/([^/]+)$/, methods: { GET: async (c) => this.page(c, await p.slavePage(c.params[0], c.session!.csrf)) } },
       { pattern: /^\/slaves\/([^/]+)\/(retry|update)$/, methods: { POST: (c) => this.act(c, `/slaves/${encodeURIComponent(c.params[0])}`, (f) => p.startAction(c.params[1] as 'retry' | 'update', c.params[0], f)) } },
       { pattern: /^\/slaves\/([^/]+)\/deploys\/([^/]+)\/log$/, methods: { GET: (c) => this.page(c, p.buildLog(c.params[0], c.params[1])) } },
-      { pattern: /^\/requests$/, methods: { GET: (c) => this.page(c, p.requests(c.session!.csrf)) } },
+      { pattern: /^\/requests$/, methods: { GET: (c) => this.page(c, p.requests(c.session!.csrf, c.url.searchParams)) } },
       { pattern: /^\/requests\/([^/]+)\/([^/]+)$/, methods: { POST: (c) => this.act(c, '/requests', (f) => p.decide(c.params[0], c.params[1], f)) } },
       { pattern: /^\/events$/, methods: { GET: (c) => this.page(c, p.events(c.url.searchParams)) } },
       { pattern: /^\/live$/, methods: { GET: (c) => d.live.open(c.req, c.res) } },

@@ -99,8 +99,14 @@ export class AlertDispatcher {
       this.running = false;
     }
     if (this.stopped) return;
-    const due = this.outbox.headDueAt();
-    const wait = this.wakeRequested ? 0 : due === null ? this.pollMs : Math.min(this.pollMs, Math.max(0, due - Date.now()));
+    let wait = this.pollMs;
+    try {
+      const due = this.outbox.headDueAt();
+      if (this.wakeRequested) wait = 0;
+      else if (due !== null) wait = Math.min(this.pollMs, Math.max(0, due - Date.now()));
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message }, 'alert dispatcher cannot read the outbox (will retry)');
+    }
     this.timer = setTimeout(() => void this.drain(), wait);
   }
 }

@@ -216,6 +216,9 @@ const MIGRATIONS: string[] = [
    )`,
   // issue 23: the deploying process's start time, so a pid reused after a reboot does not keep its row running.
   `ALTER TABLE deploy_history ADD COLUMN proc_start TEXT`,
+  // issue 23: approved requests with an action have their own query (the supervisor's); lists by status go newest first.
+  `CREATE INDEX human_requests_actionable ON human_requests (seq) WHERE status = 'APPROVED' AND action IS NOT NULL;
+   CREATE INDEX human_requests_status ON human_requests (status, seq)`,
 ];
 
 export class StoreError extends Error {

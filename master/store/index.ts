@@ -11,6 +11,8 @@ import { ApiTokenStore } from './api-tokens';
 import { SpendLedger } from './spend';
 import { ReleaseStore } from './releases';
 import type { Redactor } from '../../core/redact';
+import type { Logger } from '../../core/logger';
+import { SetAside } from './stored-row';
 import { RolloutStore } from './rollouts';
 import { AgentPinStore } from './agent-pins';
 
@@ -32,18 +34,22 @@ export interface Store {
   close(): void;
 }
 
-/** `secrets`: what alerts are scrubbed of (a Redactor that learns rotated tokens, or fixed values). */
-export function openStore(file: string = storePath(), secrets: string[] | Redactor = []): Store {
+/**
+ * `secrets`: what alerts are scrubbed of (a Redactor that learns rotated tokens, or fixed values).
+ * `logger`: where a row this version cannot read is reported (once) as it is set aside.
+ */
+export function openStore(file: string = storePath(), secrets: string[] | Redactor = [], logger?: Logger): Store {
   const db = openDb(file);
   const outbox = new AlertOutbox(db, secrets);
+  const setAside = new SetAside(logger);
   return {
     file, db, outbox,
     slaves: new SlaveStore(db),
     master: new MasterInfoStore(db),
     deploys: new DeployHistory(db),
     deployLocks: new DeployLocks(db),
-    commands: new ControlCommands(db),
-    requests: new RequestService(db, outbox),
+    commands: new ControlCommands(db, setAside),
+    requests: new RequestService(db, outbox, setAside),
     tokens: new ApiTokenStore(db),
     spend: new SpendLedger(db),
     releases: new ReleaseStore(db),

@@ -7,6 +7,7 @@ import type { Db } from './db';
 import { nowIso, stmt } from './db';
 import { Redactor, environmentSecrets } from '../../core/redact';
 import { AlertSchema, type Alert, type AlertInput } from '../../core/alerts';
+import { parseStoredJson } from './stored-row';
 
 export type OutboxRow =
   | { id: number; attempts: number; alert: Alert }
@@ -35,16 +36,8 @@ export interface RecentFilter {
 export const SKIPPED_NOTIFIER = 'skipped';
 
 function parsePayload(payload: string): { alert: Alert } | { invalid: string } {
-  let json: unknown;
-  try {
-    json = JSON.parse(payload);
-  } catch (err) {
-    return { invalid: `not JSON: ${(err as Error).message}` };
-  }
-  const p = AlertSchema.safeParse(json);
-  if (p.success) return { alert: p.data };
-  const i = p.error.issues[0];
-  return { invalid: `${i.path.join('.') || '(root)'}: ${i.message}` };
+  const p = parseStoredJson(AlertSchema, payload);
+  return p.ok ? { alert: p.value } : { invalid: p.invalid };
 }
 
 export class AlertOutbox {

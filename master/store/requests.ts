@@ -8,13 +8,15 @@ import type { z } from 'zod';
 import type { Db } from './db';
 import { nowIso } from './db';
 import type { AlertOutbox } from './outbox';
+import { parseStored, parseStoredJson, SetAside, type Parsed } from './stored-row';
 import {
-  CreateRequestSchema, HumanRequestSchema, RequestIdSchema, RequestStatusSchema, TRANSITIONS,
-  type CreateRequestInput, type HumanRequest, type RequestAction, type RequestStatus,
+  CreateRequestSchema, HumanRequestSchema, RequestActionSchema, RequestIdSchema, RequestStatusSchema, TRANSITIONS, requestSeq,
+  type CreateRequestInput, type HumanRequest, type RequestAction, type RequestPage, type RequestStatus,
 } from '../../core/requests';
 
 export class RequestError extends Error {
-  constructor(message: string, readonly code: 'not_found' | 'invalid' | 'bad_transition') {
+  /** unreadable: the row was written by another version of D8 and this one cannot parse it. */
+  constructor(message: string, readonly code: 'not_found' | 'invalid' | 'bad_transition' | 'unreadable') {
     super(message);
     this.name = 'RequestError';
   }
@@ -38,19 +40,42 @@ interface Row {
  */
 export type AutoDecision = { approve: true; rule: string } | { approve: false; note: string | null };
 
-const fromRow = (r: Row): HumanRequest => HumanRequestSchema.parse({ ...r, action: r.action ? JSON.parse(r.action) : null });
+function parseRow(r: Row): Parsed<HumanRequest> {
+  let action: unknown = null;
+  if (r.action) {
+    const a = parseStoredJson(RequestActionSchema, r.action);
+    if (!a.ok) return { ok: false, invalid: `action.${a.invalid}` };
+    action = a.value;
+  }
+  return parseStored(HumanRequestSchema, { ...r, action });
+}
 
 export interface ListFilter {
   status?: RequestStatus | RequestStatus[];
   /** Only requests still waiting for a person (PENDING or POSTPONED). */
   open?: boolean;
+  /** At most this many (default 1000), newest first. */
   limit?: number;
+  /** Only requests filed before this one (the `next_before` of the previous page). */
+  before?: string;
 }
 
 export class RequestService {
   private readonly listeners = new Set<RequestListener>();
 
-  constructor(private readonly db: Db, private readonly outbox: AlertOutbox) {}
+  constructor(private readonly db: Db, private readonly outbox: AlertOutbox, private readonly setAside: SetAside = new SetAside()) {}
+
+  /** The row as a request, or null (reported once) when this version cannot read it. */
+  private read(r: Row): HumanRequest | null {
+    const p = parseRow(r);
+    if (p.ok) return p.value;
+    this.setAside.report('human_requests', r.id, p.invalid);
+    return null;
+  }
+
+  private readAll(rows: Row[]): HumanRequest[] {
+    return rows.map((r) => this.read(r)).filter((r): r is HumanRequest => r !== null);
+  }
 
   onChange(listener: RequestListener): () => void {
     this.listeners.add(listener);
@@ -108,15 +133,41 @@ export class RequestService {
   get(id: string): HumanRequest {
     const row = this.db.prepare('SELECT * FROM human_requests WHERE id = ?').get(id) as Row | undefined;
     if (!row) throw new RequestError(`no human request ${id} (list them with \`d8 requests list\`)`, 'not_found');
-    return fromRow(row);
+    const r = this.read(row);
+    if (!r) throw new RequestError(`${id} was written by another version of D8 and this one cannot read it; update (git pull, npm ci) and restart`, 'unreadable');
+    return r;
+  }
+
+  /** Requests newest first; `next_before` continues the list (null when this page is the last). */
+  page(filter: ListFilter = {}): RequestPage {
+    let statuses: RequestStatus[] | undefined = filter.open ? ['PENDING', 'POSTPONED'] : undefined;
+    if (filter.status) statuses = (Array.isArray(filter.status) ? filter.status : [filter.status]).map((s) => RequestStatusSchema.parse(s));
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (statuses) { where.push(`status IN (${statuses.map(() => '?').join(',')})`); args.push(...statuses); }
+    if (filter.before !== undefined) { where.push('seq < ?'); args.push(requestSeq(RequestIdSchema.parse(filter.before))); }
+    const limit = filter.limit ?? 1000;
+    const rows = this.db.prepare(`SELECT * FROM human_requests ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`).all(...args, limit) as Row[];
+    // The cursor is the last row read, readable or not: a set-aside row never stops the paging.
+    return { requests: this.readAll(rows), next_before: rows.length === limit ? rows[rows.length - 1].id : null };
   }
 
   list(filter: ListFilter = {}): HumanRequest[] {
-    let statuses: RequestStatus[] | undefined = filter.open ? ['PENDING', 'POSTPONED'] : undefined;
-    if (filter.status) statuses = (Array.isArray(filter.status) ? filter.status : [filter.status]).map((s) => RequestStatusSchema.parse(s));
-    const where = statuses ? `WHERE status IN (${statuses.map(() => '?').join(',')})` : '';
-    const rows = this.db.prepare(`SELECT * FROM human_requests ${where} ORDER BY seq LIMIT ?`).all(...(statuses ?? []), filter.limit ?? 1000) as Row[];
-    return rows.map(fromRow);
+    return this.page(filter).requests;
+  }
+
+  /** How many requests have one of these statuses (default: the open ones). */
+  count(statuses: RequestStatus[] = ['PENDING', 'POSTPONED']): number {
+    return (this.db.prepare(`SELECT COUNT(*) AS n FROM human_requests WHERE status IN (${statuses.map(() => '?').join(',')})`).get(...statuses) as { n: number }).n;
+  }
+
+  /**
+   * Approved requests with a follow-up action (an update, a retry) not run yet, oldest first: what
+   * the supervisor runs. Its own (indexed) query: requests without an action stay APPROVED for
+   * ever and must not push these out of a window.
+   */
+  actionable(): HumanRequest[] {
+    return this.readAll(this.db.prepare("SELECT * FROM human_requests INDEXED BY human_requests_actionable WHERE status = 'APPROVED' AND action IS NOT NULL ORDER BY seq").all() as Row[]);
   }
 
   approve(id: string, note?: string, now?: number): HumanRequest { return this.transition(id, 'APPROVED', note, now); }
@@ -164,6 +215,6 @@ export class RequestService {
   findByAction(kind: RequestAction['kind'], slave: string, targetCommit?: string): HumanRequest | null {
     const rows = this.db.prepare("SELECT * FROM human_requests WHERE action IS NOT NULL AND json_extract(action, '$.kind') = ? AND json_extract(action, '$.slave') = ? ORDER BY seq DESC")
       .all(kind, slave) as Row[];
-    return rows.map(fromRow).find((r) => targetCommit === undefined || r.action?.target_commit === targetCommit) ?? null;
+    return this.readAll(rows).find((r) => targetCommit === undefined || r.action?.target_commit === targetCommit) ?? null;
   }
 }

@@ -27,7 +27,8 @@ describe('d8 master: answered requests are not asked again (real processes)', ()
   });
   afterAll(() => fleet.cleanup());
 
-  const requestsFor = (slave: string): HumanRequest[] => fleet.db().requests.list().filter((r) => r.action?.slave === slave);
+  /** The slave's requests, oldest first (lists are newest first). */
+  const requestsFor = (slave: string): HumanRequest[] => fleet.db().requests.list().filter((r) => r.action?.slave === slave).reverse();
   const announced = (slave: string): number => fleet.alerts(slave).filter((a) => a.kind === 'human_request').length;
   const lastCheck = (slave: string): string => fleet.slave(slave)?.last_check ?? '';
 

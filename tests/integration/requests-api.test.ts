@@ -272,6 +272,48 @@ describe('requests API: other programs ask a person through the master (real pro
     expect(fine.status).toBe(200);
   });
 
+  it('GET /api/requests and the dashboard list newest first and page on with before / next_before', async () => {
+    await makeToken('pager', ['requests:write']);
+    const t = tokens.pager.token;
+    const filed: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      const r = await api('POST', '/api/requests', { token: t, body: { type: 'DESIGN_DECISION', title: `pick option ${i}` } });
+      expect(r.status).toBe(201);
+      filed.push(r.body.id as string);
+    }
+    const first = await api('GET', '/api/requests?limit=25', { token: t });
+    expect(first.status).toBe(200);
+    expect(first.body.requests.map((r: HumanRequest) => r.id)).toEqual(filed.slice(-25).reverse());
+    expect(first.body.next_before).toBe(filed[filed.length - 25]);
+    // Walking every page: each request once, newest first, the last page ends with null.
+    const total = (fleet.db().db.prepare('SELECT COUNT(*) AS n FROM human_requests').get() as { n: number }).n;
+    const seen: string[] = [];
+    let before: string | null = null;
+    do {
+      const p = await api('GET', `/api/requests?limit=25${before ? `&before=${before}` : ''}`, { token: t });
+      expect(p.status).toBe(200);
+      seen.push(...p.body.requests.map((r: HumanRequest) => r.id));
+      before = p.body.next_before as string | null;
+    } while (before);
+    expect(seen).toHaveLength(total);
+    expect(seen.slice(0, 60)).toEqual([...filed].reverse());
+    expect(seen.map((id) => Number(id.slice(4)))).toEqual([...seen.map((id) => Number(id.slice(4)))].sort((x, y) => y - x));
+    const bad = await api('GET', '/api/requests?before=yesterday', { token: t });
+    expect(bad.status).toBe(400);
+    expect(bad.body.field).toBe('before');
+
+    // The dashboard: decided requests newest first, 50 a page, "older" continues where the page ended.
+    for (const id of filed) fleet.db().requests.reject(id, 'no');
+    const cards = (html: string) => [...html.slice(html.indexOf('id="decided"')).matchAll(/<article class="request" id="(req-\d+)"/g)].map((m) => m[1]);
+    const page1 = await api('GET', '/requests');
+    expect(page1.status).toBe(200);
+    expect(cards(page1.text)).toEqual(filed.slice(-50).reverse());
+    const older = /<a href="\/requests\?before=(req-\d+)" rel="next"/.exec(page1.text);
+    expect(older?.[1]).toBe(filed[10]);
+    const page2 = await api('GET', `/requests?before=${older![1]}`);
+    expect(cards(page2.text).slice(0, 10)).toEqual(filed.slice(0, 10).reverse());
+  });
+
   it('the rate limit answers 429 with Retry-After once a token spends its minute', async () => {
     await makeToken('noisy', ['requests:read']);
     let r: HttpAnswer | undefined;

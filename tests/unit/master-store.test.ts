@@ -59,6 +59,26 @@ describe('master store', () => {
     expect(store.outbox.sent().map((a) => a.slave)).toEqual(['s1', 's2', 's3']);
   });
 
+  it('a store error after a drain (the outbox unreadable) is logged, not thrown; delivery resumes when the store is back', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (l: string) => lines.push(l) });
+    const n = new RecordingNotifier(0);
+    const d = new AlertDispatcher(store.outbox, n, log, { pollMs: 20 });
+    store.db.exec('ALTER TABLE alerts_outbox RENAME TO alerts_outbox_away');
+    d.start();
+    try {
+      await expect(d.drain()).resolves.toBeUndefined();
+      expect(lines.some((l) => /no such table: alerts_outbox/.test(l))).toBe(true);
+      store.db.exec('ALTER TABLE alerts_outbox_away RENAME TO alerts_outbox');
+      store.outbox.enqueue({ kind: 'update_done', slave: 'a', data: { slave_commit: null } });
+      const deadline = Date.now() + 10_000;
+      while (n.accepted.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      await d.stop();
+    }
+    expect(n.accepted.map((a) => a.slave)).toEqual(['a']);
+  });
+
   it('honours a notifier\'s retry_after', async () => {
     store.outbox.enqueue({ kind: 'update_done', slave: 'a', data: { slave_commit: null } });
     const n = new RecordingNotifier(1, 400);

@@ -1,5 +1,5 @@
 /** Human requests: pending, postponed, decided; the decisions go through the same RequestService as the CLI and the bot. */
-import type { HumanRequest } from '../../../core/requests';
+import type { HumanRequest, RequestPage } from '../../../core/requests';
 import type { SpendReport } from '../../../core/approval';
 import { money } from '../../notify/headline';
 import { TRANSITIONS } from '../../../core/requests';
@@ -38,16 +38,28 @@ function spendPanel(s: SpendReport): string {
     : '<p class="muted">nothing approved with a cost this month, and no budgets set (d8:budgets)</p>'}</section>`;
 }
 
-export function requestsPage(all: HumanRequest[], csrf: string, spend: SpendReport): Page {
+export interface RequestsView {
+  /** Every request waiting for a person, newest first. */
+  open: HumanRequest[];
+  /** One page of decided requests, newest first. */
+  decided: RequestPage;
+  /** The `before` this page was asked for (null: the newest page). */
+  before: string | null;
+}
+
+export function requestsPage(v: RequestsView, csrf: string, spend: SpendReport): Page {
+  const cards = (list: HumanRequest[], empty: string) => list.length ? list.map((r) => card(r, csrf)).join('\n') : `<p class="muted">${empty}</p>`;
   const group = (title: string, list: HumanRequest[], empty: string) =>
-    `<section><h2>${title} <span class="muted">(${list.length})</span></h2>${list.length ? list.map((r) => card(r, csrf)).join('\n') : `<p class="muted">${empty}</p>`}</section>`;
-  const decided = all.filter((r) => !['PENDING', 'POSTPONED'].includes(r.status)).reverse();
+    `<section><h2>${title} <span class="muted">(${list.length})</span></h2>${cards(list, empty)}</section>`;
+  const older = v.decided.next_before ? `<a href="/requests?before=${encodeURIComponent(v.decided.next_before)}" rel="next" id="older">older decided requests →</a>` : '';
+  const newest = v.before ? '<a href="/requests" id="newest">← newest</a>' : '';
+  const paging = older || newest ? `<nav class="paging small">${[newest, older].filter(Boolean).join(' · ')}</nav>` : '';
   return {
     title: 'Requests', nav: 'requests', topics: ['requests'],
     body: `<h1>Requests</h1>
 ${spendPanel(spend)}
-${group('Pending', all.filter((r) => r.status === 'PENDING'), 'nothing waits for you')}
-${group('Postponed', all.filter((r) => r.status === 'POSTPONED'), 'none')}
-${group('Decided', decided.slice(0, 50), 'none yet')}`,
+${group('Pending', v.open.filter((r) => r.status === 'PENDING'), 'nothing waits for you')}
+${group('Postponed', v.open.filter((r) => r.status === 'POSTPONED'), 'none')}
+<section id="decided"><h2>Decided <span class="muted">(newest first${v.before ? `, before ${escapeHtml(v.before)}` : ''})</span></h2>${cards(v.decided.requests, 'none yet')}${paging}</section>`,
   };
 }
