@@ -67,20 +67,6 @@ export function agentPids(slaveHome: string, port: number): number[] {
   return out;
 }
 
-/** Pids of every process whose command line or HOME names `dir` (what the master started for its local slaves). */
-export function pidsUnder(dir: string): number[] {
-  const out: number[] = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-    try {
-      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8');
-      const env = fs.readFileSync(`/proc/${d}/environ`, 'utf8');
-      if (cmd.includes(dir) || env.split('\0').includes(`HOME=${dir}`)) out.push(Number(d));
-    } catch { /* gone */ }
-  }
-  return out;
-}
-
 export interface Sample { name: string; labels: Record<string, string>; value: number }
 
 /** Prometheus text exposition → samples (comments skipped). */

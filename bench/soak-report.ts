@@ -23,12 +23,12 @@ export interface Mix { sweeps: number; checks: number; deploys: number; failedDe
 
 /**
  * What each agent's logs take and how fast they are written, across redeploys: install.sh starts a new
- * agent.log at every deploy, so a size that drops when the agent's process changed is a redeploy (not
- * retention; a slave that is not redeployed for a year keeps every line), while a size that drops with
- * the same process running is the log being rotated or trimmed: retention.
+ * agent.log at every deploy, so a size that drops while the agent's process changed or was gone is a
+ * redeploy (not retention: a slave that is not redeployed for a year keeps every line), while a size
+ * that drops with the same process running in both samples is the log rotated or trimmed: retention.
  */
 export class AgentLogTracker {
-  private readonly last: number[];
+  private readonly last: Array<{ bytes: number; pids: string }>;
   private readonly written: number[];
   private readonly maxSize: number[];
   readonly trimmed: boolean[];
@@ -36,20 +36,20 @@ export class AgentLogTracker {
   private to = 0;
 
   constructor(n: number) {
-    this.last = new Array(n).fill(0);
+    this.last = Array.from({ length: n }, () => ({ bytes: 0, pids: '' }));
     this.written = new Array(n).fill(0);
     this.maxSize = new Array(n).fill(0);
     this.trimmed = new Array(n).fill(false);
   }
 
-  /** Sizes at `sweeps` (the second half of the run counts toward the write rate: `counting`); `redeployed[i]` when agent i's process changed since the last call. */
-  observe(sweeps: number, sizes: number[], redeployed: boolean[], counting: boolean): void {
+  /** Sizes and agent pids (joined) at `sweeps`; the second half of the run (`counting`) gives the write rate. */
+  observe(sweeps: number, sizes: number[], pids: string[], counting: boolean): void {
     sizes.forEach((b, i) => {
-      const d = b - this.last[i];
+      const d = b - this.last[i].bytes;
       if (d > 0 && counting) this.written[i] += d;
-      if (d < 0 && !redeployed[i]) this.trimmed[i] = true;
+      if (d < 0 && pids[i] !== '' && pids[i] === this.last[i].pids) this.trimmed[i] = true;
       this.maxSize[i] = Math.max(this.maxSize[i], b);
-      this.last[i] = b;
+      this.last[i] = { bytes: b, pids: pids[i] };
     });
     if (counting) { this.from ??= sweeps; this.to = sweeps; }
   }

@@ -26,9 +26,10 @@ import path from 'path';
 import YAML from 'yaml';
 import { REPO, freePort, randomToken } from '../scripts/test-hosts/hosts';
 import { TelegramStandIn } from '../tests/support/telegram-standin';
+import { stopAgentsUnder } from '../tests/integration/master-support/fleet';
 import { benchRepo, git, say, sleep } from './bench-util';
 import {
-  agentLogBytes, agentPids, diskBytes, httpCall, httpGet, metricSum, parseMetrics, pidsUnder, rssBytes, storeBytes, type Sample,
+  agentLogBytes, agentPids, diskBytes, httpCall, httpGet, metricSum, parseMetrics, rssBytes, storeBytes, type Sample,
 } from './soak-measure';
 import { AgentLogTracker, report, type Point } from './soak-report';
 
@@ -44,9 +45,11 @@ Usage: npm run bench:soak -- [options]     (or node dist/bench/soak.bench.js [op
   --kills N        agents SIGKILLed over the run (default 20; env D8_SOAK_KILLS)
   --failing N      \`d8 update broken\` runs over the run, each a failed install (default 15; env D8_SOAK_FAILING)
   --requests N     requests API calls that file a request (default 2000; env D8_SOAK_REQUESTS)
+  --warmup S       seconds of sweeps before the run counts (default 45; env D8_SOAK_WARMUP): the
+                   garbage of the first install is collected before the start is measured
   --help           this text
 
-One run at the defaults takes about 13-15 minutes on 2 cores. Exit code 1 when a target FAILs.
+One run at the defaults takes about 15 minutes on 2 cores (longer when they are busy). Exit code 1 when a target FAILs.
 D8_BENCH_KEEP=1 keeps the temp directory (master log, D8_HOME, the agents' HOME).`;
 
 function opt(name: string, env: string, def: number): number {
@@ -85,6 +88,7 @@ async function main(): Promise<void> {
   const DEPLOYS = Math.round(opt('deploys', 'D8_SOAK_DEPLOYS', 100));
   const KILLS = Math.round(opt('kills', 'D8_SOAK_KILLS', 20));
   const REQUESTS = Math.round(opt('requests', 'D8_SOAK_REQUESTS', 2000));
+  const WARMUP = opt('warmup', 'D8_SOAK_WARMUP', 45);
   const FAILING = Math.round(opt('failing', 'D8_SOAK_FAILING', 15));
   const COMMITS = Math.max(1, Math.ceil((DEPLOYS - KILLS - FAILING) / AGENTS));
   const t0 = Date.now();
@@ -165,6 +169,7 @@ async function main(): Promise<void> {
     // An API token for the requests, made with the real CLI.
     const tok = await d8(['tokens', 'create', '--name', 'soak', '--scope', 'requests:write', 'requests:decide', '--json']);
     if (tok.code !== 0) throw new Error('d8 tokens create failed');
+    await sleep(WARMUP * 1000);
     const auth = { Authorization: `Bearer ${(JSON.parse(tok.stdout) as { token: string }).token}` };
 
     // ---- the run ----------------------------------------------------------------------------------
@@ -180,7 +185,7 @@ async function main(): Promise<void> {
     let agentDeploys = 0;
     const lastPids = ports.map((p) => agentPids(slaveHome, p).join(','));
     const logs = new AgentLogTracker(AGENTS);
-    logs.observe(0, ports.map((p) => agentLogBytes(slaveHome, p)), ports.map(() => false), false);
+    logs.observe(0, ports.map((p) => agentLogBytes(slaveHome, p)), lastPids, false);
     const trapBefore = trap.probes();
 
     const sampler = (async () => {
@@ -200,14 +205,12 @@ async function main(): Promise<void> {
           agentLogs: ports.map((p) => agentLogBytes(slaveHome, p)),
         });
         last = { count, sum };
-        const redeployed = ports.map((p, i) => {
+        const pids = ports.map((p, i) => {
           const now = agentPids(slaveHome, p).join(',');
-          if (!now || now === lastPids[i]) return false;
-          lastPids[i] = now;
-          agentDeploys++;
-          return true;
+          if (now && now !== lastPids[i]) { lastPids[i] = now; agentDeploys++; }
+          return now;
         });
-        logs.observe(count - sweeps0, points[points.length - 1].agentLogs, redeployed, progress >= 0.5);
+        logs.observe(count - sweeps0, points[points.length - 1].agentLogs, pids, progress >= 0.5);
         if (points.length % 30 === 0) {
           const x = points[points.length - 1];
           say(`${(progress * 100).toFixed(1)} %: ${x.sweeps} sweeps, sweep ${x.sweepMs?.toFixed(1)} ms, RSS ${((x.rss ?? 0) / MB).toFixed(1)} MB, db ${(x.db / MB).toFixed(2)} MB, ` +
@@ -294,7 +297,7 @@ async function main(): Promise<void> {
       await Promise.race([exited, sleep(30_000)]);
       if (mm.exitCode === null && mm.signalCode === null) mm.kill('SIGKILL');
     }
-    for (const p of pidsUnder(slaveHome)) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+    await stopAgentsUnder(slaveHome);
     trap?.server.close();
     await standin.stop();
     if (process.env.D8_BENCH_KEEP) say(`kept ${root}`);
