@@ -47,6 +47,10 @@ Usage: npm run bench:soak -- [options]     (or node dist/bench/soak.bench.js [op
   --requests N     requests API calls that file a request (default 2000; env D8_SOAK_REQUESTS)
   --warmup S       seconds of sweeps before the run counts (default 45; env D8_SOAK_WARMUP): the
                    garbage of the first install is collected before the start is measured
+  --config JSON    more stack config merged into the bench's d8: keys, e.g. '{"someRetention": 5}'
+                   (env D8_SOAK_CONFIG): a count-based retention shows its plateau only when the run
+                   produces more than it keeps (about 9 deploys per agent, 17 for the failing slave at
+                   the defaults); an age-based one (days) never prunes in a 15-minute run
   --help           this text
 
 One run at the defaults takes about 15 minutes on 2 cores (longer when they are busy). Exit code 1 when a target FAILs.
@@ -88,6 +92,8 @@ async function main(): Promise<void> {
   const DEPLOYS = Math.round(opt('deploys', 'D8_SOAK_DEPLOYS', 100));
   const KILLS = Math.round(opt('kills', 'D8_SOAK_KILLS', 20));
   const REQUESTS = Math.round(opt('requests', 'D8_SOAK_REQUESTS', 2000));
+  const extraRaw = (() => { const i = process.argv.indexOf('--config'); return i >= 0 ? process.argv[i + 1] : process.env.D8_SOAK_CONFIG; })();
+  const extra = extraRaw ? JSON.parse(extraRaw) as Record<string, unknown> : {};
   const WARMUP = opt('warmup', 'D8_SOAK_WARMUP', 45);
   const FAILING = Math.round(opt('failing', 'D8_SOAK_FAILING', 15));
   const COMMITS = Math.max(1, Math.ceil((DEPLOYS - KILLS - FAILING) / AGENTS));
@@ -123,6 +129,7 @@ async function main(): Promise<void> {
           'd8:dashboard': { enabled: true, port: dash }, 'd8:dailySummary': { enabled: false },
           'd8:approvalRules': [{ type: 'PAYMENT', maxCost: 20, then: 'approve' }, { type: 'CONTENT_APPROVAL', then: 'ask' }],
           'd8:requestsApi': { ratePerMinute: 100_000 },
+          ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [k.startsWith('d8:') ? k : `d8:${k}`, v])),
         },
       }),
     });
