@@ -65,6 +65,19 @@ export type DashboardConfig = z.infer<typeof DashboardConfigSchema>;
 
 export const RETRY_INTERVAL_DEFAULT_S = 5;
 
+/**
+ * Issue 23: how much deploy history (with its build logs) and how many control commands the master
+ * keeps. 20 deploys per slave cover a day of failing update retries at their backoff and are a few MB
+ * of build logs for a 10-slave fleet; 30 days cover a month of history for the dashboard.
+ */
+export const RetentionConfigSchema = z.object({
+  /** Finished deploys (and their build logs) and done control commands kept per slave, newest first. */
+  perSlave: z.number().int().min(1).max(10000).default(20),
+  /** Older rows and build logs go, except each slave's newest deploy and command. */
+  days: z.number().positive().max(3650).default(30),
+}).strict();
+export type RetentionConfig = z.infer<typeof RetentionConfigSchema>;
+
 export const FleetConfigSchema = z.object({
   slaves: z.array(SlaveConfigSchema).default([]),
   autoUpdate: AutoUpdatePolicySchema.default('auto'),
@@ -101,6 +114,7 @@ export const FleetConfigSchema = z.object({
   requestsApi: RequestsApiConfigSchema.default({}),
   // issue 14: safe rollouts; when set, behind slaves are updated canary first, then in gated batches.
   rollout: RolloutPolicySchema.optional(),
+  retention: RetentionConfigSchema.default({}),
 }).strict();
 
 export type FleetConfigInput = z.input<typeof FleetConfigSchema>;
@@ -135,8 +149,8 @@ export type FleetConfig = Omit<ParsedFleet, 'slaves' | 'telegramChatIds' | 'dash
   telegramChatIds: string[];
   dashboard?: DashboardConfig;
 } & Partial<Pick<ParsedFleet, RequestKeys>>;
-/** Issue 16's keys: optional in hand-built configs (the schema's defaults apply). */
-type RequestKeys = 'approvalRules' | 'budgets' | 'dailySummary' | 'requestsApi';
+/** Issue 16's keys and issue 23's retention: optional in hand-built configs (the schema's defaults apply). */
+type RequestKeys = 'approvalRules' | 'budgets' | 'dailySummary' | 'requestsApi' | 'retention';
 
 export class ConfigError extends Error {
   constructor(message: string, readonly key?: string) {
@@ -273,6 +287,7 @@ export function resolveFleetConfig(raw: Record<string, unknown>, opts: ResolveOp
     dailySummary: c.dailySummary,
     requestsApi: c.requestsApi,
     rollout: c.rollout,
+    retention: c.retention,
   };
 }
 

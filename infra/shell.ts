@@ -1,29 +1,19 @@
 /**
  * Shell snippets the Pulumi program runs around the installer. The installer invocation itself comes
  * from agent/install/command.ts (shared with the direct deployer and the system tests); this file
- * only adds what surrounds it: a time limit, and the local bundle copy for `host: local`.
+ * only adds what surrounds it: a time limit (core/time-limit.ts), and the local bundle copy for `host: local`.
  */
 
 import { shQuote } from '../core/shell-quote';
 import { placeBundleScript } from '../agent/install/command';
+import { withTimeout } from '../core/time-limit';
 
 export { shQuote };
+export { KILL_AFTER_SECONDS, withTimeout } from '../core/time-limit';
 
 /** A path relative to the user's home (as remoteBundleDir returns) as a shell word that works from any cwd. */
 export function homePath(dir: string): string {
   return dir.startsWith('/') ? shQuote(dir) : `"$HOME"/${shQuote(dir)}`;
-}
-
-/** Seconds between SIGTERM and SIGKILL when a time limit is hit. */
-export const KILL_AFTER_SECONDS = 30;
-
-/**
- * Runs `command` under coreutils/busybox `timeout`, so a hung installer (a health check that never
- * passes, a stuck `docker build`) cannot hold `pulumi up` forever.
- */
-export function withTimeout(command: string, seconds: number): string {
-  if (!Number.isInteger(seconds) || seconds < 1) throw new RangeError(`timeout must be a positive integer of seconds (got ${seconds})`);
-  return `timeout -k ${KILL_AFTER_SECONDS} ${seconds} ${command}`;
 }
 
 /**

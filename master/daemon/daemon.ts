@@ -19,6 +19,8 @@ import { AlertDispatcher } from '../notify/dispatcher';
 import type { Notifier } from '../notify/notifier';
 import { Supervisor, type SweepSummary } from './supervisor';
 import type { Tuning } from './tuning';
+import { HistoryRetention } from '../store/retention';
+import { buildLogDir } from '../deploy/build-log';
 
 export interface DaemonOptions {
   config: FleetConfig;
@@ -53,6 +55,7 @@ export class MasterDaemon {
   private unwatch: (() => void) | null = null;
   /** Results of control commands the store refused to record, written again at the next poll. */
   private readonly unfinished = new Map<number, ControlResult>();
+  private readonly retention: HistoryRetention;
 
   constructor(private readonly o: DaemonOptions) {
     this.version = new MasterVersion(o.repoDir, o.logger);
@@ -63,6 +66,7 @@ export class MasterDaemon {
       wakeAt: (at) => this.wakeAt(at),
     });
     this.dispatcher = new AlertDispatcher(o.store.outbox, o.notifier, o.logger);
+    this.retention = new HistoryRetention({ db: o.store.db, stack: o.config.stack, policy: o.config.retention, buildLogDir: buildLogDir(), logger: o.logger });
   }
 
   get stack(): string {
@@ -146,6 +150,7 @@ export class MasterDaemon {
         const s = await this.supervisor.sweep(only);
         this.o.logger.debug({ ...s }, 'sweep done');
         this.o.onSweep?.(s);
+        this.retention.afterSweep();
         return s;
       } catch (err) {
         this.o.logger.error({ err: (err as Error).message }, 'sweep failed (the next one runs on schedule)');

@@ -33,9 +33,9 @@ export interface ControlCommand {
 export class ControlCommands {
   constructor(private readonly db: Db, private readonly setAside: SetAside = new SetAside()) {}
 
-  enqueue(stack: string, kind: ControlKind, slave: string): number {
+  enqueue(stack: string, kind: ControlKind, slave: string, now: number = Date.now()): number {
     return Number(stmt(this.db, "INSERT INTO control_commands (stack, kind, slave, status, created_at) VALUES (?, ?, ?, 'queued', ?)")
-      .run(stack, kind, slave, nowIso()).lastInsertRowid);
+      .run(stack, kind, slave, nowIso(now)).lastInsertRowid);
   }
 
   /**
@@ -60,8 +60,8 @@ export class ControlCommands {
     }).immediate();
   }
 
-  finish(id: number, result: ControlResult): void {
-    stmt(this.db, "UPDATE control_commands SET status = 'done', finished_at = ?, result = ? WHERE id = ?").run(nowIso(), JSON.stringify(result), id);
+  finish(id: number, result: ControlResult, now: number = Date.now()): void {
+    stmt(this.db, "UPDATE control_commands SET status = 'done', finished_at = ?, result = ? WHERE id = ?").run(nowIso(now), JSON.stringify(result), id);
   }
 
   /** The command, or null when there is none or this version cannot read it (reported once). */

@@ -24,15 +24,20 @@ export interface DeployLockHolder {
 
 export type TakeResult = { taken: true; replacedStale: DeployLockHolder | null } | { taken: false; holder: DeployLockHolder };
 
-/** Field 22 of /proc/PID/stat (start time), or null where there is no /proc. */
-export function processStartTime(pid: number): string | null {
+/** The fields of /proc/PID/stat after the command name (field 3, the state, first), or null where there is none. */
+export function procStatFields(pid: number): string[] | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces and parentheses: fields after it follow the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return null;
   }
+}
+
+/** Field 22 of /proc/PID/stat (start time), or null where there is no /proc. */
+export function processStartTime(pid: number): string | null {
+  return procStatFields(pid)?.[19] ?? null;
 }
 
 /** Is the process that took this lock still running? */

@@ -18,9 +18,9 @@ export class DeployHistory {
 
   constructor(private readonly db: Db) {}
 
-  start(stack: string, slave: string, engine: string, reason: string): number {
+  start(stack: string, slave: string, engine: string, reason: string, now: number = Date.now()): number {
     return Number(stmt(this.db, "INSERT INTO deploy_history (stack, slave, engine, reason, status, pid, proc_start, started_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)")
-      .run(stack, slave, engine, reason, process.pid, this.selfStart, nowIso()).lastInsertRowid);
+      .run(stack, slave, engine, reason, process.pid, this.selfStart, nowIso(now)).lastInsertRowid);
   }
 
   /**
@@ -28,12 +28,12 @@ export class DeployHistory {
    * plain HTTP) also moves the slave's pin, in the same transaction: every path that records a
    * deploy records the pin with it.
    */
-  finish(id: number, r: DeployResult, okOverride?: { ok: boolean; error: string | null }): void {
+  finish(id: number, r: DeployResult, okOverride?: { ok: boolean; error: string | null }, now: number = Date.now()): void {
     const ok = okOverride ? okOverride.ok : r.ok;
     const error = okOverride ? okOverride.error : r.error;
     this.db.transaction(() => {
       stmt(this.db, 'UPDATE deploy_history SET status = ?, finished_at = ?, commit_sha = ?, strategy = ?, build_log_path = ?, error = ? WHERE id = ?')
-        .run(ok ? 'ok' : 'failed', nowIso(), r.commit, r.strategy, r.buildLogPath, error, id);
+        .run(ok ? 'ok' : 'failed', nowIso(now), r.commit, r.strategy, r.buildLogPath, error, id);
       if (r.tlsFingerprint !== undefined) {
         const row = stmt(this.db, 'SELECT stack, slave FROM deploy_history WHERE id = ?').get(id) as { stack: string; slave: string } | undefined;
         if (row) new AgentPinStore(this.db).set(row.stack, row.slave, r.tlsFingerprint);
@@ -41,8 +41,8 @@ export class DeployHistory {
     })();
   }
 
-  fail(id: number, error: string): void {
-    stmt(this.db, "UPDATE deploy_history SET status = 'failed', finished_at = ?, error = ? WHERE id = ?").run(nowIso(), error, id);
+  fail(id: number, error: string, now: number = Date.now()): void {
+    stmt(this.db, "UPDATE deploy_history SET status = 'failed', finished_at = ?, error = ? WHERE id = ?").run(nowIso(now), error, id);
   }
 
   markInterrupted(id: number, why: string): void {

@@ -30,6 +30,7 @@ import type { DeployErrorKind, DeployStatus } from '../../../core/deploy-result'
 import { AgentClient, agentBaseUrl, probeHealth, waitForHealth } from '../../agent-client';
 import { DeployConfigError, HostUnsupportedError, RemoteCommandError, deployErrorKind } from './errors';
 import { LocalShell, SshShell, sshTarget, type SlaveShell } from './shell';
+import { withTimeout } from '../../../core/time-limit';
 import { probeHost, PROBE_COMMAND_LABEL, unsupportedHost, type ProbeRun } from '../probe';
 import { runtimeSource } from '../../../core/node-runtime';
 import type { ProbeReport } from '../../../core/host-probe';
@@ -268,7 +269,10 @@ export class DirectDeployer implements Deployer {
         return undefined;
       });
 
-      const cmd = installCommand({
+      const installMs = this.opts.installTimeoutMs ?? 20 * 60 * 1000;
+      // The host ends the installer at the same limit (its whole process group), so one that timed
+      // out does not keep running there, holding the host's installer lock.
+      const cmd = withTimeout(installCommand({
         bundleDir: dir,
         strategies: slave.strategies,
         attempts: c.installAttempts,
@@ -277,12 +281,12 @@ export class DirectDeployer implements Deployer {
         baseImage: c.baseImage,
         healthTimeoutSeconds: this.opts.healthTimeoutSeconds,
         nodePath,
-      });
+      }), Math.max(1, Math.ceil(installMs / 1000)));
       this.progress(slave.name, 'install', `install.sh --strategies ${slave.strategies.join(',')} (${c.installAttempts} attempt(s) each)`);
       const installStarted = new Date().toISOString();
       const run = await shell.exec(cmd, {
         stdin: `${token}\n`,
-        timeoutMs: this.opts.installTimeoutMs ?? 20 * 60 * 1000,
+        timeoutMs: installMs,
         onStderrLine: (line) => {
           const m = /^\[d8-install\] (.*)$/.exec(line);
           if (m) this.progress(slave.name, 'install', redactor.text(m[1]));

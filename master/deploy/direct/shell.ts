@@ -14,6 +14,7 @@ import { KnownHosts } from '../../../core/known-hosts';
 import { loadSshPrivateKey, type SshPrivateKey } from '../../../core/ssh-key';
 import { hostKeyAlgorithms, offeredHostKey } from '../../../core/ssh-keyscan';
 import { DeployConfigError, DeployTimeoutError, SlaveConnectError } from './errors';
+import { killSession } from './kill-session';
 
 export interface ExecResult {
   stdout: string;
@@ -243,14 +244,15 @@ export class LocalShell implements SlaveShell {
 
   exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     return new Promise((resolve, reject) => {
-      const child = spawn('sh', ['-c', command], { cwd: this.env.HOME, env: this.env, stdio: ['pipe', 'pipe', 'pipe'] });
+      // Detached: `sh` leads a session of its own, so a time-out ends everything it started, not only `sh`.
+      const child = spawn('sh', ['-c', command], { cwd: this.env.HOME, env: this.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
       let stdout = '';
       let stderr = '';
       const onErr = lineSplitter(opts.onStderrLine);
       let timer: NodeJS.Timeout | undefined;
       if (opts.timeoutMs) {
         timer = setTimeout(() => {
-          child.kill('SIGKILL');
+          if (child.pid !== undefined) killSession(child.pid);
           reject(new DeployTimeoutError(`"${command.slice(0, 80)}" did not finish within ${Math.round(opts.timeoutMs! / 1000)} s`));
         }, opts.timeoutMs);
       }
