@@ -75,9 +75,19 @@ export class Redactor {
   }
 }
 
+/**
+ * Each secret as it is and as it appears inside a JSON string, escaped once (a pino line) and twice
+ * (a JSON document quoted in a log field): a secret holding `"`, `\` or a newline differs in each.
+ */
+function spellings(secret: string): string[] {
+  const once = JSON.stringify(secret).slice(1, -1);
+  const twice = JSON.stringify(once).slice(1, -1);
+  return [...new Set([secret, once, twice])];
+}
+
 /** Longest first, so a secret that contains another is replaced whole. */
 function longestFirst(secrets: Iterable<string>): string[] {
-  return [...secrets].sort((a, b) => b.length - a.length);
+  return [...new Set([...secrets].flatMap(spellings))].sort((a, b) => b.length - a.length);
 }
 
 /** Secrets D8 knows about from the environment, for a default redactor. */
