@@ -4,7 +4,8 @@ import os from 'os';
 import path from 'path';
 import { readVersionInfo, releaseOnlyVersionInfo, VersionFileError } from '../../core/version-info';
 import { dockerPlatform, resolveSwarmNodes, swarmPlatform, SwarmPlatformError, type SwarmNode } from '../../infra/swarm-docker';
-import { parseSwarmManager, swarmServiceName } from '../../infra/swarm-spec';
+import { parseSwarmManager, swarmServiceName, swarmServiceSpec } from '../../infra/swarm-spec';
+import { serviceCreateArgs } from '../system/support/swarm-cli';
 import { ConfigError } from '../../core/stack-config';
 import { judgeConvergence, judgeFleetConvergence, type SwarmSnapshot } from '../../master/deploy/swarm/service-state';
 import { SwarmNeedsPulumi } from '../../master/deploy/swarm/needs-pulumi';
@@ -262,5 +263,15 @@ describe('the agent certificate from `docker service logs` (the swarm slave\'s p
     await expect(swarmRecordedPins(config, { docker: fleet })).resolves.toEqual({ a: fp('0A') });
     const none = async () => ({ code: 1, stdout: '', stderr: 'Error response from daemon: configured logging driver does not support reading' });
     await expect(readTaskCertificate(none, task)).rejects.toThrow(/does not support reading.*json-file, local or journald driver/);
+  });
+});
+
+describe('a slave\'s service spec', () => {
+  it('caps its task\'s logs (json-file, 2 x 5 MB), and the CLI translation the system tier runs passes that on', () => {
+    const spec = swarmServiceSpec({ slave: 'n1', node: 'node-id', image: 'img:1', secret: { id: 's-id', name: 's-name' }, agentPort: 18080, commit: 'c'.repeat(40), bundleHash: 'b'.repeat(64) });
+    expect(spec.taskSpec.logDriver).toEqual({ name: 'json-file', options: { 'max-size': '5m', 'max-file': '2' } });
+    const args = serviceCreateArgs(spec);
+    const at = args.indexOf('--log-driver');
+    expect(args.slice(at, at + 6)).toEqual(['--log-driver', 'json-file', '--log-opt', 'max-size=5m', '--log-opt', 'max-file=2']);
   });
 });
