@@ -42,7 +42,14 @@ export interface AgentConfig {
   restartedFrom: number | null;
   /** D8_TLS_DIR: where the key pair lives (made there when missing); the agent then speaks HTTPS only. Null: plain HTTP. */
   tlsDir: string | null;
+  /** D8_LOG_FILE: the agent writes its log there itself, capped (log-file.ts); null: stderr (docker, tests, by hand). */
+  logFile: string | null;
+  /** D8_LOG_MAX_BYTES: the size at which the log file is rotated (one older generation is kept). */
+  logMaxBytes: number;
 }
+
+/** 5 MiB, so the log and its one kept generation stay under 10 MiB on an SD card whatever the uptime. */
+export const DEFAULT_LOG_MAX_BYTES = 5 * 1024 * 1024;
 
 export class AgentConfigError extends Error {
   readonly exitCode = 2;
@@ -145,6 +152,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv, hereDir: string): AgentC
   const venv = strVar(env, 'D8_VENV_DIR');
   const stateDir = strVar(env, 'D8_STATE_DIR');
   const tlsDir = strVar(env, 'D8_TLS_DIR');
+  const logFile = strVar(env, 'D8_LOG_FILE');
   return {
     token: tokens[0],
     tokens,
@@ -166,5 +174,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv, hereDir: string): AgentC
     bindRetryMs: restartedFrom !== null ? intVar(env, 'D8_BIND_RETRY_S', 15, 0, 600) * 1000 : 0,
     restartedFrom,
     tlsDir: tlsDir === undefined ? null : path.resolve(tlsDir),
+    logFile: logFile === undefined ? null : path.resolve(logFile),
+    logMaxBytes: intVar(env, 'D8_LOG_MAX_BYTES', DEFAULT_LOG_MAX_BYTES, 4096, 1024 * 1024 * 1024),
   };
 }

@@ -19,8 +19,9 @@ export interface ExecutorOptions {
   maxOutputBytes?: number;
 }
 
-// D8_TLS_DIR names where the agent's private key is: not a task's business either.
-const SECRET_ENV = ['D8_AGENT_TOKEN', 'D8_AGENT_TOKEN_FILE', 'D8_TLS_DIR'];
+// D8_TLS_DIR names where the agent's private key is: not a task's business either; nor is the
+// agent's own log file (a `d8 agent` run as a task would write into it).
+const SECRET_ENV = ['D8_AGENT_TOKEN', 'D8_AGENT_TOKEN_FILE', 'D8_TLS_DIR', 'D8_LOG_FILE'];
 
 export function taskEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = { ...env };

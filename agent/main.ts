@@ -9,6 +9,7 @@ import { readVersionInfo, VersionFileError, type VersionInfo } from '../core/ver
 import { AgentConfigError, loadAgentConfig, type AgentConfig } from './config';
 import { ExecutionMethodsProbe } from './methods';
 import { restartDetached } from './restart';
+import { RotatingLogFile } from './log-file';
 import { AgentServer } from './server';
 import { ensureAgentCertificate, type AgentCertificate } from './tls-cert';
 
@@ -33,6 +34,20 @@ export interface RunningAgent {
   tlsFingerprint: string | null;
   /** Stops listening, cancels running tasks; does not exit the process. */
   close(): Promise<void>;
+}
+
+/** To D8_LOG_FILE, capped, when the supervisor appends for ever (setsid, cron, units); else to stderr. */
+function agentLogger(config: AgentConfig): Logger {
+  if (config.logFile === null) return createLogger({ name: 'd8-agent', secrets: config.tokens });
+  let destination: RotatingLogFile;
+  try {
+    destination = new RotatingLogFile(config.logFile, config.logMaxBytes);
+  } catch (err) {
+    const logger = createLogger({ name: 'd8-agent', secrets: config.tokens });
+    logger.warn({ log_file: config.logFile, err: (err as Error).message }, 'cannot open the log file; logging to stderr');
+    return logger;
+  }
+  return createLogger({ name: 'd8-agent', secrets: config.tokens, destination });
 }
 
 function listenWithRetry(server: AgentServer, config: AgentConfig, logger: Logger): Promise<number> {
@@ -82,7 +97,7 @@ export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<Ru
     }
     throw err;
   }
-  const logger = createLogger({ name: 'd8-agent', secrets: config.tokens });
+  const logger = agentLogger(config);
   let tls: AgentCertificate | null = null;
   if (config.tlsDir !== null) {
     try {

@@ -56,6 +56,8 @@ function clientAddress(req: IncomingMessage): string {
   return a.startsWith('::ffff:') ? a.slice(7) : a;
 }
 
+const QUIET_ROUTES: ReadonlySet<string> = new Set([ROUTES.health, ROUTES.version]);
+
 export class AgentServer {
   /** HTTPS when the agent has its key pair, else plain HTTP (agents installed before TLS, tests, swarm). */
   readonly http: http.Server | https.Server;
@@ -122,7 +124,10 @@ export class AgentServer {
       if (logged) return;
       logged = true;
       const duration_ms = Math.round(Number(process.hrtime.bigint() - started) / 1e3) / 1e3;
-      this.deps.logger.info({ method: req.method, route, status: res.statusCode, duration_ms }, 'request');
+      const fields = { method: req.method, route, status: res.statusCode, duration_ms };
+      // Health and version are polled all day (master, HEALTHCHECK, deploys): debug, unless they failed.
+      if (QUIET_ROUTES.has(route) && res.statusCode < 400) this.deps.logger.debug(fields, 'request');
+      else this.deps.logger.info(fields, 'request');
     };
     res.once('finish', log);
     res.once('close', log);

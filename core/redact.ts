@@ -76,17 +76,18 @@ export class Redactor {
 }
 
 /**
- * Each secret as written and as it appears inside a JSON string (a log line is scrubbed after pino
- * serialized it, where `"`, `\` and control characters are escaped), longest first, so a secret
- * that contains another is replaced whole.
+ * Each secret as it is and as it appears inside a JSON string, escaped once (a pino line) and twice
+ * (a JSON document quoted in a log field): a secret holding `"`, `\` or a newline differs in each.
  */
+function spellings(secret: string): string[] {
+  const once = JSON.stringify(secret).slice(1, -1);
+  const twice = JSON.stringify(once).slice(1, -1);
+  return [...new Set([secret, once, twice])];
+}
+
+/** Longest first, so a secret that contains another is replaced whole. */
 function longestFirst(secrets: Iterable<string>): string[] {
-  const forms = new Set<string>();
-  for (const s of secrets) {
-    forms.add(s);
-    forms.add(JSON.stringify(s).slice(1, -1));
-  }
-  return [...forms].sort((a, b) => b.length - a.length);
+  return [...new Set([...secrets].flatMap(spellings))].sort((a, b) => b.length - a.length);
 }
 
 /** Secrets D8 knows about from the environment, for a default redactor. */

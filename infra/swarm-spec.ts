@@ -87,6 +87,13 @@ export function healthProbe(port: number): string[] {
   return ['CMD', 'node', '-e', js];
 }
 
+/**
+ * The task's log driver: json-file capped at 2 x 5 MB, as the docker strategy's `docker run`
+ * (agent/install/install.sh). json-file keeps `docker service logs` working, which the master reads
+ * the agent's start-up line from; an engine's default keeps every line for ever.
+ */
+export const AGENT_LOG_DRIVER = { name: 'json-file', options: { 'max-size': '5m', 'max-file': '2' } };
+
 export interface ServiceSpecArgs<V> {
   /** The slave this service is: it names the service. */
   slave: string;
@@ -126,6 +133,7 @@ export function swarmServiceSpec<V>(a: ServiceSpecArgs<V>) {
         healthcheck: { tests: healthProbe(a.agentPort), interval: '15s', timeout: '5s', retries: 3, startPeriod: '20s' },
         stopGracePeriod: '20s',
       },
+      logDriver: AGENT_LOG_DRIVER,
       restartPolicy: { condition: 'any', delay: '10s', window: '2m' },
       placement: { constraints: [`node.id==${a.node}`] },
       // The host's network, as the docker strategy runs it: each node's agent answers on that node's

@@ -272,7 +272,7 @@ remove_cron_line() {
 agent_env() {
   printf '%s\n' "PATH=$PATH" "HOME=$HOME" "LANG=${LANG:-C.UTF-8}" "USER=$(id -un)" "LOGNAME=$(id -un)" \
     "D8_AGENT_PORT=$PORT" "D8_AGENT_TOKEN_FILE=$TOKEN_FILE" "D8_INSTALL_STRATEGY=$1" "D8_SUPERVISOR=$3" \
-    "D8_VERSION_FILE=$RUN_DIR/version_info.json" "D8_PYTHON=$2" "D8_VENV_DIR=$VENV_DIR"
+    "D8_VERSION_FILE=$RUN_DIR/version_info.json" "D8_PYTHON=$2" "D8_VENV_DIR=$VENV_DIR" "D8_LOG_FILE=$RUN_DIR/agent.log"
   [ -n "$TLS" ] && printf '%s\n' "D8_TLS_DIR=$TLS_DIR"
   # A rootless docker engine is found through these (the docker execution method).
   [ -n "${DOCKER_HOST:-}" ] && printf '%s\n' "DOCKER_HOST=$DOCKER_HOST"
@@ -288,7 +288,9 @@ write_runner() { # $1 = strategy, $2 = python, $3 = supervisor
     printf 'echo $$ >%s.$$ && mv -f %s.$$ %s\n' "$(sq "$PID_FILE")" "$(sq "$PID_FILE")" "$(sq "$PID_FILE")"
     printf 'exec env -i'
     agent_env "$@" | while IFS= read -r kv; do printf ' \\\n  %s' "$(sq "$kv")"; done
-    printf ' \\\n  %s %s </dev/null >>%s 2>&1\n' "$(sq "$NODE")" "$(sq "$RUN_DIR/agent.js")" "$(sq "$RUN_DIR/agent.log")"
+    # The agent writes agent.log itself, capped (D8_LOG_FILE); agent.out holds only what node prints
+    # before or instead of logging (a crash), and starts empty at each start.
+    printf ' \\\n  %s %s </dev/null >%s 2>&1\n' "$(sq "$NODE")" "$(sq "$RUN_DIR/agent.js")" "$(sq "$RUN_DIR/agent.out")"
   } >"$RUN_DIR/run.sh"
 }
 
@@ -363,7 +365,7 @@ stop_container() {
 # Starts run.sh detached: own session, all three fds redirected, fd 3 closed. run.sh records the pid.
 start_detached() {
   : >"$RUN_DIR/agent.log"
-  setsid sh "$RUN_DIR/run.sh" </dev/null >>"$RUN_DIR/agent.log" 2>&1 3>&- 9>&- &
+  setsid sh "$RUN_DIR/run.sh" </dev/null >"$RUN_DIR/agent.out" 2>&1 3>&- 9>&- &
   STARTED_PID=$!
   echo "$STARTED_PID" >"$PID_FILE.$$" && mv -f "$PID_FILE.$$" "$PID_FILE"
 }
@@ -383,8 +385,8 @@ $unit_env
 WorkingDirectory=$RUN_DIR
 Restart=always
 RestartSec=3
-StandardOutput=append:$RUN_DIR/agent.log
-StandardError=append:$RUN_DIR/agent.log
+StandardOutput=journal
+StandardError=journal
 
 [Install]
 WantedBy=$4
@@ -468,7 +470,9 @@ agent_alive() { # $1 = strategy
 agent_log_tail() {
   case "$SUPERVISOR" in
     docker) docker logs --tail 20 "$CONTAINER" 2>&1 ;;
-    *) tail -n 20 "$RUN_DIR/agent.log" 2>/dev/null ;;
+    user-unit) tail -n 20 "$RUN_DIR/agent.log" 2>/dev/null; journalctl --user -u "$UNIT" -n 10 --no-pager 2>/dev/null ;;
+    system-unit) tail -n 20 "$RUN_DIR/agent.log" 2>/dev/null; journalctl -u "$UNIT" -n 10 --no-pager 2>/dev/null ;;
+    *) tail -n 20 "$RUN_DIR/agent.log" 2>/dev/null; tail -n 10 "$RUN_DIR/agent.out" 2>/dev/null ;;
   esac
 }
 
@@ -528,7 +532,9 @@ install_docker() {
   SUPERVISOR=docker
   # The token file is mounted writable: a rotation (POST /api/token) rewrites it in place, so the
   # file stays this user's and 0600, and a restarted container comes back with the new token.
+  # Capped like the agent's own file (json-file, 2 x 5 MB): docker's default keeps every line for ever.
   docker run -d --name "$CONTAINER" --restart unless-stopped --network host \
+    --log-driver json-file --log-opt max-size=5m --log-opt max-file=2 \
     --label d8.agent=1 --label "d8.agent.port=$PORT" \
     -v "$TOKEN_FILE:/run/d8/agent-token" $TLS_MOUNT \
     -e D8_AGENT_TOKEN_FILE=/run/d8/agent-token -e "D8_AGENT_PORT=$PORT" -e D8_INSTALL_STRATEGY=docker \

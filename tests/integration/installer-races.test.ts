@@ -203,9 +203,12 @@ describe('install.sh under races and faults', () => {
     const pid = await expectOneAgent(home, port);
     const environ = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean);
     const names = environ.map((kv) => kv.slice(0, kv.indexOf('='))).sort();
-    expect(names).toEqual(['D8_AGENT_PORT', 'D8_AGENT_TOKEN_FILE', 'D8_INSTALL_STRATEGY', 'D8_PYTHON', 'D8_SUPERVISOR', 'D8_TLS_DIR', 'D8_VENV_DIR', 'D8_VERSION_FILE',
+    expect(names).toEqual(['D8_AGENT_PORT', 'D8_AGENT_TOKEN_FILE', 'D8_INSTALL_STRATEGY', 'D8_LOG_FILE', 'D8_PYTHON', 'D8_SUPERVISOR', 'D8_TLS_DIR', 'D8_VENV_DIR', 'D8_VERSION_FILE',
       'HOME', 'LANG', 'LOGNAME', 'PATH', 'USER']);
     const all = environ.join('\n') + fs.readFileSync(path.join(home, '.d8-agent', `agent-${port}`, 'agent.log'), 'utf8');
+    // The agent writes its log itself, capped (agent/log-file.ts): the supervisor no longer appends to it.
+    expect(environ).toContain(`D8_LOG_FILE=${path.join(home, '.d8-agent', `agent-${port}`, 'agent.log')}`);
+    expect(all).toContain('"msg":"listening"');
     for (const v of Object.values(secrets)) expect(all).not.toContain(v);
     expect(all).not.toContain(token);
     // A task sees the same environment, without even the token file's name.
@@ -217,7 +220,7 @@ describe('install.sh under races and faults', () => {
     expect(out.exit_code).toBe(0);
     expect(out.output).toContain(`HOME=${home}`);
     for (const v of Object.values(secrets)) expect(out.output).not.toContain(v);
-    expect(out.output).not.toMatch(/FOO_SECRET|TELEGRAM_TOKEN|D8_SSH_PRIVATE_KEY|D8_AGENT_TOKEN|D8_TLS_DIR/);
+    expect(out.output).not.toMatch(/FOO_SECRET|TELEGRAM_TOKEN|D8_SSH_PRIVATE_KEY|D8_AGENT_TOKEN|D8_TLS_DIR|D8_LOG_FILE/);
     await sleep(0);
   });
 });

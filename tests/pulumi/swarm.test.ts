@@ -130,6 +130,8 @@ describe('swarm mode', () => {
     expect(service.endpointSpec).toBeUndefined();
     expect(service.updateConfig.failureAction).toBe('rollback');
     expect(service.taskSpec.restartPolicy.condition).toBe('any');
+    // Its logs are capped (json-file, 2 x 5 MB): the engine's default keeps every line for ever.
+    expect(service.taskSpec.logDriver).toEqual({ name: 'json-file', options: { 'max-size': '5m', 'max-file': '2' } });
     const health = service.taskSpec.containerSpec.healthcheck;
     expect(health.tests[0]).toBe('CMD');
     // HTTPS on the agent's own loopback, its self-signed certificate not verified.

@@ -67,6 +67,8 @@ describeTier(systemTier, 'the docker base image shipped to a host that cannot pu
     const [container] = containersForPort(port);
     expect(container).toBe(`d8-agent-${port}`);
     expect(execFileSync('docker', ['inspect', '-f', '{{.State.Running}}', container], { encoding: 'utf8' }).trim()).toBe('true');
+    // docker run caps the agent's logs (json-file, 2 x 5 MB): the engine's default keeps every line for ever.
+    expect(JSON.parse(execFileSync('docker', ['inspect', '-f', '{{json .HostConfig.LogConfig}}', container], { encoding: 'utf8' }))).toEqual({ Type: 'json-file', Config: { 'max-size': '5m', 'max-file': '2' } });
     const agentImage = execFileSync('docker', ['inspect', '-f', '{{.Image}}', container], { encoding: 'utf8' }).trim();
     const base = layers(image);
     expect(layers(agentImage).slice(0, base.length)).toEqual(base);

@@ -159,8 +159,13 @@ describeTier(systemTier, 'swarm mode on a real single-node swarm', () => {
       expect(h.ok && h.health.install_strategy).toBe('docker');
       const inspect = JSON.parse(docker(['service', 'inspect', spec.name, '--format', '{{json .Spec.TaskTemplate}}'])) as {
         Placement: { Constraints: string[] }; ContainerSpec: { Env: string[]; Secrets: Array<{ SecretName: string }> };
+        LogDriver: { Name: string; Options: Record<string, string> };
       };
       expect(inspect.Placement.Constraints).toEqual([`node.id==${nodeId}`]);
+      // The task's logs are capped (2 x 5 MB), on the service and on the container the swarm runs.
+      expect(inspect.LogDriver).toEqual({ Name: 'json-file', Options: { 'max-size': '5m', 'max-file': '2' } });
+      const container = docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${spec.name}`]).trim().split('\n')[0];
+      expect(JSON.parse(docker(['inspect', container, '--format', '{{json .HostConfig.LogConfig}}']))).toEqual({ Type: 'json-file', Config: { 'max-size': '5m', 'max-file': '2' } });
       expect(inspect.ContainerSpec.Secrets.map((x) => x.SecretName)).toEqual([secrets[i]]);
       // The token reached the task only as a secret file.
       expect(JSON.stringify(inspect.ContainerSpec.Env)).not.toContain(tokens[i]);

@@ -4,7 +4,8 @@ import os from 'os';
 import path from 'path';
 import { readVersionInfo, releaseOnlyVersionInfo, VersionFileError } from '../../core/version-info';
 import { dockerPlatform, resolveSwarmNodes, swarmPlatform, SwarmPlatformError, type SwarmNode } from '../../infra/swarm-docker';
-import { parseSwarmManager, swarmServiceName } from '../../infra/swarm-spec';
+import { parseSwarmManager, swarmServiceName, swarmServiceSpec } from '../../infra/swarm-spec';
+import { serviceCreateArgs } from '../system/support/swarm-cli';
 import { ConfigError } from '../../core/stack-config';
 import { judgeConvergence, judgeFleetConvergence, type SwarmSnapshot } from '../../master/deploy/swarm/service-state';
 import { SwarmNeedsPulumi } from '../../master/deploy/swarm/needs-pulumi';
@@ -323,5 +324,15 @@ describe('one look at a swarm fleet', () => {
     const verdicts = await convergedNow({ docker, commit: A, slaves: config.slaves, health: async (s) => ({ slave: s.name, commit: A }) });
     expect(verdicts.map((v) => v.verdict.kind)).toEqual(['converged', 'converged', 'converged', 'converged']);
     expect(calls.filter((c) => c[0] === 'node')).toEqual([['node', 'ls', '--format', '{{json .}}']]);
+  });
+});
+
+describe('a slave\'s service spec', () => {
+  it('caps its task\'s logs (json-file, 2 x 5 MB), and the CLI translation the system tier runs passes that on', () => {
+    const spec = swarmServiceSpec({ slave: 'n1', node: 'node-id', image: 'img:1', secret: { id: 's-id', name: 's-name' }, agentPort: 18080, commit: 'c'.repeat(40), bundleHash: 'b'.repeat(64) });
+    expect(spec.taskSpec.logDriver).toEqual({ name: 'json-file', options: { 'max-size': '5m', 'max-file': '2' } });
+    const args = serviceCreateArgs(spec);
+    const at = args.indexOf('--log-driver');
+    expect(args.slice(at, at + 6)).toEqual(['--log-driver', 'json-file', '--log-opt', 'max-size=5m', '--log-opt', 'max-file=2']);
   });
 });

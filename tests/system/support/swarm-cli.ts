@@ -36,7 +36,7 @@ export function globalServiceSpec(spec: SwarmServiceSpec, name: string): GlobalS
 export function serviceCreateArgs(spec: SwarmServiceSpec | GlobalServiceSpec): string[] {
   only('spec', spec, ['name', 'mode', 'labels', 'taskSpec', 'updateConfig', 'rollbackConfig']);
   const t = spec.taskSpec;
-  only('taskSpec', t, ['containerSpec', 'restartPolicy', 'placement', 'networksAdvanceds']);
+  only('taskSpec', t, ['containerSpec', 'logDriver', 'restartPolicy', 'placement', 'networksAdvanceds']);
   const c = t.containerSpec;
   only('containerSpec', c, ['image', 'env', 'mounts', 'secrets', 'healthcheck', 'stopGracePeriod']);
   only('healthcheck', c.healthcheck, ['tests', 'interval', 'timeout', 'retries', 'startPeriod']);
@@ -63,6 +63,9 @@ export function serviceCreateArgs(spec: SwarmServiceSpec | GlobalServiceSpec): s
   args.push('--health-cmd', healthCmd(h.tests), '--health-interval', h.interval, '--health-timeout', h.timeout,
     '--health-retries', String(h.retries), '--health-start-period', h.startPeriod);
   args.push('--stop-grace-period', c.stopGracePeriod);
+  only('logDriver', t.logDriver, ['name', 'options']);
+  args.push('--log-driver', t.logDriver.name);
+  for (const [k, v] of Object.entries(t.logDriver.options)) args.push('--log-opt', `${k}=${v}`);
   const r = t.restartPolicy;
   args.push('--restart-condition', r.condition, '--restart-delay', r.delay, '--restart-window', r.window);
   for (const n of t.networksAdvanceds) args.push('--network', n.name);
