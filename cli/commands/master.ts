@@ -10,11 +10,12 @@ import { FleetControl } from '../../master/control';
 import { startTelegramBot } from '../../master/telegram';
 import { startDashboard, type Dashboard } from '../../master/dashboard';
 import { startRequestDuties } from '../../master/requests/duties';
+import { registerMasterService } from './master-service';
 
 interface MasterOpts { stack: string; interval?: string; engine: EngineChoice; once?: boolean; repo?: string; deployerModule?: string }
 
 export function registerMaster(program: Command): void {
-  program
+  const master = program
     .command('master')
     .description('run the master daemon: health and version checks every interval, alerts, auto-update and recovery')
     .option('-s, --stack <stack>', 'stack whose d8:slaves to supervise (Pulumi.<stack>.yaml)', DEFAULT_STACK)
@@ -81,4 +82,6 @@ SIGTERM stops cleanly: a deploy in flight may finish (bounded), else it is marke
         fail(err, 1);
       }
     });
+  master.enablePositionalOptions();
+  registerMasterService(master);
 }
