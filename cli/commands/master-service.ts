@@ -40,11 +40,26 @@ function failWith(err: unknown, json: boolean | undefined): never {
 
 /** What to run as root instead, with the options that make it do the same for this user. */
 function asRootCommand(args: string[]): string {
-  return `sudo ${[process.execPath, path.join(repoRoot(), 'bin', 'd8.js'), ...args].map(shQuote).join(' ')}`;
+  // Plain words stay unquoted so the line reads like one a person would type.
+  const word = (w: string): string => (/^[A-Za-z0-9_./@:=+-]+$/.test(w) ? w : shQuote(w));
+  return `sudo ${[process.execPath, path.join(repoRoot(), 'bin', 'd8.js'), ...args].map(word).join(' ')}`;
 }
 
 function needRoot(p: Privilege, args: string[]): never {
   throw new ServiceInstallError(`${(p as { why: string }).why}: installing a system unit needs root. Run:\n  ${asRootCommand(args)}`, EXIT_NEEDS_ROOT);
+}
+
+/** Through a private temporary file: root's `install` copies it into place with mode 0644. */
+function writeUnitFile(priv: Privilege, unitPath: string, unit: string): void {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'd8-unit-'));
+  try {
+    const file = path.join(tmp, path.basename(unitPath));
+    fs.writeFileSync(file, unit, { mode: 0o644 });
+    fs.chmodSync(tmp, 0o755);
+    asRoot(priv, ['install', '-m', '0644', file, unitPath]);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 async function install(o: InstallOpts): Promise<void> {
@@ -69,7 +84,7 @@ async function install(o: InstallOpts): Promise<void> {
   if (o.dryRun) {
     const envText = fs.existsSync(envFile) ? null : renderEnvFile();
     out(o.json, [`# would write ${unitPath}:`, unit, envText ? `# would create ${envFile} (mode 0600):\n${envText}` : `# would keep ${envFile} as it is`,
-      `# then: systemctl daemon-reload && systemctl enable --now ${unitName}`],
+      `# then: systemctl daemon-reload && systemctl enable ${unitName} && systemctl restart ${unitName}`],
     { ok: true, dryRun: true, unitPath, unit, envFile, envFileText: envText, node, spec });
     return;
   }
@@ -77,9 +92,11 @@ async function install(o: InstallOpts): Promise<void> {
   const broken = checkNativeModules(node.path, checkout);
   if (broken) throw new ServiceInstallError(broken, EXIT_NOT_POSSIBLE);
   const envCreated = ensureEnvFile(d8Home, envFile, renderEnvFile(), idsOf(user));
-  asRoot(priv, ['install', '-m', '0644', '/dev/stdin', unitPath], unit);
+  writeUnitFile(priv, unitPath, unit);
   asRoot(priv, ['systemctl', 'daemon-reload']);
-  asRoot(priv, ['systemctl', 'enable', '--now', unitName]);
+  asRoot(priv, ['systemctl', 'enable', unitName]);
+  // restart, not start: installing again (a new node, another stack) must replace a running daemon.
+  asRoot(priv, ['systemctl', 'restart', unitName]);
   asRoot(priv, ['systemctl', 'is-active', '--quiet', unitName]);
   out(o.json, [
     `wrote ${unitPath} (runs ${node.path} ${node.version} ${node.source === 'running' ? '(the node running this command)' : '(the pinned runtime)'} as ${user}, D8_HOME=${d8Home}, heap cap ${heapMb} MiB)`,

@@ -70,10 +70,10 @@ export function privilege(): Privilege {
 }
 
 /** Runs argv as root: directly when root, else through `sudo -n`. */
-export function asRoot(p: Privilege, argv: string[], input?: string): void {
+export function asRoot(p: Privilege, argv: string[]): void {
   const [cmd, ...args] = p.kind === 'root' ? argv : ['sudo', '-n', ...argv];
   try {
-    execFileSync(cmd, args, { input, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], encoding: 'utf8', timeout: 120_000 });
+    execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', timeout: 120_000 });
   } catch (err) {
     const e = err as { stderr?: string; message: string };
     throw new ServiceInstallError(`${argv.join(' ')} failed: ${(e.stderr ?? '').trim() || e.message}`, EXIT_NOT_POSSIBLE);
