@@ -141,6 +141,11 @@ describeTier(hostsTier, 'd8 master install: the master as a systemd service on a
     const st = show(h, ['ActiveState', 'MainPID', 'User']);
     expect(st).toMatchObject({ ActiveState: 'active', User: 'd8' });
     expect(await daemonPid(h, 'd8', '/home/d8/.d8')).toBe(Number(st.MainPID));
+    // Installing again replaces the running daemon: the new unit's command line is the one running.
+    expect(exec(h, 'root', `${NODE} ${CHECKOUT}/bin/d8.js master install --stack ${STACK} --user d8 --heap-mb 128`).code).toBe(0);
+    const pid = show(h, ['MainPID']).MainPID;
+    expect(rootExec(h, `ps -o args= -p ${pid}`).out.trim()).toBe(`${NODE} --max-old-space-size=128 ${CHECKOUT}/bin/d8.js master --stack ${STACK}`);
+    expect(rootExec(h, 'stat -c %a /home/d8/.d8/master.env').out.trim()).toBe('600');
     expect(exec(h, 'root', `${NODE} ${CHECKOUT}/bin/d8.js master uninstall`).code).toBe(0);
     expect(show(h, ['LoadState']).LoadState).toBe('not-found');
   });
