@@ -11,11 +11,12 @@ import { startTelegramBot } from '../../master/telegram';
 import { startDashboard, type Dashboard } from '../../master/dashboard';
 import { startRequestDuties } from '../../master/requests/duties';
 import { guardMasterProcess } from '../../master/daemon/crash-guard';
+import { registerMasterService } from './master-service';
 
 interface MasterOpts { stack: string; interval?: string; engine: EngineChoice; once?: boolean; repo?: string; deployerModule?: string }
 
 export function registerMaster(program: Command): void {
-  program
+  const master = program
     .command('master')
     .description('run the master daemon: health and version checks every interval, alerts, auto-update and recovery')
     .option('-s, --stack <stack>', 'stack whose d8:slaves to supervise (Pulumi.<stack>.yaml)', DEFAULT_STACK)
@@ -83,4 +84,6 @@ SIGTERM stops cleanly: a deploy in flight may finish (bounded), else it is marke
         fail(err, 1);
       }
     });
+  master.enablePositionalOptions();
+  registerMasterService(master);
 }

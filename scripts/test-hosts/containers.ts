@@ -123,6 +123,8 @@ export interface StartOptions {
   agentPort: number;
   /** Container name suffix (default: random). */
   tag?: string;
+  /** Extra `docker run -v` bind mounts (`src:dst[:ro]`). */
+  volumes?: string[];
 }
 
 /** Starts one host of the shape, authorizes the key and waits for the boot to finish. */
@@ -137,6 +139,7 @@ export async function startContainerHost(shape: HostShape, opts: StartOptions): 
   } else {
     args.push('-p', `127.0.0.1:${opts.sshPort}:22`, '-p', `127.0.0.1:${opts.agentPort}:${opts.agentPort}`);
   }
+  for (const v of opts.volumes ?? []) args.push('-v', v);
   docker([...args, hostImage(spec.image)]);
   const home = spec.user === 'root' ? '/root' : `/home/${spec.user}`;
   const pub = fs.readFileSync(`${opts.key}.pub`, 'utf8');
