@@ -46,6 +46,8 @@ export interface AgentConfig {
   logFile: string | null;
   /** D8_LOG_MAX_BYTES: the size at which the log file is rotated (one older generation is kept). */
   logMaxBytes: number;
+  /** D8_AGENT_ANNOUNCE_SECONDS: how often the start-up line is said again (it must outlive log rotation). */
+  announceEveryMs: number;
 }
 
 /** 5 MiB, so the log and its one kept generation stay under 10 MiB on an SD card whatever the uptime. */
@@ -176,5 +178,6 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv, hereDir: string): AgentC
     tlsDir: tlsDir === undefined ? null : path.resolve(tlsDir),
     logFile: logFile === undefined ? null : path.resolve(logFile),
     logMaxBytes: intVar(env, 'D8_LOG_MAX_BYTES', DEFAULT_LOG_MAX_BYTES, 4096, 1024 * 1024 * 1024),
+    announceEveryMs: intVar(env, 'D8_AGENT_ANNOUNCE_SECONDS', 3600, 1, 7 * 86400) * 1000,
   };
 }

@@ -112,8 +112,10 @@ export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<Ru
   await methods.init();
 
   let closing: Promise<void> | null = null;
+  let reannounce: NodeJS.Timeout | null = null;
   let port = config.port;
   const close = (): Promise<void> => {
+    if (reannounce) clearInterval(reannounce);
     closing ??= (async () => {
       await new Promise<void>((resolve) => {
         server.http.close(() => resolve());
@@ -148,7 +150,7 @@ export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<Ru
 
   // The startup line is always written: the installer and the tests read the bound port from it.
   const startupLogger = logger.isLevelEnabled('info') ? logger : logger.child({}, { level: 'info' });
-  startupLogger.info({
+  const announce = (): void => startupLogger.info({
     port,
     host: config.host,
     commit: version.commit,
@@ -158,6 +160,11 @@ export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<Ru
     scheme: tls ? 'https' : 'http',
     tls_fingerprint: tls?.fingerprint ?? null,
   }, 'listening');
+  announce();
+  // Said again (hourly by default): a swarm master reads the certificate from this line in the task's logs,
+  // which the log driver rotates (5 MB × 2), so the line must outlive any rotation of a long-lived task.
+  reannounce = setInterval(announce, config.announceEveryMs);
+  reannounce.unref();
   return { port, host: config.host, config, version, close, tlsFingerprint: tls?.fingerprint ?? null };
 }
 

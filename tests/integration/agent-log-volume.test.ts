@@ -36,6 +36,22 @@ describe('request logging', () => {
   });
 });
 
+describe('the start-up line', () => {
+  it('is said again at D8_AGENT_ANNOUNCE_SECONDS, so a rotated log (a swarm task\'s) still holds the certificate', async () => {
+    const agent = await startAgent({ env: { D8_AGENT_ANNOUNCE_SECONDS: '1' } });
+    try {
+      const lines = await waitFor(() => {
+        const l = agent.logLines().filter((x) => x.msg === 'listening');
+        return l.length >= 3 ? l : null;
+      }, 15_000, 'three listening lines');
+      expect(new Set(lines.map((l) => JSON.stringify([l.port, l.scheme, l.tls_fingerprint, l.commit]))).size).toBe(1);
+      expect(lines[0].level).toBe(INFO);
+    } finally {
+      await agent.stop();
+    }
+  });
+});
+
 describe('D8_LOG_FILE', () => {
   const CAP = 4096;
   let dir: string;
