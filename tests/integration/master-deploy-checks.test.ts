@@ -48,14 +48,14 @@ describe('checks around a real deploy (host local, real install.sh)', () => {
     await waitFor(() => checksSinceFirstHealthy(fleet, head).length > 0, 240_000, `the first install (log: ${log})`, 200);
     await waitFor(() => fleet.db().deploys.list(fleet.stack, 'local').find((r) => r.status !== 'running'), 60_000, 'the deploy to finish');
     // Ten checks after the first healthy one (1 s interval): the spurious failure came within the first.
-    const fresh = await waitFor(() => { const c = checksSinceFirstHealthy(fleet, head); return c.length >= 10 && c; }, 60_000, 'ten checks after the install', 200);
+    const fresh = await waitFor(() => { const c = checksSinceFirstHealthy(fleet, head); return c.length >= 10 ? c : null; }, 60_000, 'ten checks after the install', 200);
     expect(fresh.filter((c) => !c.ok)).toEqual([]);
     expect(fleet.db().deploys.list(fleet.stack, 'local')).toHaveLength(1);
 
     // A new commit on main: the master redeploys over the running agent.
     const next = fleet.commitOnMain();
     await waitFor(() => checksSinceFirstHealthy(fleet, next).length > 0, 240_000, `the redeploy (log: ${log})`, 200);
-    const again = await waitFor(() => { const c = checksSinceFirstHealthy(fleet, next); return c.length >= 10 && c; }, 60_000, 'ten checks after the redeploy', 200);
+    const again = await waitFor(() => { const c = checksSinceFirstHealthy(fleet, next); return c.length >= 10 ? c : null; }, 60_000, 'ten checks after the redeploy', 200);
     expect(again.filter((c) => !c.ok)).toEqual([]);
   });
 });
