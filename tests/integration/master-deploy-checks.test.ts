@@ -5,9 +5,8 @@
  * failure after the new agent's first healthy check, for a fresh install and for a redeploy over the
  * running agent.
  */
-import fs from 'fs';
 import path from 'path';
-import { Fleet, freePort, waitFor, stopAgentsUnder } from './master-support/fleet';
+import { Fleet, localInstallFleet, waitFor } from './master-support/fleet';
 
 jest.setTimeout(400_000);
 
@@ -27,28 +26,15 @@ function checksSinceFirstHealthy(fleet: Fleet, commit: string): Array<{ at: stri
 
 describe('checks around a real deploy (host local, real install.sh)', () => {
   // The dev stack, as `npm start` runs it: its local slave is deployed as soon as it is missing.
-  const fleet = new Fleet('dev');
-  const slaveHome = path.join(fleet.root, 'slave-home');
-  let head: string;
-
-  beforeAll(async () => {
-    const port = await freePort();
-    fs.mkdirSync(slaveHome);
-    head = fleet.initCheckoutRepo([{ name: 'local', port }], { installAttempts: 1, installDelaySeconds: 0 });
-  });
-
-  afterAll(async () => {
-    await stopAgentsUnder(slaveHome);
-    await fleet.cleanup();
-  });
+  const { fleet, slaveHome, head: headOf } = localInstallFleet('dev');
 
   it('records no failed check after the first healthy one, after a fresh install and after a redeploy', async () => {
     fleet.daemon({ env: { HOME: slaveHome }, tuning: SLOW_CHECKS, realDeployer: true });
     const log = path.join(fleet.root, 'daemon-0.log');
-    await waitFor(() => checksSinceFirstHealthy(fleet, head).length > 0, 240_000, `the first install (log: ${log})`, 200);
+    await waitFor(() => checksSinceFirstHealthy(fleet, headOf()).length > 0, 240_000, `the first install (log: ${log})`, 200);
     await waitFor(() => fleet.db().deploys.list(fleet.stack, 'local').find((r) => r.status !== 'running'), 60_000, 'the deploy to finish');
     // Ten checks after the first healthy one (1 s interval): the spurious failure came within the first.
-    const fresh = await waitFor(() => { const c = checksSinceFirstHealthy(fleet, head); return c.length >= 10 ? c : null; }, 60_000, 'ten checks after the install', 200);
+    const fresh = await waitFor(() => { const c = checksSinceFirstHealthy(fleet, headOf()); return c.length >= 10 ? c : null; }, 60_000, 'ten checks after the install', 200);
     expect(fresh.filter((c) => !c.ok)).toEqual([]);
     expect(fleet.db().deploys.list(fleet.stack, 'local')).toHaveLength(1);
 
