@@ -33,6 +33,9 @@ export class CheckRecorder {
   /** Last check's cost per slave (ms; failures count as a full deadline), to order the next sweep. */
   private readonly lastCost = new Map<string, number>();
   private readonly pendingWrites: PendingWrite[] = [];
+  /** Checks are numbered as they start; per slave, the number of the newest one recorded. */
+  private startSeq = 0;
+  private readonly recordedSeq = new Map<string, number>();
 
   constructor(private readonly o: CheckRecorderOptions) {
     this.drift = new DriftClassifier(o.repoDir);
@@ -63,12 +66,14 @@ export class CheckRecorder {
    */
   async checkAndRecord(slave: SlaveConfig, masterCommit: string, opts: { direct?: boolean } = {}): Promise<SlaveRecord> {
     const now = Date.now();
+    const seq = ++this.startSeq;
     const b = this.breaker(slave.name);
     let h: HealthResult;
     if (!opts.direct && !b.allow(now)) {
       h = { ok: false, error: 'circuit breaker open (not contacted)', reachable: false, latencyMs: 0 };
     } else {
       h = await this.o.client.health(slave);
+      if (this.superseded(slave.name, seq)) return this.o.store.slaves.getOrEmpty(this.stack, slave.name);
       // A certificate mismatch is not the agent failing: it must not open the breaker (an open breaker reads as dead).
       if (h.ok) b.success(); else if (!h.pinMismatch) b.failure(Date.now());
       this.lastCost.set(slave.name, h.ok ? h.latencyMs : this.o.tuning.checkDeadlineMs + h.latencyMs);
@@ -76,16 +81,26 @@ export class CheckRecorder {
     let outcome: CheckOutcome;
     if (h.ok) outcome = { ok: true, commit: h.health.commit, drift: await this.drift.classify(masterCommit, h.health.commit) };
     else outcome = { ok: false, error: h.error, untrusted: !!h.pinMismatch };
-    return this.record(slave, masterCommit, h, outcome, b.state(Date.now()));
+    return this.record(slave, seq, masterCommit, h, outcome, b.state(Date.now()));
+  }
+
+  /**
+   * Whether a check that started after check `seq` of this slave has already been recorded. Its
+   * answer describes the slave as it was before: a sweep's check in flight while a deploy ends (its
+   * retries spoke plain HTTP to the new agent before its certificate was pinned: ECONNRESET) must
+   * not land after the deploy's verified check as a failure.
+   */
+  private superseded(name: string, seq: number): boolean {
+    return (this.recordedSeq.get(name) ?? 0) > seq;
   }
 
   /**
    * Group commit: results that land in the same event-loop turn are written in one transaction
    * (a commit costs more than the rows in it), each still with its own alert decision.
    */
-  private record(slave: SlaveConfig, masterCommit: string, h: HealthResult, outcome: CheckOutcome, breaker: string): Promise<SlaveRecord> {
+  private record(slave: SlaveConfig, seq: number, masterCommit: string, h: HealthResult, outcome: CheckOutcome, breaker: string): Promise<SlaveRecord> {
     return new Promise((resolve, reject) => {
-      this.pendingWrites.push({ run: () => this.recordOne(slave, masterCommit, h, outcome, breaker), resolve, reject });
+      this.pendingWrites.push({ run: () => this.recordOne(slave, seq, masterCommit, h, outcome, breaker), resolve, reject });
       if (this.pendingWrites.length === 1) setImmediate(() => this.flushWrites());
     });
   }
@@ -103,10 +118,15 @@ export class CheckRecorder {
     batch.forEach((b, i) => b.resolve(out[i]));
   }
 
-  private recordOne(slave: SlaveConfig, masterCommit: string, h: HealthResult, outcome: CheckOutcome, breaker: string): SlaveRecord {
+  private recordOne(slave: SlaveConfig, seq: number, masterCommit: string, h: HealthResult, outcome: CheckOutcome, breaker: string): SlaveRecord {
     const store = this.o.store;
     const now = Date.now();
     const prev = store.slaves.getOrEmpty(this.stack, slave.name);
+    if (this.superseded(slave.name, seq)) {
+      this.o.logger.debug({ slave: slave.name, ok: h.ok, error: h.ok ? null : h.error }, `${slave.name}: check result dropped (a newer check was recorded)`);
+      return prev;
+    }
+    this.recordedSeq.set(slave.name, seq);
     const next = nextState(prev, outcome, { deadAfter: this.o.tuning.deadAfter });
     const rec: SlaveRecord = { ...prev, state: next.state, failures: next.failures, last_check: nowIso(now), breaker };
     if (h.ok) {

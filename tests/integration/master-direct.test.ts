@@ -5,31 +5,18 @@
  */
 import fs from 'fs';
 import path from 'path';
-import { Fleet, freePort, waitFor, pidsUnder, stopAgentsUnder } from './master-support/fleet';
+import { localInstallFleet, waitFor, pidsUnder } from './master-support/fleet';
 
 jest.setTimeout(300_000);
 
 describe('d8 master with the real direct deployer (host local)', () => {
-  const fleet = new Fleet();
-  const slaveHome = path.join(fleet.root, 'slave-home');
-  let head: string;
-
-  beforeAll(async () => {
-    const port = await freePort();
-    fs.mkdirSync(slaveHome);
-    head = fleet.initCheckoutRepo([{ name: 'local', port }], { installAttempts: 1, installDelaySeconds: 0 });
-  });
-
-  afterAll(async () => {
-    await stopAgentsUnder(slaveHome);
-    await fleet.cleanup();
-  });
+  const { fleet, slaveHome, head: headOf } = localInstallFleet();
 
   it('installs the missing slave, then recovers it after its agent is killed', async () => {
     const env = { HOME: slaveHome };
     const d = fleet.daemon({ env, tuning: { deadAfter: 2, settleMs: 60_000 }, realDeployer: true });
     await waitFor(() => fleet.slave('local')?.state === 'healthy', 240_000, `the first install (log: ${path.join(fleet.root, 'daemon-0.log')})`, 500);
-    expect(fleet.slave('local')).toMatchObject({ commit: head, drift: 'equal', strategy: 'native' });
+    expect(fleet.slave('local')).toMatchObject({ commit: headOf(), drift: 'equal', strategy: 'native' });
     const first = await waitFor(() => fleet.db().deploys.list('test', 'local').find((r) => r.status !== 'running'), 60_000, 'the deploy to finish');
     expect(first).toMatchObject({ engine: 'direct', status: 'ok', strategy: 'native' });
     expect(fs.readFileSync(first.build_log_path!, 'utf8')).not.toContain(fleet.token);
