@@ -6,7 +6,8 @@
  * running agent.
  */
 import path from 'path';
-import { Fleet, localInstallFleet, waitFor } from './master-support/fleet';
+import { Fleet, waitFor } from './master-support/fleet';
+import { localInstallFleet } from './master-support/local-install-fleet';
 
 jest.setTimeout(400_000);
 

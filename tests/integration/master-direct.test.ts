@@ -5,7 +5,8 @@
  */
 import fs from 'fs';
 import path from 'path';
-import { localInstallFleet, waitFor, pidsUnder } from './master-support/fleet';
+import { waitFor, pidsUnder } from './master-support/fleet';
+import { localInstallFleet } from './master-support/local-install-fleet';
 
 jest.setTimeout(300_000);
 

@@ -263,23 +263,3 @@ export async function stopAgentsUnder(dir: string): Promise<void> {
 export async function execStatus(port: number, token: string): Promise<number> {
   return (await httpRequest({ port, method: 'POST', path: '/api/execute', headers: { Authorization: `Bearer ${token}` }, body: { command: 'echo ok', kind: 'shell' } })).status;
 }
-
-/**
- * A fleet whose one slave `local` is installed for real on this machine (the real bundle and
- * install.sh, under a temp HOME): registers the jest hooks; `head()` is the repository's commit.
- */
-export function localInstallFleet(stack?: string): { fleet: Fleet; slaveHome: string; head: () => string } {
-  const fleet = new Fleet(stack);
-  const slaveHome = path.join(fleet.root, 'slave-home');
-  let head = '';
-  beforeAll(async () => {
-    const port = await freePort();
-    fs.mkdirSync(slaveHome);
-    head = fleet.initCheckoutRepo([{ name: 'local', port }], { installAttempts: 1, installDelaySeconds: 0 });
-  });
-  afterAll(async () => {
-    await stopAgentsUnder(slaveHome);
-    await fleet.cleanup();
-  });
-  return { fleet, slaveHome, head: () => head };
-}
