@@ -251,9 +251,11 @@ describe('bad input', () => {
 
 describe('logs', () => {
   it('one JSON line per request with method, route, status and duration', async () => {
-    await agent.request('GET', '/api/version?probe=log-line');
-    const line = await agent.waitForLog((l) => l.msg === 'request' && l.route === '/api/version' && l.method === 'GET');
-    expect(line.status).toBe(200);
+    // Health and version polls are logged at debug (they run all day); execute is a request worth a line.
+    const answer = await agent.execute({ command: 'echo log-line', method: 'native' });
+    expect(answer.status).toBe(200);
+    const line = await agent.waitForLog((l) => l.msg === 'request' && l.route === '/api/execute' && l.status === 200);
+    expect(line.method).toBe('POST');
     expect(typeof line.duration_ms).toBe('number');
     const n404 = await agent.waitForLog((l) => l.msg === 'request' && l.route === '/api/nope');
     expect(n404.status).toBe(404);
