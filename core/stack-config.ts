@@ -68,15 +68,23 @@ export const RETRY_INTERVAL_DEFAULT_S = 5;
 /**
  * Issue 23: how much deploy history (with its build logs) and how many control commands the master
  * keeps. 20 deploys per slave cover a day of failing update retries at their backoff and are a few MB
- * of build logs for a 10-slave fleet; 30 days cover a month of history for the dashboard.
+ * of build logs for a 10-slave fleet; 30 days cover a month of history for the dashboard. 5,000
+ * decided requests and 5,000 delivered alerts are a few MB of master.db at most.
  */
 export const RetentionConfigSchema = z.object({
   /** Finished deploys (and their build logs) and done control commands kept per slave, newest first. */
   perSlave: z.number().int().min(1).max(10000).default(20),
   /** Older rows and build logs go, except each slave's newest deploy and command. */
   days: z.number().positive().max(3650).default(30),
+  /** Decided requests (rejected, completed, approved with no action left to run) kept, newest first; their spend stays counted. */
+  requests: z.number().int().min(1).max(1_000_000).default(5000),
+  /** Decided requests last changed longer ago than this go too. */
+  requestDays: z.number().positive().max(3650).default(365),
+  /** Delivered alerts kept (the dashboard's event timeline), newest first. */
+  alerts: z.number().int().min(1).max(1_000_000).default(5000),
 }).strict();
 export type RetentionConfig = z.infer<typeof RetentionConfigSchema>;
+export type RetentionConfigInput = z.input<typeof RetentionConfigSchema>;
 
 export const FleetConfigSchema = z.object({
   slaves: z.array(SlaveConfigSchema).default([]),

@@ -7,7 +7,7 @@ import { ApiCreateRequestSchema, type ApiCreateRequestInput, type HumanRequest }
 import type { Store } from '../store';
 import { RequestError } from '../store/requests';
 import { checkBudgets } from './budget-watch';
-import { monthBounds, monthOf } from './month';
+import { monthOf } from './month';
 import { autoDecision } from './rules';
 
 export type IntakeConfig = Pick<FleetConfig, 'stack' | 'approvalRules' | 'budgets'>;
@@ -24,8 +24,7 @@ export function fileRequest(store: Store, config: IntakeConfig, input: ApiCreate
   const r = store.requests.create({ ...parsed.data, created_by: author }, {
     now: at,
     decide: (c) => {
-      const [from, to] = monthBounds(monthOf(at));
-      const spent = store.spend.between(from, to).find((s) => s.type === c.type)?.spent ?? 0;
+      const spent = store.spend.month(monthOf(at)).find((s) => s.type === c.type)?.spent ?? 0;
       return autoDecision(c, rules, budgets, spent);
     },
   });

@@ -5,9 +5,8 @@ export function monthOf(now: number): string {
   return new Date(now).toISOString().slice(0, 7);
 }
 
-/** [first instant, first instant of the next month) as ISO strings, comparable with the store's timestamps. */
-export function monthBounds(month: string): [string, string] {
+/** `month` itself when it is a month like 2026-11; a RangeError naming it otherwise. */
+export function checkedMonth(month: string): string {
   if (!MONTH_RE.test(month)) throw new RangeError(`"${month}" is not a month like 2026-11`);
-  const [y, m] = month.split('-').map(Number);
-  return [new Date(Date.UTC(y, m - 1, 1)).toISOString(), new Date(Date.UTC(y, m, 1)).toISOString()];
+  return month;
 }

@@ -3,14 +3,13 @@ import type { Budgets, SpendReport } from '../../core/approval';
 import { REQUEST_TYPES, type RequestType } from '../../core/requests';
 import type { SpendLedger } from '../store/spend';
 import { money } from '../notify/headline';
-import { monthBounds } from './month';
+import { checkedMonth } from './month';
 
 /** Sums of REAL costs drift (0.1 + 0.2); amounts and percentages are kept to two decimals. */
 const cents = (n: number): number => Math.round(n * 100) / 100;
 
 export function spendReport(ledger: SpendLedger, budgets: Budgets, month: string): SpendReport {
-  const [from, to] = monthBounds(month);
-  const spent = new Map(ledger.between(from, to).map((s) => [s.type, s]));
+  const spent = new Map(ledger.month(checkedMonth(month)).map((s) => [s.type, s]));
   const types = REQUEST_TYPES.filter((t: RequestType) => spent.has(t) || budgets[t]);
   const lines = types.map((type) => {
     const s = spent.get(type);

@@ -219,6 +219,37 @@ const MIGRATIONS: string[] = [
   // issue 23: approved requests with an action have their own query (the supervisor's); lists by status go newest first.
   `CREATE INDEX human_requests_actionable ON human_requests (seq) WHERE status = 'APPROVED' AND action IS NOT NULL;
    CREATE INDEX human_requests_status ON human_requests (status, seq)`,
+  // issue 23: decided requests are pruned (retention), so each month's approved spend is kept apart,
+  // by triggers: a row adds what it counts (APPROVED or COMPLETED with approved_at) and an update
+  // takes back what the old row counted. A deleted row keeps its spend.
+  `CREATE TABLE spend_months (
+     month TEXT NOT NULL,
+     type TEXT NOT NULL,
+     spent REAL NOT NULL,
+     approved INTEGER NOT NULL,
+     PRIMARY KEY (month, type)
+   );
+   INSERT INTO spend_months (month, type, spent, approved)
+     SELECT substr(approved_at, 1, 7), type, COALESCE(SUM(estimated_cost), 0), COUNT(*) FROM human_requests
+     WHERE status IN ('APPROVED', 'COMPLETED') AND approved_at IS NOT NULL GROUP BY 1, 2;
+   CREATE TRIGGER spend_counts_insert AFTER INSERT ON human_requests
+     WHEN NEW.status IN ('APPROVED', 'COMPLETED') AND NEW.approved_at IS NOT NULL
+   BEGIN
+     INSERT INTO spend_months (month, type, spent, approved) VALUES (substr(NEW.approved_at, 1, 7), NEW.type, COALESCE(NEW.estimated_cost, 0), 1)
+       ON CONFLICT (month, type) DO UPDATE SET spent = spent + excluded.spent, approved = approved + 1;
+   END;
+   CREATE TRIGGER spend_uncounts_update AFTER UPDATE ON human_requests
+     WHEN OLD.status IN ('APPROVED', 'COMPLETED') AND OLD.approved_at IS NOT NULL
+   BEGIN
+     UPDATE spend_months SET spent = spent - COALESCE(OLD.estimated_cost, 0), approved = approved - 1
+       WHERE month = substr(OLD.approved_at, 1, 7) AND type = OLD.type;
+   END;
+   CREATE TRIGGER spend_counts_update AFTER UPDATE ON human_requests
+     WHEN NEW.status IN ('APPROVED', 'COMPLETED') AND NEW.approved_at IS NOT NULL
+   BEGIN
+     INSERT INTO spend_months (month, type, spent, approved) VALUES (substr(NEW.approved_at, 1, 7), NEW.type, COALESCE(NEW.estimated_cost, 0), 1)
+       ON CONFLICT (month, type) DO UPDATE SET spent = spent + excluded.spent, approved = approved + 1;
+   END`,
 ];
 
 export class StoreError extends Error {

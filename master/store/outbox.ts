@@ -1,7 +1,7 @@
 /**
  * The persistent alert outbox (table alerts_outbox): written first, removed only once delivered
- * (then kept, bounded, in alerts_sent). Payloads are core/alerts.ts JSON; a payload that does not
- * parse (an older master's row) is handed out as `invalid` so the dispatcher can set it aside.
+ * (then kept in alerts_sent, bounded by master/store/retention.ts). Payloads are core/alerts.ts JSON;
+ * a payload that does not parse (an older master's row) is handed out as `invalid` so the dispatcher can set it aside.
  */
 import type { Db } from './db';
 import { nowIso, stmt } from './db';
@@ -106,8 +106,6 @@ export class AlertOutbox {
       stmt(this.db, 'INSERT OR REPLACE INTO alerts_sent (id, created_at, sent_at, kind, slave, notifier, payload) VALUES (?, ?, ?, ?, ?, ?, ?)')
         .run(id, row.created_at, nowIso(now), row.kind, row.slave, notifier, row.payload);
       stmt(this.db, 'DELETE FROM alerts_outbox WHERE id = ?').run(id);
-      // Keep the delivered log bounded.
-      stmt(this.db, 'DELETE FROM alerts_sent WHERE id <= (SELECT MAX(id) FROM alerts_sent) - 5000').run();
     }).immediate();
   }
 

@@ -1,6 +1,7 @@
 /**
- * Spend per request type and month, read from the human requests an approval stamped with
- * `approved_at`, plus the once-only records of budget alerts and daily summaries sent.
+ * Spend per request type and month (spend_months, kept by triggers from the human requests an
+ * approval stamped with `approved_at`, so pruning a request keeps its spend), plus the once-only
+ * records of budget alerts and daily summaries sent.
  */
 import type { Db } from './db';
 import { nowIso, stmt } from './db';
@@ -13,10 +14,9 @@ export interface AutoApproved { id: string; type: RequestType; title: string; es
 export class SpendLedger {
   constructor(private readonly db: Db) {}
 
-  /** Approved (or since completed) costs with approved_at in [fromIso, toIso), per type. */
-  between(fromIso: string, toIso: string): TypeSpend[] {
-    return stmt(this.db, `SELECT type, COALESCE(SUM(estimated_cost), 0) AS spent, COUNT(*) AS approved FROM human_requests
-      WHERE status IN ('APPROVED', 'COMPLETED') AND approved_at >= ? AND approved_at < ? GROUP BY type ORDER BY type`).all(fromIso, toIso) as TypeSpend[];
+  /** Approved (or since completed) costs with approved_at in `month` (UTC, "2026-11"), per type; kept when the requests are pruned. */
+  month(month: string): TypeSpend[] {
+    return stmt(this.db, `SELECT type, spent, approved FROM spend_months WHERE month = ? AND approved > 0 ORDER BY type`).all(month) as TypeSpend[];
   }
 
   autoApprovedSince(fromIso: string, toIso: string): AutoApproved[] {

@@ -47,14 +47,14 @@ describe('history retention', () => {
     s.deploys.fail(otherStack, 'x', T0);
 
     const r1 = pruneHistory(s.db, { stack: 'prod', policy: { perSlave: 20, days: 30 }, buildLogDir: logs, now: T0 + 40 * MIN });
-    expect(r1).toEqual({ deploys: 10, commands: 0, buildLogs: 10 });
+    expect(r1).toEqual({ deploys: 10, commands: 0, buildLogs: 10, requests: 0, alerts: 0 });
     expect(rows(s, 'stuck').map((d) => d.id)).toEqual([running, ...ids.slice(10).reverse()]);
     expect(rows(s, 'fine').map((d) => d.id)).toEqual([...other].reverse());
     expect(files()).toEqual([...ids.slice(10).map((_, i) => `build_stuck_${T0 + (i + 10) * MIN}.json`), `build_fine_${T0}.json`, `build_fine_${T0 + MIN}.json`].sort());
 
     // 31 days on: each slave keeps only its newest finished deploy (and the running one stays).
     const r2 = pruneHistory(s.db, { stack: 'prod', policy: { perSlave: 20, days: 30 }, buildLogDir: logs, now: T0 + 31 * DAY });
-    expect(r2).toEqual({ deploys: 20, commands: 0, buildLogs: 20 });
+    expect(r2).toEqual({ deploys: 20, commands: 0, buildLogs: 20, requests: 0, alerts: 0 });
     expect(rows(s, 'stuck').map((d) => d.id)).toEqual([running, ids[29]]);
     expect(rows(s, 'fine').map((d) => d.id)).toEqual([other[1]]);
     expect(files()).toEqual([`build_fine_${T0 + MIN}.json`, `build_stuck_${T0 + 29 * MIN}.json`]);
@@ -78,7 +78,7 @@ describe('history retention', () => {
     orphan('build_a_crashed_new.json', T0 - 29 * DAY);
 
     const r = pruneHistory(s.db, { stack: 'prod', policy: { perSlave: 2, days: 30 }, buildLogDir: logs, now: T0 + 10 * MIN });
-    expect(r).toEqual({ deploys: 4, commands: 0, buildLogs: 2 });
+    expect(r).toEqual({ deploys: 4, commands: 0, buildLogs: 2, requests: 0, alerts: 0 });
     expect(fs.existsSync(outside)).toBe(true);
     expect(files()).toEqual([`build_a_${T0 + 4 * MIN}.json`, `build_a_${T0 + 5 * MIN}.json`, 'build_a_crashed_new.json']);
   });
@@ -104,8 +104,8 @@ describe('history retention', () => {
   });
 
   it('defaults: 20 per slave and 30 days, set by d8:retention', () => {
-    expect(resolveFleetConfig({}, { stack: 'prod' }).retention).toEqual({ perSlave: 20, days: 30 });
-    expect(resolveFleetConfig({ retention: { perSlave: 5 } }, { stack: 'prod' }).retention).toEqual({ perSlave: 5, days: 30 });
+    expect(resolveFleetConfig({}, { stack: 'prod' }).retention).toMatchObject({ perSlave: 20, days: 30 });
+    expect(resolveFleetConfig({ retention: { perSlave: 5 } }, { stack: 'prod' }).retention).toMatchObject({ perSlave: 5, days: 30 });
     expect(() => resolveFleetConfig({ retention: { perSlave: 0 } }, { stack: 'prod' })).toThrow(/d8:retention.perSlave/);
   });
 });

@@ -11,7 +11,7 @@ import { checkBudgets, reachedThresholds } from '../../master/requests/budget-wa
 import { fileRequest } from '../../master/requests/intake';
 import { sendDailySummaryIfDue, summaryDueDay } from '../../master/requests/daily-summary';
 import { spendReport } from '../../master/requests/spend-report';
-import { monthBounds, monthOf } from '../../master/requests/month';
+import { checkedMonth, monthOf } from '../../master/requests/month';
 import { RateLimiter, AuthFailures } from '../../master/api/rate-limit';
 import { ApiTokenError } from '../../master/store/api-tokens';
 import { resolveFleetConfig, ConfigError } from '../../core/stack-config';
@@ -57,8 +57,9 @@ describe('auto-approval rules (pure)', () => {
 
   it('months are UTC calendar months', () => {
     expect(monthOf(Date.UTC(2026, 10, 30, 23, 59))).toBe('2026-11');
-    expect(monthBounds('2026-12')).toEqual(['2026-12-01T00:00:00.000Z', '2027-01-01T00:00:00.000Z']);
-    expect(() => monthBounds('2026-13')).toThrow(/not a month/);
+    expect(monthOf(Date.UTC(2026, 11, 1, 0, 0))).toBe('2026-12');
+    expect(checkedMonth('2026-12')).toBe('2026-12');
+    expect(() => checkedMonth('2026-13')).toThrow(/not a month/);
   });
 
   it('the daily summary is due from its time of day on (local time), one per day', () => {
