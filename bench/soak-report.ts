@@ -94,7 +94,7 @@ function sizeRow(what: string, s: number, m: number, e: number, sweepsS: number,
   return { what, start: s, middle: m, end: e, year: e + r2 * (SWEEPS_PER_YEAR - sweepsE), how: `linear: +${mb(r2 * 1000)} per 1,000 sweeps (2nd half)`, plateau };
 }
 
-export function report(points: Point[], logs: AgentLogTracker, mix: Mix, o: { agents: number; intervalS: number; wallS: number }): { text: string; failed: boolean } {
+export function report(points: Point[], logs: AgentLogTracker, mix: Mix, o: { agents: number; intervalS: number; wallS: number; extraConfig?: string }): { text: string; failed: boolean } {
   const [s, m, e] = [at(points, 0.05), at(points, 0.5), points[points.length - 1]];
   const sizes: Size[] = [
     sizeRow('master.db (+ WAL)', s.db, m.db, e.db, s.sweeps, m.sweeps, e.sweeps),
@@ -137,6 +137,7 @@ export function report(points: Point[], logs: AgentLogTracker, mix: Mix, o: { ag
     `year = ${SWEEPS_PER_YEAR.toLocaleString('en')} sweeps at 30 s, with the run's mix per sweep (${Math.round(mix.deploys * SWEEPS_PER_YEAR / mix.sweeps).toLocaleString('en')} deploys, ` +
       `${Math.round(mix.requests * SWEEPS_PER_YEAR / mix.sweeps).toLocaleString('en')} requests); sizes at 5 %, 50 % and 100 % of the sweeps; RSS and sweep time: medians over ` +
       `${Object.entries(WINDOWS).map(([k, [lo, hi]]) => `${k} ${lo * 100}–${hi * 100} %`).join(', ')} of the sweeps (1 s samples; sweep time = mean per sample)`,
+    ...(o.extraConfig ? [`stack config added to the bench's (--config): ${o.extraConfig}; a retention cap below its default is reached in this compressed run, the default is not`] : []),
     '',
     '| measure | start | middle | end | one year (30 s) | extrapolation |',
     '|---|---:|---:|---:|---:|---|',

@@ -47,10 +47,11 @@ Usage: npm run bench:soak -- [options]     (or node dist/bench/soak.bench.js [op
   --requests N     requests API calls that file a request (default 2000; env D8_SOAK_REQUESTS)
   --warmup S       seconds of sweeps before the run counts (default 45; env D8_SOAK_WARMUP): the
                    garbage of the first install is collected before the start is measured
-  --config JSON    more stack config merged into the bench's d8: keys, e.g. '{"someRetention": 5}'
-                   (env D8_SOAK_CONFIG): a count-based retention shows its plateau only when the run
-                   produces more than it keeps (about 9 deploys per agent, 17 for the failing slave at
-                   the defaults); an age-based one (days) never prunes in a 15-minute run
+  --config JSON    more stack config merged into the bench's d8: keys (env D8_SOAK_CONFIG), e.g.
+                   '{"retention":{"perSlave":5,"requests":300,"alerts":200}}': a count-based retention
+                   shows its plateau only when the run produces more than it keeps (about 9 deploys
+                   per agent, 17 for the failing slave, 2,000 requests, ~900 alerts at the defaults;
+                   the defaults keep 20, 5,000 and 5,000); an age-based one (days) never prunes here
   --help           this text
 
 One run at the defaults takes about 15 minutes on 2 cores (longer when they are busy). Exit code 1 when a target FAILs.
@@ -292,7 +293,7 @@ async function main(): Promise<void> {
     const messages = standin.sent(CHAT).length;
     const r = report(points, logs, {
       sweeps: points[points.length - 1].sweeps, checks, deploys, failedDeploys, requests: filed, messages,
-    }, { agents: AGENTS, intervalS: INTERVAL, wallS });
+    }, { agents: AGENTS, intervalS: INTERVAL, wallS, extraConfig: extraRaw });
     process.stdout.write(r.text);
     process.stdout.write(`\nD8_HOME total ${(diskBytes(home) / MB).toFixed(1)} MB, slave HOME ~/.d8-agent ${(diskBytes(path.join(slaveHome, '.d8-agent')) / MB).toFixed(1)} MB, master log ${(diskBytes(masterLog) / MB).toFixed(1)} MB\n`);
     if (r.failed) process.exitCode = 1;
