@@ -8,8 +8,8 @@ import https from 'https';
 import path from 'path';
 import type { ZodError } from 'zod';
 import {
-  ExecuteRequestSchema, LIMITS, ROUTES, TokenChangeRequestSchema, isRebootSafe,
-  type ExecuteResponse, type HealthResponse, type ParsedExecuteRequest, type RestartResponse, type Strategy, type TokenChangeResponse, type VersionResponse,
+  CHANNEL_EVERY_S, ExecuteRequestSchema, LIMITS, ROUTES, TokenChangeRequestSchema, isRebootSafe,
+  type ChannelLine, type ExecuteResponse, type HealthResponse, type ParsedExecuteRequest, type RestartResponse, type Strategy, type TokenChangeResponse, type VersionResponse,
 } from '../core/protocol';
 import { weakTokenReason } from '../core/tokens';
 import { checkTokenFileWritable, TokenFileUnwritableError, writeTokenFile } from './token-file';
@@ -65,6 +65,7 @@ export class AgentServer {
   private readonly lockout: AuthLockout;
   private readonly updateState: UpdateStateReader;
   private readonly running = new Set<AbortController>();
+  private readonly channels = new Set<ServerResponse>();
   private readonly routes: Map<string, Record<string, Handler>>;
   private readonly startedAt = process.hrtime.bigint();
   private restarting = false;
@@ -82,6 +83,7 @@ export class AgentServer {
       [ROUTES.execute, { POST: (q, r) => this.execute(q, r) }],
       [ROUTES.restart, { POST: (q, r) => this.restart(q, r) }],
       [ROUTES.token, { POST: (q, r) => this.changeToken(q, r) }],
+      [ROUTES.channel, { GET: (q, r) => this.channel(q, r) }],
     ]);
     const handler = (req: IncomingMessage, res: ServerResponse): void => this.dispatch(req, res);
     // A client that opens a connection and never finishes its handshake is dropped after 10 s.
@@ -284,6 +286,36 @@ export class AgentServer {
     } finally {
       this.running.delete(ac);
     }
+  }
+
+  /** The stream GET /api/channel holds open (core/protocol.ts ChannelLineSchema). */
+  private channel(req: IncomingMessage, res: ServerResponse): void {
+    this.authorize(req);
+    const raw = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get('every');
+    const every = raw === null ? CHANNEL_EVERY_S.default : Number(raw);
+    if (!Number.isFinite(every) || every < CHANNEL_EVERY_S.min || every > CHANNEL_EVERY_S.max) {
+      throw new HttpError(400, `every: seconds between heartbeats, ${CHANNEL_EVERY_S.min}–${CHANNEL_EVERY_S.max} (default ${CHANNEL_EVERY_S.default})`, 'every');
+    }
+    if (this.channels.size >= LIMITS.maxChannels) {
+      throw new HttpError(429, `${this.channels.size} channels are open (at most ${LIMITS.maxChannels}); retry later`, undefined, { 'Retry-After': '5' });
+    }
+    this.channels.add(res);
+    res.writeHead(200, { 'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
+    res.socket?.setNoDelay(true);
+    const send = (line: ChannelLine): void => { res.write(`${JSON.stringify(line)}\n`); };
+    const stateOf = (h: HealthResponse): string => JSON.stringify({ ...h, uptime_s: 0, running_executions: 0 });
+    let last = this.health();
+    send({ kind: 'health', health: last });
+    const timer = setInterval(() => {
+      const now = this.health();
+      if (stateOf(now) !== stateOf(last)) send({ kind: 'health', health: now });
+      else send({ kind: 'heartbeat', uptime_s: now.uptime_s });
+      last = now;
+    }, every * 1000);
+    res.once('close', () => {
+      clearInterval(timer);
+      this.channels.delete(res);
+    });
   }
 
   private restart(req: IncomingMessage, res: ServerResponse): void {

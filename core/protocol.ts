@@ -29,6 +29,8 @@ export const LIMITS = {
   maxOutputBytes: 1024 * 1024,
   defaultTimeoutS: 60,
   maxTimeoutS: 3600,
+  /** Channels (GET /api/channel) open at once; the master holds one, the rest are for a second master or a restart's overlap. */
+  maxChannels: 4,
 } as const;
 
 export const VersionFieldsSchema = z.object({
@@ -142,4 +144,18 @@ export const ROUTES = {
   execute: '/api/execute',
   restart: '/api/restart',
   token: '/api/token',
+  channel: '/api/channel',
 } as const;
+
+/**
+ * GET /api/channel?every=S (bearer token): a stream the agent keeps open, one JSON line at a time
+ * (application/x-ndjson): its health at once and whenever it changes (uptime and running executions
+ * aside), and a heartbeat every S seconds. The master holds one per agent: a closed stream or two
+ * missed heartbeats is a death seen in a second instead of at the next sweep.
+ */
+export const CHANNEL_EVERY_S = { min: 1, max: 60, default: 5 } as const;
+export const ChannelLineSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('health'), health: HealthResponseSchema }),
+  z.object({ kind: z.literal('heartbeat'), uptime_s: z.number().nonnegative() }),
+]);
+export type ChannelLine = z.infer<typeof ChannelLineSchema>;

@@ -8,7 +8,7 @@ import os from 'os';
 import path from 'path';
 import YAML from 'yaml';
 import { z } from 'zod';
-import { DEFAULT_AGENT_PORT, STRATEGIES, StrategySchema, type Strategy } from './protocol';
+import { CHANNEL_EVERY_S, DEFAULT_AGENT_PORT, STRATEGIES, StrategySchema, type Strategy } from './protocol';
 import { d8Home, ensurePrivateDir } from './paths';
 import { tokenFile, weakTokenReason } from './tokens';
 import { NodeVersionSchema, RuntimeArchSchema } from './node-runtime';
@@ -86,6 +86,13 @@ export const RetentionConfigSchema = z.object({
 export type RetentionConfig = z.infer<typeof RetentionConfigSchema>;
 export type RetentionConfigInput = z.input<typeof RetentionConfigSchema>;
 
+/** Issue 25: the channel the master holds to each agent (GET /api/channel): a closed one is a check at once. */
+export const ChannelConfigSchema = z.object({
+  enabled: z.boolean().default(true),
+  heartbeatSeconds: z.number().int().min(CHANNEL_EVERY_S.min).max(CHANNEL_EVERY_S.max).default(CHANNEL_EVERY_S.default),
+}).strict();
+export type ChannelConfig = z.infer<typeof ChannelConfigSchema>;
+
 export const FleetConfigSchema = z.object({
   slaves: z.array(SlaveConfigSchema).default([]),
   autoUpdate: AutoUpdatePolicySchema.default('auto'),
@@ -123,6 +130,7 @@ export const FleetConfigSchema = z.object({
   // issue 14: safe rollouts; when set, behind slaves are updated canary first, then in gated batches.
   rollout: RolloutPolicySchema.optional(),
   retention: RetentionConfigSchema.default({}),
+  channel: ChannelConfigSchema.default({}),
 }).strict();
 
 export type FleetConfigInput = z.input<typeof FleetConfigSchema>;
@@ -158,7 +166,7 @@ export type FleetConfig = Omit<ParsedFleet, 'slaves' | 'telegramChatIds' | 'dash
   dashboard?: DashboardConfig;
 } & Partial<Pick<ParsedFleet, RequestKeys>>;
 /** Issue 16's keys and issue 23's retention: optional in hand-built configs (the schema's defaults apply). */
-type RequestKeys = 'approvalRules' | 'budgets' | 'dailySummary' | 'requestsApi' | 'retention';
+type RequestKeys = 'approvalRules' | 'budgets' | 'dailySummary' | 'requestsApi' | 'retention' | 'channel';
 
 export class ConfigError extends Error {
   constructor(message: string, readonly key?: string) {
@@ -296,6 +304,7 @@ export function resolveFleetConfig(raw: Record<string, unknown>, opts: ResolveOp
     requestsApi: c.requestsApi,
     rollout: c.rollout,
     retention: c.retention,
+    channel: c.channel,
   };
 }
 

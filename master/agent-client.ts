@@ -298,6 +298,30 @@ export class AgentClient {
     }
   }
 
+  /**
+   * Opens the agent's channel (GET /api/channel): resolves with the open stream once the agent answered
+   * 200 within `connectTimeoutMs`; an AgentCallError carrying the status otherwise (404: an agent from
+   * before channels), an AgentPinMismatchError when another certificate answered.
+   */
+  openChannel(slave: AgentTarget, token: string, everyS: number, connectTimeoutMs = 5000): Promise<http.IncomingMessage> {
+    const url = this.url(slave, `${ROUTES.channel}?every=${everyS}`);
+    const secure = url.startsWith('https:');
+    return new Promise((resolve, reject) => {
+      const req = (secure ? https : http).get(url, { agent: secure ? this.httpsAgent : this.httpAgent, headers: { authorization: `Bearer ${token}` } });
+      const timer = setTimeout(() => req.destroy(new Error(`no answer within ${connectTimeoutMs} ms`)), connectTimeoutMs);
+      req.once('error', (err) => {
+        clearTimeout(timer);
+        reject(pinMismatchOf(err) ?? new AgentCallError(`channel: ${(err as NodeJS.ErrnoException).code ?? err.message}`, null));
+      });
+      req.once('response', (res) => {
+        clearTimeout(timer);
+        if (res.statusCode === 200) return resolve(res);
+        res.resume();
+        reject(new AgentCallError(`channel refused: HTTP ${res.statusCode}`, res.statusCode ?? null));
+      });
+    });
+  }
+
   async execute(slave: AgentTarget, token: string, task: ExecuteRequest): Promise<ExecuteResponse> {
     const body = ExecuteRequestSchema.parse(task);
     try {

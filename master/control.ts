@@ -13,6 +13,7 @@ import type { Store } from './store';
 import type { RolloutStore } from './store/rollouts';
 import type { ControlKind, ControlResult } from './store/commands';
 import type { SlaveRecord } from './store/slaves';
+import type { ChannelStatus } from '../core/fleet-state';
 import { MasterVersion } from './master-version';
 import { AgentClient } from './agent-client';
 import type { Supervisor } from './daemon/supervisor';
@@ -40,6 +41,8 @@ export type SlaveStatus = Pick<SlaveRecord,
   host: string;
   endpoint: string;
   auto_update: string;
+  /** The daemon's channel to the agent (null without a running daemon, or before it recorded one). */
+  channel: ChannelStatus | null;
 };
 
 export interface FleetStatus {
@@ -94,7 +97,8 @@ export class FleetControl {
       branch = MasterVersion.read(this.o.repoDir)?.branch ?? info?.branch ?? null;
     }
     const rows = new Map(store.slaves.list(config.stack).map((r) => [r.name, r]));
-    const slaves = config.slaves.map((s) => toStatus(s, rows.get(s.name)));
+    const channels = running ? store.channels.list(config.stack) : new Map<string, ChannelStatus>();
+    const slaves = config.slaves.map((s) => toStatus(s, rows.get(s.name), channels.get(s.name) ?? null));
     return {
       stack: config.stack,
       master: { commit, branch, daemon: { running, pid: running ? info?.pid ?? null : null, heartbeat_at: info?.heartbeat_at ?? null, engine: info?.engine ?? null } },
@@ -144,11 +148,11 @@ export class FleetControl {
   }
 }
 
-function toStatus(s: SlaveConfig, r: SlaveRecord | undefined): SlaveStatus {
+function toStatus(s: SlaveConfig, r: SlaveRecord | undefined, channel: ChannelStatus | null): SlaveStatus {
   return {
     name: s.name, host: s.host, endpoint: `${s.agentHost}:${s.agentPort}`,
     state: r?.state ?? 'unknown', drift: r?.drift ?? 'unknown', commit: r?.commit ?? null, branch: r?.branch ?? null,
     strategy: r?.strategy ?? null, supervisor: r?.supervisor ?? null, reboot_safe: r?.reboot_safe ?? null, last_seen: r?.last_seen ?? null, last_check: r?.last_check ?? null, last_error: r?.last_error ?? null,
-    failures: r?.failures ?? 0, breaker: r?.breaker ?? 'closed', auto_update: s.autoUpdate,
+    failures: r?.failures ?? 0, breaker: r?.breaker ?? 'closed', auto_update: s.autoUpdate, channel,
   };
 }

@@ -34,6 +34,14 @@ function supervisorLabel(s: SlaveStatus): string {
   return s.reboot_safe === false ? `${s.supervisor} (not reboot-safe)` : s.supervisor;
 }
 
+/** The daemon's channel to the agent: up since when (with reconnects), or down and why. */
+function channelLabel(s: SlaveStatus): string {
+  const c = s.channel;
+  if (!c) return '';
+  if (c.connected) return `channel up ${ago(c.since).replace(' ago', '')}${c.reconnects ? ` (${c.reconnects} reconnects)` : ''}`;
+  return `channel down${c.last_error ? ` (${c.last_error})` : ''}`;
+}
+
 function slaveLine(s: SlaveStatus, w: number): string {
   const marker = s.state === 'version_mismatch' ? ` [≠ ${shortCommit(s.commit)} ${s.drift}]` : '';
   const parts = [
@@ -46,6 +54,8 @@ function slaveLine(s: SlaveStatus, w: number): string {
     s.endpoint,
   ];
   let line = parts.join('  ');
+  const ch = channelLabel(s);
+  if (ch) line += `  ${ch}`;
   if (s.last_error && s.state !== 'healthy') line += `\n   ${' '.repeat(w)}last error: ${s.last_error}`;
   return line;
 }
@@ -56,7 +66,7 @@ export function registerStatus(program: Command): void {
     .description("show every slave's state, commit, strategy, supervisor (and whether it survives a reboot) and last contact (reads the master's store; works while it runs)")
     .option('-s, --stack <stack>', 'stack', DEFAULT_STACK)
     .option('--repo <dir>', 'repository with the stack files (default: this checkout)')
-    .option('--json', 'print { master: { commit }, slaves: [{ name, state, drift, commit, strategy, supervisor, reboot_safe, last_seen, last_error }] }')
+    .option('--json', 'print { master: { commit }, slaves: [{ name, state, drift, commit, strategy, supervisor, reboot_safe, last_seen, last_error, channel }] }')
     .action(async (opts: { stack: string; repo?: string; json?: boolean }) => {
       await withFleet(opts, (ctx) => {
         const st = new FleetControl({ config: ctx.config, store: ctx.store, repoDir: ctx.repoDir }).status();

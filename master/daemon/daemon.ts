@@ -21,6 +21,9 @@ import { Supervisor, type SweepSummary } from './supervisor';
 import type { Tuning } from './tuning';
 import { HistoryRetention } from '../store/retention';
 import { buildLogDir } from '../deploy/build-log';
+import { AgentClient } from '../agent-client';
+import { withAgentToken } from '../agent-tokens';
+import { ChannelWatch, type SlaveChannelStatus } from '../channel/channel-watch';
 
 export interface DaemonOptions {
   config: FleetConfig;
@@ -56,6 +59,9 @@ export class MasterDaemon {
   /** Results of control commands the store refused to record, written again at the next poll. */
   private readonly unfinished = new Map<number, ControlResult>();
   private readonly retention: HistoryRetention;
+  private channels: { watch: ChannelWatch; client: AgentClient } | null = null;
+  /** Slaves whose channel closed, re-checked by the next (immediate) retry sweep. */
+  private readonly urgent = new Set<string>();
 
   constructor(private readonly o: DaemonOptions) {
     this.version = new MasterVersion(o.repoDir, o.logger);
@@ -95,11 +101,44 @@ export class MasterDaemon {
       await this.dispatcher.drain();
       return;
     }
+    this.startChannels();
     this.controlTimer = setInterval(() => this.pollControl(), this.o.tuning.controlPollMs);
     this.unwatch = this.version.watch(() => {
       logger.info('the master\'s HEAD moved: sweeping now');
       this.wake();
     });
+    this.scheduleSweep();
+  }
+
+  private startChannels(): void {
+    const { config, store, logger } = this.o;
+    if (config.channel?.enabled === false || !config.slaves.length) return;
+    const client = new AgentClient({ maxSockets: 1, pins: store.pins.lookup(config.stack) });
+    const watch = new ChannelWatch({
+      slaves: config.slaves, client, everyS: config.channel?.heartbeatSeconds ?? 5, logger,
+      open: (slave, call) => withAgentToken(config, slave.name, call),
+      onLost: (slave) => this.checkNow(slave),
+      onChange: (c) => this.recordChannels([c]),
+    });
+    this.channels = { watch, client };
+    watch.start();
+  }
+
+  /** Writes channel states for `d8 status` and /metrics; a store that refuses is one log line (the next sweep writes them again). */
+  private recordChannels(channels: SlaveChannelStatus[]): void {
+    try {
+      this.o.store.channels.record(this.stack, channels);
+    } catch (err) {
+      this.o.logger.warn({ err: (err as Error).message }, 'cannot record channel states');
+    }
+  }
+
+  /** A re-check of `slave` now (its channel closed), unless a deploy or recovery of it is under way and checks it itself. */
+  checkNow(slave: string): void {
+    if (this.stopped || this.supervisor.isBusy(slave)) return;
+    this.urgent.add(slave);
+    if (this.sweeping) return;
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
     this.scheduleSweep();
   }
 
@@ -130,16 +169,26 @@ export class MasterDaemon {
 
   private scheduleSweep(): void {
     if (this.stopped) return;
-    const plan = nextSweep({ now: Date.now(), lastFullAt: this.lastFullAt, intervalMs: this.o.intervalMs, retryMs: this.retryMs, failing: this.pending.length > 0, wake: this.wakeRequested });
+    const plan = nextSweep({
+      now: Date.now(), lastFullAt: this.lastFullAt, intervalMs: this.o.intervalMs, retryMs: this.retryMs,
+      failing: this.pending.length > 0, wake: this.wakeRequested, urgent: this.urgent.size > 0,
+    });
     this.sweepTimer = setTimeout(() => {
       this.sweepTimer = null;
       if (plan.kind === 'full') {
         this.lastFullAt = Date.now();
         this.wakeRequested = false;
       }
+      // A retry sweep checks the pending slaves when due, or only the urgent ones when it runs early for them.
+      const only = plan.kind === 'full' ? undefined
+        : new Set(this.urgent.size ? [...this.urgent] : this.pending);
+      this.urgent.clear();
       // runSweep catches what a sweep throws; the next one is scheduled whatever happens, so the loop never stops.
-      void this.runSweep(plan.kind === 'retry' ? new Set(this.pending) : undefined)
-        .then((s) => { if (s) this.pending = s.pending; })
+      void this.runSweep(only)
+        .then((s) => {
+          if (!s) return;
+          this.pending = only ? [...new Set([...this.pending.filter((n) => !only.has(n)), ...s.pending])] : s.pending;
+        })
         .finally(() => this.scheduleSweep());
     }, Math.max(0, plan.at - Date.now()));
   }
@@ -150,6 +199,7 @@ export class MasterDaemon {
         const s = await this.supervisor.sweep(only);
         this.o.logger.debug({ ...s }, 'sweep done');
         this.o.onSweep?.(s);
+        if (this.channels) this.recordChannels(this.channels.watch.status());
         this.retention.afterSweep();
         return s;
       } catch (err) {
@@ -207,6 +257,8 @@ export class MasterDaemon {
       if (this.wakeTimer) clearTimeout(this.wakeTimer.timer);
       if (this.controlTimer) clearInterval(this.controlTimer);
       this.unwatch?.();
+      this.channels?.watch.stop();
+      this.channels?.client.close();
       this.supervisor.stop();
       if (this.sweeping) await this.sweeping;
       const d = await this.deploys.drain(this.o.tuning.stopGraceMs);

@@ -114,6 +114,11 @@ export class Supervisor {
     this.stopping = true;
   }
 
+  /** Whether a recovery, update or deploy of `slave` is under way (its own checks say how it went). */
+  isBusy(slave: string): boolean {
+    return this.busy.has(slave) || this.d.deploys.running().some((f) => f.slave === slave) || this.d.store.deployLocks.get(this.stack, slave) !== null;
+  }
+
   /** Waits for background recovery/update tasks (bounded). */
   async settle(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;

@@ -42,6 +42,17 @@ export class DashboardMetrics {
       collect() { this.reset(); for (const s of slaves()) for (const st of SLAVE_STATES) this.set({ slave: s.name, state: st }, s.state === st ? 1 : 0); } });
     new client.Gauge({ name: 'd8_slave_drift', help: 'The slave\'s commit against the master\'s: 1 for the current class', labelNames: ['slave', 'drift'], registers,
       collect() { this.reset(); for (const s of slaves()) for (const dr of DRIFT_CLASSES) this.set({ slave: s.name, drift: dr }, s.drift === dr ? 1 : 0); } });
+    new client.Gauge({ name: 'd8_slave_channel_up', help: 'Whether the daemon\'s channel to the slave\'s agent is open (absent before the daemon recorded one)', labelNames: ['slave'], registers,
+      collect() { this.reset(); for (const s of slaves()) if (s.channel) this.set({ slave: s.name }, s.channel.connected ? 1 : 0); } });
+    new client.Gauge({ name: 'd8_slave_channel_reconnects', help: 'Channels to the slave\'s agent opened after the first, since the daemon started', labelNames: ['slave'], registers,
+      collect() { this.reset(); for (const s of slaves()) if (s.channel) this.set({ slave: s.name }, s.channel.reconnects); } });
+    new client.Gauge({ name: 'd8_slave_channel_heartbeat_age_seconds', help: 'Seconds since the last line on the slave\'s channel, as of the daemon\'s last record', labelNames: ['slave'], registers,
+      collect() {
+        this.reset();
+        for (const { name, channel: c } of slaves()) {
+          if (c?.last_heartbeat_at) this.set({ slave: name }, Math.max(0, (Date.parse(c.updated_at) - Date.parse(c.last_heartbeat_at)) / 1000));
+        }
+      } });
     new client.Gauge({ name: 'd8_slave_commits_behind', help: 'Commits the master has that the slave does not (absent when git cannot tell)', labelNames: ['slave'], registers,
       async collect() {
         this.reset();

@@ -13,7 +13,7 @@ export type Db = Database.Database;
 
 export const STORE_FILE_NAME = 'master.db';
 
-const MIGRATIONS: string[] = [
+export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE slave_state (
      stack TEXT NOT NULL,
      name TEXT NOT NULL,
@@ -250,6 +250,18 @@ const MIGRATIONS: string[] = [
      INSERT INTO spend_months (month, type, spent, approved) VALUES (substr(NEW.approved_at, 1, 7), NEW.type, COALESCE(NEW.estimated_cost, 0), 1)
        ON CONFLICT (month, type) DO UPDATE SET spent = spent + excluded.spent, approved = approved + 1;
    END`,
+  // issue 25: each slave's channel as the daemon last saw it (one row per slave).
+  `CREATE TABLE agent_channels (
+     stack TEXT NOT NULL,
+     slave TEXT NOT NULL,
+     connected INTEGER NOT NULL,
+     since TEXT,
+     last_heartbeat_at TEXT,
+     reconnects INTEGER NOT NULL,
+     last_error TEXT,
+     updated_at TEXT NOT NULL,
+     PRIMARY KEY (stack, slave)
+   )`,
 ];
 
 export class StoreError extends Error {

@@ -15,6 +15,7 @@ import type { Logger } from '../../core/logger';
 import { SetAside } from './stored-row';
 import { RolloutStore } from './rollouts';
 import { AgentPinStore } from './agent-pins';
+import { ChannelStore } from './channels';
 
 export interface Store {
   file: string;
@@ -31,6 +32,7 @@ export interface Store {
   releases: ReleaseStore;
   rollouts: RolloutStore;
   pins: AgentPinStore;
+  channels: ChannelStore;
   close(): void;
 }
 
@@ -55,6 +57,7 @@ export function openStore(file: string = storePath(), secrets: string[] | Redact
     releases: new ReleaseStore(db),
     rollouts: new RolloutStore(db),
     pins: new AgentPinStore(db),
+    channels: new ChannelStore(db),
     close: () => db.close(),
   };
 }

@@ -115,3 +115,50 @@ describe('a slave busy when HEAD moved is updated as soon as its task ends', () 
     await waitFor(() => fleet.slave('m')?.commit === next && fleet.slave('m')?.state === 'healthy', 30_000, 'm at the new commit');
   });
 });
+
+describe('issue 25: a killed agent is noticed over its channel, not at the next sweep', () => {
+  const fleet = new Fleet('channel');
+  let agent: AgentHandle;
+  let daemon: ReturnType<Fleet['daemon']>;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    const c = fleet.initRepo([{ name: 'c', port }]);
+    agent = await fleet.agent('c', port, c.main);
+    daemon = fleet.daemon({ args: ['--interval', '30'] });
+    await waitFor(() => fleet.slave('c')?.state === 'healthy', 30_000, 'c healthy');
+  });
+  afterAll(async () => {
+    await fleet.cleanup();
+  });
+
+  it('SIGKILL under the default 30 s interval: noticed within 1 s, its failed check recorded within 3 s, dead and recovered after the retries', async () => {
+    // The channel opens within a second of the start; give it that before the kill.
+    await new Promise((r) => setTimeout(r, 2000));
+    const before = fleet.db().slaves.history('channel', 'c', 50).length;
+    process.kill(agent.pid, 'SIGKILL');
+    const t0 = Date.now();
+    const firstFail = await waitFor(() => fleet.db().slaves.history('channel', 'c', 50).find((h) => !h.ok), 5000, 'a failed check');
+    const checkedMs = ms(firstFail.at) - t0;
+    const lostLine = daemon.log().split('\n').filter((l) => l.includes('channel to c lost')).map((l) => JSON.parse(l) as { time: number })[0];
+    const noticedMs = lostLine.time - t0;
+    await waitFor(() => fleet.alerts('c').find((a) => a.kind === 'slave_recovered'), 60_000, 'c recovered');
+    const healthyMs = Date.now() - t0;
+    // eslint-disable-next-line no-console
+    console.log(`channel: killed agent noticed after ${noticedMs} ms, its failed check recorded after ${checkedMs} ms (the sweep interval is 30 s), healthy again after ${healthyMs} ms`);
+    expect(noticedMs).toBeLessThan(1000);
+    expect(checkedMs).toBeLessThan(3000); // the check's own attempts (3, with backoff) follow the notice
+    expect(fleet.db().slaves.history('channel', 'c', 50).length).toBeGreaterThan(before);
+    expect(fleet.slave('c')?.state).toBe('healthy');
+
+    // The recovered agent's channel is open again, and `d8 status` says so (the store's record, written by the daemon).
+    await waitFor(() => fleet.db().channels.list('channel').get('c')?.connected, 40_000, "c's channel open again");
+    const st = await fleet.cli(['status', '--stack', 'channel', '--repo', fleet.repo, '--json']);
+    expect(st).toMatchObject({ code: 0, stderr: '' });
+    const c = (JSON.parse(st.stdout) as { slaves: Array<{ name: string; channel: { connected: boolean; reconnects: number } | null }> }).slaves.find((x) => x.name === 'c');
+    expect(c?.channel).toMatchObject({ connected: true });
+    expect(c?.channel?.reconnects).toBeGreaterThanOrEqual(1);
+    const text = await fleet.cli(['status', '--stack', 'channel', '--repo', fleet.repo]);
+    expect(text.stdout).toMatch(/channel up \d+s \(\d+ reconnects?\)/);
+  });
+});

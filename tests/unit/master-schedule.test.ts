@@ -11,6 +11,9 @@ describe('nextSweep (issue 12: retry interval, wake on HEAD move)', () => {
     ['a retry that would land after the full sweep: the full sweep', { failing: true, now: 117_000 }, { kind: 'full', at: 120_000 }],
     ['a full sweep overdue (a slow sweep): now', { now: 130_000 }, { kind: 'full', at: 130_000 }],
     ['a wake-up: a full sweep now, whatever is due', { wake: true, failing: true }, { kind: 'full', at: 100_000 }],
+    ['a closed channel: a retry sweep now, before the full sweep due later', { urgent: true }, { kind: 'retry', at: 100_000 }],
+    ['a closed channel while a full sweep is overdue: a retry now (the full one follows)', { urgent: true, now: 130_000 }, { kind: 'retry', at: 130_000 }],
+    ['a closed channel and a wake-up: the full sweep checks it too', { urgent: true, wake: true }, { kind: 'full', at: 100_000 }],
   ])('%s', (_name, over, plan) => {
     expect(nextSweep({ ...base, ...over })).toEqual(plan);
   });

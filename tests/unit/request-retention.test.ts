@@ -8,6 +8,7 @@ import path from 'path';
 import Database from 'better-sqlite3';
 import { useTempStore } from '../support/temp-store';
 import { openStore } from '../../master/store';
+import { MIGRATIONS } from '../../master/store/db';
 import { pruneHistory } from '../../master/store/retention';
 import { fileRequest } from '../../master/requests/intake';
 import { spendReport } from '../../master/requests/spend-report';
@@ -99,12 +100,12 @@ describe('the spend_months migration', () => {
       const file = path.join(dir, 'master.db');
       const s = openStore(file, []);
       for (let i = 0; i < 3; i++) fileRequest(s, config, { type: 'PAYMENT', title: `p${i}`, estimated_cost: 4 }, 'api:x', () => T0);
-      const version = s.db.pragma('user_version', { simple: true }) as number;
       s.close();
-      // The store as the version before this migration left it: no ledger, no triggers.
+      // The store as the version before this migration left it: no ledger, no triggers (nor what later migrations made).
+      const at = MIGRATIONS.findIndex((m) => m.includes('CREATE TABLE spend_months'));
       const raw = new Database(file);
-      raw.exec('DROP TRIGGER spend_counts_insert; DROP TRIGGER spend_uncounts_update; DROP TRIGGER spend_counts_update; DROP TABLE spend_months');
-      raw.pragma(`user_version = ${version - 1}`);
+      raw.exec('DROP TRIGGER spend_counts_insert; DROP TRIGGER spend_uncounts_update; DROP TRIGGER spend_counts_update; DROP TABLE spend_months; DROP TABLE agent_channels');
+      raw.pragma(`user_version = ${at}`);
       raw.close();
       const again = openStore(file, []);
       expect(spendReport(again.spend, {}, '2030-01').lines).toEqual([{ type: 'PAYMENT', spent: 12, approved: 3, budget: null, percent: null }]);

@@ -43,7 +43,7 @@ export function fleetPage(m: FleetModel): Page {
 <td>${badge(s.state)}${s.failures ? `<div class="muted small">${s.failures} failed check${s.failures === 1 ? '' : 's'}</div>` : ''}</td>
 <td>${badge(s.drift)} ${driftText(s.drift, s.commit, m.masterCommit, distance, answering(s.state))}</td>
 <td>${escapeHtml(s.strategy ?? '—')}<div class="muted small">auto-update ${escapeHtml(s.auto_update)}</div></td>
-<td>${time(s.last_seen)}</td>
+<td>${time(s.last_seen)}${s.channel ? `<div class="muted small">channel ${s.channel.connected ? 'up' : 'down'}</div>` : ''}</td>
 <td>${checkChart(checks)}</td></tr>`).join('\n');
   const summary = [
     `${m.rows.filter((r) => r.slave.state === 'healthy').length}/${m.rows.length} healthy`,

@@ -58,6 +58,7 @@ ${m.actions.length ? `<ul class="notes">${m.actions.map((a) => `<li>${badge(a.ok
 <dt>drift</dt><dd>${badge(s.drift)} ${driftText(s.drift, s.commit, m.masterCommit, m.distance, answering(s.state))}</dd>
 <dt>strategy</dt><dd>${escapeHtml(s.strategy ?? '—')} · auto-update ${escapeHtml(s.auto_update)}</dd>
 <dt>last seen</dt><dd>${time(s.last_seen)} · last check ${time(s.last_check)} · breaker ${escapeHtml(s.breaker)}</dd>
+${s.channel ? `<dt>channel</dt><dd>${s.channel.connected ? `up since ${time(s.channel.since)}` : `down${s.channel.last_error ? ` (${escapeHtml(s.channel.last_error)})` : ''}`} · last heartbeat ${time(s.channel.last_heartbeat_at)} · ${s.channel.reconnects} reconnect${s.channel.reconnects === 1 ? '' : 's'}</dd>` : ''}
 ${s.last_error ? `<dt>last error</dt><dd class="err">${escapeHtml(s.last_error)}</dd>` : ''}</dl>
 ${actions}
 <section><h2>Check history</h2>${checkChart(m.checks, { width: 640, height: 90, label: `${s.name} check latency and failures` })}
